@@ -1,0 +1,83 @@
+# ebb - one plain Makefile.
+#   make            build/ebb
+#   make test       unit + end-to-end tests, closing "N passed, N failed"
+#   make SAN=1 test the same under ASan+UBSan (objects in build/san)
+#   make fuzz       build and briefly run the libFuzzer drivers (clang)
+#   make bench      ebb vs nginx vs HAProxy vs direct; writes docs/performance.md
+
+CC      ?= cc
+PKGS    := yaml-0.1 libnghttp2
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -Iinclude -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+
+ifeq ($(SAN),1)
+OUT     := build/san
+CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else
+OUT     := build
+endif
+
+SRC     := $(sort $(wildcard src/core/*.c src/event/*.c src/net/*.c src/proto/*.c \
+                             src/proxy/*.c src/control/*.c src/cli/*.c))
+LIBSRC  := $(filter-out src/cli/main.c,$(SRC))
+LIBOBJ  := $(LIBSRC:%.c=$(OUT)/obj/%.o)
+MAINOBJ := $(OUT)/obj/src/cli/main.o
+UNITSRC := $(sort $(wildcard tests/unit/test_*.c))
+UNITBIN := $(UNITSRC:tests/unit/%.c=$(OUT)/tests/%)
+TOOLSRC := $(sort $(wildcard tests/tools/*.c))
+TOOLBIN := $(TOOLSRC:tests/tools/%.c=$(OUT)/tools/%)
+
+.PHONY: all test unit e2e fuzz bench clean deps
+all: $(OUT)/ebb $(TOOLBIN)
+
+$(OUT)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(OUT)/libebb.a: $(LIBOBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(OUT)/ebb: $(MAINOBJ) $(OUT)/libebb.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OUT)/tests/%: tests/unit/%.c tests/unit/t.h $(OUT)/libebb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(OUT)/libebb.a $(LDLIBS)
+
+$(OUT)/tools/%: tests/tools/%.c $(OUT)/libebb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(OUT)/libebb.a $(LDLIBS)
+
+deps:
+	@scripts/deps.sh test
+
+# Every test, one closing summary line.
+test: all $(UNITBIN)
+	@scripts/run-tests.sh $(OUT)
+
+unit: all $(UNITBIN)
+	@scripts/run-tests.sh $(OUT) unit
+
+e2e: all
+	@scripts/run-tests.sh $(OUT) e2e
+
+FUZZSRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZBIN := $(FUZZSRC:fuzz/%.c=build/fuzz/%)
+build/fuzz/%: fuzz/%.c $(LIBSRC)
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -g -O1 -Iinclude -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS)) \
+	    -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBSRC) $(LDLIBS)
+fuzz: $(FUZZBIN)
+	@scripts/run-fuzz.sh $(FUZZBIN)
+
+bench: all
+	@bench/run.sh $(OUT)
+
+clean:
+	rm -rf build
+
+-include $(LIBOBJ:.o=.d) $(MAINOBJ:.o=.d)

@@ -1,0 +1,59 @@
+/*
+ * buf.h - bounded byte buffers.
+ *
+ * A buffer is a heap region [data, data+cap) holding live bytes at
+ * [data+head, data+tail).  Every buffer has a ceiling (curl dynbuf's
+ * "toobig"): it never grows past max.  A zeroed struct is a valid empty
+ * buffer that allocates on first reserve.
+ */
+#ifndef EBB_BUF_H
+#define EBB_BUF_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct ebb_buf {
+    char   *data;   /* heap storage or NULL */
+    size_t  cap;    /* allocated bytes */
+    size_t  head;   /* first live byte */
+    size_t  tail;   /* one past the last live byte */
+    size_t  max;    /* ceiling for cap; 0 means the default (64 KiB) */
+};
+
+#define EBB_BUF_DEFAULT_MAX (64 * 1024)
+
+static inline size_t ebb_buf_len(const struct ebb_buf *b) { return b->tail - b->head; }
+static inline char  *ebb_buf_start(const struct ebb_buf *b) { return b->data + b->head; }
+static inline size_t ebb_buf_room(const struct ebb_buf *b)
+{
+    size_t max = b->max ? b->max : EBB_BUF_DEFAULT_MAX;
+    return max - ebb_buf_len(b);
+}
+
+/* Makes at least n contiguous writable bytes available at ebb_buf_end().
+ * Compacts or grows up to max.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
+int ebb_buf_reserve(struct ebb_buf *b, size_t n);
+static inline char *ebb_buf_end(const struct ebb_buf *b) { return b->data + b->tail; }
+/* Contiguous writable bytes after tail without growing. */
+static inline size_t ebb_buf_tailroom(const struct ebb_buf *b) { return b->cap - b->tail; }
+
+/* Appends n bytes.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
+int ebb_buf_append(struct ebb_buf *b, const void *p, size_t n);
+/* printf-append.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
+int ebb_buf_appendf(struct ebb_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Drops n bytes from the front. */
+void ebb_buf_consume(struct ebb_buf *b, size_t n);
+/* Empties the buffer, keeping its storage. */
+static inline void ebb_buf_reset(struct ebb_buf *b) { b->head = b->tail = 0; }
+/* Frees storage; the buffer is empty and reusable afterwards. */
+void ebb_buf_free(struct ebb_buf *b);
+
+/* read(2) into the buffer, up to its ceiling.  Returns bytes read (>0),
+ * 0 on EOF, EBB_EAGAIN, EBB_ETOOBIG when full, or EBB_EIO (errno set). */
+ssize_t ebb_buf_read_fd(struct ebb_buf *b, int fd);
+/* write(2) from the buffer, consuming what was sent.  Returns bytes sent,
+ * EBB_EAGAIN or EBB_EIO (errno set). */
+ssize_t ebb_buf_write_fd(struct ebb_buf *b, int fd);
+
+#endif

@@ -1,0 +1,141 @@
+/* buf.c - bounded byte buffers (see buf.h). */
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ebb/buf.h"
+#include "ebb/core.h"
+
+static size_t buf_max(const struct ebb_buf *b)
+{
+    return b->max ? b->max : EBB_BUF_DEFAULT_MAX;
+}
+
+int ebb_buf_reserve(struct ebb_buf *b, size_t n)
+{
+    size_t len = ebb_buf_len(b);
+
+    if (b->cap - b->tail >= n)
+        return 0;
+    if (len + n > buf_max(b))
+        return EBB_ETOOBIG;
+    if (b->cap >= len + n) {
+        /* enough room overall: slide the live bytes to the front */
+        memmove(b->data, b->data + b->head, len);
+        b->head = 0;
+        b->tail = len;
+        return 0;
+    }
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < len + n)
+        cap *= 2;
+    if (cap > buf_max(b))
+        cap = buf_max(b);
+    char *p = malloc(cap);
+    if (!p)
+        return EBB_ENOMEM;
+    if (len)
+        memcpy(p, b->data + b->head, len);
+    free(b->data);
+    b->data = p;
+    b->cap = cap;
+    b->head = 0;
+    b->tail = len;
+    return 0;
+}
+
+int ebb_buf_append(struct ebb_buf *b, const void *p, size_t n)
+{
+    int rc = ebb_buf_reserve(b, n);
+    if (rc < 0)
+        return rc;
+    if (n)
+        memcpy(b->data + b->tail, p, n);
+    b->tail += n;
+    return 0;
+}
+
+int ebb_buf_appendf(struct ebb_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    char small[256];
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return EBB_EINVAL;
+    if ((size_t)n < sizeof(small))
+        return ebb_buf_append(b, small, (size_t)n);
+    int rc = ebb_buf_reserve(b, (size_t)n + 1);
+    if (rc < 0)
+        return rc;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->tail, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->tail += (size_t)n;
+    return 0;
+}
+
+void ebb_buf_consume(struct ebb_buf *b, size_t n)
+{
+    EBB_BUG_ON(n > ebb_buf_len(b));
+    b->head += n;
+    if (b->head == b->tail)
+        b->head = b->tail = 0;
+}
+
+void ebb_buf_free(struct ebb_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->cap = b->head = b->tail = 0;
+}
+
+ssize_t ebb_buf_read_fd(struct ebb_buf *b, int fd)
+{
+    size_t room = ebb_buf_room(b);
+    if (room == 0)
+        return EBB_ETOOBIG;
+    /* read in chunks of up to 16 KiB so a small buffer stays small */
+    size_t want = room < 16384 ? room : 16384;
+    if (ebb_buf_tailroom(b) < want) {
+        int rc = ebb_buf_reserve(b, want);
+        if (rc < 0)
+            return rc;
+    }
+    ssize_t n;
+    do {
+        n = read(fd, b->data + b->tail, ebb_buf_tailroom(b) < room ? ebb_buf_tailroom(b) : room);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        b->tail += (size_t)n;
+        return n;
+    }
+    if (n == 0)
+        return 0;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return EBB_EAGAIN;
+    return EBB_EIO;
+}
+
+ssize_t ebb_buf_write_fd(struct ebb_buf *b, int fd)
+{
+    size_t len = ebb_buf_len(b);
+    ssize_t n;
+    if (len == 0)
+        return 0;
+    do {
+        n = send(fd, b->data + b->head, len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0) {
+        ebb_buf_consume(b, (size_t)n);
+        return n;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return EBB_EAGAIN;
+    return EBB_EIO;
+}
