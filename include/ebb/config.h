@@ -19,7 +19,13 @@ enum ebb_direction { EBB_DIR_INBOUND = 0, EBB_DIR_OUTBOUND = 1 };
 enum ebb_proto { EBB_PROTO_HTTP = 0, EBB_PROTO_TCP = 1 };
 enum ebb_upstream_proto { EBB_UP_HTTP1 = 0, EBB_UP_H2C = 1 };
 
-/* Where a value came from (SPEC §4 precedence, lowest first). */
+/*
+ * Where a value came from.  DEFAULT..ENV are SPEC §4's ProxyConfig sources,
+ * lowest precedence first.  FILE is ebb.yaml and is not ordered by its enum
+ * value: ebb.yaml's `proxy_config:` map ranks just above DEFAULT (below the
+ * mesh config), while ebb.yaml's own top-level `concurrency`, `admin.port`
+ * and `status.port` override every ProxyConfig source (docs/config.md).
+ */
 enum ebb_source {
     EBB_SRC_DEFAULT = 0,
     EBB_SRC_MESH,        /* --mesh-config defaultConfig */
@@ -28,7 +34,11 @@ enum ebb_source {
     EBB_SRC_ENV,         /* process environment */
     EBB_SRC_FILE,        /* ebb.yaml (-c) */
 };
-const char *ebb_source_name(enum ebb_source s);   /* "default", "mesh config", ... */
+/* Returns a static name: "default", "mesh config", "PROXY_CONFIG",
+ * "annotation", "env", "file" ("unknown" for anything else). */
+const char *ebb_source_name(enum ebb_source s);
+
+#define EBB_NO_CLUSTER ((size_t)-1)   /* cluster_idx of a listener without a fixed cluster */
 
 struct ebb_endpoint {
     char    *host;      /* numeric IPv4/IPv6 or a name resolved at startup */
@@ -58,8 +68,8 @@ struct ebb_listener_cfg {
     uint16_t           port;
     enum ebb_direction direction;
     enum ebb_proto     protocol;
-    char              *cluster;    /* fixed cluster (inbound, or outbound tcp) */
-    size_t             cluster_idx;
+    char              *cluster;    /* fixed cluster (inbound, or outbound tcp); NULL for outbound http */
+    size_t             cluster_idx; /* index into cfg->clusters, EBB_NO_CLUSTER when cluster is NULL */
     struct ebb_route_cfg *routes;  /* outbound http */
     size_t             nroutes;
     uint32_t           max_connections; /* per listener; default 10000 */
@@ -86,8 +96,8 @@ struct ebb_drain_cfg {
 /* A proxyMetadata entry. */
 struct ebb_kv {
     char *key;
-    char *value;
-    enum ebb_source source;
+    char *value;              /* may contain any byte except NUL */
+    enum ebb_source source;   /* the source whose value won the merge */
 };
 
 /* The Istio ProxyConfig subset ebb honours, with each value's source. */
@@ -98,7 +108,7 @@ struct ebb_proxy_cfg {
     uint16_t admin_port;            enum ebb_source admin_port_src;         /* 15000 */
     uint16_t status_port;           enum ebb_source status_port_src;        /* 15020 */
     bool     hold_app;              enum ebb_source hold_app_src;           /* holdApplicationUntilProxyStarts */
-    struct ebb_kv *metadata;        /* merged proxyMetadata */
+    struct ebb_kv *metadata;        /* merged proxyMetadata, sorted by key */
     size_t   nmetadata;
     /* derived from metadata/env */
     bool     exit_on_zero;          enum ebb_source exit_on_zero_src;       /* EXIT_ON_ZERO_ACTIVE_CONNECTIONS */
@@ -107,8 +117,8 @@ struct ebb_proxy_cfg {
 
 struct ebb_config {
     char    *file;                /* ebb.yaml path, NULL = built-in default */
-    char    *mesh_file;           /* --mesh-config path used */
-    char    *annotations_file;    /* --pod-annotations path used */
+    char    *mesh_file;           /* --mesh-config path read, NULL = none (default path missing) */
+    char    *annotations_file;    /* --pod-annotations path read, NULL = none */
     struct ebb_proxy_cfg proxy;
     char    *admin_address;       /* default 127.0.0.1 */
     char    *status_address;      /* default 0.0.0.0 */
@@ -121,7 +131,7 @@ struct ebb_config {
     struct ebb_limits_cfg limits;
     struct ebb_drain_cfg  drain;
     char    *access_log;          /* "-" stdout (default), "off", or a file path */
-    char    *log_level;           /* "info" default; --log-level overrides */
+    char    *log_level;           /* "info" default; --log-level overrides (validated) */
 };
 
 /* Where to load from; NULL fields take the defaults of SPEC §4. */
@@ -134,21 +144,26 @@ struct ebb_config_args {
 };
 
 /* Loads every source and merges them.  On success returns 0 and *out owns
- * a new config (free with ebb_config_free).  On failure returns EBB_ECONFIG
- * and writes one line "source: key: reason" into err.  Warnings (unknown
- * fields) are logged with ebb_warn. */
+ * a new config (free with ebb_config_free).  On failure returns EBB_ECONFIG,
+ * leaves *out NULL and writes one line "source: key: reason" into err
+ * (source is "file:line" for files).  Warnings (unknown fields) are logged
+ * with ebb_warn.  Does not change the global log level. */
 int ebb_config_load(const struct ebb_config_args *args, struct ebb_config **out,
                     char *err, size_t errlen);
 
-/* The built-in default config with every ProxyConfig value at its default. */
+/* The built-in default config with every ProxyConfig value at its default.
+ * The caller owns it (ebb_config_free).  Exits on out-of-memory. */
 struct ebb_config *ebb_config_default(void);
 
+/* Frees cfg and everything it owns; NULL is fine. */
 void ebb_config_free(struct ebb_config *cfg);
 
 /* Writes the effective config as JSON (for /config_dump and `ebb validate`):
  * {"proxy_config": {...}, "sources": {"terminationDrainDuration": "annotation", ...},
  *  "drain": {...}, "listeners": [...], "clusters": [...], "limits": {...}}.
- * Returns a malloc'd NUL-terminated string. */
+ * Durations are Go strings ("5s", "1m30s"); docs/config.md lists every key.
+ * Returns a malloc'd NUL-terminated string (valid UTF-8: bytes that are not
+ * become U+FFFD); the caller frees it. */
 char *ebb_config_to_json(const struct ebb_config *cfg);
 
 /* Value syntax shared by every source (src/core/parse.c). */
@@ -164,10 +179,110 @@ int ebb_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
  * Returns a malloc'd string (NUL-terminated; *outlen set) or NULL when malformed. */
 char *ebb_go_unquote(const char *in, size_t inlen, size_t *outlen);
 
+/* Decodes one UTF-8 sequence at s[0..n) like Go's utf8.DecodeRune: returns
+ * its length and sets *rune, or returns 1 with U+FFFD for an invalid byte
+ * (0 when n is 0). */
+size_t ebb_utf8_decode(const char *s, size_t n, uint32_t *rune);
+/* Formats ms like Go's Duration.String(): "0s", "500ms", "1.5s", "1m30s",
+ * "1h0m0s".  Always NUL-terminates out (32 bytes are enough). */
+void ebb_format_duration_ms(uint64_t ms, char *out, size_t outlen);
+
 /* Parses a downward-API annotations file's contents (key="value" lines).
  * Returns 0 and sets *value to the malloc'd, unquoted value of key (NULL if
- * absent), or EBB_ECONFIG with "path:line: reason" in err. */
+ * absent), or EBB_ECONFIG with "path:line: reason" in err.  Every line is
+ * checked, not only the one asked for; blank lines are skipped and a CR
+ * before the LF is tolerated.  A key given twice is an error. */
 int ebb_annotations_get(const char *path, const char *text, size_t len, const char *key,
                         char **value, char *err, size_t errlen);
+
+#ifdef EBB_CONFIG_INTERNAL
+/*
+ * Shared by src/control/config*.c and proxy_config.c (and the fuzz driver
+ * and unit tests); not for other modules.  YAML helpers live in config.c.
+ */
+#include <yaml.h>
+
+/* A YAML or JSON document being read, and how errors name its positions. */
+struct ebb_ydoc {
+    yaml_document_t doc;
+    bool            loaded;   /* doc holds a document to delete */
+    const char     *label;    /* file path or variable name */
+    unsigned long   line;     /* nonzero: every error says label:line (the annotation's line) */
+    bool            marks;    /* line == 0: say label:<node line> (files, multi-line text) */
+    const char     *prefix;   /* put before key paths, e.g. "proxy.istio.io/config: " */
+};
+
+/* Parses text as one YAML (or JSON) document into d (label etc. set by the
+ * caller).  An empty text is an empty document (root NULL).  0 or
+ * EBB_ECONFIG with "label:line: invalid YAML: ..." in err.  Call
+ * ebb_ydoc_free() in both cases. */
+int ebb_ydoc_load(struct ebb_ydoc *d, const char *text, size_t len, char *err, size_t errlen);
+void ebb_ydoc_free(struct ebb_ydoc *d);
+/* Root node, or NULL for an empty document. */
+yaml_node_t *ebb_ydoc_root(struct ebb_ydoc *d);
+yaml_node_t *ebb_ynode(const struct ebb_ydoc *d, int id);
+/* Formats "label[:line]: prefix path: reason" into err; returns EBB_ECONFIG. */
+int ebb_yerr(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, char *err,
+             size_t errlen, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Logs the same shape at warn level. */
+void ebb_ywarn(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
+               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* True when key equals snake, or is its camelCase spelling. */
+bool ebb_ykey_is(const char *key, const char *snake);
+/* True for a null scalar (empty plain, ~, null, Null, NULL). */
+bool ebb_ynull(const yaml_node_t *n);
+/* Checks n is a mapping with scalar, distinct keys (camel/snake folded). */
+int ebb_ymap(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, char *err,
+             size_t errlen);
+/* Scalar accessors: each errs with the bad value quoted. */
+int ebb_ystr(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
+             const char **out, char *err, size_t errlen);
+int ebb_yduration(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
+                  uint64_t *ms, char *err, size_t errlen);
+int ebb_ybool(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, bool *out,
+              char *err, size_t errlen);
+int ebb_yuint(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, uint64_t min,
+              uint64_t max, const char *what, uint64_t *out, char *err, size_t errlen);
+/* Reads a whole file (at most 16 MiB) into a malloc'd NUL-terminated
+ * buffer.  Returns 0, or a negative errno (-EFBIG when too large). */
+int ebb_read_file(const char *path, char **text, size_t *len);
+/* The message of a duration/bool value error, shared with the environment. */
+#define EBB_DURATION_HINT "is not a Go duration (e.g. 500ms, 5s, 1m30s)"
+#define EBB_BOOL_HINT "is not a Go bool (1 t T TRUE true True 0 f F FALSE false False)"
+
+/* ProxyConfig fields, as bits of struct ebb_pc_src.set. */
+#define EBB_PC_TERMINATION_DRAIN 0x01u
+#define EBB_PC_DRAIN_DURATION    0x02u
+#define EBB_PC_CONCURRENCY       0x04u
+#define EBB_PC_ADMIN_PORT        0x08u
+#define EBB_PC_STATUS_PORT       0x10u
+#define EBB_PC_HOLD_APP          0x20u
+
+/* One source's ProxyConfig: the fields it sets, and its proxyMetadata. */
+struct ebb_pc_src {
+    enum ebb_source      source;
+    unsigned             set;   /* EBB_PC_* present in this source */
+    struct ebb_proxy_cfg v;     /* values of the set fields; v.metadata owned, sources = source */
+};
+
+/* Parses a ProxyConfig mapping node n (NULL or null = empty) of d into out,
+ * which must be zeroed with out->source set.  Validates every value where it
+ * is written, including the EXIT_ON_ZERO_ACTIVE_CONNECTIONS and
+ * MINIMUM_DRAIN_DURATION metadata.  0 or EBB_ECONFIG. */
+int ebb_pc_parse(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
+                 struct ebb_pc_src *out, char *err, size_t errlen);
+/* Parses a whole text (PROXY_CONFIG or the annotation value) as ProxyConfig. */
+int ebb_pc_parse_text(struct ebb_ydoc *d, const char *text, size_t len,
+                      struct ebb_pc_src *out, char *err, size_t errlen);
+void ebb_pc_src_free(struct ebb_pc_src *s);
+/* Reads the mesh config, PROXY_CONFIG, the annotations file and the
+ * environment of args, merges them over file_pc (ebb.yaml proxy_config:,
+ * may be NULL) and the defaults into cfg->proxy, and sets cfg->mesh_file and
+ * cfg->annotations_file.  0 or EBB_ECONFIG. */
+int ebb_proxy_config_load(struct ebb_config *cfg, const struct ebb_config_args *args,
+                          const struct ebb_pc_src *file_pc, char *err, size_t errlen);
+/* Sets every ProxyConfig value of pc to its default, source DEFAULT. */
+void ebb_proxy_config_default(struct ebb_proxy_cfg *pc);
+#endif
 
 #endif
