@@ -1,0 +1,57 @@
+/*
+ * proxy.h - what the codecs share: routing, request ids, the access log,
+ * and the local error answers of SPEC §2.
+ */
+#ifndef EBB_PROXY_H
+#define EBB_PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ebb_conn;
+struct ebb_listener;
+struct ebb_worker;
+
+/* Response flags for the access log (Envoy's letters). */
+#define EBB_RF_UF 0x01u   /* upstream connect failure */
+#define EBB_RF_UT 0x02u   /* upstream request timeout */
+#define EBB_RF_UC 0x04u   /* upstream connection termination */
+#define EBB_RF_DC 0x08u   /* downstream connection termination */
+#define EBB_RF_DR 0x10u   /* closed by drain (ebb) */
+#define EBB_RF_NR 0x20u   /* no route */
+#define EBB_RF_URX 0x40u  /* upstream reset after response headers */
+
+/* Picks the cluster for a request on listener l with the given authority
+ * (Host or absolute-form authority; the port is ignored when matching).
+ * Returns the cluster index or -1 when no route matches. */
+long ebb_route(const struct ebb_listener *l, const char *authority, size_t len);
+
+/* Writes a random RFC 4122 v4 UUID (36 chars + NUL) into out. */
+void ebb_request_id(struct ebb_worker *w, char out[37]);
+
+/* One access-log record. */
+struct ebb_access {
+    const char *listener;
+    const char *method;
+    const char *authority;
+    const char *path;
+    const char *protocol;      /* "HTTP/1.1", "HTTP/2" */
+    int         status;        /* 0 when no response was sent */
+    uint64_t    bytes_received;
+    uint64_t    bytes_sent;
+    uint64_t    duration_ms;
+    const char *upstream_host;
+    const char *upstream_cluster;
+    unsigned    flags;         /* EBB_RF_* */
+    const char *request_id;
+    const char *peer;
+};
+
+/* Opens the access log named in the config ("-", "off", a path).  Startup. */
+int ebb_access_log_open(const char *spec, char *err, size_t errlen);
+/* Writes one JSON line (one write(2)); no-op when off.  Thread-safe. */
+void ebb_access_log(const struct ebb_access *a);
+/* Formats flags as "UF,DR" or "-". */
+const char *ebb_rf_str(unsigned flags, char *buf, size_t len);
+
+#endif

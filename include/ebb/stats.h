@@ -1,0 +1,79 @@
+/*
+ * stats.h - process-wide counters and gauges.
+ *
+ * Workers update them with relaxed atomics; the admin thread reads them.
+ * Names follow Envoy's where the concept is the same (SPEC §5), so /stats
+ * and /stats/prometheus look familiar to Istio tooling.
+ */
+#ifndef EBB_STATS_H
+#define EBB_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct ebb_buf;
+struct ebb_config;
+
+typedef _Atomic uint64_t ebb_counter;   /* monotonic */
+typedef _Atomic int64_t  ebb_gauge;     /* goes up and down */
+
+#define ebb_stat_inc(c)    atomic_fetch_add_explicit(&(c), 1, memory_order_relaxed)
+#define ebb_stat_add(c, n) atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
+#define ebb_stat_dec(c)    atomic_fetch_sub_explicit(&(c), 1, memory_order_relaxed)
+#define ebb_stat_get(c)    atomic_load_explicit(&(c), memory_order_relaxed)
+
+/* listener.<name>.* and http.<name>.* */
+struct ebb_listener_stats {
+    ebb_gauge   cx_active;        /* listener.X.downstream_cx_active */
+    ebb_counter cx_total;         /* listener.X.downstream_cx_total */
+    ebb_counter cx_destroy;       /* listener.X.downstream_cx_destroy */
+    ebb_counter cx_overflow;      /* listener.X.downstream_cx_overflow (max_connections) */
+    ebb_gauge   rq_active;        /* http.X.downstream_rq_active */
+    ebb_counter rq_total;         /* http.X.downstream_rq_total */
+    ebb_counter rq_xx[6];         /* http.X.downstream_rq_1xx..5xx (index 1..5) */
+    ebb_counter cx_drain_close;   /* http.X.downstream_cx_drain_close */
+    ebb_counter cx_protocol_error;/* http.X.downstream_cx_protocol_error */
+    ebb_counter rq_timeout;       /* http.X.downstream_rq_timeout (request headers) */
+    ebb_counter cx_idle_timeout;  /* http.X.downstream_cx_idle_timeout */
+    ebb_counter rq_rx_reset;      /* http.X.downstream_rq_rx_reset (client went away) */
+    ebb_counter rq_tx_reset;      /* http.X.downstream_rq_tx_reset (we reset) */
+    ebb_counter cx_rx_bytes;      /* listener.X.downstream_cx_rx_bytes_total */
+    ebb_counter cx_tx_bytes;      /* listener.X.downstream_cx_tx_bytes_total */
+    ebb_counter no_route;         /* http.X.no_route */
+    ebb_counter rq_completed_in_drain; /* requests completed while draining */
+};
+
+/* cluster.<name>.* */
+struct ebb_cluster_stats {
+    ebb_gauge   cx_active;        /* upstream_cx_active */
+    ebb_counter cx_total;         /* upstream_cx_total */
+    ebb_counter cx_connect_fail;  /* upstream_cx_connect_fail */
+    ebb_counter cx_connect_timeout; /* upstream_cx_connect_timeout */
+    ebb_counter cx_destroy;       /* upstream_cx_destroy */
+    ebb_gauge   rq_active;        /* upstream_rq_active */
+    ebb_counter rq_total;         /* upstream_rq_total */
+    ebb_counter rq_timeout;       /* upstream_rq_timeout */
+    ebb_counter rq_reset;         /* upstream_rq_rx_reset */
+    ebb_counter cx_reused;        /* upstream_cx_pool_reuse (ebb) */
+    ebb_gauge   cx_idle;          /* upstream_cx_idle (ebb) */
+};
+
+/* server.*, http2.* */
+struct ebb_server_stats {
+    ebb_counter total_connections;  /* server.total_connections: active downstream, gauge-like in Envoy */
+    ebb_counter goaway_sent;        /* http2.goaway_sent */
+    ebb_counter drain_forced_close; /* server.drain_forced_close (ebb) */
+    ebb_counter drain_graceful_close; /* server.drain_graceful_close (ebb) */
+};
+
+struct ebb_stats {
+    struct ebb_listener_stats *listeners;  /* one per cfg->listeners[] */
+    struct ebb_cluster_stats  *clusters;   /* one per cfg->clusters[] */
+    struct ebb_server_stats    server;
+};
+
+/* Allocates zeroed stats sized for cfg.  Exits on OOM (startup). */
+struct ebb_stats *ebb_stats_new(const struct ebb_config *cfg);
+void ebb_stats_free(struct ebb_stats *st);
+
+#endif

@@ -1,0 +1,148 @@
+/*
+ * conn.c - downstream connection I/O and closing: immediate, reset, and the
+ * staged close of RFC 9112 §9.6 (flush, shut down the write side, read and
+ * discard briefly, then close) so a client never gets an RST that destroys
+ * the response it is reading.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ebb/core.h"
+#include "ebb/log.h"
+#include "ebb/server.h"
+
+#define CONN_SEND_TIMEOUT_MS 60000
+
+static void conn_free(void *data)
+{
+    struct ebb_conn *c = data;
+    ebb_buf_free(&c->rbuf);
+    ebb_buf_free(&c->wbuf);
+    free(c);
+}
+
+ssize_t ebb_conn_read(struct ebb_conn *c)
+{
+    ssize_t n = ebb_buf_read_fd(&c->rbuf, c->io.fd);
+    if (n > 0)
+        ebb_stat_add(c->l->st->cx_rx_bytes, (uint64_t)n);
+    return n;
+}
+
+int ebb_conn_flush(struct ebb_conn *c)
+{
+    while (ebb_buf_len(&c->wbuf)) {
+        ssize_t n = ebb_buf_write_fd(&c->wbuf, c->io.fd);
+        if (n == EBB_EAGAIN)
+            return 0;
+        if (n < 0)
+            return EBB_EIO;
+        ebb_stat_add(c->l->st->cx_tx_bytes, (uint64_t)n);
+    }
+    return 0;
+}
+
+void ebb_conn_want(struct ebb_conn *c, uint32_t events)
+{
+    if (c->flags & EBB_CONN_F_FREED)
+        return;
+    ebb_io_set(c->w->loop, &c->io, events);
+}
+
+void ebb_conn_close(struct ebb_conn *c, bool reset)
+{
+    struct ebb_loop *loop = c->w->loop;
+
+    if (c->flags & EBB_CONN_F_FREED)
+        return;
+    c->flags |= EBB_CONN_F_FREED;
+    if (c->ops && c->codec)
+        c->ops->destroy(c);
+    c->codec = NULL;
+    ebb_timer_stop(loop, &c->close_timer);
+    ebb_io_stop(loop, &c->io);
+    if (reset) {
+        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+        setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    close(c->io.fd);
+    c->io.fd = -1;
+    ebb_list_del(&c->link);
+    ebb_stat_dec(c->l->st->cx_active);
+    ebb_stat_inc(c->l->st->cx_destroy);
+    ebb_debug("conn", "#%llu closed%s", (unsigned long long)c->id, reset ? " (reset)" : "");
+    ebb_server_conn_gone(c->w->srv);
+    if (ebb_loop_defer(loop, conn_free, c) < 0)
+        EBB_BUG_ON(1);   /* cannot free safely; the defer list only fails on OOM */
+}
+
+/* --- staged close --- */
+
+static void linger_io(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
+{
+    struct ebb_conn *c = io->data;
+    char scratch[16384];
+
+    if (c->flags & EBB_CONN_F_FREED)
+        return;
+    if (ebb_buf_len(&c->wbuf)) {
+        if (ebb_conn_flush(c) < 0) {
+            ebb_conn_close(c, false);
+            return;
+        }
+        if (ebb_buf_len(&c->wbuf))
+            return;
+        shutdown(c->io.fd, SHUT_WR);
+        ebb_io_set(loop, &c->io, EBB_READ);
+        ebb_timer_start(loop, &c->close_timer, c->w->srv->cfg->drain.linger_ms);
+    }
+    if (!(events & (EBB_READ | EPOLLHUP | EPOLLERR)))
+        return;
+    for (int i = 0; i < 8; i++) {
+        ssize_t n = recv(c->io.fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        /* EOF or error: the client has our whole answer and is gone */
+        ebb_conn_close(c, false);
+        return;
+    }
+}
+
+static void linger_timeout(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    ebb_conn_close(t->data, false);
+}
+
+void ebb_conn_close_staged(struct ebb_conn *c)
+{
+    struct ebb_loop *loop = c->w->loop;
+
+    if (c->flags & (EBB_CONN_F_FREED | EBB_CONN_F_CLOSING))
+        return;
+    c->flags |= EBB_CONN_F_CLOSING;
+    /* the codec is done: release its state now, the socket lingers alone */
+    if (c->ops && c->codec)
+        c->ops->destroy(c);
+    c->codec = NULL;
+    ebb_buf_reset(&c->rbuf);
+    c->io.cb = linger_io;
+    c->close_timer.cb = linger_timeout;
+    c->close_timer.data = c;
+    if (ebb_conn_flush(c) < 0) {
+        ebb_conn_close(c, false);
+        return;
+    }
+    if (ebb_buf_len(&c->wbuf)) {
+        /* a slow reader still gets its answer, within a send deadline */
+        ebb_timer_start(loop, &c->close_timer, CONN_SEND_TIMEOUT_MS);
+        ebb_io_set(loop, &c->io, EBB_WRITE);
+        return;
+    }
+    ebb_timer_start(loop, &c->close_timer, c->w->srv->cfg->drain.linger_ms);
+    shutdown(c->io.fd, SHUT_WR);
+    ebb_io_set(loop, &c->io, EBB_READ);
+}

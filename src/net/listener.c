@@ -1,0 +1,154 @@
+/*
+ * listener.c - listening sockets and accept.  Each worker has its own
+ * socket per data-plane listener (SO_REUSEPORT), so accepts never contend.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ebb/core.h"
+#include "ebb/log.h"
+#include "ebb/server.h"
+
+int ebb_listen_socket(const char *addr, uint16_t port, bool reuseport, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int one = 1, fd;
+
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(addr, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1)
+            goto bad_addr;
+        len = sizeof(*s6);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1)
+            goto bad_addr;
+        len = sizeof(*s4);
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return EBB_EIO;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
+        snprintf(err, errlen, "bind %s:%u: %s", addr, port, strerror(errno));
+        close(fd);
+        return EBB_EIO;
+    }
+    if (listen(fd, 4096) < 0) {
+        snprintf(err, errlen, "listen %s:%u: %s", addr, port, strerror(errno));
+        close(fd);
+        return EBB_EIO;
+    }
+    return fd;
+
+bad_addr:
+    snprintf(err, errlen, "bad listen address \"%s\"", addr);
+    return EBB_EINVAL;
+}
+
+static void conn_io(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
+{
+    struct ebb_conn *c = io->data;
+    if (c->flags & EBB_CONN_F_FREED)
+        return;
+    c->ops->on_io(c, events);
+}
+
+static void peer_string(struct ebb_conn *c)
+{
+    const void *src;
+    if (c->peer.ss_family == AF_INET6)
+        src = &((struct sockaddr_in6 *)&c->peer)->sin6_addr;
+    else
+        src = &((struct sockaddr_in *)&c->peer)->sin_addr;
+    if (!inet_ntop(c->peer.ss_family, src, c->peer_str, sizeof(c->peer_str)))
+        strcpy(c->peer_str, "unknown");
+}
+
+static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
+{
+    struct ebb_listener *l = io->data;
+    struct ebb_worker *w = l->w;
+    struct ebb_server *srv = w->srv;
+
+    /* bounded batch so one busy listener cannot starve the loop */
+    for (int i = 0; i < 64 && l->io.fd >= 0; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(l->io.fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                ebb_warn("listener", "%s: accept: %s", l->cfg->name, strerror(errno));
+            return;
+        }
+        if (l->cfg->max_connections &&
+            ebb_stat_get(l->st->cx_active) >= (int64_t)l->cfg->max_connections) {
+            ebb_stat_inc(l->st->cx_overflow);
+            close(fd);
+            continue;
+        }
+        struct ebb_conn *c = calloc(1, sizeof(*c));
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c->io.fd = fd;
+        c->io.cb = conn_io;
+        c->io.data = c;
+        c->l = l;
+        c->w = w;
+        c->ops = l->cfg->protocol == EBB_PROTO_TCP ? &ebb_tcp_codec : &ebb_h1_codec;
+        c->id = atomic_fetch_add(&srv->next_conn_id, 1) + 1;
+        c->peer = ss;
+        c->accepted_ms = ebb_loop_now(loop);
+        peer_string(c);
+        size_t bsz = srv->cfg->limits.buffer_size;
+        c->rbuf.max = EBB_MAX(bsz, srv->cfg->limits.h1.max_head + 4096);
+        c->wbuf.max = bsz;
+        ebb_list_add_tail(&l->conns, &c->link);
+        ebb_stat_inc(l->st->cx_active);
+        ebb_stat_inc(l->st->cx_total);
+        atomic_fetch_add(&srv->active_cx, 1);
+        ebb_debug("conn", "#%llu accepted on %s from %s", (unsigned long long)c->id,
+                  l->cfg->name, c->peer_str);
+        if (c->ops->init(c) < 0) {
+            ebb_conn_close(c, false);
+            continue;
+        }
+    }
+}
+
+int ebb_listener_start(struct ebb_listener *l)
+{
+    l->io.cb = accept_ready;
+    l->io.data = l;
+    return ebb_io_set(l->w->loop, &l->io, EBB_READ);
+}
+
+void ebb_listener_stop(struct ebb_listener *l)
+{
+    if (l->io.fd < 0)
+        return;
+    ebb_io_stop(l->w->loop, &l->io);
+    close(l->io.fd);
+    l->io.fd = -1;
+}

@@ -1,0 +1,173 @@
+/*
+ * tcp.c - the TCP codec (bytes relayed to the listener's cluster, with
+ * half-close) and the tunnel shared with HTTP/1.1 upgrades.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "ebb/core.h"
+#include "ebb/log.h"
+#include "ebb/server.h"
+#include "ebb/tunnel.h"
+#include "ebb/upstream.h"
+
+static size_t move_bytes(struct ebb_buf *from, struct ebb_buf *to)
+{
+    size_t n = EBB_MIN(ebb_buf_len(from), ebb_buf_room(to));
+    if (n == 0 || ebb_buf_append(to, ebb_buf_start(from), n) < 0)
+        return 0;
+    ebb_buf_consume(from, n);
+    return n;
+}
+
+int ebb_tunnel_run(struct ebb_conn *c, struct ebb_upconn *u, struct ebb_tunnel *t)
+{
+    t->up_bytes += move_bytes(&c->rbuf, &u->wbuf);
+    t->down_bytes += move_bytes(&u->rbuf, &c->wbuf);
+    if (ebb_upstream_flush(u) < 0 || ebb_conn_flush(c) < 0)
+        return EBB_EIO;
+    /* after a flush there may be room for what is still buffered */
+    t->up_bytes += move_bytes(&c->rbuf, &u->wbuf);
+    t->down_bytes += move_bytes(&u->rbuf, &c->wbuf);
+    if (ebb_upstream_flush(u) < 0 || ebb_conn_flush(c) < 0)
+        return EBB_EIO;
+
+    if (t->down_eof && !t->up_shut && !ebb_buf_len(&c->rbuf) && !ebb_buf_len(&u->wbuf)) {
+        shutdown(u->io.fd, SHUT_WR);
+        t->up_shut = true;
+    }
+    if (u->eof && !t->down_shut && !ebb_buf_len(&u->rbuf) && !ebb_buf_len(&c->wbuf)) {
+        shutdown(c->io.fd, SHUT_WR);
+        t->down_shut = true;
+    }
+    if (t->up_shut && t->down_shut)
+        return 1;
+
+    uint32_t dw = 0, uw = 0;
+    if (!t->down_eof && ebb_buf_room(&c->rbuf))
+        dw |= EBB_READ;
+    if (ebb_buf_len(&c->wbuf))
+        dw |= EBB_WRITE;
+    if (!u->eof && ebb_buf_room(&u->rbuf))
+        uw |= EBB_READ;
+    if (ebb_buf_len(&u->wbuf))
+        uw |= EBB_WRITE;
+    ebb_conn_want(c, dw);
+    ebb_upstream_want(u, uw);
+    return 0;
+}
+
+/* --- the TCP codec --- */
+
+struct tcp {
+    struct ebb_conn   *c;
+    struct ebb_upconn *u;
+    struct ebb_tunnel  t;
+    bool               connected;
+};
+
+static void tcp_free(void *p) { free(p); }
+
+static void tcp_finish(struct tcp *tp, int rc)
+{
+    struct ebb_conn *c = tp->c;
+    if (rc == 1)
+        ebb_conn_close_staged(c);   /* both FINs sent: linger for the peer's */
+    else
+        ebb_conn_close(c, rc < 0);
+}
+
+static void tcp_run(struct tcp *tp)
+{
+    if (!tp->connected)
+        return;
+    int rc = ebb_tunnel_run(tp->c, tp->u, &tp->t);
+    if (rc != 0)
+        tcp_finish(tp, rc);
+}
+
+static void tcp_upstream(void *owner, struct ebb_upconn *u, uint32_t events)
+{
+    struct tcp *tp = owner;
+
+    if (events & EBB_UP_EV_FAILED) {
+        ebb_info("tcp", "#%llu upstream %s connect failed: %s", (unsigned long long)tp->c->id,
+                 u->addr_str, ebb_strerror(u->err));
+        tcp_finish(tp, EBB_EIO);
+        return;
+    }
+    if (events & EBB_UP_EV_CONNECTED)
+        tp->connected = true;
+    if (events & (EBB_READ | EPOLLHUP | EPOLLERR)) {
+        ssize_t n = ebb_upstream_read(u);
+        if (n < 0 && n != EBB_EAGAIN && n != EBB_ETOOBIG) {
+            tcp_finish(tp, EBB_EIO);
+            return;
+        }
+    }
+    tcp_run(tp);
+}
+
+static int tcp_init(struct ebb_conn *c)
+{
+    struct ebb_worker *w = c->w;
+    struct tcp *tp = calloc(1, sizeof(*tp));
+    if (!tp)
+        return EBB_ENOMEM;
+    tp->c = c;
+    c->codec = tp;
+    struct ebb_cluster_rt *cl = &w->clusters[c->l->cfg->cluster_idx];
+    int rc = ebb_upstream_acquire(cl, w, tcp_upstream, tp, &tp->u);
+    if (rc == 0) {
+        tp->connected = true;
+    } else if (rc != EBB_EAGAIN) {
+        ebb_info("tcp", "#%llu cluster %s: %s", (unsigned long long)c->id, cl->cfg->name,
+                 ebb_strerror(rc));
+        return rc;
+    }
+    /* read nothing until the upstream is there: the client's bytes wait in the kernel */
+    ebb_conn_want(c, 0);
+    if (tp->connected)
+        tcp_run(tp);
+    return 0;
+}
+
+static void tcp_on_io(struct ebb_conn *c, uint32_t events)
+{
+    struct tcp *tp = c->codec;
+    if (events & (EBB_READ | EPOLLHUP | EPOLLERR)) {
+        ssize_t n = ebb_conn_read(c);
+        if (n == 0)
+            tp->t.down_eof = true;
+        else if (n < 0 && n != EBB_EAGAIN && n != EBB_ETOOBIG) {
+            tcp_finish(tp, EBB_EIO);
+            return;
+        }
+    }
+    tcp_run(tp);
+}
+
+static void tcp_drain(struct ebb_conn *c)
+{
+    /* SPEC §3.3.7: TCP connections are left to finish; closed only at exit */
+}
+
+static void tcp_destroy(struct ebb_conn *c)
+{
+    struct tcp *tp = c->codec;
+    if (tp->u) {
+        ebb_upstream_release(tp->u, false);
+        tp->u = NULL;
+    }
+    if (ebb_loop_defer(c->w->loop, tcp_free, tp) < 0)
+        EBB_BUG_ON(1);
+}
+
+const struct ebb_codec_ops ebb_tcp_codec = {
+    .name = "tcp",
+    .init = tcp_init,
+    .on_io = tcp_on_io,
+    .drain = tcp_drain,
+    .destroy = tcp_destroy,
+};

@@ -1,0 +1,257 @@
+/*
+ * upstream.c - upstream connections: non-blocking connect with a timeout,
+ * a per-worker per-cluster pool of idle keep-alive connections with an
+ * idle timeout, and round-robin endpoint choice.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ebb/core.h"
+#include "ebb/log.h"
+#include "ebb/server.h"
+#include "ebb/upstream.h"
+
+static void upconn_free(void *data)
+{
+    struct ebb_upconn *u = data;
+    ebb_buf_free(&u->rbuf);
+    ebb_buf_free(&u->wbuf);
+    free(u);
+}
+
+static void upconn_close(struct ebb_upconn *u)
+{
+    if (u->state == EBB_UP_CLOSED)
+        return;
+    if (u->state == EBB_UP_IDLE) {
+        ebb_list_del(&u->link);
+        u->cl->nidle--;
+        ebb_stat_dec(u->cl->st->cx_idle);
+    }
+    ebb_timer_stop(u->w->loop, &u->timer);
+    ebb_io_stop(u->w->loop, &u->io);
+    close(u->io.fd);
+    u->io.fd = -1;
+    if (u->state != EBB_UP_CONNECTING || u->err == 0)
+        ebb_stat_dec(u->cl->st->cx_active);
+    ebb_stat_inc(u->cl->st->cx_destroy);
+    u->state = EBB_UP_CLOSED;
+    u->cb = NULL;
+    u->owner = NULL;
+    if (ebb_loop_defer(u->w->loop, upconn_free, u) < 0)
+        upconn_free(u);   /* no callback of u can be on the stack here */
+}
+
+static void upconn_fail(struct ebb_upconn *u, int err)
+{
+    ebb_upconn_cb cb = u->cb;
+    void *owner = u->owner;
+    u->err = err;
+    ebb_stat_inc(u->cl->st->cx_connect_fail);
+    if (err == EBB_ETIMEDOUT)
+        ebb_stat_inc(u->cl->st->cx_connect_timeout);
+    ebb_timer_stop(u->w->loop, &u->timer);
+    ebb_io_stop(u->w->loop, &u->io);
+    if (cb)
+        cb(owner, u, EBB_UP_EV_FAILED);
+}
+
+static void upconn_io(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
+{
+    struct ebb_upconn *u = io->data;
+
+    switch (u->state) {
+    case EBB_UP_CONNECTING: {
+        int soerr = 0;
+        socklen_t sl = sizeof(soerr);
+        getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+        if (soerr != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+            ebb_debug("upstream", "connect to %s failed: %s", u->addr_str,
+                      strerror(soerr ? soerr : ECONNREFUSED));
+            upconn_fail(u, soerr == ECONNREFUSED || soerr == 0 ? EBB_ECONNREFUSED : EBB_EIO);
+            return;
+        }
+        ebb_timer_stop(loop, &u->timer);
+        u->state = EBB_UP_BUSY;
+        ebb_stat_inc(u->cl->st->cx_active);
+        ebb_io_set(loop, io, 0);
+        u->cb(u->owner, u, EBB_UP_EV_CONNECTED);
+        return;
+    }
+    case EBB_UP_IDLE:
+        /* an idle connection has nothing to say: EOF, an error or junk all end it */
+        upconn_close(u);
+        return;
+    case EBB_UP_BUSY:
+        u->cb(u->owner, u, events);
+        return;
+    case EBB_UP_CLOSED:
+        return;
+    }
+}
+
+static void upconn_timer(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    struct ebb_upconn *u = t->data;
+    if (u->state == EBB_UP_CONNECTING) {
+        ebb_debug("upstream", "connect to %s timed out", u->addr_str);
+        upconn_fail(u, EBB_ETIMEDOUT);
+    } else if (u->state == EBB_UP_IDLE) {
+        upconn_close(u);
+    }
+}
+
+/* A pooled connection the peer already closed shows as readable: check
+ * without blocking before lending it out. */
+static bool upconn_alive(struct ebb_upconn *u)
+{
+    char c;
+    ssize_t n = recv(u->io.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_worker *w, ebb_upconn_cb cb,
+                         void *owner, struct ebb_upconn **out)
+{
+    struct ebb_upconn *u;
+
+    *out = NULL;
+    while (!ebb_list_empty(&cl->idle)) {
+        /* most recently used first: it is the least likely to have timed out */
+        u = ebb_list_entry(cl->idle.next, struct ebb_upconn, link);
+        ebb_list_del(&u->link);
+        cl->nidle--;
+        ebb_stat_dec(cl->st->cx_idle);
+        ebb_timer_stop(w->loop, &u->timer);
+        if (!upconn_alive(u)) {
+            u->state = EBB_UP_BUSY;   /* not idle any more: close without list ops */
+            upconn_close(u);
+            continue;
+        }
+        u->state = EBB_UP_BUSY;
+        u->cb = cb;
+        u->owner = owner;
+        u->reused = true;
+        u->eof = false;
+        ebb_buf_reset(&u->rbuf);
+        ebb_buf_reset(&u->wbuf);
+        ebb_io_set(w->loop, &u->io, 0);
+        ebb_stat_inc(cl->st->cx_reused);
+        *out = u;
+        return 0;
+    }
+
+    if (!cl->addrs || cl->addrs->n == 0)
+        return EBB_ECONNREFUSED;
+    size_t i = cl->rr++ % cl->addrs->n;
+    u = calloc(1, sizeof(*u));
+    if (!u)
+        return EBB_ENOMEM;
+    int fd = socket(cl->addrs->a[i].sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        free(u);
+        return EBB_EIO;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    u->io.fd = fd;
+    u->io.cb = upconn_io;
+    u->io.data = u;
+    u->cl = cl;
+    u->w = w;
+    u->cb = cb;
+    u->owner = owner;
+    u->addr_str = cl->addrs->a[i].str;
+    u->state = EBB_UP_CONNECTING;
+    u->timer.cb = upconn_timer;
+    u->timer.data = u;
+    u->rbuf.max = w->srv->cfg->limits.buffer_size;
+    u->wbuf.max = w->srv->cfg->limits.buffer_size;
+    if (u->rbuf.max < w->srv->cfg->limits.h1.max_head + 4096)
+        u->rbuf.max = w->srv->cfg->limits.h1.max_head + 4096;
+    ebb_list_init(&u->link);
+    ebb_stat_inc(cl->st->cx_total);
+    *out = u;
+
+    if (connect(fd, (struct sockaddr *)&cl->addrs->a[i].sa, cl->addrs->a[i].len) == 0) {
+        /* loopback can connect at once; report it from the loop all the same */
+    } else if (errno != EINPROGRESS) {
+        int e = errno;
+        ebb_debug("upstream", "connect to %s: %s", u->addr_str, strerror(e));
+        u->err = e == ECONNREFUSED ? EBB_ECONNREFUSED : EBB_EIO;
+        ebb_stat_inc(cl->st->cx_connect_fail);
+        close(fd);
+        free(u);
+        *out = NULL;
+        return e == ECONNREFUSED ? EBB_ECONNREFUSED : EBB_EIO;
+    }
+    ebb_io_set(w->loop, &u->io, EBB_WRITE);
+    ebb_timer_start(w->loop, &u->timer, cl->cfg->connect_timeout_ms);
+    return EBB_EAGAIN;
+}
+
+void ebb_upstream_release(struct ebb_upconn *u, bool reusable)
+{
+    struct ebb_cluster_rt *cl = u->cl;
+
+    if (u->state == EBB_UP_CLOSED)
+        return;
+    if (u->state == EBB_UP_CONNECTING) {
+        /* never connected (or failed): not counted active */
+        if (u->err == 0)
+            u->err = EBB_EIO;
+        upconn_close(u);
+        return;
+    }
+    if (!reusable || u->eof || ebb_buf_len(&u->rbuf) || ebb_buf_len(&u->wbuf) ||
+        cl->nidle >= cl->cfg->pool_max_idle || u->state != EBB_UP_BUSY) {
+        upconn_close(u);
+        return;
+    }
+    u->state = EBB_UP_IDLE;
+    u->cb = NULL;
+    u->owner = NULL;
+    ebb_list_add(&cl->idle, &u->link);
+    cl->nidle++;
+    ebb_stat_inc(cl->st->cx_idle);
+    ebb_io_set(u->w->loop, &u->io, EBB_READ);
+    ebb_timer_start(u->w->loop, &u->timer, cl->cfg->pool_idle_timeout_ms);
+}
+
+void ebb_upstream_want(struct ebb_upconn *u, uint32_t events)
+{
+    if (u->state == EBB_UP_BUSY)
+        ebb_io_set(u->w->loop, &u->io, events);
+}
+
+ssize_t ebb_upstream_read(struct ebb_upconn *u)
+{
+    ssize_t n = ebb_buf_read_fd(&u->rbuf, u->io.fd);
+    if (n == 0)
+        u->eof = true;
+    return n;
+}
+
+int ebb_upstream_flush(struct ebb_upconn *u)
+{
+    while (ebb_buf_len(&u->wbuf)) {
+        ssize_t n = ebb_buf_write_fd(&u->wbuf, u->io.fd);
+        if (n == EBB_EAGAIN)
+            return 0;
+        if (n < 0)
+            return EBB_EIO;
+    }
+    return 0;
+}
+
+void ebb_upstream_close_idle(struct ebb_cluster_rt *cl)
+{
+    while (!ebb_list_empty(&cl->idle)) {
+        struct ebb_upconn *u = ebb_list_entry(cl->idle.next, struct ebb_upconn, link);
+        upconn_close(u);
+    }
+}
