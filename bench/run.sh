@@ -1,0 +1,282 @@
+#!/usr/bin/env bash
+# bench/run.sh OUT - compare ebb with nginx, HAProxy and a direct connection (`make bench`).
+#
+# One origin (a separate nginx, 1 worker, `return 200 "hello world\n"`) is reached four ways:
+#   direct   wrk -> origin
+#   ebb      wrk -> OUT/ebb run -c <bench/ebb.yaml rendered>   (concurrency 1)
+#   nginx    wrk -> nginx reverse proxy, 1 worker, upstream keepalive
+#   haproxy  wrk -> haproxy, nbthread 1, http-reuse always
+# Every proxy runs ONE worker so the comparison is per core. wrk (HTTP/1.1 keep-alive) runs at
+# each concurrency in BENCH_CONNS for BENCH_DURATION seconds, BENCH_REPEATS times, targets
+# interleaved round-robin so drift on a shared machine hits them all alike; medians are reported.
+# Per run the proxy's CPU time (utime+stime of its processes, /proc/PID/stat) is sampled around
+# wrk; peak RSS is VmHWM at the end. Writes docs/performance.md (BENCH_REPORT to change/disable).
+#
+# Knobs (environment): BENCH_CONNS="1 16 64" BENCH_DURATION=5 BENCH_REPEATS=3 BENCH_THREADS=1
+#   BENCH_TARGETS="direct ebb nginx haproxy" BENCH_REPORT=docs/performance.md ("-" = none)
+#   BENCH_H2=1 (HTTP/2 section, once ebb speaks h2c; see bench_h2 below)
+# Bounded: a fixed number of wrk runs, each under `timeout`; every wait polls with a deadline.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${1:-build}
+case "$OUT" in /*) ;; *) OUT=$ROOT/$OUT ;; esac
+EBB=$OUT/ebb
+
+CONNS=${BENCH_CONNS:-"1 16 64"}
+DURATION=${BENCH_DURATION:-5}
+REPEATS=${BENCH_REPEATS:-3}
+THREADS=${BENCH_THREADS:-1}
+TARGETS=${BENCH_TARGETS:-"direct ebb nginx haproxy"}
+REPORT=${BENCH_REPORT:-$ROOT/docs/performance.md}
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for tool in wrk nginx haproxy curl python3; do
+    command -v "$tool" >/dev/null 2>&1 ||
+        [ -x "/usr/sbin/$tool" ] || die "$tool not found; run: scripts/deps.sh bench"
+done
+export PATH=$PATH:/usr/sbin
+PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
+
+DIR=$(mktemp -d /tmp/ebb-bench.XXXXXX)
+PIDS=()          # every process this script started, killed by pid on exit
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    # give them up to 3 s, then SIGKILL what is left
+    local i
+    for i in $(seq 30); do
+        local alive=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ -n "${BENCH_KEEP:-}" ]; then log "kept $DIR"; else rm -rf "$DIR"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# free_ports N - print N distinct TCP ports free on 127.0.0.1, below the ephemeral range so
+# wrk's and the proxies' client sockets can never take them.
+free_ports() {
+    "$PY" - "$1" <<'PY'
+import random, socket, sys
+n, got = int(sys.argv[1]), []
+for port in random.sample(range(20000, 32000), 400):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        got.append(port)
+    except OSError:
+        pass
+    finally:
+        s.close()
+    if len(got) == n:
+        break
+print(" ".join(map(str, got)))
+PY
+}
+
+# render TEMPLATE DEST VAR=VALUE... - substitute @VAR@ placeholders.
+render() {
+    local src=$1 dst=$2; shift 2
+    local args=() kv
+    for kv in "$@"; do args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
+    sed "${args[@]}" "$src" >"$dst"
+    if grep -q '@[A-Z_]*@' "$dst"; then die "unrendered placeholder in $dst"; fi
+}
+
+# wait_http URL PID SECONDS - poll until URL answers 200 (no fixed sleep). Fails, with the
+# reason in WAIT_WHY, if PID exits first or the deadline passes.
+WAIT_WHY=
+wait_http() {
+    local url=$1 pid=$2 deadline=$((SECONDS + $3)) st
+    while [ $SECONDS -lt $deadline ]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            st=0; wait "$pid" 2>/dev/null || st=$?
+            WAIT_WHY="exited with status $st before $url answered 200"
+            return 1
+        fi
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)" = 200 ] && return 0
+        sleep 0.05
+    done
+    WAIT_WHY="$url did not answer 200 within $3 s"
+    return 1
+}
+
+# tree_pids PID - PID and its descendants (nginx: master + worker).
+tree_pids() {
+    local pid=$1 c
+    echo "$pid"
+    for c in $(pgrep -P "$pid" 2>/dev/null || true); do tree_pids "$c"; done
+}
+
+# cpu_ticks PID - utime+stime (clock ticks) summed over PID's process tree.
+cpu_ticks() {
+    local total=0 p f
+    for p in $(tree_pids "$1"); do
+        # fields after "(comm)": state=1 ... utime=12 stime=13
+        f=$(sed 's/^.*) //' /proc/"$p"/stat 2>/dev/null) || continue
+        set -- $f
+        total=$((total + ${12} + ${13}))
+    done
+    echo $total
+}
+
+# hwm_kib PID - VmHWM summed over PID's process tree, KiB.
+hwm_kib() {
+    local total=0 p v
+    for p in $(tree_pids "$1"); do
+        v=$(awk '/^VmHWM:/ { print $2 }' /proc/"$p"/status 2>/dev/null || true)
+        total=$((total + ${v:-0}))
+    done
+    echo $total
+}
+
+read -r ORIGIN_PORT NGINX_PORT HAPROXY_PORT EBB_PORT ADMIN_PORT STATUS_PORT READY_PORT <<<"$(free_ports 7)"
+[ -n "$READY_PORT" ] || die "could not find 7 free ports"
+USER_LINE=
+[ "$(id -u)" = 0 ] && USER_LINE="user root;"
+
+declare -A PORT=([direct]=$ORIGIN_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [ebb]=$EBB_PORT)
+declare -A PID=()
+declare -A SKIP=()
+
+start_origin() {
+    mkdir -p "$DIR/origin-tmp"
+    render "$ROOT/bench/nginx-origin.conf" "$DIR/origin.conf" DIR="$DIR" USER="$USER_LINE" \
+        ORIGIN_PORT="$ORIGIN_PORT"
+    nginx -p "$DIR" -c "$DIR/origin.conf" -e "$DIR/origin.error.log" </dev/null >"$DIR/origin.out" 2>&1 &
+    PIDS+=($!); PID[direct]=$!
+    wait_http "http://127.0.0.1:$ORIGIN_PORT/" "${PID[direct]}" 10 ||
+        { cat "$DIR/origin.out" "$DIR/origin.error.log" >&2 2>/dev/null; die "origin nginx did not start"; }
+}
+
+start_nginx() {
+    mkdir -p "$DIR/nginx-tmp"
+    render "$ROOT/bench/nginx-proxy.conf" "$DIR/nginx.conf" DIR="$DIR" USER="$USER_LINE" \
+        ORIGIN_PORT="$ORIGIN_PORT" PROXY_PORT="$NGINX_PORT"
+    nginx -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/nginx.error.log" </dev/null >"$DIR/nginx.out" 2>&1 &
+    PIDS+=($!); PID[nginx]=$!
+    wait_http "http://127.0.0.1:$NGINX_PORT/" "${PID[nginx]}" 10
+}
+
+start_haproxy() {
+    render "$ROOT/bench/haproxy.cfg" "$DIR/haproxy.cfg" DIR="$DIR" \
+        ORIGIN_PORT="$ORIGIN_PORT" PROXY_PORT="$HAPROXY_PORT"
+    haproxy -db -f "$DIR/haproxy.cfg" </dev/null >"$DIR/haproxy.out" 2>&1 &
+    PIDS+=($!); PID[haproxy]=$!
+    wait_http "http://127.0.0.1:$HAPROXY_PORT/" "${PID[haproxy]}" 10
+}
+
+start_ebb() {
+    [ -x "$EBB" ] || { SKIP[ebb]="$EBB not built"; return 1; }
+    render "$ROOT/bench/ebb.yaml" "$DIR/ebb.yaml" ORIGIN_PORT="$ORIGIN_PORT" \
+        PROXY_PORT="$EBB_PORT" ADMIN_PORT="$ADMIN_PORT" STATUS_PORT="$STATUS_PORT" \
+        READY_PORT="$READY_PORT"
+    # cwd = DIR so ebb's default mesh-config/annotation paths (./etc/istio/...) find nothing
+    (cd "$DIR" && exec "$EBB" run -c "$DIR/ebb.yaml") </dev/null >"$DIR/ebb.out" 2>&1 &
+    PIDS+=($!); PID[ebb]=$!
+    if ! wait_http "http://127.0.0.1:$ADMIN_PORT/ready" "${PID[ebb]}" 10 ||
+       ! wait_http "http://127.0.0.1:$EBB_PORT/" "${PID[ebb]}" 5; then
+        SKIP[ebb]="$WAIT_WHY"
+        log "ebb failed to start: $WAIT_WHY; last lines of its output:"
+        if [ -s "$DIR/ebb.out" ]; then tail -n 15 "$DIR/ebb.out" | sed 's/^/    | /' >&2
+        else log "    (no output)"; fi
+        kill -TERM "${PID[ebb]}" 2>/dev/null || true
+        return 1
+    fi
+}
+
+# bench_h2 - HTTP/2 section (hook). Enable with BENCH_H2=1 once ebb's inbound h2c works:
+# run `h2load -c C -m M -D DURATION http://127.0.0.1:PORT/` against each target that speaks
+# h2c (ebb; nginx with `listen ... http2` needs TLS in 1.22 for browsers but accepts prior
+# knowledge h2c; haproxy with `proto h2` on the bind line), sample CPU like run_one does, and
+# append rows with proto=h2 to results.tsv; report.py already groups rows by proto.
+bench_h2() {
+    log "HTTP/2 (h2load) section: not implemented yet - waiting for ebb's h2c listener"
+}
+
+ACTIVE=()
+log "ports: origin $ORIGIN_PORT, ebb $EBB_PORT, nginx $NGINX_PORT, haproxy $HAPROXY_PORT; dir $DIR"
+start_origin
+for t in $TARGETS; do
+    case $t in
+        direct) ACTIVE+=(direct) ;;
+        ebb)     if start_ebb; then ACTIVE+=(ebb); else log "ebb row skipped: ${SKIP[ebb]}"; fi ;;
+        nginx)   if start_nginx; then ACTIVE+=(nginx); else
+                     SKIP[nginx]="$WAIT_WHY"; log "nginx row skipped: ${SKIP[nginx]}"
+                     tail -n 15 "$DIR/nginx.out" "$DIR/nginx.error.log" 2>/dev/null | sed 's/^/    | /' >&2; fi ;;
+        haproxy) if start_haproxy; then ACTIVE+=(haproxy); else
+                     SKIP[haproxy]="$WAIT_WHY"; log "haproxy row skipped: ${SKIP[haproxy]}"
+                     tail -n 15 "$DIR/haproxy.out" | sed 's/^/    | /' >&2; fi ;;
+        *) die "unknown target $t" ;;
+    esac
+done
+[ ${#ACTIVE[@]} -gt 0 ] || die "no target started"
+
+# Sanity: every target returns the origin's body.
+for t in "${ACTIVE[@]}"; do
+    body=$(curl -s --max-time 2 "http://127.0.0.1:${PORT[$t]}/" || true)
+    [ "$body" = "hello world" ] || die "$t answered '$body' instead of 'hello world'"
+done
+
+# warm-up: 1 s per target, results discarded (fills pools, faults in pages)
+for t in "${ACTIVE[@]}"; do
+    timeout 20 wrk -t1 -c16 -d1s "http://127.0.0.1:${PORT[$t]}/" >/dev/null 2>&1 || true
+done
+
+RESULTS=$DIR/results.tsv
+printf 'proto\ttarget\tconns\trep\trps\trequests\tcpu_ticks\terrors\tp50_ms\tp99_ms\n' >"$RESULTS"
+total=$(( ${#ACTIVE[@]} * $(wc -w <<<"$CONNS") * REPEATS ))
+log "$total wrk runs of ${DURATION}s (≈ $(( total * (DURATION + 1) / 60 + 1 )) min)"
+
+# to_ms "1.23ms" / "456.00us" / "1.02s" -> milliseconds
+to_ms() {
+    awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000;
+        printf "%.3f", n }'
+}
+
+run_one() {   # run_one TARGET CONNS REP
+    local t=$1 c=$2 rep=$3 th=$THREADS out before after rps reqs errs p50 p99 watch
+    [ "$th" -gt "$c" ] && th=$c
+    watch=${PID[$t]}
+    before=$(cpu_ticks "$watch")
+    out=$(timeout $((DURATION + 30)) wrk --latency -t"$th" -c"$c" -d"${DURATION}s" --timeout 5s \
+          "http://127.0.0.1:${PORT[$t]}/" 2>&1) || { log "wrk failed on $t c=$c: $out"; return 0; }
+    after=$(cpu_ticks "$watch")
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+    reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
+    errs=$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' <<<"$out")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+    printf 'h1\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$c" "$rep" "${rps:-0}" "${reqs:-0}" \
+        $((after - before)) "$errs" "$p50" "$p99" >>"$RESULTS"
+    log "$(printf 'rep %s c=%-3s %-8s %10s req/s  p99 %s ms  errors %s' "$rep" "$c" "$t" "${rps:-?}" "$p99" "$errs")"
+}
+
+for rep in $(seq "$REPEATS"); do
+    for c in $CONNS; do
+        for t in "${ACTIVE[@]}"; do run_one "$t" "$c" "$rep"; done
+    done
+done
+
+[ -n "${BENCH_H2:-}" ] && bench_h2
+
+RSS=$DIR/rss.tsv
+printf 'target\thwm_kib\n' >"$RSS"
+for t in "${ACTIVE[@]}"; do printf '%s\t%s\n' "$t" "$(hwm_kib "${PID[$t]}")" >>"$RSS"; done
+skips=()
+for t in "${!SKIP[@]}"; do skips+=("$t=${SKIP[$t]}"); done
+
+"$PY" "$ROOT/bench/report.py" --results "$RESULTS" --rss "$RSS" \
+    --duration "$DURATION" --repeats "$REPEATS" --threads "$THREADS" \
+    --clk-tck "$(getconf CLK_TCK)" --report "$REPORT" \
+    --versions "nginx $(nginx -v 2>&1 | sed 's|.*/||'), HAProxy $(haproxy -v | awk 'NR==1 { print $3 }'), wrk $(wrk -v 2>&1 | awk 'NR==1 { print $2 }')" \
+    "${skips[@]/#/--skip=}"
