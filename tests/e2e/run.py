@@ -45,9 +45,10 @@ def discover(pattern):
         except Exception:
             tests.append((mod_name + ".<import>", None, traceback.format_exc(), 0))
             continue
-        fns = [(getattr(f, "__code__").co_firstlineno, n, f) for n, f in vars(mod).items()
+        # definition order (vars() keeps it), which also keeps generated tests in table order
+        fns = [(n, f) for n, f in vars(mod).items()
                if n.startswith("test_") and inspect.isfunction(f) and f.__module__ == mod_name]
-        for _, n, f in sorted(fns):
+        for n, f in fns:
             tests.append(("%s.%s" % (mod_name, n), mod_name, n, getattr(f, "timeout", None)))
     if pattern:
         rx = re.compile(pattern)

@@ -1,0 +1,249 @@
+"""Admin, status and readiness APIs (SPEC §5, §6) and the validate/version commands."""
+
+import json
+import os
+import re
+
+from lib import check, check_eq, fail, http, parse_stats, run, wait_for
+
+PROM_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"'
+                       r'(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*,?\})? '
+                       r'(-?[0-9.]+([eE][-+]?[0-9]+)?|[-+]?Inf|NaN)( -?[0-9]+)?$')
+
+
+def test_ready_endpoints(env):
+    e = env.start()
+    st, body = e.admin("GET", "/ready")
+    check_eq((st, body.strip()), (200, "LIVE"), "admin GET /ready")
+    st, _ = e.admin("GET", "/healthz/ready", port=e.readiness_port)
+    check_eq(st, 200, "readiness port GET /healthz/ready")
+    st, _ = e.admin("GET", "/healthz/ready", port=e.status_port)
+    check_eq(st, 200, "status port GET /healthz/ready")
+
+
+def test_stats_text_format_and_counters(env):
+    e = env.start()
+    port = e.port("inbound")
+    for _ in range(3):
+        check_eq(http(port, "GET", "/hello").status, 200, "request")
+    st, body = e.admin("GET", "/stats")
+    check_eq(st, 200, "GET /stats")
+    for ln in body.splitlines():
+        check(re.match(r"^[A-Za-z0-9_.:\-]+: \S.*$", ln), "not an Envoy stats line: %r" % ln)
+    s = parse_stats(body)
+    for name, want in (("server.state", 0), ("server.live", 1)):
+        check_eq(s.get(name), want, name)
+    for name in ("server.uptime", "server.total_connections", "listener.inbound.downstream_cx_active",
+                 "listener.inbound.downstream_cx_total", "listener.inbound.downstream_cx_destroy",
+                 "http.inbound.downstream_rq_active", "http.inbound.downstream_rq_total",
+                 "http.inbound.downstream_rq_2xx", "http.inbound.downstream_rq_5xx",
+                 "http.inbound.downstream_cx_drain_close", "cluster.app.upstream_cx_active",
+                 "cluster.app.upstream_rq_total", "cluster.app.upstream_cx_connect_fail",
+                 "listener.outbound.downstream_cx_total", "listener.tcp.downstream_cx_total"):
+        check(name in s, "stat %s missing from /stats" % name)
+    e.wait_stat("http.inbound.downstream_rq_active", lambda v: v == 0)
+    s = e.stats()
+    check_eq(s["http.inbound.downstream_rq_total"], 3, "http.inbound.downstream_rq_total")
+    check_eq(s["http.inbound.downstream_rq_2xx"], 3, "http.inbound.downstream_rq_2xx")
+    check_eq(s["cluster.app.upstream_rq_total"], 3, "cluster.app.upstream_rq_total")
+    check_eq(s["listener.inbound.downstream_cx_total"], 3, "listener.inbound.downstream_cx_total")
+    check(s["server.total_connections"] >= 0, "server.total_connections")
+
+
+def test_stats_usedonly(env):
+    e = env.start()
+    http(e.port("inbound"), "GET", "/hello")
+    full = e.stats()
+    used = e.stats("?usedonly")
+    check(used, "?usedonly returned nothing")
+    check(set(used) <= set(full), "usedonly has names not in /stats: %s" % (set(used) - set(full)))
+    check(len(used) < len(full), "usedonly is not smaller than /stats (%d vs %d)" % (len(used), len(full)))
+    check("http.inbound.downstream_rq_total" in used, "a used counter missing from usedonly")
+    check("cluster.dead.upstream_cx_connect_fail" not in used,
+          "never-used counter cluster.dead.upstream_cx_connect_fail listed by usedonly")
+
+
+def test_stats_filter(env):
+    e = env.start()
+    s = e.stats("?filter=%5Ecluster%5C.app%5C.")        # ^cluster\.app\.
+    check(s, "filter matched nothing")
+    for k in s:
+        check(k.startswith("cluster.app."), "filter ^cluster\\.app\\. let %s through" % k)
+    s = e.stats("?filter=upstream_rq_total")
+    check("cluster.app.upstream_rq_total" in s and "cluster.dead.upstream_rq_total" in s,
+          "filter=upstream_rq_total: %s" % sorted(s))
+    check(all("upstream_rq_total" in k for k in s), "filter leaked: %s" % sorted(s))
+    s = e.stats("?usedonly&filter=%5Eserver%5C.")
+    check(all(k.startswith("server.") for k in s), "usedonly&filter: %s" % sorted(s))
+
+
+def _check_prometheus(body, where):
+    types = 0
+    samples = 0
+    for ln in body.splitlines():
+        if not ln.strip():
+            continue
+        if ln.startswith("#"):
+            check(re.match(r"^# (TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram|summary|untyped)"
+                           r"|HELP .*|.*)$", ln), "%s: bad comment line %r" % (where, ln))
+            types += ln.startswith("# TYPE")
+            continue
+        check(PROM_LINE.match(ln), "%s: not a Prometheus sample line: %r" % (where, ln))
+        samples += 1
+    check(types > 0 and samples > 0, "%s: %d TYPE lines, %d samples" % (where, types, samples))
+
+
+def test_stats_prometheus(env):
+    e = env.start()
+    http(e.port("inbound"), "GET", "/hello")
+    st, body = e.admin("GET", "/stats/prometheus")
+    check_eq(st, 200, "admin /stats/prometheus")
+    _check_prometheus(body, "admin")
+    check(re.search(r"upstream_rq_total\{[^}]*app", body), "no upstream_rq_total sample for cluster app")
+    check(re.search(r"server_live\S* 1", body) or re.search(r"server_live(\{\})? 1", body),
+          "no server_live 1 sample")
+    st, body = e.admin("GET", "/stats/prometheus", port=e.status_port)
+    check_eq(st, 200, "status port /stats/prometheus")
+    _check_prometheus(body, "status port")
+
+
+def test_listeners_and_clusters(env):
+    e = env.start()
+    st, body = e.admin("GET", "/listeners")
+    check_eq(st, 200, "/listeners")
+    for name in ("inbound", "outbound", "tcp"):
+        check(name in body and str(e.port(name)) in body, "/listeners lacks %s:%d:\n%s"
+              % (name, e.port(name), body))
+    st, body = e.admin("GET", "/clusters")
+    check_eq(st, 200, "/clusters")
+    for name in ("app", "dead", "echo"):
+        check(name in body, "/clusters lacks %s:\n%s" % (name, body))
+    check(env.be.addr in body, "/clusters lacks the app endpoint %s" % env.be.addr)
+
+
+def test_server_info_help_config_dump(env):
+    e = env.start()
+    st, body = e.admin("GET", "/server_info")
+    check_eq(st, 200, "/server_info")
+    info = json.loads(body)
+    check(isinstance(info, dict) and "version" in info, "/server_info: %s" % body[:500])
+    text = json.dumps(info).lower()
+    check("live" in text, "/server_info has no LIVE state: %s" % body[:500])
+    check("uptime" in text, "/server_info has no uptime: %s" % body[:500])
+    check(e.path in json.dumps(info), "/server_info has no command line: %s" % body[:500])
+    st, body = e.admin("GET", "/help")
+    check_eq(st, 200, "/help")
+    for p in ("/stats", "/ready", "/clusters", "/listeners", "/config_dump", "/quitquitquit"):
+        check(p in body, "/help does not mention %s" % p)
+    st, body = e.admin("GET", "/config_dump")
+    check_eq(st, 200, "/config_dump")
+    doc = json.loads(body)
+    text = json.dumps(doc)
+    for w in ("inbound", "outbound", "app", "terminationDrainDuration"):
+        check(w in text, "/config_dump lacks %s" % w)
+
+
+def test_admin_methods_and_unknown_paths(env):
+    e = env.start()
+    for path in ("/quitquitquit", "/drain_listeners", "/healthcheck/fail"):
+        st, _ = e.admin("GET", path)
+        check_eq(st, 405, "GET %s" % path)
+    check(e.alive(), "ebb exited after a GET to a mutating endpoint")
+    st, _ = e.admin("GET", "/ready")
+    check_eq(st, 200, "/ready after GETs to mutating endpoints")
+    st, _ = e.admin("GET", "/no/such/thing")
+    check_eq(st, 404, "unknown admin path")
+    st, _ = e.admin("GET", "/healthz/ready", port=e.readiness_port)
+    check_eq(st, 200, "readiness still 200")
+
+
+def test_quitquitquit_exits_zero(env):
+    e = env.start()
+    st, _ = e.admin("POST", "/quitquitquit")
+    check_eq(st, 200, "POST /quitquitquit")
+    try:
+        rc = e.proc.wait(5)
+    except Exception:
+        fail("ebb still running 5 s after /quitquitquit")
+    e.stopped = True
+    check_eq(rc, 0, "exit status")
+
+
+def test_access_log_json_line(env):
+    e = env.start()
+    http(e.port("inbound"), "GET", "/hello?x=1", [("User-Agent", "e2e")])
+    lines = wait_for(lambda: e.access_log() or None, 5, what="an access log line")
+    entry = lines[-1]
+    check("_raw" not in entry, "access log line is not JSON: %r" % entry)
+    text = json.dumps(entry)
+    for w in ("GET", "/hello", "200"):
+        check(w in text, "access log entry lacks %s: %s" % (w, text))
+
+
+# -- validate / version / help -------------------------------------------------------------
+
+GOOD = """\
+admin: { address: 127.0.0.1, port: %(admin)d }
+listeners:
+  - name: inbound
+    address: 127.0.0.1
+    port: %(port)d
+    direction: inbound
+    protocol: http
+    cluster: app
+clusters:
+  - name: app
+    endpoints: ["127.0.0.1:8080"]
+    connect_timeout: 1s
+"""
+
+# (name, text, lines the error may be reported on, a word the message must contain)
+BAD = [
+    ("port", GOOD.replace("port: %(port)d", 'port: "80x"'), (5,), "port"),
+    ("duration", GOOD.replace("connect_timeout: 1s", "connect_timeout: 5 parsecs"), (12,),
+     "connect_timeout"),
+    ("direction", GOOD.replace("direction: inbound", "direction: sideways"), (6,), "direction"),
+    ("cluster ref", GOOD.replace("cluster: app", "cluster: nosuch"), (8,), "nosuch"),
+    ("yaml syntax", GOOD.replace("protocol: http", "protocol: [http"), (7, 8), ""),
+]
+
+
+def _write(env, name, text):
+    from lib import free_port
+    path = os.path.join(env.tmpdir, name)
+    with open(path, "w") as f:
+        f.write(text.replace("%(admin)d", str(free_port())).replace("%(port)d", str(free_port())))
+    return path
+
+
+def test_validate_good_and_bad(env):
+    good = _write(env, "good.yaml", GOOD)
+    p = run([env.ebb_path, "validate", "-c", good], timeout=10)
+    check_eq(p.returncode, 0, "validate good config (stderr %r)" % p.stderr[-500:])
+    for name, text, lines, word in BAD:
+        path = _write(env, "bad.yaml", text)
+        p = run([env.ebb_path, "validate", "-c", path], timeout=10)
+        err = p.stderr.decode("utf-8", "replace")
+        check_eq(p.returncode, 2, "validate exit status for bad %s (stderr %r)" % (name, err))
+        check(any(re.search(r"bad\.yaml:%d\b" % ln, err) for ln in lines),
+              "bad %s: message does not name bad.yaml:%s: %r" % (name, lines, err))
+        check(word in err, "bad %s: message does not name %r: %r" % (name, word, err))
+
+
+def test_run_bad_config_exits_2(env):
+    path = _write(env, "bad.yaml", BAD[0][1])
+    p = run([env.ebb_path, "run", "-c", path], timeout=10)
+    err = p.stderr.decode("utf-8", "replace")
+    check_eq(p.returncode, 2, "ebb run exit status with a bad config (stderr %r)" % err)
+    check("bad.yaml:5" in err, "message does not name bad.yaml:5: %r" % err)
+
+
+def test_version_and_help(env):
+    p = run([env.ebb_path, "version"], timeout=10)
+    check_eq(p.returncode, 0, "ebb version exit status")
+    check(p.stdout.strip(), "ebb version printed nothing")
+    p = run([env.ebb_path, "help"], timeout=10)
+    check_eq(p.returncode, 0, "ebb help exit status")
+    out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    for w in ("run", "validate", "version"):
+        check(w in out, "ebb help does not mention %s" % w)
