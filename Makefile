@@ -30,7 +30,7 @@ UNITBIN := $(UNITSRC:tests/unit/%.c=$(OUT)/tests/%)
 TOOLSRC := $(sort $(wildcard tests/tools/*.c))
 TOOLBIN := $(TOOLSRC:tests/tools/%.c=$(OUT)/tools/%)
 
-.PHONY: all test unit e2e fuzz bench clean deps
+.PHONY: all test check unit e2e fuzz bench clean deps
 all: $(OUT)/ebb $(TOOLBIN)
 
 $(OUT)/obj/%.o: %.c
@@ -55,6 +55,12 @@ $(OUT)/tools/%: tests/tools/%.c $(OUT)/libebb.a
 deps:
 	@scripts/deps.sh test
 
+# One command on a fresh machine: install what is missing, then test.
+# (pkg-config runs while make reads this file, so the install has to
+# happen before a second make reads it again.)
+check: deps
+	@$(MAKE) --no-print-directory test
+
 # Every test, one closing summary line.
 test: all $(UNITBIN)
 	@scripts/run-tests.sh $(OUT)
@@ -74,7 +80,9 @@ build/fuzz/%: fuzz/%.c $(LIBSRC)
 fuzz: $(FUZZBIN)
 	@scripts/run-fuzz.sh $(FUZZBIN)
 
-bench: all
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
 	@bench/run.sh $(OUT)
 
 clean:

@@ -178,8 +178,10 @@ int ebb_server_init(struct ebb_server *srv, struct ebb_config *cfg, char *err, s
 int ebb_server_start(struct ebb_server *srv);
 /* Posts cmds to every worker. */
 void ebb_server_post(struct ebb_server *srv, unsigned cmds);
-/* Joins worker threads (after EBB_CMD_EXIT) and frees everything. */
-void ebb_server_join(struct ebb_server *srv);
+/* Joins worker threads (after EBB_CMD_EXIT). */
+void ebb_server_join_threads(struct ebb_server *srv);
+/* Frees the runtime (after ebb_server_join_threads). */
+void ebb_server_free(struct ebb_server *srv);
 /* Called by workers when a data-plane connection is closed. */
 void ebb_server_conn_gone(struct ebb_server *srv);
 /* Returns the current state (relaxed). */

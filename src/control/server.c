@@ -211,12 +211,16 @@ void ebb_server_post(struct ebb_server *srv, unsigned cmds)
     }
 }
 
-void ebb_server_join(struct ebb_server *srv)
+void ebb_server_join_threads(struct ebb_server *srv)
+{
+    for (size_t i = 0; i < srv->nworkers; i++)
+        pthread_join(srv->workers[i].thread, NULL);
+}
+
+void ebb_server_free(struct ebb_server *srv)
 {
     for (size_t i = 0; i < srv->nworkers; i++) {
         struct ebb_worker *w = &srv->workers[i];
-        pthread_join(w->thread, NULL);
-        /* run deferred frees of the last iteration */
         ebb_async_close(w->loop, &w->wake);
         ebb_loop_free(w->loop);
         free(w->listeners);

@@ -503,7 +503,8 @@ static bool h1_pump_request(struct h1 *h)
 
     if (!u || u->state != EBB_UP_BUSY || !h->head_queued)
         return false;
-    while (!h->req_done && ebb_buf_len(&c->rbuf) && ebb_buf_room(&u->wbuf) > 64) {
+    while (!h->req_done && (ebb_buf_len(&c->rbuf) || ebb_h1_body_done(&h->req_body)) &&
+           ebb_buf_room(&u->wbuf) > 64) {
         size_t limit = ebb_buf_room(&u->wbuf) - 32;
         size_t len = EBB_MIN(ebb_buf_len(&c->rbuf), limit);
         size_t consumed = 0, dlen = 0;
@@ -658,7 +659,8 @@ static bool h1_pump_response(struct h1 *h)
     struct ebb_upconn *u = h->u;
     bool progress = false;
 
-    while (!h->resp_done && ebb_buf_len(&u->rbuf) && ebb_buf_room(&c->wbuf) > 64) {
+    while (!h->resp_done && (ebb_buf_len(&u->rbuf) || ebb_h1_body_done(&h->resp_body)) &&
+           ebb_buf_room(&c->wbuf) > 64) {
         size_t limit = ebb_buf_room(&c->wbuf) - 32;
         size_t len = EBB_MIN(ebb_buf_len(&u->rbuf), limit);
         size_t consumed = 0, dlen = 0;

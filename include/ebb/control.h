@@ -1,0 +1,95 @@
+/*
+ * control.h - the control thread: signals, the drain controller (SPEC §3)
+ * and the admin, status and readiness HTTP endpoints (SPEC §6).  It runs
+ * on the main thread's own loop; workers never block on it.
+ */
+#ifndef EBB_CONTROL_H
+#define EBB_CONTROL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ebb/loop.h"
+
+struct ebb_server;
+struct ebb_buf;
+
+/* What started the drain. */
+enum ebb_drain_trigger {
+    EBB_TRIG_NONE = 0,
+    EBB_TRIG_SIGTERM,          /* SIGTERM: termination drain + exit per mode */
+    EBB_TRIG_SIGINT,           /* SIGINT: same */
+    EBB_TRIG_STATUS_DRAIN,     /* POST :15020/drain: drain, no exit timer, ready stays 200 */
+    EBB_TRIG_DRAIN_LISTENERS,  /* POST :15000/drain_listeners */
+    EBB_TRIG_HEALTHCHECK_FAIL, /* POST :15000/healthcheck/fail */
+};
+const char *ebb_drain_trigger_name(enum ebb_drain_trigger t);
+
+/* Drain-controller phases, for logs and /config_dump. */
+enum ebb_drain_phase {
+    EBB_PHASE_LIVE = 0,        /* not draining */
+    EBB_PHASE_ACCEPTING,       /* draining, inbound listeners still accepting (< drainDuration) */
+    EBB_PHASE_LISTENERS_CLOSED,/* draining, inbound listeners closed */
+    EBB_PHASE_EXITING,         /* exit decided */
+};
+const char *ebb_drain_phase_name(enum ebb_drain_phase p);
+
+/* Control-thread state.  Owned by main; the server points at it. */
+struct ebb_control {
+    struct ebb_server   *srv;
+    struct ebb_loop     *loop;
+    struct ebb_io        sigio;         /* signalfd */
+    struct ebb_async     zero;          /* workers: active connections reached 0 */
+    struct ebb_io        admin_io;      /* admin listening socket (15000) */
+    struct ebb_io        status_io;     /* status listening socket (15020) */
+    struct ebb_io        ready_io;      /* readiness listening socket (15021) */
+    enum ebb_drain_phase phase;
+    enum ebb_drain_trigger trigger;
+    bool                 exit_on_zero;  /* mode of this drain */
+    bool                 exit_armed;    /* this drain ends in exit (SIGTERM/SIGINT) */
+    bool                 status_drained;/* /drain happened: a later SIGTERM exits at once */
+    bool                 hc_failed;     /* /healthcheck/fail: readiness 503 */
+    bool                 ready_503;     /* readiness 503 because of the drain */
+    bool                 skip_exit;     /* drain_listeners&skip_exit: keep listeners open */
+    unsigned             drained_dirs;  /* EBB_CMD_DRAIN_* already posted */
+    int                  sigint_count;
+    uint64_t             drain_start_ms;
+    uint64_t             drain_start_us;
+    int64_t              active_at_drain;
+    uint64_t             rq_total_at_drain;
+    uint64_t             destroyed_at_drain; /* cx_destroy sum at drain start */
+    uint64_t             last_zero_us;  /* when workers reported zero */
+    struct ebb_timer     listeners_timer; /* drainDuration: close inbound listeners */
+    struct ebb_timer     exit_timer;    /* terminationDrainDuration (default mode) */
+    struct ebb_timer     min_timer;     /* MINIMUM_DRAIN_DURATION (exit-on-zero mode) */
+    struct ebb_timer     deadline_timer;/* drain_deadline */
+    struct ebb_timer     tick_timer;    /* periodic active-connection log */
+    bool                 min_passed;
+    const char          *exit_reason;
+    int                  exit_code;
+};
+
+/* Sets up signals, the admin/status/readiness sockets and the timers.
+ * Returns 0 or EBB_E* with a message in err. */
+int ebb_control_init(struct ebb_control *ctl, struct ebb_server *srv, char *err, size_t errlen);
+/* Runs the control loop until exit is decided; returns the exit status. */
+int ebb_control_run(struct ebb_control *ctl);
+
+/* Drain entry points (control thread only). */
+void ebb_drain_start(struct ebb_control *ctl, enum ebb_drain_trigger trig, bool inbound_only,
+                     bool graceful, bool skip_exit);
+void ebb_drain_exit(struct ebb_control *ctl, const char *reason);
+/* True when readiness should answer 200. */
+bool ebb_control_ready(const struct ebb_control *ctl);
+/* Appends the drain state as a JSON object (for /config_dump). */
+void ebb_drain_json(const struct ebb_control *ctl, struct ebb_buf *b);
+
+/* admin.c: renders; exposed for tests and `ebb validate`. */
+void ebb_stats_render_text(struct ebb_server *srv, struct ebb_buf *b, bool usedonly,
+                           const char *filter_re);
+void ebb_stats_render_prometheus(struct ebb_server *srv, struct ebb_buf *b);
+/* Starts the admin/status/readiness servers on ctl->loop. */
+int ebb_admin_init(struct ebb_control *ctl, char *err, size_t errlen);
+void ebb_admin_close(struct ebb_control *ctl);
+
+#endif

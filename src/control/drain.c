@@ -1,0 +1,368 @@
+/*
+ * drain.c - the control thread's loop, signals, and the drain controller.
+ *
+ *   LIVE --(SIGTERM | SIGINT | /drain | /drain_listeners | /healthcheck/fail)--> DRAINING
+ *   DRAINING --(default mode: terminationDrainDuration elapsed)--> exit
+ *   DRAINING --(exit-on-zero: MINIMUM_DRAIN_DURATION elapsed and zero active
+ *               downstream connections, or drain_deadline)--> exit
+ *   any --(second SIGINT | /quitquitquit | SIGTERM after /drain)--> exit
+ *
+ * Workers report "zero active connections" through an eventfd the moment
+ * the count drops to zero (no polling), so exit follows within a loop turn.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ebb/buf.h"
+#include "ebb/control.h"
+#include "ebb/core.h"
+#include "ebb/log.h"
+#include "ebb/server.h"
+
+#define DRAIN_TICK_MS 1000
+
+const char *ebb_drain_trigger_name(enum ebb_drain_trigger t)
+{
+    switch (t) {
+    case EBB_TRIG_NONE: return "none";
+    case EBB_TRIG_SIGTERM: return "SIGTERM";
+    case EBB_TRIG_SIGINT: return "SIGINT";
+    case EBB_TRIG_STATUS_DRAIN: return "status /drain";
+    case EBB_TRIG_DRAIN_LISTENERS: return "admin /drain_listeners";
+    case EBB_TRIG_HEALTHCHECK_FAIL: return "admin /healthcheck/fail";
+    }
+    return "?";
+}
+
+const char *ebb_drain_phase_name(enum ebb_drain_phase p)
+{
+    switch (p) {
+    case EBB_PHASE_LIVE: return "live";
+    case EBB_PHASE_ACCEPTING: return "draining (listeners accepting)";
+    case EBB_PHASE_LISTENERS_CLOSED: return "draining (inbound listeners closed)";
+    case EBB_PHASE_EXITING: return "exiting";
+    }
+    return "?";
+}
+
+bool ebb_control_ready(const struct ebb_control *ctl)
+{
+    return ctl->srv->ready && !ctl->hc_failed && !ctl->ready_503 &&
+           ctl->phase != EBB_PHASE_EXITING;
+}
+
+static int64_t active_cx(const struct ebb_control *ctl)
+{
+    return atomic_load(&ctl->srv->active_cx);
+}
+
+static uint64_t total_rq(const struct ebb_control *ctl)
+{
+    const struct ebb_server *srv = ctl->srv;
+    uint64_t n = 0;
+    for (size_t i = 0; i < srv->cfg->nlisteners; i++)
+        n += ebb_stat_get(srv->stats->listeners[i].rq_total);
+    return n;
+}
+
+static uint64_t total_destroyed(const struct ebb_control *ctl)
+{
+    const struct ebb_server *srv = ctl->srv;
+    uint64_t n = 0;
+    for (size_t i = 0; i < srv->cfg->nlisteners; i++)
+        n += ebb_stat_get(srv->stats->listeners[i].cx_destroy);
+    return n;
+}
+
+void ebb_drain_exit(struct ebb_control *ctl, const char *reason)
+{
+    if (ctl->phase == EBB_PHASE_EXITING)
+        return;
+    ctl->phase = EBB_PHASE_EXITING;
+    ctl->exit_reason = reason;
+    ebb_loop_stop(ctl->loop);
+}
+
+/* Exit-on-zero: called whenever the count may have reached zero. */
+static void check_zero(struct ebb_control *ctl)
+{
+    if (ctl->phase == EBB_PHASE_LIVE || ctl->phase == EBB_PHASE_EXITING)
+        return;
+    if (!ctl->exit_armed || !ctl->exit_on_zero || !ctl->min_passed)
+        return;
+    if (active_cx(ctl) == 0)
+        ebb_drain_exit(ctl, "zero active connections");
+}
+
+static void on_zero(struct ebb_loop *loop, void *data)
+{
+    struct ebb_control *ctl = data;
+    ctl->last_zero_us = ebb_now_us();
+    check_zero(ctl);
+}
+
+static void listeners_timeout(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    struct ebb_control *ctl = t->data;
+    if (ctl->phase != EBB_PHASE_ACCEPTING || ctl->skip_exit)
+        return;
+    unsigned cmds = EBB_CMD_STOP_INBOUND;
+    if (ctl->drained_dirs & EBB_CMD_DRAIN_OUTBOUND)
+        cmds |= EBB_CMD_STOP_OUTBOUND;
+    ebb_server_post(ctl->srv, cmds);
+    ctl->phase = EBB_PHASE_LISTENERS_CLOSED;
+    ebb_info("drain", "drainDuration %llums elapsed: inbound listeners closed, %lld active connections",
+             (unsigned long long)ctl->srv->cfg->proxy.drain_duration_ms,
+             (long long)active_cx(ctl));
+}
+
+static void exit_timeout(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    struct ebb_control *ctl = t->data;
+    ebb_info("drain", "terminationDrainDuration %llums elapsed: exiting with %lld active connections",
+             (unsigned long long)ctl->srv->cfg->proxy.termination_drain_ms,
+             (long long)active_cx(ctl));
+    ebb_drain_exit(ctl, "terminationDrainDuration elapsed");
+}
+
+static void min_timeout(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    struct ebb_control *ctl = t->data;
+    ctl->min_passed = true;
+    ebb_info("drain", "MINIMUM_DRAIN_DURATION %llums elapsed: exiting when 0 active connections (now %lld)",
+             (unsigned long long)ctl->srv->cfg->proxy.min_drain_ms, (long long)active_cx(ctl));
+    atomic_store(&ctl->srv->watch_zero, true);
+    check_zero(ctl);
+}
+
+static void deadline_timeout(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    struct ebb_control *ctl = t->data;
+    ebb_info("drain", "drain_deadline %llums reached: exiting with %lld active connections",
+             (unsigned long long)ctl->srv->cfg->drain.drain_deadline_ms,
+             (long long)active_cx(ctl));
+    ebb_drain_exit(ctl, "drain_deadline reached");
+}
+
+static void tick(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    struct ebb_control *ctl = t->data;
+    if (ctl->phase == EBB_PHASE_LIVE || ctl->phase == EBB_PHASE_EXITING)
+        return;
+    ebb_info("drain", "%s for %llums: %lld active connections",
+             ebb_drain_phase_name(ctl->phase),
+             (unsigned long long)(ebb_now_ms() - ctl->drain_start_ms), (long long)active_cx(ctl));
+    ebb_timer_start(loop, t, DRAIN_TICK_MS);
+}
+
+/* Arms the exit policy of SPEC §3.4 for a termination drain. */
+static void arm_exit(struct ebb_control *ctl)
+{
+    const struct ebb_config *cfg = ctl->srv->cfg;
+    uint64_t elapsed = ebb_now_ms() - ctl->drain_start_ms;
+
+    if (ctl->exit_armed)
+        return;
+    ctl->exit_armed = true;
+    ctl->exit_on_zero = cfg->proxy.exit_on_zero;
+    if (ctl->exit_on_zero) {
+        uint64_t min = cfg->proxy.min_drain_ms;
+        ebb_timer_start(ctl->loop, &ctl->min_timer, min > elapsed ? min - elapsed : 0);
+        if (cfg->drain.drain_deadline_ms)
+            ebb_timer_start(ctl->loop, &ctl->deadline_timer,
+                            cfg->drain.drain_deadline_ms > elapsed
+                                ? cfg->drain.drain_deadline_ms - elapsed : 0);
+    } else {
+        uint64_t td = cfg->proxy.termination_drain_ms;
+        ebb_timer_start(ctl->loop, &ctl->exit_timer, td > elapsed ? td - elapsed : 0);
+    }
+}
+
+void ebb_drain_start(struct ebb_control *ctl, enum ebb_drain_trigger trig, bool inbound_only,
+                     bool graceful, bool skip_exit)
+{
+    const struct ebb_config *cfg = ctl->srv->cfg;
+    bool first = ctl->phase == EBB_PHASE_LIVE;
+    bool terminating = trig == EBB_TRIG_SIGTERM || trig == EBB_TRIG_SIGINT;
+    unsigned dirs = EBB_CMD_DRAIN_INBOUND | (inbound_only ? 0 : EBB_CMD_DRAIN_OUTBOUND);
+
+    if (ctl->phase == EBB_PHASE_EXITING)
+        return;
+    if (first) {
+        ctl->phase = EBB_PHASE_ACCEPTING;
+        ctl->trigger = trig;
+        ctl->drain_start_ms = ebb_now_ms();
+        ctl->drain_start_us = ebb_now_us();
+        ctl->active_at_drain = active_cx(ctl);
+        ctl->rq_total_at_drain = total_rq(ctl);
+        ctl->destroyed_at_drain = total_destroyed(ctl);
+        atomic_store(&ctl->srv->state, EBB_STATE_DRAINING);
+        ebb_timer_start(ctl->loop, &ctl->tick_timer, DRAIN_TICK_MS);
+    }
+    if (trig != EBB_TRIG_STATUS_DRAIN && trig != EBB_TRIG_HEALTHCHECK_FAIL)
+        ctl->ready_503 = true;
+    if (skip_exit)
+        ctl->skip_exit = true;
+
+    unsigned new_dirs = dirs & ~ctl->drained_dirs;
+    ctl->drained_dirs |= dirs;
+    if (new_dirs)
+        ebb_server_post(ctl->srv, new_dirs);
+
+    if (!graceful && ctl->phase == EBB_PHASE_ACCEPTING) {
+        /* Envoy: without graceful the listeners stop at once */
+        unsigned stop = EBB_CMD_STOP_INBOUND | (inbound_only ? 0 : EBB_CMD_STOP_OUTBOUND);
+        ebb_server_post(ctl->srv, stop);
+        ctl->phase = EBB_PHASE_LISTENERS_CLOSED;
+    } else if (ctl->phase == EBB_PHASE_ACCEPTING && !ebb_timer_active(&ctl->listeners_timer)) {
+        uint64_t elapsed = ebb_now_ms() - ctl->drain_start_ms;
+        uint64_t dd = cfg->proxy.drain_duration_ms;
+        ebb_timer_start(ctl->loop, &ctl->listeners_timer, dd > elapsed ? dd - elapsed : 0);
+    }
+    if (terminating)
+        arm_exit(ctl);
+
+    ebb_info("drain", "drain %s: trigger=%s mode=%s inbound_only=%d graceful=%d "
+             "drainDuration=%llums terminationDrainDuration=%llums MINIMUM_DRAIN_DURATION=%llums "
+             "idle_close_after=%llums drain_deadline=%llums active_connections=%lld",
+             first ? "started" : "extended", ebb_drain_trigger_name(trig),
+             !terminating ? "no-exit" : cfg->proxy.exit_on_zero ? "exit-on-zero" : "default",
+             inbound_only, graceful, (unsigned long long)cfg->proxy.drain_duration_ms,
+             (unsigned long long)cfg->proxy.termination_drain_ms,
+             (unsigned long long)cfg->proxy.min_drain_ms,
+             (unsigned long long)cfg->drain.idle_close_after_ms,
+             (unsigned long long)cfg->drain.drain_deadline_ms, (long long)active_cx(ctl));
+}
+
+void ebb_drain_json(const struct ebb_control *ctl, struct ebb_buf *b)
+{
+    ebb_buf_appendf(b, "{\"state\":\"%s\",\"phase\":\"%s\",\"trigger\":\"%s\","
+                    "\"mode\":\"%s\",\"exit_armed\":%s,\"ready\":%s,\"active_connections\":%lld",
+                    ctl->phase == EBB_PHASE_LIVE ? "LIVE" : "DRAINING",
+                    ebb_drain_phase_name(ctl->phase), ebb_drain_trigger_name(ctl->trigger),
+                    ctl->srv->cfg->proxy.exit_on_zero ? "exit-on-zero" : "default",
+                    ctl->exit_armed ? "true" : "false", ebb_control_ready(ctl) ? "true" : "false",
+                    (long long)active_cx(ctl));
+    if (ctl->phase != EBB_PHASE_LIVE)
+        ebb_buf_appendf(b, ",\"draining_for_ms\":%llu",
+                        (unsigned long long)(ebb_now_ms() - ctl->drain_start_ms));
+    ebb_buf_append(b, "}", 1);
+}
+
+/* --- signals --- */
+
+static void on_signal(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
+{
+    struct ebb_control *ctl = io->data;
+    struct signalfd_siginfo si;
+
+    while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+        case SIGINT:
+            if (si.ssi_signo == SIGINT && ++ctl->sigint_count >= 2) {
+                ebb_info("drain", "second SIGINT: exiting now");
+                ebb_drain_exit(ctl, "second SIGINT");
+                break;
+            }
+            if (ctl->status_drained) {
+                ebb_info("drain", "%s after /drain: exiting now",
+                         si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+                ebb_drain_exit(ctl, "signal after /drain");
+                break;
+            }
+            if (ctl->exit_armed) {
+                ebb_info("drain", "repeated %s ignored: drain already in progress",
+                         si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+                break;
+            }
+            ebb_drain_start(ctl, si.ssi_signo == SIGTERM ? EBB_TRIG_SIGTERM : EBB_TRIG_SIGINT,
+                            true, true, false);
+            break;
+        case SIGCHLD:
+            /* PID 1 duty: reap whatever exited */
+            while (waitpid(-1, NULL, WNOHANG) > 0)
+                ;
+            break;
+        case SIGHUP:
+            ebb_info("control", "SIGHUP ignored (configuration reload is not supported)");
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+int ebb_control_init(struct ebb_control *ctl, struct ebb_server *srv, char *err, size_t errlen)
+{
+    sigset_t set;
+
+    ctl->srv = srv;
+    srv->ctl = ctl;
+    ctl->loop = ebb_loop_new();
+    if (!ctl->loop) {
+        snprintf(err, errlen, "cannot create control loop: %s", strerror(errno));
+        return EBB_EIO;
+    }
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGHUP);
+    ctl->sigio.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (ctl->sigio.fd < 0) {
+        snprintf(err, errlen, "signalfd: %s", strerror(errno));
+        return EBB_EIO;
+    }
+    ctl->sigio.cb = on_signal;
+    ctl->sigio.data = ctl;
+    ebb_io_set(ctl->loop, &ctl->sigio, EBB_READ);
+    if (ebb_async_init(ctl->loop, &ctl->zero, on_zero, ctl) < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        return EBB_EIO;
+    }
+    srv->zero_notify = &ctl->zero;
+
+    struct ebb_timer *timers[] = { &ctl->listeners_timer, &ctl->exit_timer, &ctl->min_timer,
+                                   &ctl->deadline_timer, &ctl->tick_timer };
+    ebb_timer_cb cbs[] = { listeners_timeout, exit_timeout, min_timeout, deadline_timeout, tick };
+    for (size_t i = 0; i < EBB_ARRAY_LEN(timers); i++) {
+        timers[i]->cb = cbs[i];
+        timers[i]->data = ctl;
+    }
+    return ebb_admin_init(ctl, err, errlen);
+}
+
+int ebb_control_run(struct ebb_control *ctl)
+{
+    struct ebb_server *srv = ctl->srv;
+
+    ebb_loop_run(ctl->loop);
+
+    /* exit: summary first (SPEC §3.4), then stop the workers */
+    uint64_t now = ebb_now_ms();
+    int64_t left = active_cx(ctl);
+    uint64_t destroyed = total_destroyed(ctl);
+    ebb_server_post(srv, EBB_CMD_EXIT);
+    ebb_server_join_threads(srv);
+    if (ctl->drain_start_ms) {
+        uint64_t completed = total_rq(ctl) - ctl->rq_total_at_drain;
+        uint64_t ms = now - ctl->drain_start_ms;
+        ebb_info("drain", "exit: reason=\"%s\" trigger=%s drain_ms=%llu "
+                 "connections_at_drain_start=%lld closed_gracefully=%llu forced=%lld "
+                 "requests_during_drain=%llu",
+                 ctl->exit_reason, ebb_drain_trigger_name(ctl->trigger), (unsigned long long)ms,
+                 (long long)ctl->active_at_drain,
+                 (unsigned long long)(destroyed - ctl->destroyed_at_drain), (long long)left,
+                 (unsigned long long)completed);
+    } else {
+        ebb_info("drain", "exit: reason=\"%s\" without drain, %lld active connections closed",
+                 ctl->exit_reason, (long long)left);
+    }
+    ebb_admin_close(ctl);
+    return ctl->exit_code;
+}
