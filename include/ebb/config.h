@@ -231,9 +231,14 @@ void ebb_ywarn(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
 bool ebb_ykey_is(const char *key, const char *snake);
 /* True for a null scalar (empty plain, ~, null, Null, NULL). */
 bool ebb_ynull(const yaml_node_t *n);
-/* Checks n is a mapping with scalar, distinct keys (camel/snake folded). */
-int ebb_ymap(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, char *err,
-             size_t errlen);
+/* Checks n is a mapping with scalar, distinct keys (camelCase and
+ * snake_case spellings folded together when fold is true). */
+int ebb_ymap(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, bool fold,
+             char *err, size_t errlen);
+/* Writes s[0..n) double-quoted, control bytes escaped, cut at ~60 bytes. */
+void ebb_quote(const char *s, size_t n, char *out, size_t outlen);
+/* Joins a key path: "a" + "b" -> "a.b"; "" + "b" -> "b". */
+void ebb_ypath(char *out, size_t outlen, const char *path, const char *key);
 /* Scalar accessors: each errs with the bad value quoted. */
 int ebb_ystr(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
              const char **out, char *err, size_t errlen);

@@ -1,0 +1,540 @@
+/*
+ * proxy_config.c - the Istio ProxyConfig knobs of SPEC §3.5 from every
+ * source of SPEC §4, merged with Istio's rules and each value's source
+ * recorded:
+ *
+ *   default < ebb.yaml proxy_config: < mesh config defaultConfig
+ *           < PROXY_CONFIG < proxy.istio.io/config annotation < environment
+ *
+ * A top-level field present in a higher source replaces the lower one
+ * whole; proxyMetadata merges key by key; EXIT_ON_ZERO_ACTIVE_CONNECTIONS
+ * and MINIMUM_DRAIN_DURATION are read from the environment first and from
+ * the merged proxyMetadata otherwise (a metadata key acts as an env var).
+ * Also the downward-API annotations file parser (kubelet's key="value").
+ */
+#define EBB_CONFIG_INTERNAL
+#include <errno.h>
+#include <string.h>
+
+#include "ebb/config.h"
+#include "ebb/core.h"
+#include "ebb/log.h"
+
+extern char **environ;
+
+#define DEFAULT_MESH_FILE        "./etc/istio/config/mesh"
+#define DEFAULT_ANNOTATIONS_FILE "./etc/istio/pod/annotations"
+#define ANNOTATION_KEY           "proxy.istio.io/config"
+#define KNOB_EXIT_ON_ZERO        "EXIT_ON_ZERO_ACTIVE_CONNECTIONS"
+#define KNOB_MIN_DRAIN           "MINIMUM_DRAIN_DURATION"
+#define CONCURRENCY_MAX          1024
+
+/* Istio ProxyConfig fields ebb does not use: a warning says "not used by
+ * ebb" rather than "unknown" (so a typo still stands out). */
+static const char *const istio_fields[] = {
+    "config_path", "binary_path", "service_cluster",
+    "parent_shutdown_duration", "discovery_address", "discovery_refresh_delay",
+    "zipkin_address", "stat_name_length", "connect_timeout", "statsd_udp_address",
+    "envoy_metrics_service_address", "proxy_bootstrap_template_path",
+    "control_plane_auth_policy", "custom_config_file", "interception_mode", "tracing",
+    "envoy_access_log_service", "envoy_metrics_service", "sds", "proxy_stats_matcher",
+    "extra_stat_tags", "gateway_topology", "mesh_id", "readiness_probe",
+    "ca_certificates_pem", "image", "private_key_provider", "runtime_values",
+    "proxy_headers", "availability_zone", "tracing_service_name", "file_flush_interval",
+    "file_flush_min_size_kb", "host_aliases", "stats_flush_interval", "proxy_stats_tags",
+};
+
+void ebb_proxy_config_default(struct ebb_proxy_cfg *pc)
+{
+    memset(pc, 0, sizeof(*pc));
+    pc->termination_drain_ms = 5000;
+    pc->drain_duration_ms = 45000;
+    pc->concurrency = 2;
+    pc->admin_port = 15000;
+    pc->status_port = 15020;
+    pc->hold_app = false;
+    pc->exit_on_zero = false;
+    pc->min_drain_ms = 5000;
+    /* every *_src is EBB_SRC_DEFAULT (0) */
+}
+
+void ebb_pc_src_free(struct ebb_pc_src *s)
+{
+    for (size_t i = 0; i < s->v.nmetadata; i++) {
+        free(s->v.metadata[i].key);
+        free(s->v.metadata[i].value);
+    }
+    free(s->v.metadata);
+    s->v.metadata = NULL;
+    s->v.nmetadata = 0;
+}
+
+static struct ebb_kv *md_find(const struct ebb_proxy_cfg *pc, const char *key)
+{
+    for (size_t i = 0; i < pc->nmetadata; i++) {
+        if (strcmp(pc->metadata[i].key, key) == 0)
+            return &pc->metadata[i];
+    }
+    return NULL;
+}
+
+/* Sets key to value (copied) in pc's metadata with source src. */
+static void md_set(struct ebb_proxy_cfg *pc, const char *key, const char *value,
+                   enum ebb_source src)
+{
+    struct ebb_kv *kv = md_find(pc, key);
+
+    if (!kv) {
+        struct ebb_kv *m = realloc(pc->metadata, (pc->nmetadata + 1) * sizeof(*m));
+        if (!m) {
+            fprintf(stderr, "ebb: out of memory\n");
+            exit(2);
+        }
+        pc->metadata = m;
+        kv = &m[pc->nmetadata++];
+        kv->key = ebb_xstrdup(key);
+        kv->value = NULL;
+    }
+    free(kv->value);
+    kv->value = ebb_xstrdup(value);
+    kv->source = src;
+}
+
+/* A proxyMetadata knob's value, checked where it is written. */
+static int check_knob(const struct ebb_ydoc *d, const yaml_node_t *v, const char *path,
+                      const char *key, const char *value, char *err, size_t errlen)
+{
+    bool b;
+    uint64_t ms;
+
+    if (!*value)
+        return 0;   /* empty = unset, as for the environment */
+    if (strcmp(key, KNOB_EXIT_ON_ZERO) == 0)
+        return ebb_ybool(d, v, path, &b, err, errlen);
+    if (strcmp(key, KNOB_MIN_DRAIN) == 0)
+        return ebb_yduration(d, v, path, &ms, err, errlen);
+    return 0;
+}
+
+static int parse_metadata(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
+                          struct ebb_pc_src *out, char *err, size_t errlen)
+{
+    const yaml_node_pair_t *pair;
+    char sub[512];
+    int rc;
+
+    rc = ebb_ymap(d, n, path, false, err, errlen);
+    if (rc)
+        return rc;
+    for (pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
+        const yaml_node_t *k = ebb_ynode(d, pair->key), *v = ebb_ynode(d, pair->value);
+        const char *key = (const char *)k->data.scalar.value, *value = "";
+
+        ebb_ypath(sub, sizeof(sub), path, key);
+        if (!*key)
+            return ebb_yerr(d, k, path, err, errlen, "an empty key");
+        if (!ebb_ynull(v)) {
+            /* any scalar is a string here: EXIT_ON_ZERO_ACTIVE_CONNECTIONS: true works */
+            if (v->type != YAML_SCALAR_NODE)
+                return ebb_yerr(d, v, sub, err, errlen, "expected a string value, got %s",
+                                v->type == YAML_MAPPING_NODE ? "a map" : "a list");
+            rc = ebb_ystr(d, v, sub, &value, err, errlen);
+            if (rc)
+                return rc;
+        }
+        rc = check_knob(d, v, sub, key, value, err, errlen);
+        if (rc)
+            return rc;
+        md_set(&out->v, key, value, out->source);
+    }
+    return 0;
+}
+
+static bool is_istio_field(const char *key)
+{
+    for (size_t i = 0; i < EBB_ARRAY_LEN(istio_fields); i++) {
+        if (ebb_ykey_is(key, istio_fields[i]))
+            return true;
+    }
+    return false;
+}
+
+int ebb_pc_parse(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
+                 struct ebb_pc_src *out, char *err, size_t errlen)
+{
+    const yaml_node_pair_t *pair;
+    struct ebb_proxy_cfg *v = &out->v;
+    char sub[512];
+    uint64_t u;
+    int rc;
+
+    if (!n || ebb_ynull(n))
+        return 0;
+    rc = ebb_ymap(d, n, path, true, err, errlen);
+    if (rc)
+        return rc;
+    for (pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
+        const yaml_node_t *val = ebb_ynode(d, pair->value);
+        const char *key = (const char *)ebb_ynode(d, pair->key)->data.scalar.value;
+
+        ebb_ypath(sub, sizeof(sub), path, key);
+        if (ebb_ynull(val))
+            continue;   /* null: as if absent (protobuf JSON) */
+        if (ebb_ykey_is(key, "termination_drain_duration")) {
+            rc = ebb_yduration(d, val, sub, &v->termination_drain_ms, err, errlen);
+            out->set |= EBB_PC_TERMINATION_DRAIN;
+        } else if (ebb_ykey_is(key, "drain_duration")) {
+            rc = ebb_yduration(d, val, sub, &v->drain_duration_ms, err, errlen);
+            out->set |= EBB_PC_DRAIN_DURATION;
+        } else if (ebb_ykey_is(key, "concurrency")) {
+            rc = ebb_yuint(d, val, sub, 0, CONCURRENCY_MAX, "an integer", &u, err, errlen);
+            v->concurrency = (uint32_t)u;
+            out->set |= EBB_PC_CONCURRENCY;
+        } else if (ebb_ykey_is(key, "proxy_admin_port")) {
+            rc = ebb_yuint(d, val, sub, 1, 65535, "a port", &u, err, errlen);
+            v->admin_port = (uint16_t)u;
+            out->set |= EBB_PC_ADMIN_PORT;
+        } else if (ebb_ykey_is(key, "status_port")) {
+            rc = ebb_yuint(d, val, sub, 1, 65535, "a port", &u, err, errlen);
+            v->status_port = (uint16_t)u;
+            out->set |= EBB_PC_STATUS_PORT;
+        } else if (ebb_ykey_is(key, "hold_application_until_proxy_starts")) {
+            rc = ebb_ybool(d, val, sub, &v->hold_app, err, errlen);
+            out->set |= EBB_PC_HOLD_APP;
+        } else if (ebb_ykey_is(key, "proxy_metadata")) {
+            rc = parse_metadata(d, val, sub, out, err, errlen);
+        } else if (is_istio_field(key)) {
+            ebb_ywarn(d, val, sub, "Istio ProxyConfig field not used by ebb, ignored");
+        } else {
+            ebb_ywarn(d, val, sub, "unknown field, ignored");
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int ebb_pc_parse_text(struct ebb_ydoc *d, const char *text, size_t len,
+                      struct ebb_pc_src *out, char *err, size_t errlen)
+{
+    int rc = ebb_ydoc_load(d, text, len, err, errlen);
+
+    if (rc)
+        return rc;
+    return ebb_pc_parse(d, ebb_ydoc_root(d), "", out, err, errlen);
+}
+
+/* ------------------------------------------------------------------ */
+/* downward-API annotations file                                      */
+
+static int ann_malformed(const char *path, unsigned long line, const char *reason,
+                         const char *l, size_t llen, char *err, size_t errlen)
+{
+    char q[96];
+
+    ebb_quote(l, llen, q, sizeof(q));
+    snprintf(err, errlen, "%s:%lu: malformed line: %s: %s", path, line, reason, q);
+    return EBB_ECONFIG;
+}
+
+/* ebb_annotations_get() that also returns the value's length and line. */
+static int ann_get(const char *path, const char *text, size_t len, const char *key,
+                   char **value, size_t *vlen, unsigned long *vline, char *err, size_t errlen)
+{
+    const char *p = text, *end = text + len;
+    unsigned long line = 0;
+    size_t keylen = strlen(key);
+    const char *reason;
+
+    *value = NULL;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p)), *eq;
+        size_t llen, klen, n;
+        char *v;
+
+        if (!eol)
+            eol = end;
+        line++;
+        llen = (size_t)(eol - p);
+        if (llen && p[llen - 1] == '\r')
+            llen--;
+        if (llen == 0)
+            goto next;
+        eq = memchr(p, '=', llen);
+        if (!eq)
+            goto malformed_noeq;
+        klen = (size_t)(eq - p);
+        if (klen == 0) {
+            reason = "empty key";
+            goto malformed;
+        }
+        for (size_t i = 0; i < klen; i++) {
+            unsigned char c = (unsigned char)p[i];
+            if (c <= ' ' || c == '"' || c >= 0x7f) {
+                reason = "bad character in key";
+                goto malformed;
+            }
+        }
+        v = ebb_go_unquote(eq + 1, llen - klen - 1, &n);
+        if (!v) {
+            reason = "value is not a Go-quoted string";
+            goto malformed;
+        }
+        if (klen == keylen && memcmp(p, key, klen) == 0) {
+            if (*value) {
+                free(v);
+                snprintf(err, errlen, "%s:%lu: %s: given twice (also at line %lu)", path, line,
+                         key, *vline);
+                goto fail;
+            }
+            *value = v;
+            *vlen = n;
+            *vline = line;
+        } else {
+            free(v);
+        }
+next:
+        p = eol + 1;
+        continue;
+malformed_noeq:
+        reason = "no '=' (want key=\"value\")";
+malformed:
+        ann_malformed(path, line, reason, p, llen, err, errlen);
+        goto fail;
+    }
+    return 0;
+fail:
+    free(*value);
+    *value = NULL;
+    return EBB_ECONFIG;
+}
+
+int ebb_annotations_get(const char *path, const char *text, size_t len, const char *key,
+                        char **value, char *err, size_t errlen)
+{
+    size_t vlen;
+    unsigned long line;
+
+    return ann_get(path, text, len, key, value, &vlen, &line, err, errlen);
+}
+
+/* ------------------------------------------------------------------ */
+/* sources                                                            */
+
+static const char *env_get(char *const *env, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (; env && *env; env++) {
+        if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
+            return *env + n + 1;
+    }
+    return NULL;
+}
+
+/* Reads path; a missing default file is skipped (*text NULL, returns 0). */
+static int read_source(const char *given, const char *dflt, const char *what, char **used,
+                       char **text, size_t *len, char *err, size_t errlen)
+{
+    const char *path = given ? given : dflt;
+    int rc = ebb_read_file(path, text, len);
+
+    *used = NULL;
+    if (rc == -ENOENT && !given) {
+        ebb_debug("config", "%s %s not found, skipped", what, path);
+        *text = NULL;
+        return 0;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: cannot read %s: %s", path, what, strerror(-rc));
+        *text = NULL;
+        return EBB_ECONFIG;
+    }
+    *used = ebb_xstrdup(path);
+    return 0;
+}
+
+static int load_mesh(struct ebb_config *cfg, const struct ebb_config_args *args,
+                     struct ebb_pc_src *out, char *err, size_t errlen)
+{
+    struct ebb_ydoc d = { .marks = true };
+    const yaml_node_pair_t *pair;
+    const yaml_node_t *root;
+    char *text;
+    size_t len;
+    int rc;
+
+    rc = read_source(args->mesh_file, DEFAULT_MESH_FILE, "mesh config", &cfg->mesh_file, &text,
+                     &len, err, errlen);
+    if (rc || !text)
+        return rc;
+    d.label = cfg->mesh_file;
+    rc = ebb_ydoc_load(&d, text, len, err, errlen);
+    if (rc)
+        goto out;
+    root = ebb_ydoc_root(&d);
+    if (!root || ebb_ynull(root))
+        goto out;
+    rc = ebb_ymap(&d, root, "", true, err, errlen);
+    if (rc)
+        goto out;
+    for (pair = root->data.mapping.pairs.start; pair < root->data.mapping.pairs.top; pair++) {
+        const char *key = (const char *)ebb_ynode(&d, pair->key)->data.scalar.value;
+        if (ebb_ykey_is(key, "default_config")) {
+            rc = ebb_pc_parse(&d, ebb_ynode(&d, pair->value), key, out, err, errlen);
+            if (rc)
+                goto out;
+        } else {
+            ebb_debug("config", "%s: %s: MeshConfig field not used by ebb", d.label, key);
+        }
+    }
+out:
+    ebb_ydoc_free(&d);
+    free(text);
+    return rc;
+}
+
+static int load_proxy_config_env(char *const *env, struct ebb_pc_src *out, char *err,
+                                 size_t errlen)
+{
+    const char *text = env_get(env, "PROXY_CONFIG");
+    struct ebb_ydoc d = { .label = "PROXY_CONFIG" };
+    int rc;
+
+    if (!text || !*text)
+        return 0;
+    d.marks = strchr(text, '\n') != NULL;
+    rc = ebb_pc_parse_text(&d, text, strlen(text), out, err, errlen);
+    ebb_ydoc_free(&d);
+    return rc;
+}
+
+static int load_annotation(struct ebb_config *cfg, const struct ebb_config_args *args,
+                           struct ebb_pc_src *out, char *err, size_t errlen)
+{
+    struct ebb_ydoc d = { .prefix = ANNOTATION_KEY ": " };
+    char *text, *value = NULL;
+    size_t len, vlen = 0;
+    unsigned long line = 0;
+    int rc;
+
+    rc = read_source(args->annotations_file, DEFAULT_ANNOTATIONS_FILE, "pod annotations",
+                     &cfg->annotations_file, &text, &len, err, errlen);
+    if (rc || !text)
+        return rc;
+    rc = ann_get(cfg->annotations_file, text, len, ANNOTATION_KEY, &value, &vlen, &line, err,
+                 errlen);
+    if (rc == 0 && value) {
+        d.label = cfg->annotations_file;
+        d.line = line;
+        rc = ebb_pc_parse_text(&d, value, vlen, out, err, errlen);
+        ebb_ydoc_free(&d);
+    }
+    free(value);
+    free(text);
+    return rc;
+}
+
+static void merge(struct ebb_proxy_cfg *dst, const struct ebb_pc_src *s)
+{
+    const struct ebb_proxy_cfg *v = &s->v;
+
+    if (s->set & EBB_PC_TERMINATION_DRAIN) {
+        dst->termination_drain_ms = v->termination_drain_ms;
+        dst->termination_drain_src = s->source;
+    }
+    if (s->set & EBB_PC_DRAIN_DURATION) {
+        dst->drain_duration_ms = v->drain_duration_ms;
+        dst->drain_duration_src = s->source;
+    }
+    if (s->set & EBB_PC_CONCURRENCY) {
+        dst->concurrency = v->concurrency;
+        dst->concurrency_src = s->source;
+    }
+    if (s->set & EBB_PC_ADMIN_PORT) {
+        dst->admin_port = v->admin_port;
+        dst->admin_port_src = s->source;
+    }
+    if (s->set & EBB_PC_STATUS_PORT) {
+        dst->status_port = v->status_port;
+        dst->status_port_src = s->source;
+    }
+    if (s->set & EBB_PC_HOLD_APP) {
+        dst->hold_app = v->hold_app;
+        dst->hold_app_src = s->source;
+    }
+    for (size_t i = 0; i < v->nmetadata; i++)
+        md_set(dst, v->metadata[i].key, v->metadata[i].value, s->source);
+}
+
+static int kv_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct ebb_kv *)a)->key, ((const struct ebb_kv *)b)->key);
+}
+
+/* EXIT_ON_ZERO_ACTIVE_CONNECTIONS and MINIMUM_DRAIN_DURATION: the
+ * environment wins, else the merged proxyMetadata, else the default. */
+static int derive_knobs(struct ebb_proxy_cfg *pc, char *const *env, char *err, size_t errlen)
+{
+    const char *e;
+    const struct ebb_kv *kv;
+    char q[96];
+
+    e = env_get(env, KNOB_EXIT_ON_ZERO);
+    if (e && *e) {
+        if (ebb_parse_bool(e, &pc->exit_on_zero) != 0) {
+            ebb_quote(e, strlen(e), q, sizeof(q));
+            snprintf(err, errlen, "environment: " KNOB_EXIT_ON_ZERO ": %s " EBB_BOOL_HINT, q);
+            return EBB_ECONFIG;
+        }
+        pc->exit_on_zero_src = EBB_SRC_ENV;
+    } else if ((kv = md_find(pc, KNOB_EXIT_ON_ZERO)) && *kv->value &&
+               ebb_parse_bool(kv->value, &pc->exit_on_zero) == 0) {
+        pc->exit_on_zero_src = kv->source;
+    }
+    e = env_get(env, KNOB_MIN_DRAIN);
+    if (e && *e) {
+        if (ebb_parse_duration_ms(e, &pc->min_drain_ms) != 0) {
+            ebb_quote(e, strlen(e), q, sizeof(q));
+            snprintf(err, errlen, "environment: " KNOB_MIN_DRAIN ": %s %s", q,
+                     e[0] == '-' ? "is negative (must be >= 0)" : EBB_DURATION_HINT);
+            return EBB_ECONFIG;
+        }
+        pc->min_drain_src = EBB_SRC_ENV;
+    } else if ((kv = md_find(pc, KNOB_MIN_DRAIN)) && *kv->value &&
+               ebb_parse_duration_ms(kv->value, &pc->min_drain_ms) == 0) {
+        pc->min_drain_src = kv->source;
+    }
+    return 0;
+}
+
+int ebb_proxy_config_load(struct ebb_config *cfg, const struct ebb_config_args *args,
+                          const struct ebb_pc_src *file_pc, char *err, size_t errlen)
+{
+    char *const *env = args->environ ? args->environ : environ;
+    struct ebb_pc_src mesh = { .source = EBB_SRC_MESH };
+    struct ebb_pc_src penv = { .source = EBB_SRC_PROXY_CONFIG };
+    struct ebb_pc_src ann = { .source = EBB_SRC_ANNOTATION };
+    struct ebb_proxy_cfg *pc = &cfg->proxy;
+    int rc;
+
+    rc = load_mesh(cfg, args, &mesh, err, errlen);
+    if (rc == 0)
+        rc = load_proxy_config_env(env, &penv, err, errlen);
+    if (rc == 0)
+        rc = load_annotation(cfg, args, &ann, err, errlen);
+    if (rc == 0) {
+        if (file_pc)
+            merge(pc, file_pc);
+        merge(pc, &mesh);
+        merge(pc, &penv);
+        merge(pc, &ann);
+        if (pc->nmetadata > 1)
+            qsort(pc->metadata, pc->nmetadata, sizeof(*pc->metadata), kv_cmp);
+        rc = derive_knobs(pc, env, err, errlen);
+    }
+    ebb_pc_src_free(&mesh);
+    ebb_pc_src_free(&penv);
+    ebb_pc_src_free(&ann);
+    return rc;
+}
