@@ -153,8 +153,8 @@ struct ebb_h1_body {
     unsigned ndigits;        /* hex digits seen in the current size line */
     size_t   ext_len;        /* bytes of chunk extension seen on this size line (<= 4096) */
     unsigned ext_state;      /* internal: position in the chunk-ext grammar */
-    size_t   trailer_len;    /* bytes of trailer section seen (bounded by max_head) */
-    unsigned trailer_state;  /* internal: position in the CRLF scanner */
+    size_t   trailer_len;    /* bytes of trailer section seen, final CRLF included (<= max_trailer) */
+    unsigned trailer_state;  /* internal: position in the trailer field-line grammar */
     size_t   max_trailer;    /* ceiling for the trailer section, 0 = 61440 */
 };
 
@@ -162,7 +162,7 @@ struct ebb_h1_body {
  * set max_trailer after this call to override the default). */
 void ebb_h1_body_init(struct ebb_h1_body *b, const struct ebb_h1_msg *m);
 
-#define EBB_H1_BODY_DATA    1   /* [*data, *data+*data_len) is payload (may be empty) */
+#define EBB_H1_BODY_DATA    1   /* [*data, *data+*data_len) is payload (never empty) */
 #define EBB_H1_BODY_TRAILER 2   /* [*data, *data+*data_len) is raw trailer-section bytes: field lines
                                    with their CRLFs, in arrival order, excluding the final
                                    empty line; concatenated over calls they form the

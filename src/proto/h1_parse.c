@@ -3,6 +3,7 @@
  * (RFC 9112, RFC 9110).  The rules and the choices made where the RFC leaves
  * room are in docs/h1.md.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "ebb/h1_parse.h"
@@ -14,7 +15,8 @@
 #define H1_MAX_CHUNK_DIGITS 16
 #define H1_MAX_INT63       ((uint64_t)INT64_MAX)
 
-/* Character classes, one bit each, in a 256-entry table. */
+/* Character classes, one bit each, in a 256-entry table built at compile
+ * time. */
 #define C_TCHAR  0x01   /* token: RFC 9110 §5.6.2 */
 #define C_FVAL   0x02   /* field-vchar / SP / HTAB (obs-text included) */
 #define C_TARGET 0x04   /* request-target: VCHAR */
@@ -22,37 +24,29 @@
 #define C_HEX    0x10
 #define C_QDTEXT 0x20   /* quoted-string qdtext */
 
-static unsigned char h1_ctab[256];
+#define H1_ALPHA(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
+#define H1_DIGIT(c) ((c) >= '0' && (c) <= '9')
+#define H1_TEXTRA(c) ((c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || \
+                      (c) == '&' || (c) == '\'' || (c) == '*' || (c) == '+' || \
+                      (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||  \
+                      (c) == '`' || (c) == '|' || (c) == '~')
+#define H1_CLS(c)                                                            \
+    ((H1_ALPHA(c) || H1_DIGIT(c) || H1_TEXTRA(c) ? C_TCHAR : 0) |            \
+     ((c) == '\t' || ((c) >= 0x20 && (c) != 0x7f) ? C_FVAL : 0) |            \
+     ((c) > 0x20 && (c) < 0x7f ? C_TARGET : 0) |                             \
+     (H1_ALPHA(c) || H1_DIGIT(c) || (c) == '-' || (c) == '.' || (c) == '_' || \
+      (c) == '~' ? C_HOST : 0) |                                             \
+     (H1_DIGIT(c) || ((c) >= 'a' && (c) <= 'f') || ((c) >= 'A' && (c) <= 'F') \
+      ? C_HEX : 0) |                                                         \
+     ((c) == '\t' || (c) == ' ' || (c) == 0x21 || ((c) >= 0x23 && (c) <= 0x5b) || \
+      ((c) >= 0x5d && (c) <= 0x7e) || (c) >= 0x80 ? C_QDTEXT : 0))
+#define H1_R4(n)   H1_CLS(n), H1_CLS((n) + 1), H1_CLS((n) + 2), H1_CLS((n) + 3)
+#define H1_R16(n)  H1_R4(n), H1_R4((n) + 4), H1_R4((n) + 8), H1_R4((n) + 12)
+#define H1_R64(n)  H1_R16(n), H1_R16((n) + 16), H1_R16((n) + 32), H1_R16((n) + 48)
 
-static void h1_ctab_init(void)
-{
-    static const char tchar_extra[] = "!#$%&'*+-.^_`|~";
-    int c;
-
-    for (c = 0; c < 256; c++) {
-        unsigned char f = 0;
-        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        bool digit = c >= '0' && c <= '9';
-
-        if (alpha || digit || (c && strchr(tchar_extra, c)))
-            f |= C_TCHAR;
-        if (c == '\t' || (c >= 0x20 && c != 0x7f))
-            f |= C_FVAL;
-        if (c > 0x20 && c < 0x7f)
-            f |= C_TARGET;
-        if (alpha || digit || c == '-' || c == '.' || c == '_' || c == '~')
-            f |= C_HOST;
-        if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
-            f |= C_HEX;
-        if (c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||
-            (c >= 0x5d && c <= 0x7e) || c >= 0x80)
-            f |= C_QDTEXT;
-        h1_ctab[c] = f;
-    }
-}
-
-/* Filled before main() so worker threads only ever read it. */
-__attribute__((constructor)) static void h1_ctab_ctor(void) { h1_ctab_init(); }
+static const unsigned char h1_ctab[256] = {
+    H1_R64(0), H1_R64(64), H1_R64(128), H1_R64(192)
+};
 
 static inline bool h1_is(unsigned char c, unsigned char cls)
 {
@@ -111,6 +105,8 @@ static void h1_limits_resolve(const struct ebb_h1_limits *in, struct ebb_h1_limi
         out->max_headers = in->max_headers;
     if (out->max_headers > EBB_H1_MAX_HEADERS_CAP)
         out->max_headers = EBB_H1_MAX_HEADERS_CAP;
+    if (out->max_head > INT_MAX)
+        out->max_head = INT_MAX;        /* the head length is returned as int */
 }
 
 /*
@@ -408,9 +404,9 @@ static int h1_scan_fields(struct ebb_h1_msg *m, struct h1_fields *f)
         } else if (h1_span_ieq(n, nl, "connection")) {
             rc = h1_list_each(v, vl, h1_conn_elem, &m->flags);
         } else if (h1_span_ieq(n, nl, "upgrade")) {
-            f->has_upgrade = vl > 0;
+            f->has_upgrade |= vl > 0;
         } else if (h1_span_ieq(n, nl, "expect")) {
-            f->expect_continue = h1_span_ieq(v, vl, "100-continue");
+            f->expect_continue |= h1_span_ieq(v, vl, "100-continue");
         } else if (h1_span_ieq(n, nl, "te")) {
             rc = h1_list_each(v, vl, h1_tehdr_elem, &m->flags);
         }
@@ -526,7 +522,7 @@ int ebb_h1_parse_request(const char *buf, size_t len, const struct ebb_h1_limits
     h1_msg_reset(m, buf);
     p = buf;
     end = buf + hlen;
-    while (p[0] == '\r')            /* leading empty lines (CRLF checked by scan) */
+    while (p[0] == '\r' && p[1] == '\n')     /* leading empty lines */
         p += 2;
 
     /* method SP request-target SP HTTP-version CRLF, single spaces */

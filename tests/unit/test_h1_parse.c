@@ -68,6 +68,9 @@ static const struct head_case req_cases[] = {
     R(OK,   "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),                          /* RFC 9112 §2.2 leading CRLF */
     R(OK,   "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
     R(EBAD, "\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),                            /* leading bare LF */
+    R(EBAD, "\rGET / HTTP/1.1\r\nHost: a\r\n\r\n"),                            /* leading bare CR */
+    R(EBAD, "\r\n\rGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+    R(EBAD, "\r0\r\n\r\n"),                                                  /* fuzz: overread */
     R(OK,   "GET / HTTP/1.1\r\nHost:   a  \r\n\r\n", .auth = "a"),             /* OWS trimmed */
     R(OK,   "GET / HTTP/1.1\r\nHost:\ta\t\r\n\r\n", .auth = "a"),
     R(OK,   "GET /" H11 "X-Empty:\r\n\r\n"),
