@@ -13,7 +13,7 @@ Everything is on loopback and every wait is bounded.
 
 import base64
 import hashlib
-import http.client
+import http.client as httpclient
 import json
 import os
 import re
@@ -316,7 +316,7 @@ class Ebb:
                                                                 tail(self.stderr_path, 20)))
             try:
                 st, body = self.admin("GET", "/ready", timeout=1)
-            except (OSError, http.client.HTTPException):
+            except (OSError, httpclient.HTTPException):
                 return False
             return st == 200
         wait_for(ready, timeout, interval=0.02, what="ebb GET /ready == 200 on admin port %s"
@@ -331,7 +331,7 @@ class Ebb:
             st = None
             try:
                 st, _ = self.admin("POST", "/quitquitquit", timeout=1)
-            except (OSError, http.client.HTTPException):
+            except (OSError, httpclient.HTTPException):
                 pass
             if st != 200 or not self._wait(timeout):
                 self.proc.send_signal(signal.SIGINT)
@@ -401,7 +401,7 @@ class Ebb:
     # admin
     def admin(self, method, path, body=None, timeout=5, port=None):
         """(status, body-as-str) from the admin port (or another port given)."""
-        c = http.client.HTTPConnection("127.0.0.1", port or self.admin_port, timeout=timeout)
+        c = httpclient.HTTPConnection("127.0.0.1", port or self.admin_port, timeout=timeout)
         try:
             c.request(method, path, body=body)
             r = c.getresponse()
@@ -424,8 +424,11 @@ class Ebb:
 
         def ok():
             v = self.stats().get(name)
+            if v is None:
+                raise TestFailure("stat %s missing from /stats" % name)
             box[:] = [v]
-            return v is not None and pred(v)
+            return pred(v)
+        ok()                              # a missing stat fails at once
         try:
             wait_for(ok, timeout, interval=0.05, what=what or "stat %s" % name)
         except TestFailure:

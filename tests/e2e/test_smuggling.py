@@ -116,7 +116,7 @@ def test_good_requests_still_pass(env):
     """The control: well-formed neighbours of the cases above are proxied normally."""
     e = env.start()
     good = [
-        b"POST /sha256 HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+        b"POST /sha256 HTTP/1.1\r\n" + H + b"Content-Length: 5\r\n\r\nhello",
         b"POST /sha256 HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n5;ext=\"x\"\r\nhello\r\n0\r\nT: v\r\n\r\n",
         b"GET /hello HTTP/1.1\r\nHost: app.local:80\r\nX-Tab:\tv\t\r\n\r\n",
         b"GET /hello HTTP/1.0\r\n\r\n",

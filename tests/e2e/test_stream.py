@@ -96,10 +96,11 @@ def test_upload_chunked_curl_512mib(env):
         except BrokenPipeError:
             pass
         try:
-            out, err = p.communicate(timeout=150)
+            p.wait(150)
         except subprocess.TimeoutExpired:
             p.kill()
             fail("curl upload did not finish")
+        out, err = p.stdout.read(), p.stderr.read()
     check_eq(p.returncode, 0, "curl exit status (%r)" % err)
     doc = json.loads(out)
     check_eq(doc["bytes"], total, "bytes")
