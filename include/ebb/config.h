@@ -286,6 +286,11 @@ void ebb_pc_src_free(struct ebb_pc_src *s);
  * cfg->annotations_file.  0 or EBB_ECONFIG. */
 int ebb_proxy_config_load(struct ebb_config *cfg, const struct ebb_config_args *args,
                           const struct ebb_pc_src *file_pc, char *err, size_t errlen);
+/* ebb_config_load() with ebb.yaml's contents given as text[0..len) (NULL =
+ * no ebb.yaml), named args->file or "ebb.yaml" in errors; the other sources
+ * are read as usual.  For the fuzz driver and tests. */
+int ebb_config_load_text(const struct ebb_config_args *args, const char *text, size_t len,
+                         struct ebb_config **out, char *err, size_t errlen);
 /* Sets every ProxyConfig value of pc to its default, source DEFAULT. */
 void ebb_proxy_config_default(struct ebb_proxy_cfg *pc);
 #endif

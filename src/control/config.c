@@ -25,6 +25,10 @@
 #define FILE_MAX (16u << 20)            /* biggest config file we read */
 #define CONCURRENCY_MAX 1024
 #define CONNECT_TIMEOUT_CAP_MS 10000
+#define MAX_LISTENERS 1024              /* list caps keep every check cheap */
+#define MAX_CLUSTERS 4096
+#define MAX_ROUTES 4096                 /* per listener */
+#define MAX_ENDPOINTS 1024              /* per cluster */
 
 /* ------------------------------------------------------------------ */
 /* sources                                                            */
@@ -328,12 +332,25 @@ static char *fold_key(const char *k)
     return out;
 }
 
+struct folded_key {
+    char  *key;     /* folded (or copied) key */
+    size_t index;   /* position in the mapping */
+};
+
+static int folded_cmp(const void *a, const void *b)
+{
+    const struct folded_key *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
 int ebb_ymap(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, bool fold,
              char *err, size_t errlen)
 {
-    const yaml_node_pair_t *a, *b;
-    size_t npairs;
-    char **keys;
+    const yaml_node_pair_t *start;
+    struct folded_key *keys;
+    size_t npairs, nkeys = 0;
     int rc = 0;
 
     if (n->type != YAML_MAPPING_NODE) {
@@ -344,11 +361,11 @@ int ebb_ymap(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, b
         }
         return ebb_yerr(d, n, path, err, errlen, "expected a map, got %s", node_kind(n));
     }
-    npairs = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    start = n->data.mapping.pairs.start;
+    npairs = (size_t)(n->data.mapping.pairs.top - start);
     keys = ebb_xcalloc(npairs ? npairs : 1, sizeof(*keys));
-    for (a = n->data.mapping.pairs.start; a < n->data.mapping.pairs.top; a++) {
-        size_t i = (size_t)(a - n->data.mapping.pairs.start);
-        const yaml_node_t *k = ebb_ynode(d, a->key);
+    for (size_t i = 0; i < npairs; i++) {
+        const yaml_node_t *k = ebb_ynode(d, start[i].key);
         if (!k || k->type != YAML_SCALAR_NODE) {
             rc = ebb_yerr(d, k ? k : n, path, err, errlen, "map keys must be strings, got %s",
                           k ? node_kind(k) : "nothing");
@@ -358,28 +375,32 @@ int ebb_ymap(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, b
             rc = ebb_yerr(d, k, path, err, errlen, "a key contains a NUL byte");
             goto out;
         }
-        keys[i] = fold ? fold_key((const char *)k->data.scalar.value)
-                       : ebb_xstrdup((const char *)k->data.scalar.value);
-        for (b = n->data.mapping.pairs.start; b < a; b++) {
-            size_t j = (size_t)(b - n->data.mapping.pairs.start);
-            if (strcmp(keys[i], keys[j]) == 0) {
-                const yaml_node_t *kb = ebb_ynode(d, b->key);
-                char sub[512];
-                ebb_ypath(sub, sizeof(sub), path, (const char *)k->data.scalar.value);
-                if (d->marks && !d->line)
-                    rc = ebb_yerr(d, k, sub, err, errlen, "given twice (also as \"%s\" at line %lu)",
-                                  (const char *)kb->data.scalar.value,
-                                  (unsigned long)kb->start_mark.line + 1);
-                else
-                    rc = ebb_yerr(d, k, sub, err, errlen, "given twice (also as \"%s\")",
-                                  (const char *)kb->data.scalar.value);
-                goto out;
-            }
-        }
+        keys[i].key = fold ? fold_key((const char *)k->data.scalar.value)
+                           : ebb_xstrdup((const char *)k->data.scalar.value);
+        keys[i].index = i;
+        nkeys++;
+    }
+    /* sorted, so a huge map costs n log n; report the later of two equal keys */
+    qsort(keys, nkeys, sizeof(*keys), folded_cmp);
+    for (size_t i = 1; i < nkeys; i++) {
+        if (strcmp(keys[i - 1].key, keys[i].key) != 0)
+            continue;
+        const yaml_node_t *ka = ebb_ynode(d, start[keys[i - 1].index].key);
+        const yaml_node_t *kb = ebb_ynode(d, start[keys[i].index].key);
+        char sub[512];
+        ebb_ypath(sub, sizeof(sub), path, (const char *)kb->data.scalar.value);
+        if (d->marks && !d->line)
+            rc = ebb_yerr(d, kb, sub, err, errlen, "given twice (also as \"%s\" at line %lu)",
+                          (const char *)ka->data.scalar.value,
+                          (unsigned long)ka->start_mark.line + 1);
+        else
+            rc = ebb_yerr(d, kb, sub, err, errlen, "given twice (also as \"%s\")",
+                          (const char *)ka->data.scalar.value);
+        break;
     }
 out:
     for (size_t i = 0; i < npairs; i++)
-        free(keys[i]);
+        free(keys[i].key);
     free(keys);
     return rc;
 }
@@ -695,6 +716,17 @@ static size_t seq_len(const yaml_node_t *n)
     return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 }
 
+static int yseq_max(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
+                    size_t max, char *err, size_t errlen)
+{
+    int rc = yseq(d, n, path, err, errlen);
+
+    if (rc == 0 && seq_len(n) > max)
+        rc = ebb_yerr(d, n, path, err, errlen, "%zu items, more than the %zu allowed",
+                      seq_len(n), max);
+    return rc;
+}
+
 static int ydur_into(const struct ebb_ydoc *d, const yaml_node_t *v, const char *path,
                      uint64_t *out, bool positive, char *err, size_t errlen)
 {
@@ -896,7 +928,7 @@ static int parse_cluster(const struct ebb_ydoc *d, const yaml_node_t *n, const c
                 c->name = ebb_xstrdup(s);
             }
         } else if (ebb_ykey_is(k, "endpoints")) {
-            rc = yseq(d, v, sub, err, errlen);
+            rc = yseq_max(d, v, sub, MAX_ENDPOINTS, err, errlen);
             if (rc)
                 return rc;
             eps = v;
@@ -952,7 +984,7 @@ static int parse_clusters(struct file_ctx *fc, const yaml_node_t *n, struct ebb_
 {
     const struct ebb_ydoc *d = &fc->d;
     size_t count;
-    int rc = yseq(d, n, "clusters", err, errlen);
+    int rc = yseq_max(d, n, "clusters", MAX_CLUSTERS, err, errlen);
 
     if (rc)
         return rc;
@@ -992,7 +1024,7 @@ static int parse_routes(const struct ebb_ydoc *d, const yaml_node_t *n, const ch
                         size_t errlen)
 {
     size_t count;
-    int rc = yseq(d, n, path, err, errlen);
+    int rc = yseq_max(d, n, path, MAX_ROUTES, err, errlen);
 
     if (rc)
         return rc;
@@ -1179,7 +1211,7 @@ static int parse_listeners(struct file_ctx *fc, const yaml_node_t *n, struct ebb
 {
     const struct ebb_ydoc *d = &fc->d;
     size_t count;
-    int rc = yseq(d, n, "listeners", err, errlen);
+    int rc = yseq_max(d, n, "listeners", MAX_LISTENERS, err, errlen);
 
     if (rc)
         return rc;
@@ -1477,11 +1509,29 @@ static int check_ports(struct file_ctx *fc, const struct ebb_config *cfg, char *
 int ebb_config_load(const struct ebb_config_args *args, struct ebb_config **out, char *err,
                     size_t errlen)
 {
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    *out = NULL;
+    if (args && args->file) {
+        rc = ebb_read_file(args->file, &text, &len);
+        if (rc < 0) {
+            snprintf(err, errlen, "%s: cannot read: %s", args->file, strerror(-rc));
+            return EBB_ECONFIG;
+        }
+    }
+    rc = ebb_config_load_text(args, text, len, out, err, errlen);
+    free(text);
+    return rc;
+}
+
+int ebb_config_load_text(const struct ebb_config_args *args, const char *text, size_t len,
+                         struct ebb_config **out, char *err, size_t errlen)
+{
     static const struct ebb_config_args no_args;
     struct ebb_config *cfg = ebb_config_default();
     struct file_ctx fc;
-    char *text = NULL;
-    size_t len = 0;
     int rc, level;
 
     if (!args)
@@ -1491,14 +1541,8 @@ int ebb_config_load(const struct ebb_config_args *args, struct ebb_config **out,
         err[0] = '\0';
     memset(&fc, 0, sizeof(fc));
     fc.pc.source = EBB_SRC_FILE;
-    if (args->file) {
-        cfg->file = ebb_xstrdup(args->file);
-        rc = ebb_read_file(args->file, &text, &len);
-        if (rc < 0) {
-            snprintf(err, errlen, "%s: cannot read: %s", args->file, strerror(-rc));
-            rc = EBB_ECONFIG;
-            goto fail;
-        }
+    if (text) {
+        cfg->file = ebb_xstrdup(args->file ? args->file : "ebb.yaml");
         fc.d.label = cfg->file;
         fc.d.marks = true;
         rc = ebb_ydoc_load(&fc.d, text, len, err, errlen);
@@ -1541,14 +1585,12 @@ int ebb_config_load(const struct ebb_config_args *args, struct ebb_config **out,
     ebb_ydoc_free(&fc.d);
     ebb_pc_src_free(&fc.pc);
     free(fc.lport_nodes);
-    free(text);
     *out = cfg;
     return 0;
 fail:
     ebb_ydoc_free(&fc.d);
     ebb_pc_src_free(&fc.pc);
     free(fc.lport_nodes);
-    free(text);
     ebb_config_free(cfg);
     return EBB_ECONFIG;
 }

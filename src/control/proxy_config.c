@@ -126,6 +126,11 @@ static int parse_metadata(const struct ebb_ydoc *d, const yaml_node_t *n, const 
     rc = ebb_ymap(d, n, path, false, err, errlen);
     if (rc)
         return rc;
+    /* a source may hold proxyMetadata twice only through a duplicate key
+     * of proxyMetadata itself, which ebb_ymap rejects */
+    size_t npairs = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+    ebb_pc_src_free(out);
+    out->v.metadata = ebb_xcalloc(npairs ? npairs : 1, sizeof(*out->v.metadata));
     for (pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
         const yaml_node_t *k = ebb_ynode(d, pair->key), *v = ebb_ynode(d, pair->value);
         const char *key = (const char *)k->data.scalar.value, *value = "";
@@ -145,7 +150,11 @@ static int parse_metadata(const struct ebb_ydoc *d, const yaml_node_t *n, const 
         rc = check_knob(d, v, sub, key, value, err, errlen);
         if (rc)
             return rc;
-        md_set(&out->v, key, value, out->source);
+        /* keys are distinct (ebb_ymap checked): append, no lookup */
+        struct ebb_kv *kv = &out->v.metadata[out->v.nmetadata++];
+        kv->key = ebb_xstrdup(key);
+        kv->value = ebb_xstrdup(value);
+        kv->source = out->source;
     }
     return 0;
 }

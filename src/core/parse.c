@@ -162,7 +162,10 @@ int ebb_parse_duration_ms(const char *s, uint64_t *out_ms)
         return EBB_EINVAL;
     if (neg && ns != 0)
         return EBB_EINVAL;
-    *out_ms = ns / 1000000 + (ns % 1000000 != 0);
+    *out_ms = ns / 1000000;
+    /* round up, unless that would leave Go's range (what we print must parse) */
+    if (ns % 1000000 != 0 && *out_ms < (NS_MAX_ABS - 1) / 1000000)
+        (*out_ms)++;
     return 0;
 }
 

@@ -1139,6 +1139,20 @@ static void test_file_values(void)
     ebb_config_free(cfg);
 }
 
+/* Lists are capped so every check stays cheap. */
+static void test_list_caps(void)
+{
+    size_t cap = 64 + 1025 * 16;
+    char *text = ebb_xmalloc(cap), *p = text;
+
+    p += sprintf(p, "clusters:\n  - name: inbound\n    endpoints:\n");
+    for (int i = 0; i < 1025; i++)
+        p += sprintf(p, "      - a:%d\n", i + 1);
+    struct srcs s = { .file = text };
+    load_err(&s, "ebb.yaml:4: clusters[0].endpoints: 1025 items, more than the 1024 allowed");
+    free(text);
+}
+
 /* JSON (not YAML) everywhere it is allowed, and JSON quirks. */
 static void test_json_forms(void)
 {
@@ -1311,6 +1325,7 @@ int main(void)
     T_RUN(test_connect_timeout_capped);
     T_RUN(test_docs_example);
     T_RUN(test_file_values);
+    T_RUN(test_list_caps);
     T_RUN(test_json_forms);
     T_RUN(test_to_json);
     teardown();
