@@ -47,6 +47,7 @@ struct ebb_upconn {
     bool                   reused;    /* came from the pool */
     bool                   eof;       /* upstream closed its write side */
     uint32_t               nrequests; /* requests sent over this connection */
+    uint64_t               idle_since_ms; /* when it last went back to the pool */
     const char            *addr_str;  /* "host:port" of the endpoint */
 };
 

@@ -884,6 +884,8 @@ static void h1_upstream_cb(void *owner, struct ebb_upconn *u, uint32_t events)
     if (events & (EBB_READ | EPOLLHUP | EPOLLERR)) {
         for (int i = 0; i < 4; i++) {
             ssize_t n = ebb_upstream_read(u);
+            if (n > 0 && ebb_buf_tailroom(&u->rbuf) && ebb_buf_room(&u->rbuf))
+                break;   /* short read: the socket is drained, skip the EAGAIN round trip */
             if (n > 0)
                 continue;
             if (n < 0 && n != EBB_EAGAIN && n != EBB_ETOOBIG)
@@ -905,6 +907,8 @@ static void h1_on_io(struct ebb_conn *c, uint32_t events)
     if (events & (EBB_READ | EPOLLHUP | EPOLLERR)) {
         for (int i = 0; i < 4; i++) {
             ssize_t n = ebb_conn_read(c);
+            if (n > 0 && ebb_buf_tailroom(&c->rbuf) && ebb_buf_room(&c->rbuf))
+                break;   /* short read: the socket is drained, skip the EAGAIN round trip */
             if (n > 0)
                 continue;
             if (n == 0) {

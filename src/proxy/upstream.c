@@ -15,6 +15,8 @@
 #include "ebb/server.h"
 #include "ebb/upstream.h"
 
+#define UPCONN_PEEK_AFTER_MS 1000
+
 static void upconn_free(void *data)
 {
     struct ebb_upconn *u = data;
@@ -127,7 +129,9 @@ int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_worker *w, ebb_up
         cl->nidle--;
         ebb_stat_dec(cl->st->cx_idle);
         ebb_timer_stop(w->loop, &u->timer);
-        if (!upconn_alive(u)) {
+        /* a connection idle for long may have been closed by the upstream's
+         * keep-alive timeout just now; a fresh one is certainly fine */
+        if (ebb_loop_now(w->loop) - u->idle_since_ms > UPCONN_PEEK_AFTER_MS && !upconn_alive(u)) {
             u->state = EBB_UP_BUSY;   /* not idle any more: close without list ops */
             upconn_close(u);
             continue;
@@ -139,7 +143,7 @@ int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_worker *w, ebb_up
         u->eof = false;
         ebb_buf_reset(&u->rbuf);
         ebb_buf_reset(&u->wbuf);
-        ebb_io_set(w->loop, &u->io, 0);
+        /* READ interest stays: the owner wants it anyway, and an EOF now is its to see */
         ebb_stat_inc(cl->st->cx_reused);
         *out = u;
         return 0;
@@ -213,6 +217,7 @@ void ebb_upstream_release(struct ebb_upconn *u, bool reusable)
         return;
     }
     u->state = EBB_UP_IDLE;
+    u->idle_since_ms = ebb_loop_now(u->w->loop);
     u->cb = NULL;
     u->owner = NULL;
     ebb_list_add(&cl->idle, &u->link);
