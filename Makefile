@@ -21,7 +21,7 @@ OUT     := build
 endif
 
 SRC     := $(sort $(wildcard src/core/*.c src/event/*.c src/net/*.c src/proto/*.c \
-                             src/proxy/*.c src/control/*.c src/cli/*.c))
+                             src/proxy/*.c src/control/*.c src/drill/*.c src/cli/*.c))
 LIBSRC  := $(filter-out src/cli/main.c,$(SRC))
 LIBOBJ  := $(LIBSRC:%.c=$(OUT)/obj/%.o)
 MAINOBJ := $(OUT)/obj/src/cli/main.o
