@@ -218,7 +218,7 @@ int ebb_ydoc_load(struct ebb_ydoc *d, const char *text, size_t len, char *err, s
         snprintf(err, errlen, "%s: out of memory", d->label);
         return EBB_ECONFIG;
     }
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    yaml_parser_set_input_string(&p, (const unsigned char *)(text ? text : ""), text ? len : 0);
     if (!yaml_parser_load(&p, &d->doc))
         goto syntax;
     d->loaded = true;
