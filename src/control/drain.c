@@ -350,11 +350,13 @@ int ebb_control_run(struct ebb_control *ctl)
     ebb_server_post(srv, EBB_CMD_EXIT);
     ebb_server_join_threads(srv);
     if (ctl->drain_start_ms) {
-        uint64_t completed = total_rq(ctl) - ctl->rq_total_at_drain;
+        uint64_t completed = 0;
+        for (size_t i = 0; i < srv->cfg->nlisteners; i++)
+            completed += ebb_stat_get(srv->stats->listeners[i].rq_completed_in_drain);
         uint64_t ms = now - ctl->drain_start_ms;
         ebb_info("drain", "exit: reason=\"%s\" trigger=%s drain_ms=%llu "
                  "connections_at_drain_start=%lld closed_gracefully=%llu forced=%lld "
-                 "requests_during_drain=%llu",
+                 "requests_completed_during_drain=%llu",
                  ctl->exit_reason, ebb_drain_trigger_name(ctl->trigger), (unsigned long long)ms,
                  (long long)ctl->active_at_drain,
                  (unsigned long long)(destroyed - ctl->destroyed_at_drain), (long long)left,
