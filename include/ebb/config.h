@@ -168,7 +168,9 @@ char *ebb_config_to_json(const struct ebb_config *cfg);
 
 /* Value syntax shared by every source (src/core/parse.c). */
 /* Go time.ParseDuration: "300ms", "1.5h", "2h45m", "5s"; "0" alone is 0.
- * Negative durations are rejected.  Result in ms (sub-ms rounds up). */
+ * Negative durations are rejected ("-0" is 0).  Result in ms; a sub-ms
+ * remainder rounds up (except at Go's maximum, 2562047h47m16.854s, so what
+ * ebb_format_duration_ms prints always parses back).  0 or EBB_EINVAL. */
 int ebb_parse_duration_ms(const char *s, uint64_t *out_ms);
 /* Go strconv.ParseBool: 1 t T TRUE true True 0 f F FALSE false False. */
 int ebb_parse_bool(const char *s, bool *out);
