@@ -60,6 +60,15 @@ static inline int h1_lower(int c)
     return (c >= 'A' && c <= 'Z') ? c + 32 : c;
 }
 
+static bool h1_mem_ieq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (h1_lower((unsigned char)a[i]) != h1_lower((unsigned char)b[i]))
+            return false;
+    return true;
+}
+
+/* lit is lower case */
 static bool h1_span_ieq(const char *p, size_t len, const char *lit)
 {
     size_t n = strlen(lit);
@@ -72,6 +81,7 @@ static bool h1_span_ieq(const char *p, size_t len, const char *lit)
     return true;
 }
 
+/* Fills *lim with the SPEC §7 defaults; never fails. */
 void ebb_h1_limits_default(struct ebb_h1_limits *lim)
 {
     lim->max_line = H1_DEF_MAX_LINE;
@@ -79,6 +89,7 @@ void ebb_h1_limits_default(struct ebb_h1_limits *lim)
     lim->max_headers = H1_DEF_MAX_HEADERS;
 }
 
+/* Maps a request-head error to the status to answer; 0 for non-errors. */
 int ebb_h1_error_status(int rc)
 {
     switch (rc) {
@@ -505,6 +516,9 @@ static int h1_parse_target(struct ebb_h1_msg *m, const struct h1_fields *f, bool
     return 0;
 }
 
+/* Returns the head length, EBB_H1_AGAIN or an EBB_H1_E* code; on success
+ * *m holds spans into buf (the caller keeps buf in place while using them).
+ * Pure: reads buf[0..len) only, no allocation, no callbacks. */
 int ebb_h1_parse_request(const char *buf, size_t len, const struct ebb_h1_limits *lim,
                          struct ebb_h1_msg *m)
 {
@@ -593,6 +607,7 @@ int ebb_h1_parse_request(const char *buf, size_t len, const struct ebb_h1_limits
     return hlen;
 }
 
+/* As ebb_h1_parse_request, for the response to a req_method request. */
 int ebb_h1_parse_response(const char *buf, size_t len, const struct ebb_h1_limits *lim,
                           const char *req_method, size_t req_method_len,
                           struct ebb_h1_msg *m)
@@ -680,6 +695,8 @@ int ebb_h1_parse_response(const char *buf, size_t len, const struct ebb_h1_limit
     return hlen;
 }
 
+/* First header of m named name (NUL-terminated, any case) or NULL; the
+ * result points into m. */
 const struct ebb_h1_header *ebb_h1_find(const struct ebb_h1_msg *m, const char *name)
 {
     size_t nl = strlen(name);
@@ -687,13 +704,7 @@ const struct ebb_h1_header *ebb_h1_find(const struct ebb_h1_msg *m, const char *
     for (size_t i = 0; i < m->nheaders; i++) {
         const struct ebb_h1_header *h = &m->headers[i];
 
-        if (h->name.len != nl)
-            continue;
-        size_t j = 0;
-        while (j < nl && h1_lower((unsigned char)h->name.p[j]) ==
-                         h1_lower((unsigned char)name[j]))
-            j++;
-        if (j == nl)
+        if (h->name.len == nl && h1_mem_ieq(h->name.p, name, nl))
             return h;
     }
     return NULL;
@@ -708,15 +719,14 @@ static int h1_named_elem(const char *p, size_t len, void *arg)
 {
     struct h1_named *st = arg;
 
-    if (len != st->name->len)
+    if (len != st->name->len || !h1_mem_ieq(p, st->name->p, len))
         return 0;
-    for (size_t i = 0; i < len; i++)
-        if (h1_lower((unsigned char)p[i]) != h1_lower((unsigned char)st->name->p[i]))
-            return 0;
     st->found = true;
     return 1;
 }
 
+/* True for the RFC 9110 §7.6.1 fields and those named by m's Connection
+ * fields; m may be NULL. */
 bool ebb_h1_is_hop_by_hop(const struct ebb_h1_msg *m, const struct ebb_h1_span *name)
 {
     static const char *const fixed[] = {
@@ -768,6 +778,7 @@ enum h1_trailer_state {
     TS_END_LF,          /* saw CR of the final empty line */
 };
 
+/* Resets every field of *b for m's framing; NONE starts out DONE. */
 void ebb_h1_body_init(struct ebb_h1_body *b, const struct ebb_h1_msg *m)
 {
     memset(b, 0, sizeof(*b));
@@ -896,6 +907,8 @@ static int h1_body_fail(struct ebb_h1_body *b, size_t *consumed, size_t at)
     return EBB_H1_EBAD;
 }
 
+/* Advances *b over buf[0..len); returns one event per call (see the header)
+ * with *data pointing into buf.  Pure and resumable at any byte. */
 int ebb_h1_body_parse(struct ebb_h1_body *b, const char *buf, size_t len,
                       size_t *consumed, const char **data, size_t *data_len)
 {
