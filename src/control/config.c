@@ -1283,14 +1283,10 @@ static int parse_limits(const struct ebb_ydoc *d, const yaml_node_t *n, struct e
         if (rc)
             return rc;
     }
+    /* the head limit covers the request line too: a larger line limit is moot, and the
+     * read buffer is sized to hold a whole head whatever buffer_size says */
     if (lim->h1.max_line > lim->h1.max_head)
-        return ebb_yerr(d, n, "limits", err, errlen,
-                        "max_request_line (%zu) is larger than max_request_headers (%zu)",
-                        lim->h1.max_line, lim->h1.max_head);
-    if (lim->buffer_size < lim->h1.max_head)
-        return ebb_yerr(d, n, "limits", err, errlen,
-                        "buffer_size (%zu) is smaller than max_request_headers (%zu): a request "
-                        "head must fit the buffer", lim->buffer_size, lim->h1.max_head);
+        lim->h1.max_line = lim->h1.max_head;
     return 0;
 }
 

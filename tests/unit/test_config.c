@@ -906,11 +906,6 @@ static const struct err_case err_cases[] = {
     /* limits, drain, misc */
     { { .file = "limits:\n  max_header_count: 300\n" },
       "ebb.yaml:2: limits.max_header_count: \"300\" is not a count (1-256)" },
-    { { .file = "limits:\n  buffer_size: 8192\n" },
-      "ebb.yaml:2: limits: buffer_size (8192) is smaller than max_request_headers (61440): a "
-      "request head must fit the buffer" },
-    { { .file = "limits:\n  max_request_line: 70000\n" },
-      "ebb.yaml:2: limits: max_request_line (70000) is larger than max_request_headers (61440)" },
     { { .file = "limits:\n  request_headers_timeout: 0\n" },
       "ebb.yaml:2: limits.request_headers_timeout: \"0\" must be more than 0" },
     { { .file = "drain:\n  linger: 2 s\n" }, "ebb.yaml:2: drain.linger: \"2 s\" " DUR_HINT },
