@@ -415,6 +415,16 @@ class Ebb:
         check_eq(st, 200, "GET /stats%s status" % query)
         return parse_stats(body)
 
+    def lstat(self, listener, stat):
+        """The name of a listener stat: listener.<ip>_<port>.<stat> as SPEC §5 (Envoy) has it,
+        or listener.<name>.<stat> if ebb uses the listener name instead."""
+        l = [x for x in self.cfg.get("listeners", []) if x.get("name") == listener][0]
+        spec = "listener.%s_%d.%s" % (l.get("address", "0.0.0.0"), l["port"], stat)
+        st = self.stats()
+        if spec not in st and "listener.%s.%s" % (listener, stat) in st:
+            return "listener.%s.%s" % (listener, stat)
+        return spec
+
     def stat(self, name, default=0):
         return self.stats().get(name, default)
 

@@ -33,20 +33,23 @@ def test_stats_text_format_and_counters(env):
     s = parse_stats(body)
     for name, want in (("server.state", 0), ("server.live", 1)):
         check_eq(s.get(name), want, name)
-    for name in ("server.uptime", "server.total_connections", "listener.inbound.downstream_cx_active",
-                 "listener.inbound.downstream_cx_total", "listener.inbound.downstream_cx_destroy",
+    lin = {st_: e.lstat("inbound", st_) for st_ in ("downstream_cx_active", "downstream_cx_total",
+                                                     "downstream_cx_destroy")}
+    for name in ["server.uptime", "server.total_connections",
                  "http.inbound.downstream_rq_active", "http.inbound.downstream_rq_total",
                  "http.inbound.downstream_rq_2xx", "http.inbound.downstream_rq_5xx",
                  "http.inbound.downstream_cx_drain_close", "cluster.app.upstream_cx_active",
                  "cluster.app.upstream_rq_total", "cluster.app.upstream_cx_connect_fail",
-                 "listener.outbound.downstream_cx_total", "listener.tcp.downstream_cx_total"):
+                 "http2.goaway_sent", e.lstat("outbound", "downstream_cx_total"),
+                 e.lstat("tcp", "downstream_cx_total")] + list(lin.values()):
         check(name in s, "stat %s missing from /stats" % name)
     e.wait_stat("http.inbound.downstream_rq_active", lambda v: v == 0)
     s = e.stats()
     check_eq(s["http.inbound.downstream_rq_total"], 3, "http.inbound.downstream_rq_total")
     check_eq(s["http.inbound.downstream_rq_2xx"], 3, "http.inbound.downstream_rq_2xx")
     check_eq(s["cluster.app.upstream_rq_total"], 3, "cluster.app.upstream_rq_total")
-    check_eq(s["listener.inbound.downstream_cx_total"], 3, "listener.inbound.downstream_cx_total")
+    check_eq(s[lin["downstream_cx_total"]], 3, lin["downstream_cx_total"])
+    e.wait_stat(lin["downstream_cx_active"], lambda v: v == 0)
     check(s["server.total_connections"] >= 0, "server.total_connections")
 
 

@@ -121,7 +121,8 @@ def test_431_too_many_headers(env):
 
 
 def test_431_configured_limits(env):
-    e = env.start(limits={"max_header_count": 10, "max_request_headers": 2048})
+    e = env.start(limits={"max_header_count": 10, "max_request_headers": 2048,
+                          "max_request_line": 1024})
     r = http(e.port("inbound"), "GET", "/hello", [("X-H%d" % i, "v") for i in range(12)])
     check_eq(r.status, 431, "status with 13 fields over max_header_count 10")
     r = http(e.port("inbound"), "GET", "/hello", [("X-Big", "a" * 3000)])
@@ -182,11 +183,12 @@ def test_400_malformed_closes_and_isolates(env):
     half = Client(port)
     half.send(b"GET /hello HTTP/1.1\r\nHost: app.local\r\n")   # head not finished yet
     for bad in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n",
-                b"GET / HTTP/9.9\r\nHost: a\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" * 4,
+                b"GET / HTTP/9.9\r\nHost: a\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" * 4 + b"\r\n\r\n",
                 b"GET / HTTP/1.1\r\nHo\x00st: a\r\n\r\n", b"GET / HTTP/1.1\r\n: empty\r\nHost: a\r\n\r\n"):
         data, how = raw_exchange(port, bad, timeout=5)
         check(how in ("eof", "reset"), "connection not closed after %r (%s, got %r)" % (bad, how, data[:100]))
-        check_eq(status_of(data), 400, "status for %r (got %r)" % (bad, data[:200]))
+        want = (400, 505) if b"HTTP/9.9" in bad else (400,)
+        check(status_of(data) in want, "status for %r: want %s, got %r" % (bad, want, data[:200]))
     half.send(b"\r\n")
     check_eq(half.response().body, b"hello\n", "the half-sent request on another connection")
     check_eq(slow.response().body, b"delayed 600\n", "the in-flight request on another connection")

@@ -4,6 +4,7 @@ downloads keep their bytes intact while ebb's resident memory stays small."""
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -48,16 +49,22 @@ def _upload(env, port, total, path="/sha256", deadline_s=240, host="app.local"):
     sha256 sent, seconds)."""
     h = hashlib.sha256()
     t0 = time.monotonic()
-    with Client(port, timeout=60) as c:
+    sent = 0
+    with Client(port, timeout=20) as c:
         c.send(build_request("POST", path, [("Content-Length", str(total)),
                                             ("Content-Type", "application/octet-stream")],
                              host=host))
-        for blk in _blocks(total, b"upload"):
-            h.update(blk)
-            c.send(blk)
-            if time.monotonic() - t0 > deadline_s:
-                fail("upload too slow: more than %ds" % deadline_s)
-        r = c.response()
+        try:
+            for blk in _blocks(total, b"upload"):
+                h.update(blk)
+                c.send(blk)
+                sent += len(blk)
+                if time.monotonic() - t0 > deadline_s:
+                    fail("upload too slow: more than %ds" % deadline_s)
+            r = c.response()
+        except socket.timeout:
+            fail("upload stalled: ebb accepted no byte for 20 s after %d of %d bytes sent"
+                 % (sent, total))
     check_eq(r.status, 200, "upload status (%r)" % r.body[:200])
     return r.json(), h.hexdigest(), time.monotonic() - t0
 
@@ -121,9 +128,12 @@ def test_download_1gib_rss(env):
         n[0] += len(d)
     t0 = time.monotonic()
     with RssMonitor(e.pid) as mon:
-        with Client(e.port("inbound"), timeout=60) as c:
+        with Client(e.port("inbound"), timeout=20) as c:
             c.request("GET", "/size?n=%d" % total)
-            r = c.response(sink=sink)
+            try:
+                r = c.response(sink=sink)
+            except socket.timeout:
+                fail("download stalled: no byte for 20 s after %d of %d bytes" % (n[0], total))
     check_eq(r.status, 200, "status")
     check_eq(n[0], total, "bytes received")
     check_eq(h.hexdigest(), pattern_sha256(total), "sha256 of the body")
@@ -146,8 +156,12 @@ def test_slow_reader_backpressure(env):
             stalled = mon.max_kib
             got = len(c.buf)
             deadline = time.monotonic() + 90
+            c.sock.settimeout(20)
             while got < total:
-                d = c.sock.recv(1 << 20)
+                try:
+                    d = c.sock.recv(1 << 20)
+                except socket.timeout:
+                    fail("download stalled: no byte for 20 s after %d of %d bytes" % (got, total))
                 if not d:
                     fail("EOF after %d of %d bytes" % (got, total))
                 got += len(d)

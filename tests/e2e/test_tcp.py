@@ -90,8 +90,9 @@ def test_tcp_many_connections(env):
         t.join(30)
     bad = [i for i in range(50) if not results.get(i)]
     check(not bad, "connections with a wrong echo: %s" % bad)
-    e.wait_stat("listener.tcp.downstream_cx_active", lambda v: v == 0)
-    check(e.stat("listener.tcp.downstream_cx_total") >= 50, "listener.tcp.downstream_cx_total")
+    e.wait_stat(e.lstat("tcp", "downstream_cx_active"), lambda v: v == 0)
+    name = e.lstat("tcp", "downstream_cx_total")
+    check(e.stat(name) >= 50, "%s = %r" % (name, e.stat(name)))
 
 
 def test_tcp_upstream_down_closes_client(env):
