@@ -64,6 +64,17 @@ struct ebb_server_stats {
     ebb_counter goaway_sent;        /* http2.goaway_sent */
     ebb_counter drain_forced_close; /* server.drain_forced_close (ebb) */
     ebb_counter drain_graceful_close; /* server.drain_graceful_close (ebb) */
+    /* http2.* (h2.c, h2_upstream.c) */
+    ebb_gauge   h2_streams_active;  /* http2.streams_active: downstream streams open */
+    ebb_counter h2_streams_total;   /* http2.streams_total (ebb) */
+    ebb_counter h2_rx_reset;        /* http2.rx_reset: RST_STREAM received from clients */
+    ebb_counter h2_tx_reset;        /* http2.tx_reset: RST_STREAM sent to clients */
+    ebb_counter h2_header_overflow; /* http2.header_overflow: request headers over the limits */
+    ebb_counter h2_rx_messaging_error; /* http2.rx_messaging_error: invalid frames received */
+    ebb_counter h2_calm_goaway;     /* http2.enhance_your_calm (ebb): rapid-reset GOAWAYs */
+    ebb_counter h2_up_cx_total;     /* http2.upstream_cx_total (ebb): upstream h2c connections */
+    ebb_counter h2_up_goaway_rx;    /* http2.upstream_goaway_received (ebb) */
+    ebb_counter h2_up_retry;        /* http2.upstream_rq_retry (ebb): streams retried after GOAWAY */
 };
 
 struct ebb_stats {

@@ -27,6 +27,7 @@ static const char *const kind_names[] = { "admin", "status", "readiness" };
 /* One admin connection.  Owned by the control loop; freed deferred. */
 struct admin_conn {
     struct ebb_io       io;
+    struct ebb_list     link;       /* in ctl->admin_conns */
     struct ebb_control *ctl;
     enum admin_kind     kind;
     bool                loopback;   /* peer is 127.0.0.0/8 or ::1 */
@@ -149,6 +150,20 @@ static void collect_stats(struct ebb_server *srv, struct stat_list *sl)
     }
     stat_add(sl, false, (int64_t)ebb_stat_get(srv->stats->server.goaway_sent),
              "envoy_http2_goaway_sent", NULL, "http2.goaway_sent");
+#define H2(gauge, field, nm) \
+    stat_add(sl, gauge, (int64_t)ebb_stat_get(srv->stats->server.field), "envoy_http2_" nm, NULL, \
+             "http2." nm)
+    H2(true, h2_streams_active, "streams_active");
+    H2(false, h2_streams_total, "streams_total");
+    H2(false, h2_rx_reset, "rx_reset");
+    H2(false, h2_tx_reset, "tx_reset");
+    H2(false, h2_header_overflow, "header_overflow");
+    H2(false, h2_rx_messaging_error, "rx_messaging_error");
+    H2(false, h2_calm_goaway, "enhance_your_calm");
+    H2(false, h2_up_cx_total, "upstream_cx_total");
+    H2(false, h2_up_goaway_rx, "upstream_goaway_received");
+    H2(false, h2_up_retry, "upstream_rq_retry");
+#undef H2
     int state = ebb_server_state(srv);
     stat_add(sl, true, state, "envoy_server_state", NULL, "server.state");
     stat_add(sl, true, state == EBB_STATE_LIVE, "envoy_server_live", NULL, "server.live");
@@ -533,6 +548,7 @@ static void admin_close(struct admin_conn *a)
     ebb_io_stop(a->ctl->loop, &a->io);
     close(a->io.fd);
     a->io.fd = -1;
+    ebb_list_del(&a->link);
     if (a->exit_after)
         ebb_drain_exit(a->ctl, "/quitquitquit");
     if (ebb_loop_defer(a->ctl->loop, admin_free, a) < 0)
@@ -632,6 +648,7 @@ static void accept_admin(struct ebb_loop *loop, struct ebb_io *io, uint32_t even
         a->rbuf.max = ADMIN_MAX_REQUEST + 8192;
         a->timer.cb = admin_timeout;
         a->timer.data = a;
+        ebb_list_add_tail(&ctl->admin_conns, &a->link);
         ebb_timer_start(loop, &a->timer, ADMIN_TIMEOUT_MS);
         ebb_io_set(loop, &a->io, EBB_READ);
     }
@@ -660,6 +677,7 @@ int ebb_admin_init(struct ebb_control *ctl, char *err, size_t errlen)
     const struct ebb_config *cfg = ctl->srv->cfg;
     int rc;
     ctl->admin_io.fd = ctl->status_io.fd = ctl->ready_io.fd = -1;
+    ebb_list_init(&ctl->admin_conns);
     rc = open_port(ctl, &ctl->admin_io, cfg->admin_address, cfg->proxy.admin_port,
                    accept_admin_port, ADMIN_ADMIN, err, errlen);
     if (rc == 0)
@@ -680,5 +698,10 @@ void ebb_admin_close(struct ebb_control *ctl)
             close(ios[i]->fd);
             ios[i]->fd = -1;
         }
+    }
+    while (ctl->admin_conns.next && !ebb_list_empty(&ctl->admin_conns)) {
+        struct admin_conn *a = ebb_list_entry(ctl->admin_conns.next, struct admin_conn, link);
+        a->exit_after = false;
+        admin_close(a);
     }
 }

@@ -15,6 +15,7 @@
 
 #include "ebb/core.h"
 #include "ebb/h1_parse.h"
+#include "ebb/h2.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
 #include "ebb/server.h"
@@ -42,6 +43,7 @@ struct h1 {
     bool               close_after;   /* close the connection when this exchange ends */
     bool               drain_close;   /* ... because of the drain */
     bool               headers_timer; /* timer is the request-headers timeout */
+    bool               seen_request;  /* a request head arrived: no h2c preface any more */
     /* the current exchange */
     uint64_t           start_ms;
     long               cluster;       /* cluster index, -1 none */
@@ -428,6 +430,22 @@ static bool h1_start(struct h1 *h)
 
     if (ebb_buf_len(&c->rbuf) == 0)
         return false;
+    /* --- h2c by prior knowledge (SPEC §2): the first bytes of a connection
+     * that are (a prefix of) the HTTP/2 preface hand it to the h2 codec,
+     * bytes included.  h is freed (deferred) by destroy; h->dead stops h1_run. */
+    if (!h->seen_request) {
+        int pm = ebb_h2_preface_match(ebb_buf_start(&c->rbuf), ebb_buf_len(&c->rbuf));
+        if (pm == 0)
+            return false;   /* wait for the rest of the preface */
+        if (pm == 1) {
+            c->ops->destroy(c);
+            c->codec = NULL;
+            ebb_h2_takeover(c);
+            return true;
+        }
+        h->seen_request = true;
+    }
+    /* --- end h2c */
     int rc = ebb_h1_parse_request(ebb_buf_start(&c->rbuf), ebb_buf_len(&c->rbuf),
                                   &cfg->limits.h1, m);
     if (rc == EBB_H1_AGAIN) {
