@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ebb/list.h"
 #include "ebb/loop.h"
 
 struct ebb_server;
@@ -43,6 +44,7 @@ struct ebb_control {
     struct ebb_io        admin_io;      /* admin listening socket (15000) */
     struct ebb_io        status_io;     /* status listening socket (15020) */
     struct ebb_io        ready_io;      /* readiness listening socket (15021) */
+    struct ebb_list      admin_conns;   /* open admin/status/readiness connections */
     enum ebb_drain_phase phase;
     enum ebb_drain_trigger trigger;
     bool                 exit_on_zero;  /* mode of this drain */
@@ -90,6 +92,7 @@ void ebb_stats_render_text(struct ebb_server *srv, struct ebb_buf *b, bool usedo
 void ebb_stats_render_prometheus(struct ebb_server *srv, struct ebb_buf *b);
 /* Starts the admin/status/readiness servers on ctl->loop. */
 int ebb_admin_init(struct ebb_control *ctl, char *err, size_t errlen);
+/* Closes the admin/status/readiness sockets and every open admin connection. */
 void ebb_admin_close(struct ebb_control *ctl);
 
 #endif

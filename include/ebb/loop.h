@@ -71,6 +71,8 @@ static inline bool ebb_timer_active(const struct ebb_timer *t) { return t->idx !
 /* Runs cb(data) after the current iteration's events: the place to free an
  * object whose callback is still on the stack (redis freeClientAsync). */
 int ebb_loop_defer(struct ebb_loop *loop, ebb_defer_cb cb, void *data);
+/* Runs the pending deferred callbacks now (for teardown after ebb_loop_run). */
+void ebb_loop_run_deferred(struct ebb_loop *loop);
 
 /* Cross-thread wakeup: another thread calls ebb_async_send(), and the
  * loop's thread runs cb(loop, data) once per batch of sends. */

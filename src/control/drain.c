@@ -366,5 +366,12 @@ int ebb_control_run(struct ebb_control *ctl)
                  ctl->exit_reason, (long long)left);
     }
     ebb_admin_close(ctl);
+    ebb_loop_run_deferred(ctl->loop);
+    ebb_async_close(ctl->loop, &ctl->zero);
+    srv->zero_notify = NULL;
+    ebb_io_stop(ctl->loop, &ctl->sigio);
+    close(ctl->sigio.fd);
+    ebb_loop_free(ctl->loop);
+    ctl->loop = NULL;
     return ctl->exit_code;
 }

@@ -203,7 +203,7 @@ int ebb_loop_defer(struct ebb_loop *loop, ebb_defer_cb cb, void *data)
     return 0;
 }
 
-static void run_deferred(struct ebb_loop *loop)
+void ebb_loop_run_deferred(struct ebb_loop *loop)
 {
     /* callbacks may defer more; run until the list stays empty */
     for (size_t i = 0; i < loop->ndefer; i++)
@@ -239,7 +239,7 @@ int ebb_loop_run(struct ebb_loop *loop)
             io->cb(loop, io, events[i].events);
         }
         run_timers(loop);
-        run_deferred(loop);
+        ebb_loop_run_deferred(loop);
     }
     return 0;
 }
