@@ -60,12 +60,6 @@ int ebb_cmd_validate(int argc, char **argv)
     return 0;
 }
 
-int ebb_cmd_drill(int argc, char **argv)
-{
-    fprintf(stderr, "ebb drill: not built yet (see the README's status section)\n");
-    return 2;
-}
-
 int ebb_cmd_run(int argc, char **argv)
 {
     struct ebb_config_args args = { 0 };
