@@ -96,6 +96,7 @@ struct ebb_cluster_rt {
     size_t                        rr;     /* round-robin cursor */
     struct ebb_list               idle;   /* idle pooled upstream connections */
     uint32_t                      nidle;
+    struct ebb_list               h2conns; /* upstream h2c connections (h2_upstream.c); zeroed = empty */
 };
 
 struct ebb_worker {
@@ -195,5 +196,6 @@ uint32_t ebb_worker_rand(struct ebb_worker *w);
 /* The codecs. */
 extern const struct ebb_codec_ops ebb_h1_codec;
 extern const struct ebb_codec_ops ebb_tcp_codec;
+extern const struct ebb_codec_ops ebb_h2_codec;   /* h2.h */
 
 #endif

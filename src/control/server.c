@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ebb/core.h"
+#include "ebb/h2.h"
 #include "ebb/log.h"
 #include "ebb/server.h"
 #include "ebb/upstream.h"
@@ -170,8 +171,10 @@ static void worker_wake(struct ebb_loop *loop, void *data)
             ebb_listener_stop(&w->listeners[i]);
             worker_close_conns(&w->listeners[i], true);
         }
-        for (size_t i = 0; i < w->nclusters; i++)
+        for (size_t i = 0; i < w->nclusters; i++) {
             ebb_upstream_close_idle(&w->clusters[i]);
+            ebb_h2u_close_all(&w->clusters[i]);
+        }
         ebb_loop_stop(loop);
     }
 }

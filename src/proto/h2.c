@@ -89,6 +89,7 @@ struct h2s {
     bool               resp_started;  /* any upstream response byte */
     bool               resp_head_done;/* response HEADERS submitted */
     bool               resp_done;     /* the whole body is in respb (or sent) */
+    bool               up_end;        /* h2c upstream: response ended (bytes may still wait there) */
     bool               up_keepalive;
     bool               deferred;      /* data provider returned DEFERRED */
     bool               head_req;
@@ -802,7 +803,7 @@ static void h2s_us_trailers(void *owner, const nghttp2_nv *nv, size_t n)
 static void h2s_us_end(void *owner)
 {
     struct h2s *s = owner;
-    s->resp_done = true;
+    s->up_end = true;
     h2_run(s->h);
 }
 
@@ -931,6 +932,8 @@ static bool h2s_pump_h2u(struct h2s *s)
             progress = true;
         }
     }
+    if (s->up_end && ebb_h2u_readable(s->us) == 0)
+        s->resp_done = true;
     h2s_resume(s);
     if (s->resp_done && ebb_h2u_readable(s->us) == 0) {
         if (!s->req_fwd_end)
