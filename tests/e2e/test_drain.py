@@ -1,0 +1,861 @@
+"""Termination and drain (SPEC §3) against the real binary.
+
+Every trigger of §3.2 and every item of §3.3/§3.4 has a test here that fails if the behaviour
+breaks, in both exit modes (default: exit at terminationDrainDuration; exit-on-zero, enabled
+through the environment, PROXY_CONFIG, the mesh config and the pod annotation).
+
+Timing: each assertion about time has a generous bound (the machine is shared); the precise
+numbers are measured by bench/drain_timing.py and written in docs/drain.md.  Where a short
+knob does not change what is tested, the tests shorten it (MINIMUM_DRAIN_DURATION,
+terminationDrainDuration, drainDuration) to keep the suite fast; the seed's scenario runs with
+the real 5 s defaults (test_seed_long_request_*).
+"""
+
+import json
+import re
+import signal
+import socket
+import threading
+import time
+
+import drainlib as d
+from lib import (PATTERN, Client, Incomplete, check, check_eq, fail, http, timeout, wait_for)
+
+EOZ = {"EXIT_ON_ZERO_ACTIVE_CONNECTIONS": "true"}
+
+SEED_MESH = """\
+defaultConfig:
+  proxyMetadata:
+    EXIT_ON_ZERO_ACTIVE_CONNECTIONS: "true"
+  terminationDrainDuration: 20s
+"""
+SEED_ANNOTATION = '{ "proxyMetadata": { "EXIT_ON_ZERO_ACTIVE_CONNECTIONS": "true" } }'
+
+
+def pc_env(eoz=False, min_drain=None, **fields):
+    """Environment with PROXY_CONFIG holding fields (camelCase) and proxyMetadata knobs."""
+    pm = {}
+    if eoz:
+        pm["EXIT_ON_ZERO_ACTIVE_CONNECTIONS"] = "true"
+    if min_drain:
+        pm["MINIMUM_DRAIN_DURATION"] = min_drain
+    if pm:
+        fields["proxyMetadata"] = pm
+    return d.proxy_config_env(**fields) if fields else {}
+
+
+def check_close_fin(r, end, what):
+    check(d.is_close(r), "%s: response lacks Connection: close: %r" % (what, r.headers))
+    check_eq(end, "fin", "%s: how ebb ended the connection after the response" % what)
+
+
+def check_keepalive(r, what):
+    check(not d.is_close(r), "%s: response carries Connection: close: %r" % (what, r.headers))
+
+
+# --- the seed's scenario: a 10 s request across SIGTERM, with the real 5 s defaults ----------
+
+def _long_request_survives(env, delay_ms, sigterm_after, **start_kw):
+    e = d.start(env, **start_kw)
+    ew = d.ExitWatch(e)
+    req = d.Request(e.port("inbound"), "/delay?ms=%d" % delay_ms, timeout=delay_ms / 1000 + 30)
+    d.wait_backend_saw(env.be, "/delay")
+    time.sleep(sigterm_after)                     # the scenario: SIGTERM while it runs
+    t0 = d.send_signal(e)
+    _, msg, _ = d.drain_started(e)
+    check("mode=exit-on-zero" in msg, "drain start log does not say exit-on-zero: %s" % msg)
+    # terminationDrainDuration (5 s default, 20 s in the seed's mesh config) is ignored
+    req.result(delay_ms / 1000 + 30)
+    check(req.error is None, "long request failed across SIGTERM: %r" % req.error)
+    check_eq(req.resp.status, 200, "long request status")
+    check_eq(req.resp.body, b"delayed %d\n" % delay_ms, "long request body")
+    check_close_fin(req.resp, req.end, "long request answered during the drain")
+    rc, te = ew.wait(15)
+    check_eq(rc, 0, "exit status")
+    check(te >= req.t_done, "ebb exited before the long request completed")
+    check(te - req.t_done < 2.0, "ebb exited %.3fs after the last request (want promptly)"
+          % (te - req.t_done))
+    check(d.find_log(e, r'exit: reason="zero active connections"'), "exit reason not logged")
+    return e, t0, te
+
+
+@timeout(60)
+def test_seed_long_request_survives_sigterm_exit_on_zero_env(env):
+    # real defaults: MINIMUM_DRAIN_DURATION 5s, terminationDrainDuration 5s
+    e, t0, te = _long_request_survives(env, 10000, 2.0, env_vars=EOZ)
+    check(te - t0 > 5.5, "exit %.2fs after SIGTERM: terminationDrainDuration must be ignored "
+          "in exit-on-zero mode" % (te - t0))
+
+
+@timeout(60)
+def test_long_request_survives_exit_on_zero_seed_mesh_config(env):
+    # the seed's §4.2 + §4.4 mesh config, verbatim (terminationDrainDuration 20s is ignored)
+    _long_request_survives(env, 6000, 1.0, mesh=SEED_MESH)
+
+
+@timeout(60)
+def test_long_request_survives_exit_on_zero_seed_annotation(env):
+    # the seed's §4.3 annotation as kubelet writes it into the downward-API file
+    ann = 'app="demo"\n' + d.annotations_line(SEED_ANNOTATION) + '\nsidecar.istio.io/status="{}"'
+    _long_request_survives(env, 6000, 1.0, annotations=ann,
+                           proxy_config={"terminationDrainDuration": "2s"})
+
+
+@timeout(60)
+def test_long_request_survives_exit_on_zero_proxy_config(env):
+    _long_request_survives(env, 5000, 1.0,
+                           env_vars=pc_env(eoz=True, min_drain="1s", terminationDrainDuration="2s"))
+
+
+@timeout(60)
+def test_seed_long_request_cut_at_5s_default_mode(env):
+    # no knobs at all: Istio's default, terminationDrainDuration 5s
+    e = d.start(env)
+    ew = d.ExitWatch(e)
+    port = e.port("inbound")
+    slow = d.Request(port, "/delay?ms=10000", timeout=30)
+    drip = d.Request(port, "/drip?n=100&interval_ms=100", timeout=30)
+    d.wait_backend_saw(env.be, "/delay")
+    d.wait_backend_saw(env.be, "/drip")
+    time.sleep(2.0)                               # SIGTERM 2 s into the 10 s requests
+    t0 = d.send_signal(e)
+    _, msg, _ = d.drain_started(e)
+    check("mode=default" in msg and "terminationDrainDuration=5000ms" in msg,
+          "drain start log: %s" % msg)
+    rc, te = ew.wait(15)
+    check_eq(rc, 0, "exit status")
+    check(4.9 <= te - t0 <= 7.0, "default mode exited %.2fs after SIGTERM, want ~5s" % (te - t0))
+    for r, what in ((slow, "/delay 10s"), (drip, "/drip 10s")):
+        r.result(10)
+        check(r.resp is None and r.error is not None,
+              "%s: got a complete response %r; it should be cut at exit" % (what, r.resp))
+        check(r.t_done - t0 > 4.5, "%s ended %.2fs after SIGTERM, before the exit"
+              % (what, r.t_done - t0))
+    m = d.find_log(e, r'exit: reason="terminationDrainDuration elapsed".*forced=(\d+)')
+    check(m, "exit summary with reason terminationDrainDuration missing")
+    check_eq(int(m[2].group(1)), 2, "forced connections in the exit summary")
+
+
+# --- readiness and the status port (§3.3.1) --------------------------------------------------
+
+@timeout(40)
+def test_readiness_503_at_drain_start_status_port_stays_open(env):
+    e = d.start(env, env_vars=pc_env(terminationDrainDuration="4s"))
+    d.check_readiness(e, 200, "before SIGTERM")
+    t0 = d.send_signal(e)
+    # poll as fast as possible: 503 must come right away
+    codes = {}
+
+    def is503():
+        codes["last"] = e.admin("GET", "/healthz/ready", port=e.readiness_port, timeout=2)[0]
+        return codes["last"] == 503
+    wait_for(is503, 2.0, interval=0.001, what="readiness 503 after SIGTERM")
+    dt = time.monotonic() - t0
+    check(dt < 1.0, "readiness turned 503 only %.3fs after SIGTERM" % dt)
+    # once the drain has started (logged), every readiness endpoint says 503: no poll
+    d.drain_started(e)
+    d.check_readiness(e, 503, "right after the drain started")
+    # the status port stays open and useful during the drain
+    st, body = e.admin("GET", "/stats/prometheus", port=e.status_port)
+    check_eq(st, 200, "status port /stats/prometheus during the drain")
+    check("envoy_server_state 1" in body, "status port prometheus lacks envoy_server_state 1")
+    st, body = e.admin("GET", "/healthz/ready", port=e.status_port)
+    check_eq((st, body.strip()), (503, "DRAINING"), "status port /healthz/ready body")
+    check_eq(e.stat("server.state"), 1, "server.state while draining")
+    check_eq(e.stat("server.live"), 0, "server.live while draining")
+    time.sleep(1.5)
+    d.check_readiness(e, 503, "1.5s into the drain")
+    check_eq(e.admin("GET", "/stats/prometheus", port=e.status_port)[0], 200,
+             "status port 1.5s into the drain")
+
+
+@timeout(40)
+def test_first_sigint_drains_like_sigterm(env):
+    e = d.start(env, env_vars=pc_env(terminationDrainDuration="2s"))
+    ew = d.ExitWatch(e)
+    t0 = d.send_signal(e, signal.SIGINT)
+    _, msg, _ = d.drain_started(e)
+    check("trigger=SIGINT" in msg and "mode=default" in msg, "drain start log: %s" % msg)
+    d.check_readiness(e, 503, "after SIGINT")
+    d.expect_alive(e, "one SIGINT drains, it does not exit at once")
+    r, end = d.get(e.port("inbound"), "/hello")
+    check_close_fin(r, end, "inbound response after SIGINT")
+    rc, te = ew.wait(10)
+    check_eq(rc, 0, "exit status")
+    check(1.9 <= te - t0 <= 4.0, "exit %.2fs after SIGINT, want ~2s" % (te - t0))
+
+
+# --- inbound listeners keep accepting until drainDuration (§3.3.2) ---------------------------
+
+def _accepts_until_drain_duration(env, dd, **start_kw):
+    e = d.start(env, **start_kw)
+    ew = d.ExitWatch(e)
+    port, tcp_port = e.port("inbound"), e.port("tcp")
+    t0 = d.send_signal(e)
+    d.drain_started(e)
+    for at in (0.2, dd * 0.6):
+        time.sleep(max(0, t0 + at - time.monotonic()))
+        r, end = d.get(port, "/hello")
+        check_eq(r.status, 200, "new inbound connection %.1fs into the drain" % at)
+        check_close_fin(r, end, "new inbound connection %.1fs into the drain" % at)
+        check(not d.connect_refused(tcp_port), "inbound tcp refused %.1fs into the drain" % at)
+
+    def refused():
+        return d.connect_refused(port)
+    wait_for(refused, dd + 5, interval=0.02, what="inbound listener to refuse connections")
+    t_ref = time.monotonic() - t0
+    check(t_ref >= dd - 0.05, "inbound listener refused after %.2fs, before drainDuration %.1fs"
+          % (t_ref, dd))
+    check(t_ref <= dd + 3.0, "inbound listener refused only after %.2fs (drainDuration %.1fs)"
+          % (t_ref, dd))
+    check(d.connect_refused(tcp_port), "inbound tcp listener still accepts after drainDuration")
+    check(d.find_log(e, r"drainDuration %dms elapsed: inbound listeners closed" % int(dd * 1000)),
+          "listener stop not logged")
+    d.expect_alive(e, "listeners closed, exit not due yet")
+    # the outbound listener is not part of an inbound drain
+    r, _ = d.get(e.port("outbound"), "/hello", host="api.local")
+    check_eq(r.status, 200, "outbound after the inbound listeners closed")
+    check_keepalive(r, "outbound after the inbound listeners closed")
+    rc, _ = ew.wait(15)
+    check_eq(rc, 0, "exit status")
+
+
+@timeout(40)
+def test_inbound_accepts_until_drain_duration_proxy_config(env):
+    _accepts_until_drain_duration(env, 2.0, env_vars=pc_env(drainDuration="2s",
+                                                            terminationDrainDuration="5s"))
+
+
+@timeout(40)
+def test_inbound_accepts_until_drain_duration_mesh_config(env):
+    mesh = "defaultConfig:\n  drainDuration: 1500ms\n  terminationDrainDuration: 4s\n"
+    _accepts_until_drain_duration(env, 1.5, mesh=mesh)
+
+
+# --- outbound untouched by an inbound drain (§3.3.6) -----------------------------------------
+
+@timeout(40)
+def test_outbound_call_2s_after_sigterm_succeeds(env):
+    e = d.start(env, env_vars=pc_env(drainDuration="1s", terminationDrainDuration="5s"))
+    out = e.port("outbound")
+    ka = Client(out)                               # the app's keep-alive pool, opened before
+    ka.request("GET", "/hello", host="api.local")
+    check_keepalive(ka.response(), "outbound before SIGTERM")
+    idle = Client(out)                             # and one that stays idle throughout
+    idle.request("GET", "/hello", host="api.local")
+    idle.response()
+    t0 = d.send_signal(e)
+    d.drain_started(e)
+    time.sleep(max(0, t0 + 2.0 - time.monotonic()))
+    check(d.connect_refused(e.port("inbound")), "inbound still accepting after drainDuration 1s")
+    # a new outbound connection 2 s after SIGTERM: accepted, answered, kept alive
+    with Client(out) as c:
+        for i in range(3):
+            c.request("GET", "/delay?ms=50", host="api.local")
+            r = c.response()
+            check_eq(r.status, 200, "outbound call #%d 2s after SIGTERM" % i)
+            check_keepalive(r, "outbound call #%d 2s after SIGTERM" % i)
+    # the connection opened before SIGTERM keeps working
+    ka.request("POST", "/echo", body=b"state sync", host="api.local")
+    r = ka.response()
+    check_eq((r.status, r.body), (200, b"state sync"), "outbound keep-alive call during drain")
+    check_keepalive(r, "outbound keep-alive call during drain")
+    # idle outbound connections are not closed by the drain (idle_close_after is 5s here,
+    # so check the connection is still usable after the inbound listeners closed)
+    idle.request("GET", "/hello", host="api.local")
+    r = idle.response()
+    check_eq(r.status, 200, "idle outbound connection reused during the drain")
+    check_keepalive(r, "idle outbound connection reused during the drain")
+    ka.close()
+    idle.close()
+    check_eq(e.stat("http.outbound.downstream_cx_drain_close"), 0,
+             "outbound connections closed by the drain")
+
+
+# --- idle keep-alive connections (§3.3.5) ---------------------------------------------------
+
+@timeout(40)
+def test_idle_keepalive_closed_with_fin_after_idle_close_after(env):
+    # exit-on-zero; idle_close_after defaults to MINIMUM_DRAIN_DURATION (1s here)
+    e = d.start(env, env_vars=dict(EOZ, MINIMUM_DRAIN_DURATION="1s"),
+                drain={"idle_close_spread": "300ms"})
+    ew = d.ExitWatch(e)
+    port = e.port("inbound")
+    clients = []
+    for _ in range(4):
+        c = Client(port)
+        c.request("GET", "/hello")
+        check_keepalive(c.response(), "before the drain")
+        clients.append(c)
+    ends = [None] * len(clients)
+
+    def watch(i, c):
+        how = d.peer_end(c, timeout=15)
+        ends[i] = (how, time.monotonic())
+        c.close()                                  # a pool closes on EOF
+    t0 = d.send_signal(e)
+    ths = [threading.Thread(target=watch, args=(i, c), daemon=True) for i, c in enumerate(clients)]
+    for t in ths:
+        t.start()
+    rc, te = ew.wait(15)
+    for t in ths:
+        t.join(5)
+    check_eq(rc, 0, "exit status")
+    for i, (how, t) in enumerate(ends):
+        check_eq(how, "fin", "idle connection %d end (graceful close wanted)" % i)
+        check(t - t0 >= 0.95, "idle connection %d closed %.3fs after SIGTERM, before "
+              "idle_close_after (1s): a request could be racing it" % (i, t - t0))
+        check(t - t0 <= 1.0 + 0.3 + 2.0, "idle connection %d closed only %.2fs after SIGTERM"
+              % (i, t - t0))
+    check(te - t0 <= 1.0 + 0.3 + 2.5, "idle keep-alive connections kept ebb alive %.2fs after "
+          "SIGTERM (idle_close_after 1s + spread 0.3s)" % (te - t0))
+    check(te >= max(t for _, t in ends) - 0.01, "ebb exited before the idle connections closed")
+    m = d.find_log(e, r"exit: .*closed_gracefully=(\d+) forced=(\d+)")
+    check(m and int(m[2].group(1)) >= 4 and m[2].group(2) == "0", "exit summary: %s"
+          % (m[1] if m else None))
+
+
+@timeout(40)
+def test_idle_connection_request_during_drain_gets_close(env):
+    e = d.start(env, env_vars=pc_env(min_drain="4s", terminationDrainDuration="5s"))
+    port = e.port("inbound")
+    c1, c2 = Client(port), Client(port)
+    for c in (c1, c2):
+        c.request("GET", "/hello")
+        check_keepalive(c.response(), "before the drain")
+    before = e.stat("http.inbound.downstream_cx_drain_close")
+    d.send_signal(e)
+    d.drain_started(e)
+    time.sleep(0.3)
+    # an idle connection that sends a request during the drain: 200 + Connection: close + FIN
+    c1.request("GET", "/size?n=5000")
+    r = c1.response()
+    check_eq((r.status, r.body), (200, PATTERN[:5000]), "request on an idle connection")
+    check_close_fin(r, d.peer_end(c1), "request on an idle connection during the drain")
+    # two pipelined requests: the first is answered with close, the second is discarded,
+    # and the close is still a FIN (the staged close reads and discards; no RST)
+    c2.send(d.lib.build_request("GET", "/hello", host="app.local") +
+            d.lib.build_request("GET", "/size?n=300000", host="app.local"))
+    r = c2.response()
+    check_eq((r.status, r.body), (200, b"hello\n"), "first pipelined request")
+    check_close_fin(r, d.peer_end(c2), "pipelined requests during the drain")
+    c1.close()
+    c2.close()
+    e.wait_stat("http.inbound.downstream_cx_drain_close", lambda v: v >= before + 2)
+
+
+# --- Connection: close on every inbound HTTP/1.1 response (§3.3.3) ----------------------------
+
+@timeout(60)
+def test_every_inbound_response_during_drain_has_close_and_fin(env):
+    e = d.start(env, env_vars=pc_env(terminationDrainDuration="8s", min_drain="8s"))
+    # an extra inbound listener whose app is down: locally generated answers too
+    port = e.port("inbound")
+    out = e.port("outbound")
+    inflight = d.Request(port, "/delay?ms=1500")
+    inflight_chunked = d.Request(port, "/drip?n=10&interval_ms=150")
+    d.wait_backend_saw(env.be, "/delay")
+    d.wait_backend_saw(env.be, "/drip")
+    before = e.stat("http.inbound.downstream_cx_drain_close")
+    d.send_signal(e)
+    d.drain_started(e)
+
+    cases = [
+        ("GET", "/size?n=300000", {}, b"", "HTTP/1.1", lambda r: r.body == PATTERN[:300000]),
+        ("GET", "/chunked?n=70000&chunk=3000", {}, b"", "HTTP/1.1",
+         lambda r: r.body == PATTERN[:70000]),
+        ("HEAD", "/size?n=1000", {}, b"", "HTTP/1.1", lambda r: r.body == b""),
+        ("GET", "/status?code=404", {}, b"", "HTTP/1.1", lambda r: r.status == 404),
+        ("GET", "/status?code=503", {}, b"", "HTTP/1.1", lambda r: r.status == 503),
+        ("POST", "/echo", {}, b"x" * 20000, "HTTP/1.1", lambda r: r.body == b"x" * 20000),
+        ("GET", "/hello", {"Connection": "keep-alive"}, b"", "HTTP/1.0",
+         lambda r: r.body == b"hello\n"),
+        ("GET", "/hello", {"Connection": "keep-alive"}, b"", "HTTP/1.1",
+         lambda r: r.body == b"hello\n"),
+    ]
+    n_close = 0
+    for method, path, hdrs, body, version, ok in cases:
+        what = "%s %s %s during the drain" % (method, path, version)
+        with Client(port) as c:
+            c.request(method, path, hdrs, body, version=version)
+            r = c.response(method)
+            check(ok(r), "%s: unexpected response %r" % (what, r))
+            check_close_fin(r, d.peer_end(c), what)
+            n_close += 1
+    # a locally generated answer (400 for a malformed request) closes too
+    with Client(port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+        r = c.response()
+        check(r.status == 400 and d.is_close(r), "local 400 during drain: %r" % r)
+        check_eq(d.peer_end(c), "fin", "local 400 during drain: connection end")
+    inflight.result(20)
+    what = "request in flight at SIGTERM"
+    check(inflight.error is None, "%s failed: %r" % (what, inflight.error))
+    check_eq(inflight.resp.body, b"delayed 1500\n", what + " body")
+    check_close_fin(inflight.resp, inflight.end, what)
+    n_close += 1
+    # a response whose head went out before the drain cannot carry the header any more; it
+    # completes, then the connection is closed with a FIN
+    inflight_chunked.result(20)
+    what = "chunked response whose head predates the drain"
+    check(inflight_chunked.error is None, "%s failed: %r" % (what, inflight_chunked.error))
+    check_eq(inflight_chunked.resp.body, b"drip\n" * 10, what + " body")
+    check_eq(inflight_chunked.end, "fin", what + ": connection end")
+    # the outbound listener in the same drain: keep-alive as usual
+    with Client(out) as c:
+        for _ in range(2):
+            c.request("GET", "/hello", host="api.local")
+            check_keepalive(c.response(), "outbound during the inbound drain")
+    e.wait_stat("http.inbound.downstream_cx_drain_close", lambda v: v >= before + n_close,
+                what="downstream_cx_drain_close to count %d drain closes" % n_close)
+    flags = [a.get("response_flags", "") for a in e.access_log() if a.get("listener") == "inbound"
+             and a.get("path") == "/delay?ms=1500"]
+    check(flags and "DR" in flags[-1], "access log flags of the in-flight request: %r" % flags)
+
+
+# --- signals (§3.2) ---------------------------------------------------------------------------
+
+@timeout(40)
+def test_second_sigint_exits_at_once(env):
+    e = d.start(env, env_vars=EOZ)
+    ew = d.ExitWatch(e)
+    req = d.Request(e.port("inbound"), "/delay?ms=20000", timeout=30)
+    d.wait_backend_saw(env.be, "/delay")
+    d.send_signal(e, signal.SIGINT)
+    d.drain_started(e)
+    d.check_readiness(e, 503, "after the first SIGINT")
+    time.sleep(0.5)
+    d.expect_alive(e, "after one SIGINT with a request in flight (exit-on-zero)")
+    t1 = d.send_signal(e, signal.SIGINT)
+    rc, te = ew.wait(10)
+    check_eq(rc, 0, "exit status after the second SIGINT")
+    check(te - t1 < 1.5, "second SIGINT: exit took %.2fs" % (te - t1))
+    check(d.find_log(e, r"second SIGINT: exiting now"), "second SIGINT not logged")
+    check(d.find_log(e, r'exit: reason="second SIGINT"'), "exit reason not logged")
+    req.result(10)
+    check(req.resp is None, "in-flight request completed although ebb exited at once")
+
+
+@timeout(40)
+def test_repeated_sigterm_is_logged_and_ignored(env):
+    e = d.start(env, env_vars=pc_env(terminationDrainDuration="3s"))
+    ew = d.ExitWatch(e)
+    t0 = d.send_signal(e)
+    d.drain_started(e)
+    time.sleep(1.0)
+    d.send_signal(e)
+    d.wait_log(e, r"repeated SIGTERM ignored")
+    time.sleep(0.3)
+    d.expect_alive(e, "a repeated SIGTERM must not exit")
+    d.check_readiness(e, 503, "after the repeated SIGTERM")
+    rc, te = ew.wait(10)
+    check_eq(rc, 0, "exit status")
+    # the exit is still 3 s after the first SIGTERM, not restarted by the second
+    check(2.9 <= te - t0 <= 3.9, "exit %.2fs after the first SIGTERM, want ~3s" % (te - t0))
+    check_eq(len(d.find_logs(e, r"^drain started")), 1, "drain start lines")
+
+
+@timeout(40)
+def test_repeated_sigterm_exit_on_zero_keeps_waiting(env):
+    e = d.start(env, env_vars=dict(EOZ, MINIMUM_DRAIN_DURATION="500ms"))
+    ew = d.ExitWatch(e)
+    req = d.Request(e.port("inbound"), "/delay?ms=3000")
+    d.wait_backend_saw(env.be, "/delay")
+    d.send_signal(e)
+    d.drain_started(e)
+    for _ in range(3):
+        time.sleep(0.3)
+        d.send_signal(e)
+    d.wait_log(e, r"repeated SIGTERM ignored")
+    req.result(20)
+    check(req.error is None and req.resp.status == 200, "request across repeated SIGTERMs: %r"
+          % (req.error or req.resp))
+    rc, _ = ew.wait(10)
+    check_eq(rc, 0, "exit status")
+
+
+@timeout(40)
+def test_status_drain_keeps_ready_no_exit_then_sigterm_exits_at_once(env):
+    e = d.start(env, env_vars=pc_env(eoz=True, min_drain="500ms", terminationDrainDuration="1s",
+                                     drainDuration="30s"))
+    ew = d.ExitWatch(e)
+    st, _ = d.post(e, "/drain", port=e.status_port)
+    check_eq(st, 200, "POST :15020/drain")
+    _, msg, _ = d.drain_started(e)
+    check("trigger=status /drain" in msg, "drain start log: %s" % msg)
+    d.check_readiness(e, 200, "after POST /drain (native-sidecar preStop path)")
+    check_eq(e.stat("server.state"), 1, "server.state after /drain")
+    r, end = d.get(e.port("inbound"), "/hello")
+    check_close_fin(r, end, "inbound response after /drain")
+    r, _ = d.get(e.port("outbound"), "/hello", host="api.local")
+    check_keepalive(r, "outbound response after /drain")
+    time.sleep(2.0)                               # past terminationDrainDuration and minimum
+    d.expect_alive(e, "POST /drain has no exit timer")
+    d.check_readiness(e, 200, "2s after POST /drain")
+    req = d.Request(e.port("inbound"), "/delay?ms=20000", timeout=30)
+    d.wait_backend_saw(env.be, "/delay")
+    t1 = d.send_signal(e)
+    rc, te = ew.wait(10)
+    check_eq(rc, 0, "exit status")
+    check(te - t1 < 1.5, "SIGTERM after /drain: exit took %.2fs" % (te - t1))
+    check(d.find_log(e, r"SIGTERM after /drain: exiting now"), "SIGTERM after /drain not logged")
+    req.result(10)
+
+
+def _quit_at_once(env, which):
+    e = d.start(env, env_vars=EOZ)
+    ew = d.ExitWatch(e)
+    req = d.Request(e.port("inbound"), "/delay?ms=20000", timeout=30)
+    d.wait_backend_saw(env.be, "/delay")
+    t1 = time.monotonic()
+    st, body = d.post(e, "/quitquitquit", port=e.status_port if which == "status" else None)
+    check_eq((st, body.strip()), (200, "OK"), "POST /quitquitquit on the %s port" % which)
+    rc, te = ew.wait(10)
+    check_eq(rc, 0, "exit status")
+    check(te - t1 < 1.5, "/quitquitquit: exit took %.2fs" % (te - t1))
+    check(d.find_log(e, r'exit: reason="/quitquitquit" without drain'), "exit log")
+    check(not d.find_log(e, r"^drain started"), "/quitquitquit must not drain")
+    req.result(10)
+    check(req.resp is None, "in-flight request completed although ebb quit at once")
+
+
+@timeout(30)
+def test_quitquitquit_admin_exits_at_once(env):
+    _quit_at_once(env, "admin")
+
+
+@timeout(30)
+def test_quitquitquit_status_exits_at_once(env):
+    _quit_at_once(env, "status")
+
+
+@timeout(30)
+def test_get_on_mutating_endpoints_is_405(env):
+    e = d.start(env)
+    for port, path in ((None, "/quitquitquit"), (None, "/drain_listeners"),
+                       (None, "/drain_listeners?inboundonly&graceful"),
+                       (None, "/healthcheck/fail"), (None, "/healthcheck/ok"),
+                       (e.status_port, "/drain"), (e.status_port, "/quitquitquit")):
+        st, _ = e.admin("GET", path, port=port)
+        check_eq(st, 405, "GET %s on port %s" % (path, port or e.admin_port))
+    time.sleep(0.3)
+    d.expect_alive(e, "GET on mutating endpoints must not act")
+    d.check_readiness(e, 200, "after GETs on mutating endpoints")
+    check_eq(e.stat("server.state"), 0, "server.state after GETs on mutating endpoints")
+    check(not d.find_log(e, r"^drain started"), "a GET started a drain")
+    r, _ = d.get(e.port("inbound"), "/hello")
+    check_keepalive(r, "inbound after GETs on mutating endpoints")
+
+
+@timeout(40)
+def test_mutating_endpoints_forbidden_to_non_loopback_peers(env):
+    # ebb runs in a private network namespace whose lo also has 10.200.0.1/32, with admin,
+    # status and readiness on 0.0.0.0; requests come from 10.200.0.1 (not loopback)
+    res = d.netns_forbidden_probe(env.ebb_path, env.tmpdir)
+    for r in res["results"]:
+        if r.get("method") == "GET":
+            check(r["status"] in (200, 503), "GET %s from %s: %d" % (r["path"], r["peer"],
+                                                                  r["status"]))
+            continue
+        check_eq(r["status"], 403, "POST %s on the %s port from %s" % (r["path"], r["port"],
+                                                                      r["peer"]))
+    check(res["alive_after_forbidden"], "ebb exited after a forbidden /quitquitquit")
+    check_eq(res["ready_after_forbidden"], 200, "readiness after forbidden drain requests")
+    check_eq(res["loopback_quit_status"], 200, "POST /quitquitquit from 127.0.0.1")
+    check_eq(res["loopback_quit_rc"], 0, "exit status after a loopback /quitquitquit")
+
+
+# --- POST :15000/drain_listeners (Envoy semantics) ---------------------------------------------
+
+def _dl_env(dd="1500ms"):
+    # short terminationDrainDuration and minimum: drain_listeners must never exit anyway
+    return pc_env(drainDuration=dd, terminationDrainDuration="1s", min_drain="500ms")
+
+
+@timeout(40)
+def test_drain_listeners_inboundonly_graceful(env):
+    e = d.start(env, env_vars=_dl_env())
+    ew = d.ExitWatch(e)
+    inb, out = e.port("inbound"), e.port("outbound")
+    t0 = time.monotonic()
+    check_eq(d.post(e, "/drain_listeners?inboundonly&graceful")[0], 200, "drain_listeners")
+    _, msg, _ = d.drain_started(e)
+    check("inbound_only=1 graceful=1" in msg, "drain start log: %s" % msg)
+    check_eq(e.stat("server.state"), 1, "server.state")
+    r, end = d.get(inb, "/hello")
+    check_close_fin(r, end, "inbound, graceful drain")
+    time.sleep(0.5)
+    # idempotent: a repeat call changes nothing (does not restart drainDuration)
+    check_eq(d.post(e, "/drain_listeners?inboundonly&graceful")[0], 200, "repeat drain_listeners")
+    wait_for(lambda: d.connect_refused(inb), 6, interval=0.02,
+             what="inbound to stop after drainDuration")
+    t_ref = time.monotonic() - t0
+    check(1.45 <= t_ref <= 3.5, "inbound stopped %.2fs after drain_listeners (drainDuration "
+          "1.5s from the first call)" % t_ref)
+    # outbound completely untouched
+    with Client(out) as c:
+        for _ in range(2):
+            c.request("GET", "/hello", host="api.local")
+            r = c.response()
+            check_eq(r.status, 200, "outbound after inboundonly drain")
+            check_keepalive(r, "outbound after inboundonly drain")
+    time.sleep(max(0, t0 + 2.5 - time.monotonic()))
+    check(not ew.exited(), "drain_listeners must never exit the process")
+    check(not d.connect_refused(out), "outbound stopped by an inboundonly drain")
+
+
+@timeout(40)
+def test_drain_listeners_graceful_all_directions(env):
+    e = d.start(env, env_vars=_dl_env())
+    ew = d.ExitWatch(e)
+    inb, out = e.port("inbound"), e.port("outbound")
+    t0 = time.monotonic()
+    check_eq(d.post(e, "/drain_listeners?graceful")[0], 200, "drain_listeners?graceful")
+    d.drain_started(e)
+    for port, host, what in ((inb, "app.local", "inbound"), (out, "api.local", "outbound")):
+        r, end = d.get(port, "/hello", host=host)
+        check_close_fin(r, end, "%s during a graceful drain of all listeners" % what)
+    for port, what in ((inb, "inbound"), (out, "outbound")):
+        wait_for(lambda: d.connect_refused(port), 6, interval=0.02,
+                 what="%s to stop after drainDuration" % what)
+        check(time.monotonic() - t0 >= 1.45, "%s stopped before drainDuration" % what)
+    time.sleep(max(0, t0 + 2.5 - time.monotonic()))
+    check(not ew.exited(), "drain_listeners must never exit the process")
+
+
+@timeout(40)
+def test_drain_listeners_graceful_skip_exit_keeps_accepting(env):
+    e = d.start(env, env_vars=_dl_env())
+    ew = d.ExitWatch(e)
+    check_eq(d.post(e, "/drain_listeners?graceful&skip_exit")[0], 200, "drain_listeners")
+    d.drain_started(e)
+    time.sleep(2.5)                                # past drainDuration (1.5s)
+    for port, host, what in ((e.port("inbound"), "app.local", "inbound"),
+                             (e.port("outbound"), "api.local", "outbound")):
+        r, end = d.get(port, "/hello", host=host)
+        check_eq(r.status, 200, "%s after drainDuration with skip_exit" % what)
+        check_close_fin(r, end, "%s after drainDuration with skip_exit" % what)
+    check(not ew.exited(), "drain_listeners must never exit the process")
+
+
+@timeout(40)
+def test_drain_listeners_without_graceful_stops_at_once(env):
+    e = d.start(env, env_vars=_dl_env(dd="30s"))
+    ew = d.ExitWatch(e)
+    inb, out = e.port("inbound"), e.port("outbound")
+    req = d.Request(inb, "/delay?ms=1000")
+    d.wait_backend_saw(env.be, "/delay")
+    t0 = time.monotonic()
+    check_eq(d.post(e, "/drain_listeners")[0], 200, "drain_listeners")
+    for port, what in ((inb, "inbound"), (out, "outbound"), (e.port("tcp"), "inbound tcp")):
+        wait_for(lambda: d.connect_refused(port), 2, interval=0.01,
+                 what="%s to stop at once" % what)
+    check(time.monotonic() - t0 < 1.5, "listeners stopped only after %.2fs"
+          % (time.monotonic() - t0))
+    req.result(10)
+    check(req.error is None and req.resp.status == 200, "in-flight request: %r"
+          % (req.error or req.resp))
+    check_close_fin(req.resp, req.end, "in-flight request after drain_listeners")
+    # idempotent
+    check_eq(d.post(e, "/drain_listeners")[0], 200, "repeat drain_listeners")
+    time.sleep(max(0, t0 + 2.0 - time.monotonic()))
+    check(not ew.exited(), "drain_listeners must never exit the process")
+    d.expect_alive(e, "after drain_listeners")
+
+
+@timeout(40)
+def test_drain_listeners_inboundonly_without_graceful(env):
+    e = d.start(env, env_vars=_dl_env(dd="30s"))
+    ew = d.ExitWatch(e)
+    inb, out = e.port("inbound"), e.port("outbound")
+    check_eq(d.post(e, "/drain_listeners?inboundonly")[0], 200, "drain_listeners?inboundonly")
+    wait_for(lambda: d.connect_refused(inb), 2, interval=0.01, what="inbound to stop at once")
+    time.sleep(0.5)
+    with Client(out) as c:
+        c.request("GET", "/hello", host="api.local")
+        r = c.response()
+        check_eq(r.status, 200, "outbound after drain_listeners?inboundonly")
+        check_keepalive(r, "outbound after drain_listeners?inboundonly")
+    # a later graceful call does not reopen anything, nor touch outbound
+    check_eq(d.post(e, "/drain_listeners?inboundonly&graceful")[0], 200, "repeat")
+    time.sleep(2.0)
+    check(d.connect_refused(inb), "inbound reopened")
+    check(not d.connect_refused(out), "outbound stopped")
+    check(not ew.exited(), "drain_listeners must never exit the process")
+
+
+# --- /healthcheck/fail and /ok ---------------------------------------------------------------
+
+@timeout(40)
+def test_healthcheck_fail_and_ok(env):
+    e = d.start(env, env_vars=pc_env(terminationDrainDuration="1s", min_drain="500ms",
+                                     drainDuration="1s"))
+    ew = d.ExitWatch(e)
+    check_eq(d.post(e, "/healthcheck/fail")[0], 200, "POST /healthcheck/fail")
+    d.check_readiness(e, 503, "after /healthcheck/fail")
+    check_eq(e.stat("server.state"), 1, "server.state after /healthcheck/fail")
+    for port, host, what in ((e.port("inbound"), "app.local", "inbound"),
+                             (e.port("outbound"), "api.local", "outbound")):
+        r, end = d.get(port, "/hello", host=host)
+        check_close_fin(r, end, "%s after /healthcheck/fail" % what)
+    time.sleep(1.5)
+    check(not ew.exited(), "/healthcheck/fail must not exit")
+    check(not d.connect_refused(e.port("inbound")), "/healthcheck/fail stopped the listeners")
+    check_eq(d.post(e, "/healthcheck/ok")[0], 200, "POST /healthcheck/ok")
+    d.check_readiness(e, 200, "after /healthcheck/ok")
+
+
+# --- TCP inbound (§3.3.7) -----------------------------------------------------------------------
+
+def _tcp_echo(s, data):
+    s.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        k = s.recv(65536)
+        if not k:
+            fail("tcp echo: EOF after %d of %d bytes" % (len(got), len(data)))
+        got += k
+    check_eq(got, data, "tcp echo")
+
+
+@timeout(40)
+def test_tcp_inbound_left_to_finish_exit_on_zero(env):
+    e = d.start(env, env_vars=dict(EOZ, MINIMUM_DRAIN_DURATION="500ms"))
+    ew = d.ExitWatch(e)
+    s = socket.create_connection(("127.0.0.1", e.port("tcp")), timeout=10)
+    _tcp_echo(s, b"before the drain")
+    d.send_signal(e)
+    d.drain_started(e)
+    time.sleep(2.0)                                # well past MINIMUM_DRAIN_DURATION
+    d.expect_alive(e, "an open inbound tcp connection keeps exit-on-zero waiting")
+    _tcp_echo(s, b"x" * 100000)
+    s.shutdown(socket.SHUT_WR)                     # the client finishes
+    t1 = time.monotonic()
+    while s.recv(65536):
+        pass
+    s.close()
+    rc, te = ew.wait(10)
+    check_eq(rc, 0, "exit status")
+    check(te - t1 < 2.0, "exit %.2fs after the tcp connection finished" % (te - t1))
+
+
+@timeout(40)
+def test_tcp_inbound_closed_at_exit_default_mode(env):
+    e = d.start(env, env_vars=pc_env(terminationDrainDuration="2s"))
+    ew = d.ExitWatch(e)
+    s = socket.create_connection(("127.0.0.1", e.port("tcp")), timeout=10)
+    _tcp_echo(s, b"before the drain")
+    t0 = d.send_signal(e)
+    d.drain_started(e)
+    time.sleep(1.0)
+    _tcp_echo(s, b"still relayed during the drain")
+    s.settimeout(10)
+    try:
+        end = s.recv(65536)
+        how = "eof" if not end else "data"
+    except ConnectionResetError:
+        how = "reset"
+    t_end = time.monotonic()
+    s.close()
+    rc, te = ew.wait(10)
+    check_eq(rc, 0, "exit status")
+    check(how in ("eof", "reset"), "tcp connection at exit: %s" % how)
+    check(1.9 <= t_end - t0 <= 4.0, "tcp connection closed %.2fs after SIGTERM, want at the "
+          "exit (~2s)" % (t_end - t0))
+    m = d.find_log(e, r"exit: .*forced=(\d+)")
+    check(m and m[2].group(1) == "1", "exit summary forced count: %s" % (m[1] if m else None))
+
+
+# --- drain_deadline bounds exit-on-zero (§3.4) ------------------------------------------------
+
+@timeout(40)
+def test_drain_deadline_bounds_exit_on_zero(env):
+    e = d.start(env, env_vars=dict(EOZ, MINIMUM_DRAIN_DURATION="500ms"),
+                drain={"drain_deadline": "2s"})
+    ew = d.ExitWatch(e)
+    req = d.Request(e.port("inbound"), "/delay?ms=20000", timeout=30)
+    d.wait_backend_saw(env.be, "/delay")
+    t0 = d.send_signal(e)
+    _, msg, _ = d.drain_started(e)
+    check("drain_deadline=2000ms" in msg, "drain start log: %s" % msg)
+    rc, te = ew.wait(15)
+    check_eq(rc, 0, "exit status at drain_deadline")
+    check(1.95 <= te - t0 <= 4.0, "exit %.2fs after SIGTERM, want ~2s (drain_deadline)"
+          % (te - t0))
+    check(d.find_log(e, r'exit: reason="drain_deadline reached"'), "exit reason")
+    req.result(10)
+
+
+# --- logs (§3.4) --------------------------------------------------------------------------------
+
+@timeout(40)
+def test_phase_logs_and_exit_summary(env):
+    e = d.start(env, env_vars=pc_env(eoz=True, min_drain="1500ms", drainDuration="1s",
+                                     terminationDrainDuration="7s"),
+                drain={"drain_deadline": "20s"}, log_level="info")
+    ew = d.ExitWatch(e)
+    req = d.Request(e.port("inbound"), "/delay?ms=3500")
+    d.wait_backend_saw(env.be, "/delay")
+    d.send_signal(e)
+    rc, _ = ew.wait(20)
+    check_eq(rc, 0, "exit status")
+    req.result(5)
+    check(req.error is None, "request: %r" % req.error)
+    lines = d.log_lines(e)
+    info = [(t, m) for t, lvl, sub, m in lines if sub == "drain" and lvl == "info"]
+
+    def at(rx):
+        for t, m in info:
+            if re.search(rx, m):
+                return t, m
+        fail("no info line from drain matching %r in:\n%s" % (rx, "\n".join(m for _, m in info)))
+    t_start, m_start = at(r"^drain started: trigger=SIGTERM mode=exit-on-zero")
+    for k in ("drainDuration=1000ms", "terminationDrainDuration=7000ms",
+              "MINIMUM_DRAIN_DURATION=1500ms", "drain_deadline=20000ms", "active_connections=1",
+              "idle_close_after=1500ms"):
+        check(k in m_start, "drain start line lacks %s: %s" % (k, m_start))
+    t_ls, _ = at(r"drainDuration 1000ms elapsed: inbound listeners closed")
+    check(0.95 <= t_ls - t_start <= 2.5, "listener stop logged %.2fs into the drain" % (t_ls - t_start))
+    t_min, _ = at(r"MINIMUM_DRAIN_DURATION 1500ms elapsed")
+    check(1.45 <= t_min - t_start <= 3.0, "minimum logged %.2fs into the drain" % (t_min - t_start))
+    ticks = [(t, m) for t, m in info if re.search(r"for \d+ms: \d+ active connections", m)]
+    check(len(ticks) >= 2, "periodic active-connection lines: %d" % len(ticks))
+    check(any("1 active connections" in m for _, m in ticks), "tick lines never counted 1: %s" % ticks)
+    t_exit, m_exit = at(r'^exit: reason="zero active connections" trigger=SIGTERM')
+    for k in ("connections_at_drain_start=1", "closed_gracefully=1", "forced=0",
+              "requests_completed_during_drain=1"):
+        check(k in m_exit, "exit summary lacks %s: %s" % (k, m_exit))
+    ms = int(re.search(r"drain_ms=(\d+)", m_exit).group(1))
+    check(abs(ms / 1000.0 - (t_exit - t_start)) < 0.1, "drain_ms=%d vs log times %.3fs"
+          % (ms, t_exit - t_start))
+    check(t_start < t_ls < t_min < t_exit, "phase lines out of order")
+
+
+# --- stats ----------------------------------------------------------------------------------
+
+@timeout(40)
+def test_stats_server_state_and_drain_close(env):
+    e = d.start(env, env_vars=pc_env(terminationDrainDuration="8s", min_drain="1s"),
+                drain={"idle_close_spread": "100ms"})
+    check_eq(e.stat("server.state"), 0, "server.state LIVE")
+    port = e.port("inbound")
+    idle = Client(port)
+    idle.request("GET", "/hello")
+    idle.response()
+    req = d.Request(port, "/delay?ms=500")
+    d.wait_backend_saw(env.be, "/delay")
+    check_eq(e.stat("http.inbound.downstream_cx_drain_close"), 0, "drain_close before")
+    d.send_signal(e)
+    d.drain_started(e)
+    check_eq(e.stat("server.state"), 1, "server.state DRAINING")
+    dump = json.loads(e.admin("GET", "/config_dump")[1])
+    check_eq(dump.get("drain_state", {}).get("state"), "DRAINING", "config_dump drain_state")
+    req.result(10)
+    check_close_fin(req.resp, req.end, "in-flight request")
+    e.wait_stat("http.inbound.downstream_cx_drain_close", lambda v: v >= 1,
+                what="drain_close after the in-flight request")
+    check_eq(d.peer_end(idle, timeout=10), "fin", "idle connection end")
+    idle.close()
+    e.wait_stat("http.inbound.downstream_cx_drain_close", lambda v: v == 2,
+                what="drain_close after the idle close")
+    check_eq(e.stat("http.outbound.downstream_cx_drain_close"), 0, "outbound drain_close")
