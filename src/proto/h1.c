@@ -341,14 +341,16 @@ static int build_upstream_head(struct h1 *h, const struct ebb_h1_msg *m)
     b->max = h1_cfg(h)->limits.h1.max_head + 4096;
     rc |= ebb_buf_appendf(b, "%.*s %.*s HTTP/1.1\r\n", (int)m->method.len, m->method.p,
                           (int)m->path.len, m->path.p);
-    if (m->flags & EBB_H1_F_ABSOLUTE_FORM)
+    /* Host is written from the parsed authority (the URI's for absolute-form, RFC 9112
+     * §3.2.2), never copied: "Connection: host" must not be able to drop it */
+    if (m->authority.len)
         rc |= ebb_buf_appendf(b, "host: %.*s\r\n", (int)m->authority.len, m->authority.p);
     for (size_t i = 0; i < m->nheaders; i++) {
         const struct ebb_h1_header *hd = &m->headers[i];
         if (ebb_h1_is_hop_by_hop(m, &hd->name) || span_ieq(&hd->name, "content-length") ||
             span_ieq(&hd->name, "x-forwarded-proto"))
             continue;
-        if ((m->flags & EBB_H1_F_ABSOLUTE_FORM) && span_ieq(&hd->name, "host"))
+        if (span_ieq(&hd->name, "host"))
             continue;
         if (span_ieq(&hd->name, "x-forwarded-for")) {
             xff = hd;
@@ -454,8 +456,7 @@ static bool h1_start(struct h1 *h)
         return false;
     }
     if (rc < 0) {
-        int status = rc == EBB_H1_ELINE_TOO_LONG ? 414 : rc == EBB_H1_EHEAD_TOO_BIG ? 431
-                   : rc == EBB_H1_EVERSION ? 505 : rc == EBB_H1_ENOTIMPL ? 501 : 400;
+        int status = ebb_h1_error_status(rc);
         ebb_stat_inc(h1_st(h)->cx_protocol_error);
         ebb_debug("h1", "#%llu bad request from %s: %d", (unsigned long long)c->id,
                   c->peer_str, status);
@@ -485,12 +486,19 @@ static bool h1_start(struct h1 *h)
     h->req_done = m->framing == EBB_H1_BODY_NONE ||
                   (m->framing == EBB_H1_BODY_LENGTH && m->content_length == 0);
     h->cluster = ebb_route(c->l, m->authority.p, m->authority.len);
+    bool connect = span_ieq(&m->method, "CONNECT");
 
-    int brc = h->cluster >= 0 ? build_upstream_head(h, m) : 0;
+    int brc = h->cluster >= 0 && !connect ? build_upstream_head(h, m) : 0;
     ebb_buf_consume(&c->rbuf, head_len);   /* m's spans are dead from here on */
     ebb_timer_stop(c->w->loop, &h->timer);
     h->headers_timer = false;
 
+    if (connect) {
+        /* SPEC §2 makes CONNECT optional; ebb does not tunnel it (yet) */
+        h->close_after = true;
+        h1_reply(h, 501, 0, "ebb: CONNECT is not supported\n");
+        return true;
+    }
     if (h->cluster < 0) {
         ebb_stat_inc(h1_st(h)->no_route);
         h1_reply(h, 404, EBB_RF_NR, "ebb: no route for host \"%s\"\n", h->authority);
