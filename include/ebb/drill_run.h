@@ -72,6 +72,7 @@ int  drill_h2_probe(uint16_t port, char *note, size_t notelen);
 
 /* --- the app and the remote service (app.c) --- */
 struct drill_app;
+#define DRILL_APP_SETTLE_MS 1000
 struct drill_app *drill_app_new(struct drill *d, bool remote, uint16_t *port);
 void drill_app_sigterm(struct drill_app *a);
 bool drill_app_done(const struct drill_app *a);
@@ -106,11 +107,12 @@ struct drill {
     uint32_t          conns, inflight, out_inflight;
     struct ebb_list   users;        /* h1 users (load.c) */
     struct ebb_list   h2conns;      /* h2 connections (h2load.c) */
-    unsigned          h2_live;      /* h2 connections accepting new streams */
+    unsigned          h2_live;
+    unsigned          goaways;      /* GOAWAYs reported on stderr */      /* h2 connections accepting new streams */
     struct drill_app *app, *remote;
     struct drill_proxy proxy;
     struct ebb_timer  t_sigterm, t_removal, t_kill, t_sample, t_progress, t_hard, t_check,
-                      t_h2retry;
+                      t_h2retry, t_settle;
     uint32_t          rnd;
 };
 

@@ -17,7 +17,8 @@
  * shutdown_every_ms for shutdown_ms (state sync, deregistration).  It
  * exits (closes its listener and every connection, including its pooled
  * outbound connections) once that work is done, nothing is in flight, and
- * the endpoint removal has passed.
+ * the endpoint removal is one second old (a request a client sent just
+ * before the removal may still be inside the proxy).
  *
  * Fault injection (--app-reset-every N): the app answers every Nth request
  * with its head and half its body, waits 50 ms, and resets the connection.
@@ -411,7 +412,9 @@ static void app_close_all(struct drill_app *a)
 static void app_check_exit(struct drill_app *a)
 {
     struct drill *d = a->d;
-    if (a->remote || !a->terminating || a->exited || !d->removed)
+    /* one second after the removal: requests already inside the proxy still arrive */
+    if (a->remote || !a->terminating || a->exited || !d->removed ||
+        drill_t(d) < d->r->removal_ms + DRILL_APP_SETTLE_MS)
         return;
     if (a->calls_left || a->inflight || a->out[0].c.cb)
         return;

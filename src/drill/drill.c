@@ -94,7 +94,7 @@ static void drill_end(struct drill *d, const char *why)
     d->r->end_ms = drill_t(d);
     drill_progress(d, "end: %s", why);
     struct ebb_timer *ts[] = { &d->t_sigterm, &d->t_removal, &d->t_kill, &d->t_sample,
-                               &d->t_progress, &d->t_hard, &d->t_check, &d->t_h2retry };
+                               &d->t_progress, &d->t_hard, &d->t_check, &d->t_h2retry, &d->t_settle };
     for (size_t i = 0; i < EBB_ARRAY_LEN(ts); i++)
         ebb_timer_stop(d->loop, ts[i]);
     drill_load_stop(d);
@@ -157,6 +157,7 @@ static void on_removal(struct ebb_loop *loop, struct ebb_timer *t)
     d->r->removal_ms = drill_t(d);
     drill_result_event(d->r, d->r->removal_ms, DRILL_EV_REMOVAL,
                        "endpoint removed: no new requests");
+    ebb_timer_start(loop, &d->t_settle, DRILL_APP_SETTLE_MS);
     drill_progress(d, "endpoint removed: the load generator sends no new requests");
     drill_poke(d);
 }
@@ -245,7 +246,7 @@ int drill_run_scenario(const struct drill_cfg *cfg, struct drill_result *r)
     struct { struct ebb_timer *t; ebb_timer_cb cb; } ts[] = {
         { &d.t_sigterm, on_sigterm }, { &d.t_removal, on_removal }, { &d.t_kill, on_kill },
         { &d.t_sample, on_sample }, { &d.t_progress, on_progress }, { &d.t_hard, on_hard },
-        { &d.t_check, on_check },
+        { &d.t_check, on_check }, { &d.t_settle, on_check },
     };
     for (size_t i = 0; i < EBB_ARRAY_LEN(ts); i++) {
         ts[i].t->cb = ts[i].cb;

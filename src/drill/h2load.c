@@ -122,7 +122,10 @@ static void h2_fill(struct drill_h2 *h)
     struct drill *d = h->d;
     const struct drill_cfg *cfg = d->cfg;
 
-    while (h->live && !h->dead && !d->removed && !d->ending && h->active < cfg->streams) {
+    /* at most clients x streams in flight in all: replacement connections
+     * take over from draining ones, they do not add to the load */
+    while (h->live && !h->dead && !d->removed && !d->ending && h->active < cfg->streams &&
+           d->inflight < cfg->clients * cfg->streams) {
         struct h2_stream *st = calloc(1, sizeof(*st));
         if (!st)
             return;
@@ -182,7 +185,7 @@ static int on_frame(nghttp2_session *s, const nghttp2_frame *frame, void *user)
 {
     struct drill_h2 *h = user;
     if (frame->hd.type == NGHTTP2_GOAWAY) {
-        if (h->live)
+        if (h->live && h->d->goaways++ < 4)
             drill_progress(h->d, "h2: GOAWAY (last stream %d, error %u) on a connection with %u "
                            "streams open", frame->goaway.last_stream_id,
                            frame->goaway.error_code, h->active);
@@ -210,9 +213,10 @@ static int on_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, 
         fail = DRILL_F_OTHER;
     else if (st->got != cfg->body)
         fail = DRILL_F_TRUNCATED;
+    struct drill *d = st->h->d;
     nghttp2_session_set_stream_user_data(s, stream_id, NULL);
     stream_end(st, fail);
-    drill_poke(st->h->d);
+    drill_poke(d);
     return 0;
 }
 
@@ -322,6 +326,15 @@ static void h2_io(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
     }
     h2_fill(h);
     h2_flush(h);
+    /* streams that ended here make room on the other live connections */
+    for (struct ebb_list *e = d->h2conns.next, *next; e != &d->h2conns; e = next) {
+        struct drill_h2 *o = ebb_container_of(e, struct drill_h2, link);
+        next = e->next;
+        if (o != h && o->live && o->s && !o->connecting) {
+            h2_fill(o);
+            h2_flush(o);
+        }
+    }
 }
 
 static void h2_open(struct drill *d)
