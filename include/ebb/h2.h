@@ -100,6 +100,9 @@ struct ebb_h2u_stream *ebb_h2u_open(struct ebb_cluster_rt *cl, struct ebb_worker
  * stream's send buffer is full: wait for on_writable). */
 size_t ebb_h2u_write(struct ebb_h2u_stream *s, const void *p, size_t n);
 
+/* Request body bytes ebb_h2u_write() would take now. */
+size_t ebb_h2u_writable(const struct ebb_h2u_stream *s);
+
 /* Ends the request body, with optional trailers (copied). */
 void ebb_h2u_end(struct ebb_h2u_stream *s, const nghttp2_nv *trailers, size_t n);
 

@@ -44,6 +44,9 @@ struct h1 {
     bool               drain_close;   /* ... because of the drain */
     bool               headers_timer; /* timer is the request-headers timeout */
     bool               seen_request;  /* a request head arrived: no h2c preface any more */
+    struct ebb_h2u_stream *us;        /* upstream h2c stream (cluster protocol h2c), else NULL */
+    bool               us_end;        /* ... its response ended (bytes may still wait there) */
+    struct ebb_buf     us_trl;        /* request trailers (raw) / response trailers (lines) */
     /* the current exchange */
     uint64_t           start_ms;
     long               cluster;       /* cluster index, -1 none */
@@ -82,6 +85,8 @@ static __thread struct ebb_h1_msg h1_msg;   /* scratch for parsing (large) */
 
 static void h1_run(struct h1 *h);
 static void h1_upstream_cb(void *owner, struct ebb_upconn *u, uint32_t events);
+static void h1_h2u_start(struct h1 *h);
+static bool h1_h2u_pump(struct h1 *h);
 
 static const struct ebb_config *h1_cfg(const struct h1 *h) { return h->c->w->srv->cfg; }
 static struct ebb_listener_stats *h1_st(const struct h1 *h) { return h->c->l->st; }
@@ -180,6 +185,10 @@ static void h1_log(struct h1 *h)
 
 static void h1_release_upstream(struct h1 *h, bool reusable)
 {
+    if (h->us) {   /* h1 -> h2c */
+        ebb_h2u_close(h->us);
+        h->us = NULL;
+    }
     if (!h->u)
         return;
     struct ebb_cluster_rt *cl = h->u->cl;
@@ -204,6 +213,8 @@ static void h1_reset_exchange(struct h1 *h)
     h->status = 0;
     h->rf = 0;
     h->up_keepalive = false;
+    h->us_end = false;
+    ebb_buf_reset(&h->us_trl);
     h->method[0] = h->path[0] = h->authority[0] = h->request_id[0] = '\0';
 }
 
@@ -514,7 +525,10 @@ static bool h1_start(struct h1 *h)
                  (unsigned long long)maxb);
         return true;
     }
-    h1_connect(h);
+    if (c->w->clusters[h->cluster].cfg->protocol == EBB_UP_H2C)
+        h1_h2u_start(h);
+    else
+        h1_connect(h);
     return true;
 }
 
@@ -766,6 +780,228 @@ static void h1_upstream_gone(struct h1 *h)
     h1_abort(h, EBB_RF_URX | EBB_RF_UC, true);
 }
 
+/* --- h1 exchange -> upstream h2c stream (cluster protocol h2c) ---
+ * The rewritten request head (uphead) becomes an HTTP/2 header list; the
+ * body is decoded from the client and written into the h2 stream as far as
+ * its bounded buffer allows; the response comes back through callbacks and
+ * is framed for HTTP/1.1 (content-length kept, else chunked, trailers in
+ * the last chunk). */
+
+static void h1_us_head(void *owner, int status, const nghttp2_nv *nv, size_t n)
+{
+    struct h1 *h = owner;
+    struct ebb_conn *c = h->c;
+    struct ebb_buf *b = &c->wbuf;
+    bool has_cl = false;
+    int rc = 0;
+
+    ebb_timer_stop(c->w->loop, &h->timer);
+    h->resp_started = true;
+    if (c->flags & EBB_CONN_F_DRAINING)
+        h->close_after = h->drain_close = true;
+    if (!h->req_done)
+        h->close_after = true;
+    for (size_t i = 0; i < n; i++)
+        if (nv[i].namelen == 14 && memcmp(nv[i].name, "content-length", 14) == 0)
+            has_cl = true;
+    bool body = !h->head_req && status != 204 && status != 304;
+    if (body && !has_cl) {
+        if (h->minor >= 1)
+            h->resp_chunk_out = true;
+        else
+            h->close_after = true;
+    }
+    h1_count_status(h, status);
+    rc |= ebb_buf_appendf(b, "HTTP/1.1 %d %s\r\n", status,
+                          status == 200 ? "OK" : status < 400 ? "" : reason_phrase(status));
+    for (size_t i = 0; i < n; i++)
+        rc |= ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)nv[i].namelen, nv[i].name,
+                              (int)nv[i].valuelen, nv[i].value);
+    if (h->resp_chunk_out)
+        rc |= ebb_buf_appendf(b, "transfer-encoding: chunked\r\n");
+    if (h->close_after)
+        rc |= ebb_buf_appendf(b, "connection: close\r\n");
+    else if (h->minor == 0)
+        rc |= ebb_buf_appendf(b, "connection: keep-alive\r\n");
+    rc |= ebb_buf_append(b, "\r\n", 2);
+    h->resp_head_done = true;
+    h->resp_in = has_cl ? EBB_H1_BODY_LENGTH : EBB_H1_BODY_CHUNKED;
+    if (rc) {
+        h1_abort(h, EBB_RF_UC, true);   /* response head too large for the client buffer */
+        return;
+    }
+    h1_run(h);
+}
+
+static void h1_us_trailers(void *owner, const nghttp2_nv *nv, size_t n)
+{
+    struct h1 *h = owner;
+    ebb_buf_reset(&h->us_trl);
+    h->us_trl.max = 64 * 1024;
+    for (size_t i = 0; i < n; i++)
+        ebb_buf_appendf(&h->us_trl, "%.*s: %.*s\r\n", (int)nv[i].namelen, nv[i].name,
+                        (int)nv[i].valuelen, nv[i].value);
+}
+
+static void h1_us_end(void *owner)
+{
+    struct h1 *h = owner;
+    h->us_end = true;
+    h1_run(h);
+}
+
+static void h1_us_wake(void *owner) { h1_run(owner); }
+
+static void h1_us_error(void *owner, unsigned rf, bool head_seen)
+{
+    struct h1 *h = owner;
+    const char *name = h->c->w->clusters[h->cluster].cfg->name;
+    h->us = NULL;   /* gone with this callback */
+    if (head_seen) {
+        h1_abort(h, rf | EBB_RF_URX, true);
+        return;
+    }
+    if (rf & EBB_RF_UF)
+        h1_reply(h, 503, rf, "ebb: upstream connect error: cluster \"%s\"\n", name);
+    else
+        h1_reply(h, 503, rf, "ebb: upstream reset before response headers: cluster \"%s\"\n",
+                 name);
+    h1_run(h);
+}
+
+static const struct ebb_h2u_cbs h1_us_cbs = {
+    .on_head = h1_us_head,
+    .on_data = h1_us_wake,
+    .on_trailers = h1_us_trailers,
+    .on_end = h1_us_end,
+    .on_writable = h1_us_wake,
+    .on_error = h1_us_error,
+};
+
+static void h1_h2u_start(struct h1 *h)
+{
+    struct ebb_h1_msg *m = &h1_msg;
+    struct ebb_cluster_rt *cl = &h->c->w->clusters[h->cluster];
+    nghttp2_nv nv[EBB_H1_MAX_HEADERS_CAP + 8];
+    size_t n = 0;
+
+    if (h->upgrade_req) {
+        h1_reply(h, 501, 0, "ebb: Upgrade is not supported towards an h2c cluster\n");
+        return;
+    }
+    /* our own rewritten head: x-forwarded-*, x-request-id and framing are in it */
+    int rc = ebb_h1_parse_request(ebb_buf_start(&h->uphead), ebb_buf_len(&h->uphead),
+                                  &h1_cfg(h)->limits.h1, m);
+    if (rc < 0) {
+        h1_reply(h, 431, 0, "ebb: request headers too large\n");
+        return;
+    }
+#define NV(nm, nl, v, vl) nv[n++] = (nghttp2_nv){ (uint8_t *)(nm), (uint8_t *)(v), (nl), (vl), 0 }
+    NV(":method", 7, m->method.p, m->method.len);
+    NV(":scheme", 7, "http", 4);
+    NV(":authority", 10, m->authority.p, m->authority.len);
+    NV(":path", 5, m->path.p, m->path.len);
+    for (size_t i = 0; i < m->nheaders; i++) {
+        struct ebb_h1_header *hd = &m->headers[i];
+        if (span_ieq(&hd->name, "host") || ebb_h2_is_conn_header(hd->name.p, hd->name.len))
+            continue;
+        for (size_t k = 0; k < hd->name.len; k++) {   /* HTTP/2 names are lowercase */
+            char *p = (char *)hd->name.p + k;
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        }
+        NV(hd->name.p, hd->name.len, hd->value.p, hd->value.len);
+    }
+    if (h->req_framing == EBB_H1_BODY_CHUNKED || (m->flags & EBB_H1_F_HAS_TE_TRAILERS))
+        NV("te", 2, "trailers", 8);
+#undef NV
+    h->us = ebb_h2u_open(cl, h->c->w, nv, n, h->req_done, &h1_us_cbs, h);
+    if (!h->us) {
+        h1_reply(h, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\"\n",
+                 cl->cfg->name);
+        return;
+    }
+    h->head_queued = true;
+    if (cl->cfg->request_timeout_ms)
+        ebb_timer_start(h->c->w->loop, &h->timer, cl->cfg->request_timeout_ms);
+}
+
+/* Moves request body bytes into the h2 stream and response bytes to the
+ * client.  Returns true on progress. */
+static bool h1_h2u_pump(struct h1 *h)
+{
+    struct ebb_conn *c = h->c;
+    bool progress = false;
+    uint64_t maxb = h1_cfg(h)->limits.max_request_body;
+    char tmp[16384];
+
+    while (h->us && !h->req_done && (ebb_buf_len(&c->rbuf) || ebb_h1_body_done(&h->req_body))) {
+        size_t room = ebb_h2u_writable(h->us);
+        if (room == 0)
+            break;
+        size_t len = EBB_MIN(ebb_buf_len(&c->rbuf), room);
+        size_t consumed = 0, dlen = 0;
+        const char *data = NULL;
+        int rc = ebb_h1_body_parse(&h->req_body, ebb_buf_start(&c->rbuf), len, &consumed, &data,
+                                   &dlen);
+        if (rc == EBB_H1_EBAD) {
+            ebb_stat_inc(h1_st(h)->cx_protocol_error);
+            h->close_after = true;
+            h1_reply(h, 400, 0, "ebb: malformed request body framing\n");
+            return true;
+        }
+        if (rc == EBB_H1_BODY_DATA && dlen) {
+            h->req_bytes += dlen;
+            if (maxb && h->req_bytes > maxb) {
+                h1_reply(h, 413, 0, "ebb: request body larger than %llu bytes\n",
+                         (unsigned long long)maxb);
+                return true;
+            }
+            ebb_h2u_write(h->us, data, dlen);
+        } else if (rc == EBB_H1_BODY_TRAILER) {
+            h->us_trl.max = 64 * 1024;
+            ebb_buf_append(&h->us_trl, data, dlen);
+        } else if (rc == EBB_H1_BODY_DONE) {
+            nghttp2_nv tv[64];
+            int tn = ebb_buf_len(&h->us_trl)
+                   ? ebb_h2_split_trailers(ebb_buf_start(&h->us_trl), ebb_buf_len(&h->us_trl), tv,
+                                           EBB_ARRAY_LEN(tv)) : 0;
+            ebb_h2u_end(h->us, tv, tn > 0 ? (size_t)tn : 0);
+            ebb_buf_reset(&h->us_trl);
+            h->req_done = true;
+        }
+        ebb_buf_consume(&c->rbuf, consumed);
+        progress = true;
+        if (rc == EBB_H1_AGAIN)
+            break;
+    }
+    if (!h->resp_head_done)
+        return progress;
+    while (h->us && ebb_h2u_readable(h->us) && ebb_buf_room(&c->wbuf) > 64) {
+        size_t n = ebb_h2u_read(h->us, tmp, EBB_MIN(sizeof(tmp), ebb_buf_room(&c->wbuf) - 32));
+        if (h->head_req)
+            continue;
+        h->resp_bytes += n;
+        if (h->resp_chunk_out)
+            ebb_buf_appendf(&c->wbuf, "%zx\r\n", n);
+        ebb_buf_append(&c->wbuf, tmp, n);
+        if (h->resp_chunk_out)
+            ebb_buf_append(&c->wbuf, "\r\n", 2);
+        progress = true;
+    }
+    if (h->us_end && !h->resp_done && (!h->us || ebb_h2u_readable(h->us) == 0) &&
+        ebb_buf_room(&c->wbuf) > ebb_buf_len(&h->us_trl) + 16) {
+        if (h->resp_chunk_out) {
+            ebb_buf_append(&c->wbuf, "0\r\n", 3);
+            ebb_buf_append(&c->wbuf, ebb_buf_start(&h->us_trl), ebb_buf_len(&h->us_trl));
+            ebb_buf_append(&c->wbuf, "\r\n", 2);
+        }
+        h->resp_done = true;
+        progress = true;
+    }
+    return progress;
+}
+
 /* --- the state machine --- */
 
 static void h1_set_interest(struct h1 *h)
@@ -808,6 +1044,23 @@ static void h1_run(struct h1 *h)
 
         case H1_UPSTREAM: {
             struct ebb_upconn *u = h->u;
+            if (h->us || h->us_end) {   /* h1 -> h2c upstream */
+                progress |= h1_h2u_pump(h);
+                if (h->dead || h->state != H1_UPSTREAM)
+                    break;
+                if (ebb_conn_flush(c) < 0) {
+                    h1_abort(h, EBB_RF_DC, false);
+                    return;
+                }
+                if (h->resp_done && ebb_buf_len(&c->wbuf) == 0) {
+                    h1_end_exchange(h);
+                    progress = true;
+                } else if (h->read_eof && ebb_buf_len(&c->rbuf) == 0 && !h->resp_done) {
+                    h1_abort(h, EBB_RF_DC, false);
+                    return;
+                }
+                break;
+            }
             if (!u || u->state != EBB_UP_BUSY || !h->head_queued)
                 break;   /* connecting */
             progress |= h1_pump_request(h);
@@ -1011,6 +1264,7 @@ static void h1_free(void *p)
 {
     struct h1 *h = p;
     ebb_buf_free(&h->uphead);
+    ebb_buf_free(&h->us_trl);
     free(h);
 }
 

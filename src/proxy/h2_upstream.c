@@ -647,6 +647,16 @@ size_t ebb_h2u_write(struct ebb_h2u_stream *s, const void *p, size_t n)
     return k;
 }
 
+size_t ebb_h2u_writable(const struct ebb_h2u_stream *s)
+{
+    if (s->closed || s->req_end)
+        return 64 * 1024;   /* dropped anyway */
+    size_t room = ebb_buf_room(&s->reqb);
+    if (room == 0)
+        ((struct ebb_h2u_stream *)s)->was_full = true;
+    return room;
+}
+
 void ebb_h2u_end(struct ebb_h2u_stream *s, const nghttp2_nv *t, size_t n)
 {
     if (s->req_end)

@@ -1,0 +1,397 @@
+"""test_h2.py - HTTP/2 end to end: h2c by prior knowledge on http listeners, h2->h1, h2->h2c,
+h1->h2c, gRPC-style trailers, flow control as back-pressure, upstream GOAWAY, the two-phase
+GOAWAY drain, and h2load through ebb to an h2c and an HTTP/1.1 origin."""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import h2lib
+from h2lib import H2Raw
+from lib import (Client, PY, HERE, Skip, check, check_eq, fail, free_port, tail, timeout,
+                 wait_for, PATTERN)
+
+
+class H2Backend:
+    """tests/e2e/h2backend.py in a subprocess: .port, .addr."""
+
+    def __init__(self, env, name="h2backend"):
+        pf = os.path.join(env.tmpdir, name + ".ports.json")
+        self.log_path = os.path.join(env.tmpdir, name + ".log")
+        logf = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([PY, os.path.join(HERE, "h2backend.py"), "--port", "0",
+                                      "--ports-file", pf], stdout=logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        logf.close()
+
+        def ready():
+            if self.proc.poll() is not None:
+                fail("h2backend exited: %s" % tail(self.log_path))
+            return os.path.exists(pf)
+        wait_for(ready, 10, what="h2backend ports file")
+        with open(pf) as f:
+            self.port = json.load(f)["h2"]
+        self.addr = "127.0.0.1:%d" % self.port
+        env.backends.append(self)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(3)
+
+
+def start_h2(env, h2c_app=True, **kw):
+    """ebb whose `app` cluster is the h2c backend (h2c_app) or the HTTP/1.1 backend, with an
+    extra cluster `h2app` (h2c) routed from h2.local on the outbound listener."""
+    be = env.backend() if env.be is None else env.be
+    env.be = be
+    hb = H2Backend(env)
+    env.h2be = hb
+    clusters = {"h2app": {"endpoints": [hb.addr], "protocol": "h2c"}}
+    if h2c_app:
+        clusters["app"] = {"endpoints": [hb.addr], "protocol": "h2c"}
+    cfg = env.config(be, clusters=clusters, **kw)
+    for l in cfg["listeners"]:
+        if l["name"] == "outbound":
+            l["routes"].insert(0, {"host": "h2.local", "cluster": "h2app"})
+    env.ebbp = env.ebb(cfg)
+    return env.ebbp
+
+
+# -- basic exchanges -----------------------------------------------------------------------
+
+@timeout(30)
+def test_h2c_prior_knowledge_to_h1_backend(env):
+    e = env.start()
+    port = e.port("inbound")
+    c = H2Raw(port)
+    sid = c.request("/hello")
+    st = c.wait_stream(sid)
+    check_eq(st.status, 200, "status")
+    check_eq(bytes(st.body), b"hello\n", "body")
+    # the h1 backend saw a rewritten HTTP/1.1 request
+    sid = c.request("/headers", headers=[("x-test", "1"), ("cookie", "a=1"), ("cookie", "b=2")])
+    st = c.wait_stream(sid)
+    doc = json.loads(bytes(st.body))
+    hd = {k.lower(): v for k, v in doc["headers"]}
+    check_eq(doc["version"], "HTTP/1.1", "upstream version")
+    check_eq(hd.get("host"), "app.local", "host from :authority")
+    check_eq(hd.get("cookie"), "a=1; b=2", "cookie crumbs joined")
+    check(hd.get("x-forwarded-for") == "127.0.0.1", "x-forwarded-for: %r" % hd)
+    check_eq(hd.get("x-forwarded-proto"), "http", "x-forwarded-proto")
+    check(re.match(r"[0-9a-f-]{36}$", hd.get("x-request-id", "")), "x-request-id")
+    c.close()
+    # real clients
+    if shutil.which("curl"):
+        out = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-o", "-", "-w",
+                              "%{http_version} %{http_code}",
+                              "http://127.0.0.1:%d/hello" % port], capture_output=True, timeout=10)
+        check_eq(out.stdout, b"hello\n2 200", "curl --http2-prior-knowledge")
+    if shutil.which("nghttp"):
+        out = subprocess.run(["nghttp", "-s", "http://127.0.0.1:%d/size?n=1000000" % port],
+                             capture_output=True, timeout=10)
+        check_eq(out.returncode, 0, "nghttp exit status: %r" % out.stderr[-300:])
+    # HTTP/1.1 on the same listener still works
+    with Client(port) as hc:
+        hc.request("GET", "/hello")
+        check_eq(hc.response().body, b"hello\n", "h1 on the same listener")
+    check(e.stat("http2.streams_total") >= 2, "http2.streams_total")
+
+
+@timeout(60)
+def test_h2_to_h2c_and_h1_to_h2c(env):
+    e = start_h2(env)
+    port = e.port("inbound")
+    c = H2Raw(port)
+    sid = c.request("/headers", headers=[("x-test", "2")])
+    st = c.wait_stream(sid)
+    check_eq(st.status, 200, "h2->h2c status")
+    doc = json.loads(bytes(st.body))
+    hd = dict((k, v) for k, v in doc["headers"])
+    check_eq(hd.get(":authority"), "app.local", ":authority")
+    check_eq(hd.get("x-test"), "2", "x-test")
+    check_eq(hd.get("x-forwarded-proto"), "http", "x-forwarded-proto")
+    # many concurrent streams on one connection
+    sids = [c.request("/delay?ms=200") for _ in range(50)]
+    for s in sids:
+        st = c.wait_stream(s, 15)
+        check_eq(st.status, 200, "stream %d" % s)
+        check_eq(bytes(st.body), b"delayed 200\n", "stream %d body" % s)
+    c.close()
+    # h1 -> h2c: content-length kept, chunked otherwise
+    with Client(port) as hc:
+        hc.request("GET", "/size?n=300000")
+        r = hc.response()
+        check_eq(r.status, 200, "h1->h2c status")
+        check_eq(r.body, PATTERN[:300000], "h1->h2c body")
+        hc.request("POST", "/echo", body=b"x" * 100000)
+        r = hc.response()
+        check_eq(len(r.body), 100000, "h1->h2c echo")
+    # outbound routing by :authority
+    c = H2Raw(e.port("outbound"))
+    sid = c.request("/hello", authority="h2.local")
+    st = c.wait_stream(sid)
+    check_eq(bytes(st.body), b"hello\n", "outbound h2.local -> h2c")
+    sid = c.request("/hello", authority="nowhere.local")
+    check_eq(c.wait_stream(sid).status, 404, "no route")
+    c.close()
+
+
+@timeout(60)
+def test_h2_large_bodies_both_ways(env):
+    """20 MiB up and down through h2->h1 and h2->h2c, checked by digest."""
+    for h2c_app in (False, True):
+        e = start_h2(env, h2c_app=h2c_app)
+        port = e.port("inbound")
+        body = os.urandom(1 << 20) * 20
+        c = H2Raw(port)
+        sid = c.request("/echo", method="POST", end=False,
+                        headers=[("content-length", str(len(body)))])
+        c.send_data_fc(sid, body)
+        st = c.wait_stream(sid, 60)
+        check_eq(st.status, 200, "echo status (h2c_app=%s)" % h2c_app)
+        check_eq(hashlib.sha256(st.body).hexdigest(), hashlib.sha256(body).hexdigest(),
+                 "echo digest (h2c_app=%s)" % h2c_app)
+        sid = c.request("/size?n=%d" % (30 << 20))
+        st = c.wait_stream(sid, 60)
+        check_eq(len(st.body), 30 << 20, "download size (h2c_app=%s)" % h2c_app)
+        check(bytes(st.body[:1024]) == PATTERN[:1024], "download pattern")
+        c.close()
+        e.stop()
+        env.be = None
+
+
+@timeout(60)
+def test_h2_slow_reader_backpressure(env):
+    """A client that grants no window beyond the initial 64 KiB holds a 200 MiB response:
+    ebb's memory must stay flat (the upstream is not read ahead)."""
+    for h2c_app in (False, True):
+        e = start_h2(env, h2c_app=h2c_app)
+        rss0 = e.rss_kib()
+        c = H2Raw(e.port("inbound"), auto_window=False)
+        sid = c.request("/size?n=%d" % (200 << 20))
+        c.wait(lambda cl: len(cl.streams[sid].body) >= 65535, 10)
+        time.sleep(1.0)
+        rss1 = e.rss_kib()
+        check(rss1 - rss0 < 20 * 1024, "rss grew by %d KiB with a stalled reader (h2c_app=%s)"
+              % (rss1 - rss0, h2c_app))
+        check_eq(len(c.streams[sid].body), 65535, "bytes beyond the window")
+        # then read it all quickly: everything arrives
+        c.auto_window = True
+        c.send(h2lib.window_update(0, 1 << 30) + h2lib.window_update(sid, 1 << 30))
+        st = c.wait_stream(sid, 40)
+        check_eq(len(st.body), 200 << 20, "whole body after the window opened")
+        c.close()
+        e.stop()
+        env.be = None
+
+
+@timeout(30)
+def test_grpc_trailers_h2_to_h2c(env):
+    e = start_h2(env)
+    c = H2Raw(e.port("inbound"))
+    msg = b"\x00\x00\x00\x00\x05hello"
+    sid = c.request("/grpc", method="POST", headers=[("content-type", "application/grpc"),
+                                                       ("te", "trailers")],
+                    body=msg, trailers=[("x-client-trailer", "1")])
+    st = c.wait_stream(sid)
+    check_eq(st.status, 200, "status")
+    check_eq(st.header("content-type"), "application/grpc", "content-type")
+    check_eq(bytes(st.body), msg, "message echoed")
+    tr = dict(st.trailers)
+    check_eq(tr.get("grpc-status"), "0", "grpc-status trailer")
+    check_eq(tr.get("grpc-message"), "ok", "grpc-message trailer")
+    check_eq(tr.get("x-request-trailers"), "x-client-trailer", "request trailers passed on")
+    c.close()
+
+
+@timeout(30)
+def test_grpc_trailers_h1_to_h2c(env):
+    """h1 chunked request with trailers -> h2c upstream -> chunked response with trailers."""
+    e = start_h2(env)
+    with Client(e.port("inbound")) as hc:
+        hc.send(b"POST /grpc HTTP/1.1\r\nHost: app.local\r\nContent-Type: application/grpc\r\n"
+                b"TE: trailers\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"5\r\nhello\r\n0\r\nx-h1-trailer: 1\r\n\r\n")
+        status, _, _, headers, _ = hc.read_head()
+        check_eq(status, 200, "status")
+        raw = b""
+        deadline = time.monotonic() + 5
+        while not raw.endswith(b"\r\n\r\n") or b"grpc-status" not in raw:
+            if time.monotonic() > deadline:
+                fail("no chunked trailers: %r" % raw)
+            if not hc.buf:
+                hc._fill()
+            raw += bytes(hc.buf)
+            hc.buf.clear()
+        check(b"hello" in raw, "body echoed: %r" % raw)
+        check(b"grpc-status: 0\r\n" in raw, "grpc-status in the chunked trailer: %r" % raw)
+        check(b"x-request-trailers: x-h1-trailer\r\n" in raw,
+              "h1 request trailer reached the h2 upstream: %r" % raw)
+
+
+@timeout(30)
+def test_h2c_upstream_goaway_then_new_connection(env):
+    e = start_h2(env)
+    c = H2Raw(e.port("inbound"))
+    st = c.wait_stream(c.request("/goaway"))
+    check_eq(st.status, 200, "goaway endpoint")
+    time.sleep(0.5)
+    for i in range(5):
+        st = c.wait_stream(c.request("/hello"))
+        check_eq(st.status, 200, "request %d after the upstream GOAWAY" % i)
+    c.close()
+    check(e.stat("http2.upstream_goaway_received") >= 1, "upstream GOAWAY counted")
+    check(e.stat("http2.upstream_cx_total") >= 2, "a new upstream connection was opened")
+
+
+@timeout(30)
+def test_h2_upstream_errors(env):
+    e = start_h2(env)
+    c = H2Raw(e.port("outbound"))
+    st = c.wait_stream(c.request("/hello", authority="dead.local"))
+    check_eq(st.status, 503, "connect failure -> 503")
+    c.close()
+
+
+# -- the two-phase GOAWAY drain (SPEC §3.3.4) ------------------------------------------------
+
+MAXID = 0x7fffffff
+
+
+def _drain_case(env, ack_ping):
+    e = start_h2(env, drain={"drain_timeout": "600ms"}, extra={
+        "terminationDrainDuration": "4s"} if False else None)
+    port = e.port("inbound")
+    c = H2Raw(port, auto_ping=ack_ping)
+    c.wait(lambda cl: cl.first(h2lib.SETTINGS) is not None, 5)
+    sids = [c.request("/drip?n=6&interval_ms=250") for _ in range(3)]
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    e.signal(signal.SIGTERM)
+    c.wait(lambda cl: len(cl.goaways) >= 1, 5)
+    last, code, _ = c.goaways[0]
+    check_eq((last, code), (MAXID, 0), "first GOAWAY (last stream id, error)")
+    check(any(p == b"ebbdrain" for p in c.pings), "a PING follows the first GOAWAY")
+    c.wait(lambda cl: len(cl.goaways) >= 2, 5)
+    last, code, t2 = c.goaways[1]
+    check_eq((last, code), (max(sids), 0), "final GOAWAY (last stream id, error)")
+    if not ack_ping:
+        check(t2 - t0 >= 0.5, "without a PING ack the final GOAWAY waits drain_timeout "
+              "(%.2fs)" % (t2 - t0))
+    # a stream opened after the final GOAWAY is not processed
+    late = c.request("/hello")
+    for s in sids:
+        st = c.wait_stream(s, 10)
+        check_eq(st.status, 200, "in-flight stream %d status" % s)
+        check(st.reset is None, "stream %d reset" % s)
+        check_eq(bytes(st.body), b"drip\n" * 6, "in-flight stream %d body" % s)
+    check(c.streams[late].status is None, "stream above the final GOAWAY got an answer")
+    check(c.wait_eof(5), "connection closed after its last stream")
+    check_eq(len(c.goaways), 2, "GOAWAY frames")
+    c.close()
+    return e
+
+
+@timeout(40)
+def test_h2_drain_two_phase_goaway(env):
+    e = _drain_case(env, ack_ping=True)
+    # a connection accepted during the drain gets the same right after the server preface
+    c = H2Raw(e.port("inbound"))
+    c.wait(lambda cl: len(cl.goaways) >= 2, 5)
+    check_eq(c.frames[0].type, h2lib.SETTINGS, "server preface first")
+    check_eq(c.goaways[0][:2], (MAXID, 0), "first GOAWAY on a connection accepted while draining")
+    check_eq(c.goaways[1][:2], (0, 0), "final GOAWAY with no stream processed")
+    check(c.wait_eof(5), "closed")
+    c.close()
+    st, body = e.admin("GET", "/stats?filter=http2")
+    m = re.search(r"http2\.goaway_sent: (\d+)", body)
+    check(m and int(m.group(1)) >= 4, "http2.goaway_sent: %s" % body)
+
+
+@timeout(40)
+def test_h2_drain_final_goaway_after_timeout_without_ping_ack(env):
+    _drain_case(env, ack_ping=False)
+
+
+# -- load ------------------------------------------------------------------------------------
+
+def _nginx_origin(env, h2):
+    if not shutil.which("nginx"):
+        raise Skip("nginx not installed")
+    d = os.path.join(env.tmpdir, "nginx-h2" if h2 else "nginx-h1")
+    os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+    port = free_port()
+    conf = """worker_processes 1; daemon off; pid %(d)s/nginx.pid; error_log %(d)s/error.log warn;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 10000000; http2_max_requests 10000000;
+  http2_max_concurrent_streams 256;
+  client_body_temp_path %(d)s/tmp; proxy_temp_path %(d)s/tmp; fastcgi_temp_path %(d)s/tmp;
+  uwsgi_temp_path %(d)s/tmp; scgi_temp_path %(d)s/tmp;
+  server { listen 127.0.0.1:%(port)d%(h2)s; default_type text/plain;
+    location / { return 200 "hello world\\n"; } } }
+""" % {"d": d, "port": port, "h2": " http2" if h2 else ""}
+    with open(os.path.join(d, "nginx.conf"), "w") as f:
+        f.write(conf)
+    p = subprocess.Popen(["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e",
+                          os.path.join(d, "error.log")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    class Proc:
+        def stop(self):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(3)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    env.backends.append(Proc())
+    import socket as _s
+
+    def up():
+        with _s.create_connection(("127.0.0.1", port), 0.5):
+            return True
+    wait_for(up, 5, what="nginx origin")
+    return "127.0.0.1:%d" % port
+
+
+H2LOAD_N = int(os.environ.get("EBB_H2LOAD_N", "200000"))
+
+
+def _h2load(port, n):
+    if not shutil.which("h2load"):
+        raise Skip("h2load not installed")
+    out = subprocess.run(["h2load", "-n", str(n), "-c", "16", "-m", "64", "-t", "1",
+                          "http://127.0.0.1:%d/" % port], capture_output=True, timeout=110)
+    text = out.stdout.decode("utf-8", "replace")
+    m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+    r = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", text)
+    if not m:
+        fail("h2load output: %s %s" % (text[-800:], out.stderr[-400:]))
+    return [int(x) for x in m.groups()], float(r.group(1)) if r else 0.0, text
+
+
+@timeout(240)
+def test_h2load_through_ebb_to_h2c_and_h1(env):
+    """h2load -n 200000 -c 16 -m 64 through ebb to an h2c origin and to an HTTP/1.1 origin
+    (nginx in both roles, so the origin is not the bottleneck): every response 2xx.
+    EBB_H2LOAD_N overrides n."""
+    h1 = _nginx_origin(env, False)
+    h2 = _nginx_origin(env, True)
+    for name, ep, proto in (("h2c", h2, "h2c"), ("http1", h1, "http1")):
+        cfg = env.config(None, clusters={"app": {"endpoints": [ep], "protocol": proto}})
+        cfg["access_log"] = "off"
+        e = env.ebb(cfg, log_level="info")
+        codes, rps, text = _h2load(e.port("inbound"), H2LOAD_N)
+        check_eq(codes, [H2LOAD_N, 0, 0, 0], "h2load status codes via ebb to %s origin" % name)
+        print("h2load -n %d -c 16 -m 64 via ebb -> %s origin: %.0f req/s" % (H2LOAD_N, name, rps))
+        e.stop()
