@@ -791,12 +791,18 @@ def http(port, method, path, headers=None, body=b"", host="app.local", timeout=1
 def raw_exchange(port, data, timeout=5.0, half_close=False):
     """Sends raw bytes, reads until the peer closes or timeout.
     Returns (bytes, how) with how in 'eof', 'reset', 'timeout'."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
-        s.sendall(data)
-        if half_close:
-            s.shutdown(socket.SHUT_WR)
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    except ConnectionResetError:
+        return b"", "reset"
+    try:
         out = bytearray()
+        try:
+            s.sendall(data)
+            if half_close:
+                s.shutdown(socket.SHUT_WR)
+        except (ConnectionResetError, BrokenPipeError):
+            pass                      # the peer closed early: read what it sent, if anything
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()

@@ -91,7 +91,8 @@ def test_upload_chunked_curl_512mib(env):
     base = e.rss_kib()
     total = 512 * MiB
     h = hashlib.sha256()
-    p = subprocess.Popen(["curl", "-sS", "--max-time", "150", "-T", "-", "-H", "Host: app.local",
+    p = subprocess.Popen(["curl", "-sS", "--max-time", "150", "--speed-limit", "1", "--speed-time", "20",
+                          "-T", "-", "-H", "Host: app.local",
                           "-H", "Expect:", "http://127.0.0.1:%d/sha256" % e.port("outbound")],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     with RssMonitor(e.pid) as mon:
