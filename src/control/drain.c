@@ -111,13 +111,16 @@ static void listeners_timeout(struct ebb_loop *loop, struct ebb_timer *t)
     if (ctl->phase != EBB_PHASE_ACCEPTING || ctl->skip_exit)
         return;
     unsigned cmds = EBB_CMD_STOP_INBOUND;
-    if (ctl->drained_dirs & EBB_CMD_DRAIN_OUTBOUND)
+    /* a termination never stops outbound listeners: the app's own calls
+     * during its shutdown must work until exit (SPEC §3.3.6), even after a
+     * /drain_listeners or /healthcheck/fail that drained outbound too */
+    if ((ctl->drained_dirs & EBB_CMD_DRAIN_OUTBOUND) && !ctl->exit_armed)
         cmds |= EBB_CMD_STOP_OUTBOUND;
     ebb_server_post(ctl->srv, cmds);
     ctl->phase = EBB_PHASE_LISTENERS_CLOSED;
-    ebb_info("drain", "drainDuration %llums elapsed: inbound listeners closed, %lld active connections",
+    ebb_info("drain", "drainDuration %llums elapsed: inbound listeners closed%s, %lld active connections",
              (unsigned long long)ctl->srv->cfg->proxy.drain_duration_ms,
-             (long long)active_cx(ctl));
+             (cmds & EBB_CMD_STOP_OUTBOUND) ? " (outbound too)" : "", (long long)active_cx(ctl));
 }
 
 static void exit_timeout(struct ebb_loop *loop, struct ebb_timer *t)
@@ -159,26 +162,25 @@ static void tick(struct ebb_loop *loop, struct ebb_timer *t)
     ebb_timer_start(loop, t, DRAIN_TICK_MS);
 }
 
-/* Arms the exit policy of SPEC §3.4 for a termination drain. */
+/* Arms the exit policy of SPEC §3.4 for a termination drain.  The timers
+ * count from the termination signal, not from an earlier no-exit drain
+ * (/healthcheck/fail, /drain_listeners): a SIGTERM that arrives long after
+ * one of those must still give in-flight requests their full
+ * terminationDrainDuration / MINIMUM_DRAIN_DURATION. */
 static void arm_exit(struct ebb_control *ctl)
 {
     const struct ebb_config *cfg = ctl->srv->cfg;
-    uint64_t elapsed = ebb_now_ms() - ctl->drain_start_ms;
 
     if (ctl->exit_armed)
         return;
     ctl->exit_armed = true;
     ctl->exit_on_zero = cfg->proxy.exit_on_zero;
     if (ctl->exit_on_zero) {
-        uint64_t min = cfg->proxy.min_drain_ms;
-        ebb_timer_start(ctl->loop, &ctl->min_timer, min > elapsed ? min - elapsed : 0);
+        ebb_timer_start(ctl->loop, &ctl->min_timer, cfg->proxy.min_drain_ms);
         if (cfg->drain.drain_deadline_ms)
-            ebb_timer_start(ctl->loop, &ctl->deadline_timer,
-                            cfg->drain.drain_deadline_ms > elapsed
-                                ? cfg->drain.drain_deadline_ms - elapsed : 0);
+            ebb_timer_start(ctl->loop, &ctl->deadline_timer, cfg->drain.drain_deadline_ms);
     } else {
-        uint64_t td = cfg->proxy.termination_drain_ms;
-        ebb_timer_start(ctl->loop, &ctl->exit_timer, td > elapsed ? td - elapsed : 0);
+        ebb_timer_start(ctl->loop, &ctl->exit_timer, cfg->proxy.termination_drain_ms);
     }
 }
 
@@ -207,6 +209,14 @@ void ebb_drain_start(struct ebb_control *ctl, enum ebb_drain_trigger trig, bool 
         ctl->ready_503 = true;
     if (skip_exit)
         ctl->skip_exit = true;
+    if (terminating && !first && !ctl->exit_armed) {
+        /* a termination after a no-exit drain: inbound listeners close
+         * drainDuration after the signal, whatever skip_exit an earlier
+         * /drain_listeners or /healthcheck/fail asked for (SPEC §3.3.2) */
+        ctl->skip_exit = false;
+        if (ctl->phase == EBB_PHASE_ACCEPTING)
+            ebb_timer_start(ctl->loop, &ctl->listeners_timer, cfg->proxy.drain_duration_ms);
+    }
 
     unsigned new_dirs = dirs & ~ctl->drained_dirs;
     ctl->drained_dirs |= dirs;
@@ -218,6 +228,8 @@ void ebb_drain_start(struct ebb_control *ctl, enum ebb_drain_trigger trig, bool 
         unsigned stop = EBB_CMD_STOP_INBOUND | (inbound_only ? 0 : EBB_CMD_STOP_OUTBOUND);
         ebb_server_post(ctl->srv, stop);
         ctl->phase = EBB_PHASE_LISTENERS_CLOSED;
+        ebb_info("drain", "listeners stopped at once (no graceful): inbound%s",
+                 inbound_only ? "" : " and outbound");
     } else if (ctl->phase == EBB_PHASE_ACCEPTING && !ebb_timer_active(&ctl->listeners_timer)) {
         uint64_t elapsed = ebb_now_ms() - ctl->drain_start_ms;
         uint64_t dd = cfg->proxy.drain_duration_ms;
