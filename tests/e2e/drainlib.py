@@ -321,6 +321,105 @@ def wait_backend_saw(be, path_prefix, n=1, timeout=10):
     wait_for(seen, timeout, interval=0.02, what="backend to receive %s" % path_prefix)
 
 
+# -- HTTP/2 at the frame level (python3-hyperframe/hpack, as packaged with python3-h2) --------
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+class H2Conn:
+    """A minimal h2c prior-knowledge client that shows every frame, so a test can check the
+    GOAWAY/PING sequence itself (h2's state machine would hide it).  .frames: every frame
+    received, with .t_recv (monotonic) set on each."""
+
+    def __init__(self, port, timeout=10, auto_ack_ping=True):
+        import hpack
+        from hyperframe import frame as hf
+        self.hf = hf
+        self.enc, self.dec = hpack.Encoder(), hpack.Decoder()
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.frames = []
+        self.eof = False
+        self.auto_ack_ping = auto_ack_ping
+        self.sock.sendall(H2_PREFACE + hf.SettingsFrame(0).serialize())
+
+    def close(self):
+        self.sock.close()
+
+    def request(self, stream_id, path, authority="app.local", method="GET"):
+        hdrs = [(":method", method), (":scheme", "http"), (":authority", authority),
+                (":path", path)]
+        f = self.hf.HeadersFrame(stream_id)
+        f.data = self.enc.encode(hdrs)
+        f.flags.add("END_HEADERS")
+        f.flags.add("END_STREAM")
+        self.sock.sendall(f.serialize())
+
+    def ack_ping(self, f):
+        a = self.hf.PingFrame(0)
+        a.opaque_data = f.opaque_data
+        a.flags.add("ACK")
+        self.sock.sendall(a.serialize())
+
+    def read_frame(self, timeout=10):
+        """The next frame, or None on EOF/reset.  Acks SETTINGS (and PING when auto_ack_ping)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if len(self.buf) >= 9:
+                f, n = self.hf.Frame.parse_frame_header(memoryview(self.buf[:9]))
+                if len(self.buf) >= 9 + n:
+                    f.parse_body(memoryview(self.buf[9:9 + n]))
+                    self.buf = self.buf[9 + n:]
+                    f.t_recv = time.monotonic()
+                    if isinstance(f, self.hf.HeadersFrame):
+                        f.headers = self.dec.decode(bytes(f.data))
+                    self.frames.append(f)
+                    if isinstance(f, self.hf.SettingsFrame) and "ACK" not in f.flags:
+                        a = self.hf.SettingsFrame(0)
+                        a.flags.add("ACK")
+                        self.sock.sendall(a.serialize())
+                    if (isinstance(f, self.hf.PingFrame) and "ACK" not in f.flags
+                            and self.auto_ack_ping):
+                        self.ack_ping(f)
+                    return f
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("no h2 frame within %.1fs" % timeout)
+            self.sock.settimeout(left)
+            try:
+                d = self.sock.recv(65536)
+            except ConnectionResetError:
+                self.eof = "rst"
+                return None
+            if not d:
+                self.eof = "fin"
+                return None
+            self.buf += d
+
+    def read_until(self, pred, timeout=10, what="frame"):
+        deadline = time.monotonic() + timeout
+        while True:
+            f = self.read_frame(max(0.01, deadline - time.monotonic()))
+            if f is None:
+                fail("connection ended (%s) while waiting for %s; frames: %s"
+                     % (self.eof, what, self.describe()))
+            if pred(f):
+                return f
+
+    def describe(self):
+        out = []
+        for f in self.frames:
+            n = type(f).__name__.replace("Frame", "")
+            if n == "GoAway":
+                n += "(last=%d,err=%d)" % (f.last_stream_id, f.error_code)
+            elif n in ("Headers", "Data"):
+                n += "(s%d%s)" % (f.stream_id, ",END" if "END_STREAM" in f.flags else "")
+            elif n == "Ping":
+                n += "(ack)" if "ACK" in f.flags else ""
+            out.append(n)
+        return " ".join(out)
+
+
 # -- network namespace: 403 for non-loopback peers -------------------------------------------
 
 NETNS_ADDR = "10.200.0.1"

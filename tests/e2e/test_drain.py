@@ -705,6 +705,47 @@ def test_healthcheck_fail_and_ok(env):
     d.check_readiness(e, 200, "after /healthcheck/ok")
 
 
+# --- SIGTERM after a no-exit drain ------------------------------------------------------------
+
+def _sigterm_after_no_exit_drain(env, trigger):
+    # terminationDrainDuration, drainDuration and the exit count from the SIGTERM, even when an
+    # earlier /healthcheck/fail or /drain_listeners started draining long before
+    e = d.start(env, env_vars=pc_env(terminationDrainDuration="2s", drainDuration="1s"))
+    ew = d.ExitWatch(e)
+    check_eq(d.post(e, trigger)[0], 200, "POST " + trigger)
+    d.drain_started(e)
+    time.sleep(2.5)                                # longer than both durations
+    check(not ew.exited(), "%s exited the process" % trigger)
+    req = d.Request(e.port("inbound"), "/delay?ms=1000")
+    d.wait_backend_saw(env.be, "/delay")
+    t0 = d.send_signal(e)
+    d.wait_log(e, r"trigger=SIGTERM")
+    d.check_readiness(e, 503, "after SIGTERM")
+    req.result(10)
+    check(req.error is None and req.resp.status == 200,
+          "request in flight at SIGTERM after %s: %r (exit at once?)" % (trigger, req.error or req.resp))
+    wait_for(lambda: d.connect_refused(e.port("inbound")), 5, interval=0.02,
+             what="inbound to stop drainDuration after SIGTERM")
+    check(time.monotonic() - t0 >= 0.95, "inbound stopped before drainDuration after SIGTERM")
+    if not ew.exited():
+        r, _ = d.get(e.port("outbound"), "/hello", host="api.local")
+        check_eq(r.status, 200, "outbound after the inbound listeners closed")
+    rc, te = ew.wait(10)
+    check_eq(rc, 0, "exit status")
+    check(1.9 <= te - t0 <= 4.0, "exit %.2fs after SIGTERM, want terminationDrainDuration 2s"
+          % (te - t0))
+
+
+@timeout(40)
+def test_sigterm_after_healthcheck_fail_gets_full_drain(env):
+    _sigterm_after_no_exit_drain(env, "/healthcheck/fail")
+
+
+@timeout(40)
+def test_sigterm_after_drain_listeners_skip_exit_gets_full_drain(env):
+    _sigterm_after_no_exit_drain(env, "/drain_listeners?inboundonly&graceful&skip_exit")
+
+
 # --- TCP inbound (§3.3.7) -----------------------------------------------------------------------
 
 def _tcp_echo(s, data):
@@ -859,3 +900,150 @@ def test_stats_server_state_and_drain_close(env):
     e.wait_stat("http.inbound.downstream_cx_drain_close", lambda v: v == 2,
                 what="drain_close after the idle close")
     check_eq(e.stat("http.outbound.downstream_cx_drain_close"), 0, "outbound drain_close")
+
+
+# --- a keep-alive response whose head predates the drain (§3.3.5) ------------------------------
+
+@timeout(40)
+def test_response_started_before_drain_next_request_gets_close(env):
+    # The head of this response went out before SIGTERM without Connection: close, so the
+    # client keeps the connection and may send its next request right after the last byte.
+    # That request must be answered (with Connection: close) like any request arriving on an
+    # idle connection during the drain, not raced by an immediate close (nginx's race).
+    e = d.start(env, env_vars=pc_env(terminationDrainDuration="8s", min_drain="5s"))
+    with Client(e.port("inbound")) as c:
+        c.request("GET", "/drip?n=8&interval_ms=200")
+        status, _, _, headers, _ = c.read_head()
+        check_eq(status, 200, "drip status")
+        d.send_signal(e)
+        d.drain_started(e)
+        # read the rest of the chunked body, then send the next request at once
+        body = b""
+        while True:
+            ln = c._line()
+            n = int(ln, 16)
+            if n == 0:
+                c._line()
+                break
+            body += c._exact(n)
+            c._exact(2)
+        check_eq(body, b"drip\n" * 8, "body of the response started before the drain")
+        c.request("GET", "/hello")
+        try:
+            r = c.response()
+        except Incomplete as ex:
+            fail("the next request on a keep-alive connection whose previous response predates "
+                 "the drain got no answer (%s): ebb closed the connection right after the "
+                 "response instead of treating it as an idle connection" % ex)
+        check_eq((r.status, r.body), (200, b"hello\n"), "next request")
+        check_close_fin(r, d.peer_end(c), "next request during the drain")
+
+
+# --- HTTP/2 inbound: two-phase GOAWAY (§3.3.4) -----------------------------------------------
+
+H2_MAX = 2 ** 31 - 1
+
+
+def _h2_open(port):
+    from hyperframe.frame import SettingsFrame
+    h = d.H2Conn(port, auto_ack_ping=False)
+    try:
+        h.read_until(lambda f: isinstance(f, SettingsFrame) and "ACK" not in f.flags, 5,
+                     "the server's SETTINGS")
+    except (TestFailure, OSError, ValueError) as ex:
+        fail("inbound listener does not speak h2c with prior knowledge (SPEC §2): %s" % ex)
+    return h
+
+
+def _is(cls_name, **kw):
+    def pred(f):
+        if type(f).__name__ != cls_name:
+            return False
+        if kw.get("ack") is not None and (("ACK" in f.flags) != kw["ack"]):
+            return False
+        if kw.get("end_stream") is not None and not (
+                f.stream_id == kw["end_stream"] and "END_STREAM" in f.flags):
+            return False
+        return True
+    return pred
+
+
+@timeout(40)
+def test_h2_two_phase_goaway(env):
+    e = d.start(env, env_vars=pc_env(terminationDrainDuration="8s", min_drain="8s"))
+    h = _h2_open(e.port("inbound"))
+    h.request(1, "/delay?ms=2000")
+    d.wait_backend_saw(env.be, "/delay")
+    t0 = d.send_signal(e)
+    g1 = h.read_until(_is("GoAwayFrame"), 5, "the first GOAWAY")
+    check_eq((g1.last_stream_id, g1.error_code), (H2_MAX, 0), "first GOAWAY (last id, error)")
+    check(g1.t_recv - t0 < 1.0, "first GOAWAY %.2fs after SIGTERM" % (g1.t_recv - t0))
+    # the PING goes with the first GOAWAY (either order)
+    pings = [f for f in h.frames if _is("PingFrame", ack=False)(f) and f.t_recv >= t0]
+    ping = pings[0] if pings else h.read_until(_is("PingFrame", ack=False), 5,
+                                               "the PING sent with the first GOAWAY")
+    # a stream the client opened before it saw the GOAWAY (stale endpoint) is still served
+    h.request(3, "/hello")
+    time.sleep(0.2)
+    t_ack = time.monotonic()
+    h.ack_ping(ping)
+    g2 = h.read_until(_is("GoAwayFrame"), 5, "the final GOAWAY")
+    check_eq((g2.last_stream_id, g2.error_code), (3, 0), "final GOAWAY (last processed id)")
+    check(g2.t_recv - t_ack < 0.9, "final GOAWAY %.2fs after the PING ack (want on the ack, "
+          "not at drain_timeout)" % (g2.t_recv - t_ack))
+    for sid in (3, 1):
+        if not any(_is("DataFrame", end_stream=sid)(f) for f in h.frames):
+            h.read_until(_is("DataFrame", end_stream=sid), 10, "end of stream %d" % sid)
+    for sid in (1, 3):
+        hs = [f for f in h.frames if type(f).__name__ == "HeadersFrame" and f.stream_id == sid]
+        check(hs and (":status", "200") in hs[0].headers, "stream %d response head: %s"
+              % (sid, hs[0].headers if hs else None))
+    f = h.read_frame(5)
+    while f is not None:
+        f = h.read_frame(5)
+    check_eq(h.eof, "fin", "connection end after its last stream (frames: %s)" % h.describe())
+    h.close()
+    check(e.stat("http2.goaway_sent") >= 2, "http2.goaway_sent")
+
+
+@timeout(40)
+def test_h2_final_goaway_at_drain_timeout_without_ping_ack(env):
+    e = d.start(env, env_vars=pc_env(terminationDrainDuration="8s", min_drain="8s"),
+                drain={"drain_timeout": "700ms"})
+    h = _h2_open(e.port("inbound"))
+    h.request(1, "/delay?ms=1500")
+    d.wait_backend_saw(env.be, "/delay")
+    d.send_signal(e)
+    g1 = h.read_until(_is("GoAwayFrame"), 5, "the first GOAWAY")
+    check_eq(g1.last_stream_id, H2_MAX, "first GOAWAY last id")
+    g2 = h.read_until(_is("GoAwayFrame"), 5, "the final GOAWAY (no PING ack)")
+    check_eq((g2.last_stream_id, g2.error_code), (1, 0), "final GOAWAY")
+    dt = g2.t_recv - g1.t_recv
+    check(0.6 <= dt <= 2.5, "final GOAWAY %.2fs after the first, want drain_timeout 0.7s" % dt)
+    h.read_until(_is("DataFrame", end_stream=1), 10, "end of stream 1")
+    h.close()
+
+
+@timeout(40)
+def test_h2_connection_accepted_during_drain_gets_goaway(env):
+    e = d.start(env, env_vars=pc_env(terminationDrainDuration="8s", min_drain="8s"))
+    d.send_signal(e)
+    d.drain_started(e)
+    # a client with a stale endpoint list: connects and sends its request with the preface
+    h = d.H2Conn(e.port("inbound"), auto_ack_ping=True)
+    h.request(1, "/delay?ms=300")
+    g1 = h.read_until(_is("GoAwayFrame"), 5, "GOAWAY on a connection accepted while draining")
+    check_eq((g1.last_stream_id, g1.error_code), (H2_MAX, 0), "first GOAWAY")
+    check(any(_is("PingFrame", ack=False)(f) for f in h.frames) or
+          h.read_until(_is("PingFrame", ack=False), 5, "PING"), "no PING with the first GOAWAY")
+    g2 = h.read_until(_is("GoAwayFrame"), 5, "the final GOAWAY")
+    check_eq((g2.last_stream_id, g2.error_code), (1, 0), "final GOAWAY")
+    h.read_until(_is("DataFrame", end_stream=1), 10, "end of stream 1")
+    hs = [f for f in h.frames if type(f).__name__ == "HeadersFrame" and f.stream_id == 1]
+    check(hs and (":status", "200") in hs[0].headers, "stream 1 head: %s"
+          % (hs[0].headers if hs else None))
+    f = h.read_frame(5)
+    while f is not None:
+        f = h.read_frame(5)
+    check_eq(h.eof, "fin", "connection end after its last stream")
+    h.close()
