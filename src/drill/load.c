@@ -80,7 +80,7 @@ static void h1c_finish(struct drill_h1c *c, int fail)
         d->inflight--;
     else
         d->out_inflight--;
-    if (fail != -1 || c->close_after) {
+    if ((fail != -1 && fail != DRILL_F_5XX) || c->close_after) {
         if (fail == DRILL_F_RESET || fail == DRILL_F_TRUNCATED || fail == DRILL_F_TIMEOUT) {
             /* the peer is gone or stuck: do not linger */
             struct linger lg = { 1, 0 };

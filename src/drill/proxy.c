@@ -10,7 +10,8 @@
  *   nginx    nginx -p WORKDIR -c nginx.conf -e stderr  (one worker; QUIT = graceful)
  *   haproxy  haproxy -db -f haproxy.cfg  (one thread; USR1 = soft stop)
  *   cmd      /bin/sh -c "--proxy-cmd with {listen_port} {outbound_port} {app_port}
- *            {remote_port} {workdir} substituted"
+ *            {remote_port} {workdir} substituted"; the stop signal goes to its process
+ *            group; its exit is sh's (start it with `exec` so that sh is the proxy)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -373,7 +374,8 @@ int drill_proxy_start(struct drill *d)
                 fflush(p->log);
             return -1;
         }
-        if (port_accepts(d->listen_port) && (!strcmp(name, "none") || port_accepts(d->outbound_port)))
+        /* a --proxy-cmd need not have an outbound listener */
+        if (port_accepts(d->listen_port) && (!strcmp(name, "cmd") || port_accepts(d->outbound_port)))
             return 0;
         if (p->eio.fd >= 0) {
             /* keep the pipe drained while waiting */
@@ -401,8 +403,10 @@ uint16_t drill_free_port(void)
 
 void drill_proxy_signal(struct drill *d, int sig)
 {
-    if (d->proxy.pid > 0 && !d->proxy.exited)
-        kill(d->proxy.pid, sig);
+    if (d->proxy.pid <= 0 || d->proxy.exited)
+        return;
+    /* a --proxy-cmd runs under sh -c: signal its whole group */
+    kill(strcmp(d->cfg->proxy, "cmd") == 0 ? -d->proxy.pid : d->proxy.pid, sig);
 }
 
 void drill_proxy_reap(struct drill *d)

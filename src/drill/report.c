@@ -207,9 +207,10 @@ static void json_counts(FILE *f, const struct drill_counts *c)
     fputc('}', f);
 }
 
+/* INT64_MIN is null */
 static void json_ms(FILE *f, const char *key, int64_t v)
 {
-    if (v < 0 && v != INT64_MIN)
+    if (v == INT64_MIN)
         fprintf(f, ",\"%s\":null", key);
     else
         fprintf(f, ",\"%s\":%lld", key, (long long)v);
@@ -256,17 +257,24 @@ void drill_report_json(FILE *f, const struct drill_result *rs, size_t n)
         json_counts(f, &r->in);
         fputs(",\"outbound\":", f);
         json_counts(f, &r->out);
-        json_ms(f, "sigterm_ms", r->sigterm_ms);
-        json_ms(f, "endpoint_removal_ms", r->removal_ms);
-        json_ms(f, "proxy_exit_ms", r->exit_ms);
-        json_ms(f, "last_completed_ms", r->last_ok_ms);
-        json_ms(f, "sigterm_to_exit_ms",
-                r->exit_ms >= 0 && r->sigterm_ms >= 0 ? r->exit_ms - r->sigterm_ms : -1);
-        json_ms(f, "last_completed_to_exit_ms",
-                r->exit_ms >= 0 && r->last_ok_ms >= 0 ? r->exit_ms - r->last_ok_ms : INT64_MIN);
-        json_ms(f, "end_ms", r->end_ms);
+#define OPT(v) ((v) < 0 ? INT64_MIN : (v))
+        json_ms(f, "sigterm_ms", OPT(r->sigterm_ms));
+        json_ms(f, "endpoint_removal_ms", OPT(r->removal_ms));
+        json_ms(f, "proxy_exit_ms", OPT(r->exit_ms));
+        json_ms(f, "last_completed_ms", OPT(r->last_ok_ms));
+        json_ms(f, "sigterm_to_exit_ms", r->exit_ms >= 0 && r->sigterm_ms >= 0
+                                             ? r->exit_ms - r->sigterm_ms : INT64_MIN);
+        json_ms(f, "last_completed_to_exit_ms", r->exit_ms >= 0 && r->last_ok_ms >= 0
+                                                    ? r->exit_ms - r->last_ok_ms : INT64_MIN);
+        json_ms(f, "end_ms", OPT(r->end_ms));
+#undef OPT
         fprintf(f, ",\"killed\":%s,\"note\":", r->killed ? "true" : "false");
         json_str(f, r->note);
+        fputs(",\"failures\":[", f);
+        for (size_t j = 0; j < r->nfail_marks && j < 200; j++)
+            fprintf(f, "%s{\"t_ms\":%u,\"cause\":\"%s\"}", j ? "," : "", r->fail_marks[j],
+                    drill_fail_name(r->fail_causes[j]));
+        fputs("]", f);
         fputs(",\"events\":[", f);
         for (size_t j = 0; j < r->nevents; j++) {
             fprintf(f, "%s{\"t_ms\":%lld,\"kind\":\"%s\",\"label\":", j ? "," : "",
