@@ -73,6 +73,9 @@ int  drill_h2_probe(uint16_t port, char *note, size_t notelen);
 /* --- the app and the remote service (app.c) --- */
 struct drill_app;
 #define DRILL_APP_SETTLE_MS 1000
+/* After a failed request (h1) or connection attempt (h2) a client waits this
+ * long before trying again: "refused" counts attempts at this rate. */
+#define DRILL_RETRY_MS 50
 struct drill_app *drill_app_new(struct drill *d, bool remote, uint16_t *port);
 void drill_app_sigterm(struct drill_app *a);
 bool drill_app_done(const struct drill_app *a);

@@ -60,8 +60,9 @@ static void h2_not_live(struct drill_h2 *h)
     if (h->live) {
         h->live = false;
         h->d->h2_live--;
+        /* replace it: at once after a GOAWAY, after a pause when the connect failed */
         if (!h->d->removed && !h->d->ending)
-            ebb_timer_start(h->d->loop, &h->d->t_h2retry, 0);
+            ebb_timer_start(h->d->loop, &h->d->t_h2retry, h->connecting ? DRILL_RETRY_MS : 0);
     }
 }
 
@@ -384,7 +385,7 @@ static void h2_top_up(struct drill *d)
     while (!d->removed && !d->ending && d->h2_live < d->cfg->clients && opened++ < 4)
         h2_open(d);
     if (!d->removed && !d->ending && d->h2_live < d->cfg->clients)
-        ebb_timer_start(d->loop, &d->t_h2retry, 50);
+        ebb_timer_start(d->loop, &d->t_h2retry, DRILL_RETRY_MS);
 }
 
 int drill_h2_start(struct drill *d)

@@ -349,8 +349,8 @@ static void user_done(struct drill_h1c *c, int fail, void *data)
 
     if (d->cfg->scn == DRILL_IDLE_POOL && delay)
         delay = delay / 2 + drill_rand(d) % delay;   /* mean think_ms, spread +-50% */
-    if (fail != -1 && delay < 20)
-        delay = 20;   /* a client backs off a little after an error */
+    if (fail != -1 && delay < DRILL_RETRY_MS)
+        delay = DRILL_RETRY_MS;   /* a client backs off a little after an error */
     ebb_timer_start(d->loop, &u->think, delay);
     drill_poke(d);
 }
