@@ -290,7 +290,7 @@ static void usage(FILE *f)
 {
     fputs(
 "usage: ebb drill [--scenario long-request|steady|idle-pool|h2-streams|outbound|all]\n"
-"                 [--proxy ebb|nginx|haproxy|none] [--proxy-cmd CMD] [--mode default|exit-on-zero]\n"
+"                 [--proxy ebb|nginx|haproxy|none] [--proxy-cmd CMD] [--mode default|exit-on-zero|both]\n"
 "                 [--stop-signal TERM|QUIT|USR1|...] [--sigterm-at S] [--endpoint-removal-delay S]\n"
 "                 [--grace S] [--timeout S] [--clients N] [--streams N] [--latency S] [--body-size N]\n"
 "                 [--think S] [--shutdown-work S] [--app-reset-every N] [--workdir DIR]\n"
@@ -433,8 +433,14 @@ int ebb_cmd_drill(int argc, char **argv)
         fprintf(stderr, "ebb drill: --proxy cmd needs --proxy-cmd\n");
         return 2;
     }
-    if (strcmp(mode, "default") && strcmp(mode, "exit-on-zero")) {
-        fprintf(stderr, "ebb drill: --mode: \"%s\" is not default or exit-on-zero\n", mode);
+    /* --mode both (or "default,exit-on-zero"): every scenario in each mode */
+    const char *modes[2] = { mode, NULL };
+    if (!strcmp(mode, "both") || !strcmp(mode, "default,exit-on-zero") ||
+        !strcmp(mode, "exit-on-zero,default")) {
+        modes[0] = "default";
+        modes[1] = "exit-on-zero";
+    } else if (strcmp(mode, "default") && strcmp(mode, "exit-on-zero")) {
+        fprintf(stderr, "ebb drill: --mode: \"%s\" is not default, exit-on-zero or both\n", mode);
         return 2;
     }
     if (!stop_signal)
@@ -486,13 +492,15 @@ int ebb_cmd_drill(int argc, char **argv)
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
 
-    struct drill_result *results = calloc(DRILL_NSCN, sizeof(*results));
+    struct drill_result *results = calloc(2 * DRILL_NSCN, sizeof(*results));
     size_t nres = 0;
     int code = 0;
     if (!results)
         return 2;
-    for (int s = 0; s < DRILL_NSCN; s++) {
-        if (!run[s])
+    for (int k = 0; k < 2 * DRILL_NSCN; k++) {
+        int s = k % DRILL_NSCN;
+        mode = modes[k / DRILL_NSCN];
+        if (!run[s] || !mode || (k >= DRILL_NSCN && strcmp(proxy, "ebb")))
             continue;
         const struct scn_default *def = &scn_defaults[s];
         char dir[1024];
