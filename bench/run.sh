@@ -199,7 +199,54 @@ start_ebb() {
 # knowledge h2c; haproxy with `proto h2` on the bind line), sample CPU like run_one does, and
 # append rows with proto=h2 to results.tsv; report.py already groups rows by proto.
 bench_h2() {
-    log "HTTP/2 (h2load) section: not implemented yet - waiting for ebb's h2c listener"
+    command -v h2load >/dev/null 2>&1 || { log "HTTP/2 section skipped: h2load not found"; return 0; }
+    local n=${BENCH_H2_N:-200000} t port out rps reqs before after watch errs p
+    local -A H2PORT=() H2PID=()
+    read -r H2PORT[nginx] H2PORT[haproxy] <<<"$(free_ports 2)"
+    # ebb: its http listener takes h2c by prior knowledge, nothing to change
+    H2PORT[ebb]=$EBB_PORT; H2PID[ebb]=${PID[ebb]:-}
+    # nginx: same proxy config, `listen ... http2` (cleartext prior knowledge in 1.22)
+    mkdir -p "$DIR/nginx-tmp"
+    render "$ROOT/bench/nginx-proxy.conf" "$DIR/nginx-h2.conf" DIR="$DIR" USER="$USER_LINE" \
+        ORIGIN_PORT="$ORIGIN_PORT" PROXY_PORT="${H2PORT[nginx]}"
+    sed -i -e "s|backlog=4096;|backlog=4096 http2;|" -e "s|pid $DIR/nginx.pid|pid $DIR/nginx-h2.pid|" \
+        -e "s|http {|http {\n    http2_max_requests 10000000; http2_max_concurrent_streams 128;|" \
+        "$DIR/nginx-h2.conf"
+    nginx -p "$DIR" -c "$DIR/nginx-h2.conf" -e "$DIR/nginx-h2.error.log" </dev/null >"$DIR/nginx-h2.out" 2>&1 &
+    PIDS+=($!); H2PID[nginx]=$!
+    # haproxy: same config, `proto h2` on the bind line
+    render "$ROOT/bench/haproxy.cfg" "$DIR/haproxy-h2.cfg" DIR="$DIR" \
+        ORIGIN_PORT="$ORIGIN_PORT" PROXY_PORT="${H2PORT[haproxy]}"
+    sed -i -e "s|^\(    bind .*\)$|\1 proto h2|" -e "s|haproxy.pid|haproxy-h2.pid|" "$DIR/haproxy-h2.cfg"
+    haproxy -db -f "$DIR/haproxy-h2.cfg" </dev/null >"$DIR/haproxy-h2.out" 2>&1 &
+    PIDS+=($!); H2PID[haproxy]=$!
+    sleep 0.5
+    log "HTTP/2: h2load -n $n -c 16 -m 64 -t 1 per target (one worker each, same origin)"
+    declare -A H2RPS=()
+    for t in ebb nginx haproxy; do
+        port=${H2PORT[$t]}; watch=${H2PID[$t]}
+        [ -n "$watch" ] && kill -0 "$watch" 2>/dev/null || { log "h2 $t: not running, skipped"; continue; }
+        # warm-up, then the measured run
+        timeout 30 h2load -n 2000 -c 16 -m 64 -t 1 "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
+        before=$(cpu_ticks "$watch")
+        out=$(timeout 300 h2load -n "$n" -c 16 -m 64 -t 1 "http://127.0.0.1:$port/" 2>&1) ||
+            { log "h2load failed on $t: $(tail -n 3 <<<"$out")"; continue; }
+        after=$(cpu_ticks "$watch")
+        rps=$(awk '/^finished in/ { for (i = 1; i <= NF; i++) if ($(i+1) == "req/s,") print $i }' <<<"$out")
+        reqs=$(awk '/^requests:/ { print $8 }' <<<"$out")
+        errs=$(awk '/^status codes:/ { print $5 + $7 + $9 }' <<<"$out")
+        p=$(awk '/^requests:/ { print $10 + $12 + $14 }' <<<"$out")
+        errs=$(( ${errs:-0} + ${p:-0} ))
+        printf 'h2\t%s\t16x64\t1\t%s\t%s\t%s\t%s\t0\t0\n' "$t" "${rps:-0}" "${reqs:-0}" \
+            $((after - before)) "$errs" >>"$RESULTS"
+        H2RPS[$t]=${rps:-0}
+        log "$(printf 'h2 %-8s %10s req/s  cpu %s ticks  non-2xx+failed %s' "$t" "${rps:-?}" $((after - before)) "$errs")"
+    done
+    for t in nginx haproxy; do
+        [ -n "${H2RPS[ebb]:-}" ] && [ -n "${H2RPS[$t]:-}" ] &&
+            log "h2 ratio ebb/$t: $(awk -v a="${H2RPS[ebb]}" -v b="${H2RPS[$t]}" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+    done
+    return 0
 }
 
 ACTIVE=()
