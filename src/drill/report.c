@@ -476,12 +476,12 @@ bool drill_parse_ebb_log(const char *line, uint64_t *mono_us, char *label, size_
         const char *needle;   /* substring of the message */
         const char *label;
     } phases[] = {
+        { "exit: reason=", "ebb: exit" },   /* first: its reason names the other phases */
         { "drain started", "ebb: drain start" },
         { "inbound listeners closed", "ebb: inbound listeners closed" },
         { "MINIMUM_DRAIN_DURATION", "ebb: minimum drain elapsed" },
         { "terminationDrainDuration", "ebb: terminationDrainDuration elapsed" },
         { "drain_deadline", "ebb: drain_deadline reached" },
-        { "exit: reason=", "ebb: exit" },
     };
 
     if (sscanf(line, "%ld.%ld %15s %31[^:]:%n", &sec, &usec, level, subsys, &off) != 4 || !off)

@@ -143,6 +143,9 @@ static void test_parse_ebb_log(void)
     T_CHECK(drill_parse_ebb_log("12.000001 info  drain: exit: reason=\"zero active connections\" "
                                 "trigger=SIGTERM", &us, label, sizeof(label)));
     T_EQ_STR(label, "ebb: exit (zero active connections)");
+    T_CHECK(drill_parse_ebb_log("12.000001 info  drain: exit: reason=\"terminationDrainDuration "
+                                "elapsed\" trigger=SIGTERM", &us, label, sizeof(label)));
+    T_EQ_STR(label, "ebb: exit (terminationDrainDuration elapsed)");
     T_CHECK(drill_parse_ebb_log("12.5 info  drain: drainDuration 45000ms elapsed: inbound listeners "
                                 "closed, 3 active connections", &us, label, sizeof(label)));
     T_EQ_STR(label, "ebb: inbound listeners closed");
