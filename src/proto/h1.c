@@ -1074,6 +1074,8 @@ static void h1_run(struct h1 *h)
                 progress |= h1_pump_response(h);
             if (h->dead || h->state != H1_UPSTREAM)
                 break;
+            /* a flush that frees room lets the pumps move more: that is progress too */
+            size_t uw_before = ebb_buf_len(&u->wbuf), cw_before = ebb_buf_len(&c->wbuf);
             if (ebb_upstream_flush(u) < 0) {
                 u->eof = true;
                 ebb_buf_reset(&u->wbuf);

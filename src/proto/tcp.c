@@ -23,15 +23,20 @@ static size_t move_bytes(struct ebb_buf *from, struct ebb_buf *to)
 
 int ebb_tunnel_run(struct ebb_conn *c, struct ebb_upconn *u, struct ebb_tunnel *t)
 {
-    t->up_bytes += move_bytes(&c->rbuf, &u->wbuf);
-    t->down_bytes += move_bytes(&u->rbuf, &c->wbuf);
-    if (ebb_upstream_flush(u) < 0 || ebb_conn_flush(c) < 0)
-        return EBB_EIO;
-    /* after a flush there may be room for what is still buffered */
-    t->up_bytes += move_bytes(&c->rbuf, &u->wbuf);
-    t->down_bytes += move_bytes(&u->rbuf, &c->wbuf);
-    if (ebb_upstream_flush(u) < 0 || ebb_conn_flush(c) < 0)
-        return EBB_EIO;
+    /* move and flush until neither moves a byte: a flush that empties a buffer makes room
+     * for bytes still parked on the other side, which no socket event would announce */
+    for (int guard = 0; guard < 64; guard++) {
+        size_t moved = move_bytes(&c->rbuf, &u->wbuf);
+        t->up_bytes += moved;
+        size_t back = move_bytes(&u->rbuf, &c->wbuf);
+        t->down_bytes += back;
+        size_t ub = ebb_buf_len(&u->wbuf), cb = ebb_buf_len(&c->wbuf);
+        if (ebb_upstream_flush(u) < 0 || ebb_conn_flush(c) < 0)
+            return EBB_EIO;
+        bool flushed = ebb_buf_len(&u->wbuf) < ub || ebb_buf_len(&c->wbuf) < cb;
+        if (!moved && !back && !flushed)
+            break;
+    }
 
     if (t->down_eof && !t->up_shut && !ebb_buf_len(&c->rbuf) && !ebb_buf_len(&u->wbuf)) {
         shutdown(u->io.fd, SHUT_WR);
