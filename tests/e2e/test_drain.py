@@ -185,6 +185,41 @@ def test_first_sigint_drains_like_sigterm(env):
     check(1.9 <= te - t0 <= 4.0, "exit %.2fs after SIGINT, want ~2s" % (te - t0))
 
 
+@timeout(40)
+def test_drain_behaviour_is_the_same_in_exit_on_zero_mode(env):
+    # readiness, the status port, Connection: close + FIN, outbound untouched, server.state
+    # and listener stop, with exit-on-zero from the mesh config's proxyMetadata
+    mesh = ("defaultConfig:\n  drainDuration: 1s\n  proxyMetadata:\n"
+            "    EXIT_ON_ZERO_ACTIVE_CONNECTIONS: \"true\"\n    MINIMUM_DRAIN_DURATION: 2s\n")
+    e = d.start(env, mesh=mesh)
+    ew = d.ExitWatch(e)
+    out = Client(e.port("outbound"))               # the app's pool: holds the exit back
+    out.request("GET", "/hello", host="api.local")
+    out.response()
+    t0 = d.send_signal(e)
+    _, msg, _ = d.drain_started(e)
+    check("mode=exit-on-zero" in msg, "drain start log: %s" % msg)
+    d.check_readiness(e, 503, "exit-on-zero drain")
+    check_eq(e.admin("GET", "/stats/prometheus", port=e.status_port)[0], 200, "status port")
+    check_eq(e.stat("server.state"), 1, "server.state")
+    r, end = d.get(e.port("inbound"), "/size?n=100000")
+    check_eq(r.body, PATTERN[:100000], "inbound body during the drain")
+    check_close_fin(r, end, "inbound response, exit-on-zero drain")
+    wait_for(lambda: d.connect_refused(e.port("inbound")), 5, interval=0.02,
+             what="inbound to stop after drainDuration")
+    time.sleep(max(0, t0 + 2.5 - time.monotonic()))   # past MINIMUM_DRAIN_DURATION
+    check(not ew.exited(), "exited with an outbound connection open (Istio counts outbound)")
+    out.request("GET", "/hello", host="api.local")
+    r = out.response()
+    check_eq(r.status, 200, "outbound call 2.5s into the drain")
+    check_keepalive(r, "outbound call 2.5s into the drain")
+    t1 = time.monotonic()
+    out.close()                                    # the app's last connection goes away
+    rc, te = ew.wait(10)
+    check_eq(rc, 0, "exit status")
+    check(te - t1 < 1.0, "exit %.3fs after the last (outbound) connection closed" % (te - t1))
+
+
 # --- inbound listeners keep accepting until drainDuration (§3.3.2) ---------------------------
 
 def _accepts_until_drain_duration(env, dd, **start_kw):
