@@ -1084,6 +1084,8 @@ static void h1_run(struct h1 *h)
                 h1_abort(h, EBB_RF_DC, false);
                 return;
             }
+            if (ebb_buf_len(&u->wbuf) < uw_before || ebb_buf_len(&c->wbuf) < cw_before)
+                progress = true;
             if (h->resp_done && ebb_buf_len(&c->wbuf) == 0) {
                 h1_end_exchange(h);
                 progress = true;
