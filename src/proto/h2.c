@@ -1348,11 +1348,11 @@ static void h2_on_io(struct ebb_conn *c, uint32_t events)
     h2_run(h);
 }
 
+/* A new callback table (the caller deletes it: nghttp2_session_*_new2
+ * copies it, and a table kept per thread would leak at thread exit). */
 static nghttp2_session_callbacks *h2_callbacks(void)
 {
-    static __thread nghttp2_session_callbacks *cbs;
-    if (cbs)
-        return cbs;
+    nghttp2_session_callbacks *cbs;
     if (nghttp2_session_callbacks_new(&cbs) != 0)
         return NULL;
     nghttp2_session_callbacks_set_send_callback(cbs, h2_send_cb);
@@ -1393,7 +1393,9 @@ static int h2_init(struct ebb_conn *c)
     nghttp2_option_set_max_reserved_remote_streams(opt, 0);
     int rv = nghttp2_session_server_new2(&h->ng, cbs, h, opt);
     nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
     opt = NULL;
+    cbs = NULL;
     if (rv != 0)
         goto fail_alloc;
     c->codec = h;
@@ -1417,6 +1419,8 @@ static int h2_init(struct ebb_conn *c)
 fail_alloc:
     if (opt)
         nghttp2_option_del(opt);
+    if (cbs)
+        nghttp2_session_callbacks_del(cbs);
     free(h);
     return EBB_ENOMEM;
 }

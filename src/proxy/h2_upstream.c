@@ -384,11 +384,10 @@ static int h2u_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_c
     return 0;
 }
 
+/* A new callback table; the caller deletes it after creating the session. */
 static nghttp2_session_callbacks *h2u_callbacks(void)
 {
-    static __thread nghttp2_session_callbacks *cbs;
-    if (cbs)
-        return cbs;
+    nghttp2_session_callbacks *cbs;
     if (nghttp2_session_callbacks_new(&cbs) != 0)
         return NULL;
     nghttp2_session_callbacks_set_send_callback(cbs, h2u_send_cb);
@@ -429,7 +428,9 @@ static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_worke
     nghttp2_option_set_peer_max_concurrent_streams(opt, H2U_GUESS_MAXS);
     int rv = nghttp2_session_client_new2(&uc->ng, cbs, uc, opt);
     nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
     opt = NULL;
+    cbs = NULL;
     if (rv != 0)
         goto fail;
     int rc = ebb_upstream_acquire(cl, w, h2u_conn_cb, uc, &uc->u);
@@ -452,6 +453,8 @@ static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_worke
 fail:
     if (opt)
         nghttp2_option_del(opt);
+    if (cbs)
+        nghttp2_session_callbacks_del(cbs);
     if (uc && uc->ng)
         nghttp2_session_del(uc->ng);
     free(uc);
