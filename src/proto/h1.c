@@ -84,6 +84,7 @@ struct h1 {
 static __thread struct ebb_h1_msg h1_msg;   /* scratch for parsing (large) */
 
 static void h1_run(struct h1 *h);
+static void h1_arm_drain_close(struct h1 *h);
 static void h1_upstream_cb(void *owner, struct ebb_upconn *u, uint32_t events);
 static void h1_h2u_start(struct h1 *h);
 static bool h1_h2u_pump(struct h1 *h);
@@ -235,7 +236,10 @@ static void h1_end_exchange(struct h1 *h)
     h1_release_upstream(h, reusable);
     ebb_timer_stop(c->w->loop, &h->timer);
 
-    bool must_close = h->close_after || !h->req_done || (c->flags & EBB_CONN_F_DRAINING) ||
+    /* a response whose head went out before the drain started could not say "close":
+     * the connection stays open, the client's next request gets "connection: close", and
+     * an idle connection is closed by the drain timer (SPEC §3.3.5) */
+    bool must_close = h->close_after || !h->req_done ||
                       (h->read_eof && ebb_buf_len(&c->rbuf) == 0);
     if (must_close) {
         if (h->drain_close)
@@ -245,6 +249,8 @@ static void h1_end_exchange(struct h1 *h)
     }
     h1_reset_exchange(h);
     h1_arm_idle(h);
+    if ((c->flags & EBB_CONN_F_DRAINING) && !ebb_timer_active(&h->drain_timer))
+        h1_arm_drain_close(h);
 }
 
 /* Abandons the exchange and the connection at once; with reset the client
