@@ -31,8 +31,11 @@ static const struct {
       "  Loads every configuration source, prints the effective configuration as JSON with\n"
       "  the source of every value, and exits 0; on an error prints it and exits 2.\n" },
     { "drill",
-      "usage: ebb drill [--scenario NAME] ...\n"
-      "  Termination drill (SPEC §8).  Not built yet.\n" },
+      "usage: ebb drill [--scenario long-request|steady|idle-pool|h2-streams|outbound|all]\n"
+      "                 [--proxy ebb|nginx|haproxy|none] [--proxy-cmd CMD] [--mode M] ...\n"
+      "  Termination drill (SPEC §8): a built-in app, the proxy under test and a load\n"
+      "  generator on loopback; the proxy is terminated as Kubernetes does it and every\n"
+      "  request is counted.  `ebb drill --help` lists every flag; see docs/drill.md.\n" },
     { "version", "usage: ebb version\n" },
 };
 
