@@ -34,6 +34,7 @@
 #define H2_BODY_BUF        (64 * 1024)   /* ceiling of reqb / respb */
 #define H2_PING_DRAIN      "ebbdrain"    /* opaque data of the drain PING */
 #define H2_RESET_WINDOW_MS 10000         /* rapid-reset accounting window */
+#define H2_H1_MIN_CONNS    16            /* floor of the h2->h1 connection bound */
 
 enum h2s_state {
     H2S_HEADERS = 0,  /* receiving the request head */
@@ -61,6 +62,8 @@ struct h2s {
     struct h2c        *h;
     int32_t            id;
     struct ebb_list    link;          /* in h->streams */
+    struct ebb_list    rlink;         /* in h->ready while it has something to do */
+    struct ebb_list    wlink;         /* in cl->h2_waiting while waiting for an h1 connection */
     enum h2s_state     state;
     uint64_t           start_ms;
     /* request head */
@@ -81,6 +84,7 @@ struct h2s {
     long               cluster;       /* cluster index, -1 none */
     struct ebb_upconn *u;             /* h1 upstream connection */
     struct ebb_h2u_stream *us;        /* h2c upstream stream */
+    int                up_err;        /* connect error when a granted connection failed at once */
     bool               head_queued;   /* h1 request head written into u->wbuf */
     bool               req_chunked;   /* h1 request body is chunked */
     int                retries;
@@ -112,8 +116,12 @@ struct h2c {
     bool               rerun;         /* h2_run() asked for while in it */
     bool               read_eof;      /* client closed its write side */
     bool               calm;          /* ENHANCE_YOUR_CALM sent */
+    bool               settings_sent; /* our first SETTINGS went into wbuf (see h2_send_cb) */
+    uint32_t           max_streams;   /* limits.h2_max_concurrent_streams: more are refused */
     struct ebb_list    streams;       /* struct h2s.link */
+    struct ebb_list    ready;         /* struct h2s.rlink: streams h2_run() must advance */
     uint32_t           nstreams;
+    struct ebb_timer   kick;          /* zero-delay h2_run() for wake-ups from outside */
     enum h2_drain      drain;
     struct ebb_timer   drain_timer;   /* PING ack deadline (drain_timeout) */
     struct ebb_timer   idle_timer;    /* no stream for idle_timeout */
@@ -155,6 +163,24 @@ static struct h2s *h2s_get(struct h2c *h, int32_t id)
     return nghttp2_session_get_stream_user_data(h->ng, id);
 }
 
+/* Queues s for the next pass of h2_run() (only streams on the ready list
+ * are advanced: an event costs the streams it concerns, not all of them). */
+static void h2s_wake(struct h2s *s)
+{
+    if (s->state != H2S_CLOSED && !ebb_list_linked(&s->rlink))
+        ebb_list_add_tail(&s->h->ready, &s->rlink);
+}
+
+/* h2s_wake() from outside the connection's own handlers: also schedules
+ * h2_run() for the next loop iteration. */
+static void h2s_wake_async(struct h2s *s)
+{
+    struct h2c *h = s->h;
+    h2s_wake(s);
+    if (!h->dead && !h->in_run && !ebb_timer_active(&h->kick))
+        ebb_timer_start(h->c->w->loop, &h->kick, 0);
+}
+
 static void h2s_count_status(struct h2s *s, int status)
 {
     s->status = status;
@@ -162,13 +188,56 @@ static void h2s_count_status(struct h2s *s, int status)
         ebb_stat_inc(h2_st(s->h)->rq_xx[status / 100]);
 }
 
+/* --- bounded h1 upstream connections ---
+ *
+ * Streams of all h2 connections of a worker share at most h2_h1_limit()
+ * HTTP/1.1 connections per cluster (pool.max_idle, at least
+ * H2_H1_MIN_CONNS): with keep-alive every one of them goes back to the
+ * pool and is reused, instead of one connect and close per request once
+ * the streams outnumber the pool.  A stream that finds them all lent waits
+ * in cl->h2_waiting, in order, and gets the next one given back. */
+
+static uint32_t h2_h1_limit(const struct ebb_cluster_rt *cl)
+{
+    return EBB_MAX(cl->cfg->pool_max_idle, (uint32_t)H2_H1_MIN_CONNS);
+}
+
+static void h2_waiting_init(struct ebb_cluster_rt *cl)
+{
+    if (!cl->h2_waiting.next)
+        ebb_list_init(&cl->h2_waiting);
+}
+
+/* Lends connections given back to waiting streams.  Never calls back: a
+ * granted stream is advanced by its own connection's h2_run() (kicked). */
+static void h2_h1_grant(struct ebb_cluster_rt *cl, struct ebb_worker *w)
+{
+    h2_waiting_init(cl);
+    while (!ebb_list_empty(&cl->h2_waiting) && cl->h2_h1_busy < h2_h1_limit(cl)) {
+        struct h2s *s = ebb_list_entry(cl->h2_waiting.next, struct h2s, wlink);
+        ebb_list_del(&s->wlink);
+        int rc = ebb_upstream_acquire(cl, w, h2s_up_cb, s, &s->u);
+        if (rc == 0 || rc == EBB_EAGAIN) {
+            cl->h2_h1_busy++;   /* the head is queued by h2s_pump_h1 or on CONNECTED */
+        } else {
+            s->u = NULL;
+            s->up_err = rc;
+        }
+        h2s_wake_async(s);
+    }
+}
+
 static void h2s_release_upstream(struct h2s *s, bool reusable)
 {
+    ebb_list_del(&s->wlink);
     if (s->u) {
+        struct ebb_cluster_rt *cl = s->u->cl;
         if (s->head_queued)
             ebb_stat_dec(s->u->cl->st->rq_active);
         ebb_upstream_release(s->u, reusable);
         s->u = NULL;
+        cl->h2_h1_busy--;
+        h2_h1_grant(cl, s->h->c->w);
     }
     if (s->us) {
         ebb_h2u_close(s->us);
@@ -245,6 +314,7 @@ static void h2s_finish(struct h2s *s, uint32_t error_code)
         nghttp2_session_consume_connection(h->ng, ebb_buf_len(&s->reqb));
     ebb_buf_reset(&s->reqb);
     s->state = H2S_CLOSED;
+    ebb_list_del(&s->rlink);
     ebb_list_del(&s->link);
     h->nstreams--;
     ebb_stat_dec(h2_sst(h)->h2_streams_active);
@@ -266,6 +336,7 @@ static ssize_t h2s_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t
         memcpy(buf, ebb_buf_start(&s->respb), n);
         ebb_buf_consume(&s->respb, n);
         s->resp_bytes += n;
+        h2s_wake(s);   /* respb has room: the upstream may be read again */
     }
     if (ebb_buf_len(&s->respb) == 0 && s->resp_done) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -319,6 +390,7 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
 
     s->rf |= rf;
     h2s_release_upstream(s, false);
+    h2s_wake(s);
     if (s->resp_head_done) {
         ebb_stat_inc(h2_st(h)->rq_tx_reset);
         ebb_stat_inc(h2_sst(h)->h2_tx_reset);
@@ -455,7 +527,15 @@ static void h2s_queue_head(struct h2s *s)
 static void h2s_connect_h1(struct h2s *s)
 {
     struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->cluster];
+
+    h2_waiting_init(cl);
+    if (cl->h2_h1_busy >= h2_h1_limit(cl) || !ebb_list_empty(&cl->h2_waiting)) {
+        ebb_list_add_tail(&cl->h2_waiting, &s->wlink);   /* h2_h1_grant() wakes it */
+        return;
+    }
     int rc = ebb_upstream_acquire(cl, s->h->c->w, h2s_up_cb, s, &s->u);
+    if (rc == 0 || rc == EBB_EAGAIN)
+        cl->h2_h1_busy++;
     if (rc == 0) {
         h2s_queue_head(s);
     } else if (rc != EBB_EAGAIN) {
@@ -630,6 +710,11 @@ static bool h2s_pump_h1(struct h2s *s)
     struct ebb_upconn *u = s->u;
     bool progress = false;
 
+    if (u && u->state == EBB_UP_BUSY && !s->head_queued) {
+        h2s_queue_head(s);   /* a connection granted from the pool (h2_h1_grant) */
+        if (!s->u || s->state != H2S_UPSTREAM)
+            return true;
+    }
     if (!u || u->state != EBB_UP_BUSY || !s->head_queued)
         return false;
     if (!s->req_fwd_end)
@@ -668,6 +753,7 @@ static void h2s_up_cb(void *owner, struct ebb_upconn *u, uint32_t events)
     struct h2s *s = owner;
     struct h2c *h = s->h;
 
+    h2s_wake(s);
     if (events & EBB_UP_EV_FAILED) {
         const char *name = u->cl->cfg->name;
         int err = u->err;
@@ -776,6 +862,7 @@ static void h2s_us_head(void *owner, int status, const nghttp2_nv *nv, size_t n)
     size_t k = 0;
 
     ebb_timer_stop(s->h->c->w->loop, &s->timer);
+    h2s_wake(s);
     s->resp_started = true;
     h2s_count_status(s, status);
     snprintf(st, sizeof(st), "%d", status);
@@ -788,8 +875,19 @@ static void h2s_us_head(void *owner, int status, const nghttp2_nv *nv, size_t n)
     h2_run(s->h);
 }
 
-static void h2s_us_data(void *owner) { h2_run(((struct h2s *)owner)->h); }
-static void h2s_us_writable(void *owner) { h2_run(((struct h2s *)owner)->h); }
+static void h2s_us_data(void *owner)
+{
+    struct h2s *s = owner;
+    h2s_wake(s);
+    h2_run(s->h);
+}
+
+static void h2s_us_writable(void *owner)
+{
+    struct h2s *s = owner;
+    h2s_wake(s);
+    h2_run(s->h);
+}
 
 static void h2s_us_trailers(void *owner, const nghttp2_nv *nv, size_t n)
 {
@@ -804,6 +902,7 @@ static void h2s_us_end(void *owner)
 {
     struct h2s *s = owner;
     s->up_end = true;
+    h2s_wake(s);
     h2_run(s->h);
 }
 
@@ -946,6 +1045,29 @@ static bool h2s_pump_h2u(struct h2s *s)
 
 /* --- nghttp2 callbacks --- */
 
+/* Rewrites SETTINGS_MAX_CONCURRENT_STREAMS in our first SETTINGS frame
+ * (whole in p, n bytes) to the configured limit.  nghttp2 1.52 treats a
+ * stream over its acknowledged limit as a connection error (PROTOCOL_ERROR),
+ * though RFC 9113 §5.1.2 lets a server refuse just that stream: so nghttp2
+ * is given a higher limit (h2_ng_max_streams) and the client is told the
+ * real one, which h2_on_begin_headers enforces with REFUSED_STREAM. */
+static void h2_patch_settings(struct h2c *h, uint8_t *p, size_t n)
+{
+    if (n < 9)
+        return;
+    size_t plen = ((size_t)p[0] << 16) | ((size_t)p[1] << 8) | p[2];
+    if (n < 9 + plen)
+        return;   /* not whole: nghttp2's (higher) value goes out, still correct */
+    for (size_t i = 9; i + 6 <= 9 + plen; i += 6) {
+        if (((p[i] << 8) | p[i + 1]) != NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+            continue;
+        p[i + 2] = (uint8_t)(h->max_streams >> 24);
+        p[i + 3] = (uint8_t)(h->max_streams >> 16);
+        p[i + 4] = (uint8_t)(h->max_streams >> 8);
+        p[i + 5] = (uint8_t)h->max_streams;
+    }
+}
+
 static ssize_t h2_send_cb(nghttp2_session *ng, const uint8_t *data, size_t len, int flags,
                           void *ud)
 {
@@ -954,6 +1076,12 @@ static ssize_t h2_send_cb(nghttp2_session *ng, const uint8_t *data, size_t len, 
     size_t n = EBB_MIN(len, ebb_buf_room(b));
     if (n == 0 || ebb_buf_append(b, data, n) < 0)
         return NGHTTP2_ERR_WOULDBLOCK;
+    /* a server session's first frame is its SETTINGS */
+    if (!h->settings_sent && n >= 9 && data[3] == NGHTTP2_SETTINGS &&
+        !(data[4] & NGHTTP2_FLAG_ACK)) {
+        h->settings_sent = true;
+        h2_patch_settings(h, (uint8_t *)ebb_buf_end(b) - n, n);
+    }
     return (ssize_t)n;
 }
 
@@ -962,6 +1090,15 @@ static int h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void
     struct h2c *h = ud;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    if (h->nstreams >= h->max_streams) {
+        /* over the advertised limit: refuse this stream only (RFC 9113
+         * §5.1.2); its header block and DATA are ignored (no h2s) */
+        ebb_debug("h2", "#%llu stream %d over the limit of %u: REFUSED_STREAM",
+                  (unsigned long long)h->c->id, f->hd.stream_id, h->max_streams);
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
     struct h2s *s = calloc(1, sizeof(*s));
     if (!s)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -1055,6 +1192,7 @@ static int h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, cons
         return 0;
     }
     s->req_bytes += len;
+    h2s_wake(s);
     uint64_t maxb = h2_cfg(h)->limits.max_request_body;
     if (maxb && s->req_bytes > maxb) {
         nghttp2_session_consume(ng, id, len);
@@ -1088,11 +1226,14 @@ static int h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *u
         } else if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
             s->req_end = true;   /* request trailers */
         }
+        h2s_wake(s);
         break;
     case NGHTTP2_DATA:
         s = h2s_get(h, f->hd.stream_id);
-        if (s && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        if (s && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
             s->req_end = true;
+            h2s_wake(s);
+        }
         break;
     case NGHTTP2_RST_STREAM:
         ebb_stat_inc(h2_sst(h)->h2_rx_reset);
@@ -1217,6 +1358,34 @@ static void h2_close(struct h2c *h)
     ebb_conn_close_staged(c);
 }
 
+/* One step of one stream.  Returns true on progress. */
+static bool h2s_advance(struct h2s *s)
+{
+    bool progress = false;
+
+    if (s->state == H2S_UPSTREAM && s->u) {
+        progress = h2s_pump_h1(s);
+    } else if (s->state == H2S_UPSTREAM && s->us) {
+        progress = h2s_pump_h2u(s);
+    } else if (s->state == H2S_UPSTREAM && s->up_err) {
+        int err = s->up_err;
+        s->up_err = 0;
+        h2s_reply(s, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\": %s\n",
+                  s->h->c->w->clusters[s->cluster].cfg->name, ebb_strerror(err));
+        progress = true;
+    } else if (s->req_discard && ebb_buf_len(&s->reqb)) {
+        nghttp2_session_consume(s->h->ng, s->id, ebb_buf_len(&s->reqb));
+        ebb_buf_reset(&s->reqb);
+    }
+    if (s->state != H2S_CLOSED) {
+        h2s_resume(s);
+        h2s_set_interest(s);
+    }
+    return progress;
+}
+
+static void h2_kick(struct ebb_loop *loop, struct ebb_timer *t) { h2_run(t->data); }
+
 static void h2_run(struct h2c *h)
 {
     struct ebb_conn *c = h->c;
@@ -1228,22 +1397,28 @@ static void h2_run(struct h2c *h)
         return;
     }
     h->in_run = true;
+    ebb_timer_stop(c->w->loop, &h->kick);
     for (int guard = 0; guard < 64 && !h->dead; guard++) {
         bool progress = false;
         h->rerun = false;
-        struct ebb_list *pos, *tmp;
-        ebb_list_for_each_safe(pos, tmp, &h->streams) {
-            struct h2s *s = ebb_list_entry(pos, struct h2s, link);
-            if (s->state == H2S_UPSTREAM && s->u)
-                progress |= h2s_pump_h1(s);
-            else if (s->state == H2S_UPSTREAM && s->us)
-                progress |= h2s_pump_h2u(s);
-            else if (s->req_discard && ebb_buf_len(&s->reqb)) {
-                nghttp2_session_consume(h->ng, s->id, ebb_buf_len(&s->reqb));
-                ebb_buf_reset(&s->reqb);
+        /* this pass takes the streams woken so far; wake-ups during it
+         * (including a stream that progressed) go to the next pass */
+        struct ebb_list pass;
+        ebb_list_init(&pass);
+        if (!ebb_list_empty(&h->ready)) {
+            pass.next = h->ready.next;
+            pass.prev = h->ready.prev;
+            pass.next->prev = &pass;
+            pass.prev->next = &pass;
+            ebb_list_init(&h->ready);
+        }
+        while (!ebb_list_empty(&pass)) {
+            struct h2s *s = ebb_list_entry(pass.next, struct h2s, rlink);
+            ebb_list_del(&s->rlink);
+            if (h2s_advance(s)) {
+                progress = true;
+                h2s_wake(s);
             }
-            if (s->state != H2S_CLOSED)
-                h2s_resume(s);
         }
         if (ebb_conn_flush(c) < 0) {
             ebb_conn_close(c, false);
@@ -1262,12 +1437,14 @@ static void h2_run(struct h2c *h)
             ebb_conn_close(c, false);
             return;
         }
-        if (!progress && !h->rerun)
+        if (!progress && !h->rerun && ebb_list_empty(&h->ready))
             break;
         if (ebb_buf_room(&c->wbuf) == 0)
             break;   /* wait for the socket */
     }
     h->in_run = false;
+    if (!h->dead && !ebb_list_empty(&h->ready) && ebb_buf_len(&c->wbuf) == 0)
+        ebb_timer_start(c->w->loop, &h->kick, 0);   /* the guard ran out: go on next iteration */
     if (h->dead)
         return;
 
@@ -1281,9 +1458,6 @@ static void h2_run(struct h2c *h)
         h2_close(h);
         return;
     }
-    struct ebb_list *pos, *tmp;
-    ebb_list_for_each_safe(pos, tmp, &h->streams)
-        h2s_set_interest(ebb_list_entry(pos, struct h2s, link));
     uint32_t ev = 0;
     if (want_read && ebb_buf_room(&c->rbuf) > 0)
         ev |= EBB_READ;
@@ -1377,12 +1551,19 @@ static int h2_init(struct ebb_conn *c)
         goto fail_alloc;
     h->c = c;
     ebb_list_init(&h->streams);
+    ebb_list_init(&h->ready);
+    h->kick.cb = h2_kick;
+    h->kick.data = h;
     h->drain_timer.cb = h2_drain_timeout;
     h->drain_timer.data = h;
     h->idle_timer.cb = h2_idle_timeout;
     h->idle_timer.data = h;
     uint32_t maxs = cfg->limits.h2_max_concurrent_streams ? cfg->limits.h2_max_concurrent_streams
                                                           : 100;
+    /* nghttp2's own limit: excess streams up to it are refused by ebb, a
+     * client that goes further still gets nghttp2's connection error */
+    uint32_t ng_maxs = (uint32_t)EBB_MIN((uint64_t)maxs + EBB_MAX(maxs, 100u), 0x7fffffffu);
+    h->max_streams = maxs;
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
     nghttp2_option_set_max_outbound_ack(opt, 1000);
@@ -1400,7 +1581,7 @@ static int h2_init(struct ebb_conn *c)
         goto fail_alloc;
     c->codec = h;
     nghttp2_settings_entry iv[] = {
-        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, maxs },
+        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, ng_maxs },   /* sent as maxs */
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW },
         { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->limits.h1.max_head },
         { NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096 },
@@ -1444,6 +1625,7 @@ static void h2_destroy(struct ebb_conn *c)
         h2s_finish(s, NGHTTP2_CANCEL);
     }
     h->dead = true;
+    ebb_timer_stop(c->w->loop, &h->kick);
     ebb_timer_stop(c->w->loop, &h->drain_timer);
     ebb_timer_stop(c->w->loop, &h->idle_timer);
     c->codec = NULL;

@@ -85,6 +85,7 @@ struct h2u_conn {
     struct ebb_timer   kick;          /* zero-delay run */
     struct ebb_timer   idle;          /* no stream for pool_idle_timeout */
     bool               in_run;
+    bool               any_full;      /* some stream's owner waits for on_writable */
     /* the header block being received (blocks are never interleaved) */
     nghttp2_nv         hnv[H2U_MAX_NV];
     nghttp2_rcbuf     *hrc[H2U_MAX_NV * 2];
@@ -103,6 +104,14 @@ static void h2u_list_init(struct ebb_cluster_rt *cl)
 {
     if (!cl->h2conns.next)
         ebb_list_init(&cl->h2conns);
+}
+
+/* The owner of s waits for request body room (on_writable). */
+static void h2u_set_full(struct ebb_h2u_stream *s)
+{
+    s->was_full = true;
+    if (s->uc)
+        s->uc->any_full = true;
 }
 
 static void h2u_kick(struct h2u_conn *uc)
@@ -469,14 +478,23 @@ static void h2u_run(struct h2u_conn *uc)
     uc->in_run = true;
     /* owners whose request buffer was full hear that there is room */
     struct ebb_list *pos, *tmp;
-    ebb_list_for_each_safe(pos, tmp, &uc->streams) {
-        struct ebb_h2u_stream *s = ebb_list_entry(pos, struct ebb_h2u_stream, link);
-        if (s->was_full && ebb_buf_room(&s->reqb) > H2U_BUF / 2 && s->owner) {
-            s->was_full = false;
-            s->cbs->on_writable(s->owner);
-            if (uc->state == H2U_CLOSED)
-                return;
+    if (uc->any_full) {
+        /* only walk the streams when one of them waits; callbacks that fill
+         * a stream again set any_full again */
+        bool still_full = false;
+        uc->any_full = false;
+        ebb_list_for_each_safe(pos, tmp, &uc->streams) {
+            struct ebb_h2u_stream *s = ebb_list_entry(pos, struct ebb_h2u_stream, link);
+            if (s->was_full && ebb_buf_room(&s->reqb) > H2U_BUF / 2 && s->owner) {
+                s->was_full = false;
+                s->cbs->on_writable(s->owner);
+                if (uc->state == H2U_CLOSED)
+                    return;
+            } else if (s->was_full) {
+                still_full = true;
+            }
         }
+        uc->any_full |= still_full;
     }
     for (int guard = 0; guard < 16; guard++) {
         if (ebb_upstream_flush(u) < 0)
@@ -563,6 +581,8 @@ static int h2u_submit(struct h2u_conn *uc, struct ebb_h2u_stream *s)
     s->id = id;
     s->uc = uc;
     s->closed = false;
+    if (s->was_full)
+        uc->any_full = true;
     ebb_list_add_tail(&uc->streams, &s->link);
     uc->nstreams++;
     ebb_timer_stop(uc->w->loop, &uc->idle);
@@ -637,11 +657,11 @@ size_t ebb_h2u_write(struct ebb_h2u_stream *s, const void *p, size_t n)
         return n;   /* nowhere to go: drop */
     size_t k = EBB_MIN(n, ebb_buf_room(&s->reqb));
     if (k == 0 || ebb_buf_append(&s->reqb, p, k) < 0) {
-        s->was_full = true;
+        h2u_set_full(s);
         return 0;
     }
     if (k < n)
-        s->was_full = true;
+        h2u_set_full(s);
     if (s->deferred && s->uc && s->id) {
         s->deferred = false;
         nghttp2_session_resume_data(s->uc->ng, s->id);
@@ -656,7 +676,7 @@ size_t ebb_h2u_writable(const struct ebb_h2u_stream *s)
         return 64 * 1024;   /* dropped anyway */
     size_t room = ebb_buf_room(&s->reqb);
     if (room == 0)
-        ((struct ebb_h2u_stream *)s)->was_full = true;
+        h2u_set_full((struct ebb_h2u_stream *)s);
     return room;
 }
 

@@ -394,5 +394,10 @@ def test_h2load_through_ebb_to_h2c_and_h1(env):
         e = env.ebb(cfg, log_level="info")
         codes, rps, text = _h2load(e.port("inbound"), H2LOAD_N)
         check_eq(codes, [H2LOAD_N, 0, 0, 0], "h2load status codes via ebb to %s origin" % name)
+        if proto == "http1":
+            # 1024 concurrent streams share at most pool.max_idle (64) keep-alive connections
+            # per worker (2 workers): no connect/close per request
+            cx = e.stat("cluster.app.upstream_cx_total")
+            check(cx <= 2 * 64, "upstream connections for %d requests: %d" % (H2LOAD_N, cx))
         print("h2load -n %d -c 16 -m 64 via ebb -> %s origin: %.0f req/s" % (H2LOAD_N, name, rps))
         e.stop()

@@ -245,9 +245,8 @@ def test_h2_conformance_table(env):
 @timeout(30)
 def test_h2_max_concurrent_streams_refused(env):
     """Streams beyond limits.h2_max_concurrent_streams get REFUSED_STREAM (RFC 9113 §5.1.2),
-    the others are served.  The streams are sent with the preface, before the client has
-    acknowledged ebb's SETTINGS: nghttp2 refuses excess streams then; after the ack it treats
-    them as a connection error (PROTOCOL_ERROR), which a conforming client never triggers."""
+    the others are served.  Here the streams are sent with the preface, before the client has
+    acknowledged ebb's SETTINGS (test_h2_max_concurrent_streams_refused_after_ack: after)."""
     e = env.start(limits={"h2_max_concurrent_streams": 5})
     c = H2Raw(e.port("inbound"), preface=False)
     blob = h2lib.PREFACE + settings()
@@ -266,6 +265,37 @@ def test_h2_max_concurrent_streams_refused(env):
     check_eq(len(ok), 5, "streams served")
     check_eq(len(refused), 3, "streams refused")
     check(not c.goaways, "no GOAWAY: %r" % c.goaways)
+    c.close()
+
+
+@timeout(30)
+def test_h2_max_concurrent_streams_refused_after_ack(env):
+    """The same once the client has acknowledged ebb's SETTINGS.  nghttp2 1.52 alone would end
+    the connection with GOAWAY(PROTOCOL_ERROR) here; ebb gives nghttp2 a higher limit, tells
+    the client the configured one and refuses only the excess streams itself.  A client that
+    goes beyond twice the limit (at least limit + 100) still gets nghttp2's connection error."""
+    e = env.start(limits={"h2_max_concurrent_streams": 5})
+    c = H2Raw(e.port("inbound"))
+    # ebb's SETTINGS (acked by H2Raw at once) and ebb's ACK of ours: the exchange is complete
+    c.wait(lambda cl: any(f.type == SETTINGS and not f.flags & ACK for f in cl.frames) and
+           any(f.type == SETTINGS and f.flags & ACK for f in cl.frames), 5)
+    sf = [f for f in c.frames if f.type == SETTINGS and not f.flags & ACK][0]
+    vals = dict(struct.unpack(">HI", sf.payload[i:i + 6]) for i in range(0, len(sf.payload), 6))
+    check_eq(vals.get(h2lib.S_MAX_CONCURRENT_STREAMS), 5, "advertised MAX_CONCURRENT_STREAMS")
+    time.sleep(0.3)   # ebb has read our ACK
+    sids = list(range(1, 17, 2))
+    blob = b"".join(req(s, [(":method", "GET"), (":scheme", "http"), (":authority", "app.local"),
+                            (":path", "/delay?ms=300")]) for s in sids)
+    c.send(blob)
+    for s in sids:
+        c.wait_stream(s, 5)
+    refused = [s for s in sids if c.streams[s].reset == REFUSED_STREAM]
+    ok = [s for s in sids if c.streams[s].status == 200]
+    check_eq(len(ok), 5, "streams served")
+    check_eq(len(refused), 3, "streams refused")
+    check(not c.goaways, "no GOAWAY: %r" % c.goaways)
+    # the connection still works once streams have ended
+    check_eq(c.wait_stream(c.request("/hello", sid=17)).status, 200, "a later stream")
     c.close()
 
 
