@@ -454,8 +454,13 @@ static bool h1_start(struct h1 *h)
      * bytes included.  h is freed (deferred) by destroy; h->dead stops h1_run. */
     if (!h->seen_request) {
         int pm = ebb_h2_preface_match(ebb_buf_start(&c->rbuf), ebb_buf_len(&c->rbuf));
-        if (pm == 0)
-            return false;   /* wait for the rest of the preface */
+        if (pm == 0) {
+            /* wait for the rest of the preface, but no longer than for a request head:
+             * "P" or "PRI * HTTP/2.0" alone must not hold the connection for idle_timeout */
+            if (!h->headers_timer)
+                h1_arm_idle(h);
+            return false;
+        }
         if (pm == 1) {
             c->ops->destroy(c);
             c->codec = NULL;
