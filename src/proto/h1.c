@@ -604,11 +604,18 @@ static bool h1_pump_request(struct h1 *h)
 
 /* --- response side --- */
 
-static void h1_write_resp_head(struct h1 *h, const struct ebb_h1_msg *m)
+/* Writes the rewritten response head into the client's buffer.  Returns 0,
+ * or EBB_ETOOBIG/EBB_ENOMEM when it does not fit: then the buffer and h are
+ * as they were (a head is never sent with fields missing). */
+static int h1_write_resp_head(struct h1 *h, const struct ebb_h1_msg *m)
 {
     struct ebb_conn *c = h->c;
     struct ebb_buf *b = &c->wbuf;
     bool tunnel = m->status == 101;
+    size_t before = ebb_buf_len(b);
+    bool close_after = h->close_after, drain_close = h->drain_close;
+    bool chunk_out = h->resp_chunk_out;
+    int rc = 0;
 
     if (c->flags & EBB_CONN_F_DRAINING)
         h->close_after = h->drain_close = true;
@@ -620,31 +627,40 @@ static void h1_write_resp_head(struct h1 *h, const struct ebb_h1_msg *m)
         else
             h->close_after = true;   /* HTTP/1.0 client: delimit by close */
     }
-    ebb_buf_appendf(b, "HTTP/1.1 %d %.*s\r\n", m->status, (int)m->reason.len, m->reason.p);
+    rc |= ebb_buf_appendf(b, "HTTP/1.1 %d %.*s\r\n", m->status, (int)m->reason.len, m->reason.p);
     for (size_t i = 0; i < m->nheaders; i++) {
         const struct ebb_h1_header *hd = &m->headers[i];
         if (ebb_h1_is_hop_by_hop(m, &hd->name))
             continue;
         if (span_ieq(&hd->name, "content-length") && m->framing != EBB_H1_BODY_NONE)
             continue;
-        ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)hd->name.len, hd->name.p,
-                        (int)hd->value.len, hd->value.p);
+        rc |= ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)hd->name.len, hd->name.p,
+                              (int)hd->value.len, hd->value.p);
     }
     if (tunnel) {
         const struct ebb_h1_header *up = ebb_h1_find(m, "upgrade");
-        ebb_buf_appendf(b, "connection: upgrade\r\nupgrade: %.*s\r\n",
-                        up ? (int)up->value.len : 0, up ? up->value.p : "");
+        rc |= ebb_buf_appendf(b, "connection: upgrade\r\nupgrade: %.*s\r\n",
+                              up ? (int)up->value.len : 0, up ? up->value.p : "");
     } else {
         if (m->framing == EBB_H1_BODY_LENGTH)
-            ebb_buf_appendf(b, "content-length: %llu\r\n", (unsigned long long)m->content_length);
+            rc |= ebb_buf_appendf(b, "content-length: %llu\r\n",
+                                  (unsigned long long)m->content_length);
         else if (h->resp_chunk_out)
-            ebb_buf_appendf(b, "transfer-encoding: chunked\r\n");
+            rc |= ebb_buf_appendf(b, "transfer-encoding: chunked\r\n");
         if (h->close_after)
-            ebb_buf_appendf(b, "connection: close\r\n");
+            rc |= ebb_buf_appendf(b, "connection: close\r\n");
         else if (h->minor == 0)
-            ebb_buf_appendf(b, "connection: keep-alive\r\n");
+            rc |= ebb_buf_appendf(b, "connection: keep-alive\r\n");
     }
-    ebb_buf_append(b, "\r\n", 2);
+    rc |= ebb_buf_append(b, "\r\n", 2);
+    if (rc) {
+        b->tail = b->head + before;   /* appends only ever add after the live bytes */
+        h->close_after = close_after;
+        h->drain_close = drain_close;
+        h->resp_chunk_out = chunk_out;
+        return rc == EBB_ENOMEM ? EBB_ENOMEM : EBB_ETOOBIG;
+    }
+    return 0;
 }
 
 /* Parses the upstream response head(s).  Returns true on progress. */
@@ -684,11 +700,18 @@ static bool h1_response_head(struct h1 *h)
         h1_reply(h, 502, EBB_RF_UC, "ebb: unexpected 101 from upstream\n");
         return true;
     }
+    if (h1_write_resp_head(h, m) < 0) {
+        if (ebb_buf_len(&c->wbuf))
+            return false;   /* retried when the client has taken what is queued */
+        h->close_after = true;
+        h1_reply(h, 502, EBB_RF_UC, "ebb: response head from upstream cluster \"%s\" is larger "
+                 "than the client buffer\n", u->cl->cfg->name);
+        return true;
+    }
     ebb_timer_stop(c->w->loop, &h->timer);
     h->resp_in = m->framing;
     h->up_keepalive = !(m->flags & EBB_H1_F_CONN_CLOSE);
     h1_count_status(h, m->status);
-    h1_write_resp_head(h, m);
     ebb_h1_body_init(&h->resp_body, m);
     ebb_buf_consume(&u->rbuf, (size_t)rc);
     h->resp_head_done = true;
