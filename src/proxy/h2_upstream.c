@@ -481,8 +481,10 @@ static void h2u_run(struct h2u_conn *uc)
     if (uc->any_full) {
         /* only walk the streams when one of them waits; callbacks that fill
          * a stream again set any_full again */
-        bool still_full = false;
+        bool still_full;
         uc->any_full = false;
+restart:
+        still_full = false;
         ebb_list_for_each_safe(pos, tmp, &uc->streams) {
             struct ebb_h2u_stream *s = ebb_list_entry(pos, struct ebb_h2u_stream, link);
             if (s->was_full && ebb_buf_room(&s->reqb) > H2U_BUF / 2 && s->owner) {
@@ -490,6 +492,8 @@ static void h2u_run(struct h2u_conn *uc)
                 s->cbs->on_writable(s->owner);
                 if (uc->state == H2U_CLOSED)
                     return;
+                /* the owner may have let go of other streams (even tmp): walk again */
+                goto restart;
             } else if (s->was_full) {
                 still_full = true;
             }
