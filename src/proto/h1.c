@@ -39,6 +39,7 @@ struct h1 {
     bool               dead;          /* destroyed; free pending */
     struct ebb_timer   timer;         /* idle / request-headers / upstream request timeout */
     struct ebb_timer   drain_timer;   /* idle close during a drain */
+    struct ebb_timer   stall_timer;   /* exchange waiting on the client (body or reading) */
     bool               read_eof;      /* client closed its write side */
     bool               close_after;   /* close the connection when this exchange ends */
     bool               drain_close;   /* ... because of the drain */
@@ -88,6 +89,13 @@ static void h1_arm_drain_close(struct h1 *h);
 static void h1_upstream_cb(void *owner, struct ebb_upconn *u, uint32_t events);
 static void h1_h2u_start(struct h1 *h);
 static bool h1_h2u_pump(struct h1 *h);
+
+/* An exchange that waits on the client (for request body bytes, or for it to
+ * read the response) gives up after this long without a client socket event,
+ * or idle_timeout if shorter: a client that stops mid-body or stops reading
+ * must not hold the connection and its upstream forever (SPEC §7; nginx's
+ * client_body_timeout and send_timeout are 60 s). */
+#define H1_CLIENT_STALL_MS 60000
 
 static const struct ebb_config *h1_cfg(const struct h1 *h) { return h->c->w->srv->cfg; }
 static struct ebb_listener_stats *h1_st(const struct h1 *h) { return h->c->l->st; }
@@ -159,6 +167,28 @@ static void h1_drain_timeout(struct ebb_loop *loop, struct ebb_timer *t)
         ebb_debug("h1", "#%llu idle connection closed by drain", (unsigned long long)h->c->id);
         ebb_conn_close_staged(h->c);
     }
+}
+
+static void h1_abort(struct h1 *h, unsigned rf, bool reset);
+
+static void h1_stall_timeout(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    struct h1 *h = t->data;
+    struct ebb_conn *c = h->c;
+
+    ebb_stat_inc(h1_st(h)->rq_timeout);
+    if (h->state == H1_UPSTREAM && !h->resp_head_done && ebb_buf_len(&c->wbuf) == 0) {
+        ebb_debug("h1", "#%llu request body stalled", (unsigned long long)c->id);
+        h->close_after = true;
+        h1_reply(h, 408, EBB_RF_DC, "ebb: request body not received within %llu ms\n",
+                 (unsigned long long)EBB_MIN(h1_cfg(h)->limits.idle_timeout_ms,
+                                             H1_CLIENT_STALL_MS));
+        if (!h->dead)
+            h1_run(h);
+        return;
+    }
+    ebb_debug("h1", "#%llu client stopped reading the response", (unsigned long long)c->id);
+    h1_abort(h, EBB_RF_DC, true);
 }
 
 /* --- ending an exchange --- */
@@ -235,6 +265,7 @@ static void h1_end_exchange(struct h1 *h)
         ebb_stat_inc(h1_st(h)->rq_completed_in_drain);
     h1_release_upstream(h, reusable);
     ebb_timer_stop(c->w->loop, &h->timer);
+    ebb_timer_stop(c->w->loop, &h->stall_timer);
 
     /* a response whose head went out before the drain started could not say "close":
      * the connection stays open, the client's next request gets "connection: close", and
@@ -1050,6 +1081,17 @@ static void h1_set_interest(struct h1 *h)
         dw |= EBB_WRITE;
     ebb_conn_want(c, dw);
 
+    /* waiting on the client: a body it does not send, or a response it does not read */
+    bool stalled = (h->state == H1_UPSTREAM || h->state == H1_REPLY) &&
+                   (ebb_buf_len(&c->wbuf) > 0 ||
+                    (h->state == H1_UPSTREAM && !h->req_done && !h->read_eof &&
+                     ebb_buf_len(&c->rbuf) == 0 && !(h->expect_continue && !h->resp_started)));
+    if (!stalled)
+        ebb_timer_stop(c->w->loop, &h->stall_timer);
+    else if (!ebb_timer_active(&h->stall_timer))
+        ebb_timer_start(c->w->loop, &h->stall_timer,
+                        EBB_MIN(h1_cfg(h)->limits.idle_timeout_ms, H1_CLIENT_STALL_MS));
+
     struct ebb_upconn *u = h->u;
     if (u && u->state == EBB_UP_BUSY) {
         if (h->head_queued && !u->eof && ebb_buf_room(&u->rbuf) > 0)
@@ -1151,6 +1193,7 @@ static void h1_run(struct h1 *h)
             break;
 
         case H1_TUNNEL: {
+            ebb_timer_stop(c->w->loop, &h->stall_timer);   /* a tunnel may idle */
             int rc = ebb_tunnel_run(c, h->u, &h->tun);
             if (rc != 0) {
                 h->req_bytes += h->tun.up_bytes;
@@ -1169,13 +1212,11 @@ static void h1_run(struct h1 *h)
         if (!progress)
             break;
     }
-    if (!h->dead && !(c->flags & EBB_CONN_F_CLOSING)) {
-        if (ebb_conn_flush(c) < 0) {
-            h1_abort(h, EBB_RF_DC, false);
-            return;
-        }
+    /* no flush here: the states flush inside the loop, where room it frees is seen as
+     * progress; a flush after the loop could empty the client buffer while the upstream
+     * buffer stays full, leaving no interest that would ever wake us */
+    if (!h->dead && !(c->flags & EBB_CONN_F_CLOSING))
         h1_set_interest(h);
-    }
 }
 
 /* --- events --- */
@@ -1220,6 +1261,8 @@ static void h1_upstream_cb(void *owner, struct ebb_upconn *u, uint32_t events)
 static void h1_on_io(struct ebb_conn *c, uint32_t events)
 {
     struct h1 *h = c->codec;
+
+    ebb_timer_stop(c->w->loop, &h->stall_timer);   /* the client is alive: start over */
 
     if (events & (EBB_READ | EPOLLHUP | EPOLLERR)) {
         for (int i = 0; i < 4; i++) {
@@ -1276,6 +1319,8 @@ static int h1_init(struct ebb_conn *c)
     h->timer.data = h;
     h->drain_timer.cb = h1_drain_timeout;
     h->drain_timer.data = h;
+    h->stall_timer.cb = h1_stall_timeout;
+    h->stall_timer.data = h;
     c->codec = h;
     if (c->l->draining) {
         c->flags |= EBB_CONN_F_DRAINING;
@@ -1312,6 +1357,7 @@ static void h1_destroy(struct ebb_conn *c)
     h->dead = true;
     ebb_timer_stop(c->w->loop, &h->timer);
     ebb_timer_stop(c->w->loop, &h->drain_timer);
+    ebb_timer_stop(c->w->loop, &h->stall_timer);
     h1_release_upstream(h, false);
     ebb_debug("h1", "#%llu destroyed in state %s", (unsigned long long)c->id,
               h1_state_names[h->state]);

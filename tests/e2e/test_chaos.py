@@ -167,3 +167,53 @@ def test_response_head_larger_than_client_buffer(env):
                 check_eq(r.status, 502, "%s status" % path)
         # the connection (or a new one) keeps working for a small response
         check_eq(http(e.port("inbound"), "GET", "/small").body, b"ok", "small after " + path)
+
+
+@timeout(40)
+def test_client_stalled_mid_body_or_not_reading(env):
+    """A client that stopped mid-body (or stopped reading a response) held its connection and
+    an upstream connection forever: no timer ran once the request head was forwarded (the
+    cluster request_timeout is off by default).  Now an exchange waiting on the client gives
+    up after min(idle_timeout, 60 s) without a client event: 408 while the body is missing,
+    a reset when the client does not read."""
+    e = env.start(limits={"idle_timeout": "1s"})
+    p = e.port("inbound")
+    # 1. stalled mid-body: /sha256 answers only after the whole body
+    s = _connect(p)
+    s.sendall(b"POST /sha256 HTTP/1.1\r\nHost: app.local\r\nContent-Length: 100\r\n\r\nabc")
+    t0 = time.monotonic()
+    got = _read_until_close(s, t=5)
+    dt = time.monotonic() - t0
+    s.close()
+    check(dt < 4, "mid-body stall: connection held %.1fs (idle_timeout 1s)" % dt)
+    check_eq(status_of(got), 408, "mid-body stall answer")
+    # 2. a client that never reads a large response
+    s = _connect(p)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(b"GET /size?n=50000000 HTTP/1.1\r\nHost: app.local\r\n\r\n")
+    cx = e.lstat("inbound", "downstream_cx_active")
+    wait_for(lambda: e.stat(cx) == 1, 3, what="the reader's connection")
+    time.sleep(0.3)
+    check_eq(e.stat(cx), 1, "non-reader cut at once")
+    wait_for(lambda: e.stat(cx) == 0, 6, what="the non-reading client's connection closed")
+    s.close()
+    wait_for(lambda: _stat_sum(e.stats(), ".upstream_rq_active", "cluster.") == 0, 3,
+             what="cluster upstream_rq_active back to 0")
+    # 3. a slow but steady reader is not cut: 8 MiB with a 0.4 s pause after every MiB
+    n = 8 * 1048576
+    with Client(p, timeout=10) as c:
+        c.request("GET", "/size?n=%d" % n)
+        status, _, _, headers, _ = c.read_head()
+        check_eq(status, 200, "slow reader status")
+        got, mark = len(c.buf), 0
+        c.buf.clear()
+        while got < n:
+            d = c.sock.recv(min(262144, n - got))
+            check(d, "slow reader: connection closed after %d bytes" % got)
+            got += len(d)
+            if got // 1048576 > mark:
+                mark = got // 1048576
+                time.sleep(0.4)
+    # 4. Expect: 100-continue waits on the upstream, not the client: not a stall
+    r = http(p, "POST", "/continue", headers={"Expect": "100-continue"}, body=b"x" * 1000)
+    check_eq(r.status, 200, "100-continue")
