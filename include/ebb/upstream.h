@@ -45,7 +45,9 @@ struct ebb_upconn {
     void                  *owner;
     int                    err;       /* EBB_ECONNREFUSED / EBB_ETIMEDOUT / EBB_EIO on failure */
     bool                   reused;    /* came from the pool */
-    bool                   eof;       /* upstream closed its write side */
+    bool                   eof;       /* upstream closed its write side, or reset (then also reset) */
+    bool                   reset;     /* a read failed (RST): a close-delimited body is truncated */
+    bool                   wr_failed; /* a write failed: request bytes are dropped, never reused */
     uint32_t               nrequests; /* requests sent over this connection */
     uint64_t               idle_since_ms; /* when it last went back to the pool */
     const char            *addr_str;  /* "host:port" of the endpoint */
@@ -66,7 +68,8 @@ void ebb_upstream_release(struct ebb_upconn *u, bool reusable);
 /* Sets the upstream socket interest. */
 void ebb_upstream_want(struct ebb_upconn *u, uint32_t events);
 
-/* Reads into u->rbuf / writes u->wbuf; same returns as ebb_buf_*_fd. */
+/* Reads into u->rbuf / writes u->wbuf; same returns as ebb_buf_*_fd.  A read
+ * sets u->eof on EOF, and u->eof and u->reset on an error. */
 ssize_t ebb_upstream_read(struct ebb_upconn *u);
 int ebb_upstream_flush(struct ebb_upconn *u);
 

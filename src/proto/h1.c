@@ -806,8 +806,9 @@ static bool h1_pump_response(struct h1 *h)
         if (rc == EBB_H1_AGAIN)
             break;
     }
-    /* a close-delimited body ends with the upstream's FIN */
-    if (!h->resp_done && h->resp_in == EBB_H1_BODY_EOF && u->eof && !ebb_buf_len(&u->rbuf)) {
+    /* a close-delimited body ends with the upstream's FIN (a reset truncates it) */
+    if (!h->resp_done && h->resp_in == EBB_H1_BODY_EOF && u->eof && !u->reset &&
+        !ebb_buf_len(&u->rbuf)) {
         if (h->resp_chunk_out)
             ebb_buf_append(&c->wbuf, "0\r\n\r\n", 5);
         h->resp_done = true;
@@ -1153,7 +1154,9 @@ static void h1_run(struct h1 *h)
             /* a flush that frees room lets the pumps move more: that is progress too */
             size_t uw_before = ebb_buf_len(&u->wbuf), cw_before = ebb_buf_len(&c->wbuf);
             if (ebb_upstream_flush(u) < 0) {
-                u->eof = true;
+                /* the upstream stopped reading: drop what it will not take, but keep
+                 * reading, an answer it sent before closing (413, 401) is still there */
+                u->wr_failed = true;
                 ebb_buf_reset(&u->wbuf);
             }
             if (ebb_conn_flush(c) < 0) {
@@ -1168,7 +1171,7 @@ static void h1_run(struct h1 *h)
                 break;
             }
             if (u->eof && !h->resp_done && ebb_buf_len(&u->rbuf) == 0 &&
-                (h->resp_in != EBB_H1_BODY_EOF || !h->resp_head_done)) {
+                (h->resp_in != EBB_H1_BODY_EOF || !h->resp_head_done || u->reset)) {
                 h1_upstream_gone(h);
                 progress = true;
                 break;
@@ -1241,18 +1244,16 @@ static void h1_upstream_cb(void *owner, struct ebb_upconn *u, uint32_t events)
     }
     if (events & (EBB_READ | EPOLLHUP | EPOLLERR)) {
         for (int i = 0; i < 4; i++) {
-            ssize_t n = ebb_upstream_read(u);
+            ssize_t n = ebb_upstream_read(u);   /* sets eof (and reset) */
             if (n > 0 && ebb_buf_tailroom(&u->rbuf) && ebb_buf_room(&u->rbuf))
                 break;   /* short read: the socket is drained, skip the EAGAIN round trip */
             if (n > 0)
                 continue;
-            if (n < 0 && n != EBB_EAGAIN && n != EBB_ETOOBIG)
-                u->eof = true;   /* reset: same as EOF for the exchange */
             break;
         }
     }
     if ((events & EBB_WRITE) && ebb_upstream_flush(u) < 0) {
-        u->eof = true;
+        u->wr_failed = true;   /* see h1_run */
         ebb_buf_reset(&u->wbuf);
     }
     h1_run(h);

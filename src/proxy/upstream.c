@@ -211,7 +211,7 @@ void ebb_upstream_release(struct ebb_upconn *u, bool reusable)
         upconn_close(u);
         return;
     }
-    if (!reusable || u->eof || ebb_buf_len(&u->rbuf) || ebb_buf_len(&u->wbuf) ||
+    if (!reusable || u->eof || u->wr_failed || ebb_buf_len(&u->rbuf) || ebb_buf_len(&u->wbuf) ||
         cl->nidle >= cl->cfg->pool_max_idle || u->state != EBB_UP_BUSY) {
         upconn_close(u);
         return;
@@ -238,6 +238,8 @@ ssize_t ebb_upstream_read(struct ebb_upconn *u)
     ssize_t n = ebb_buf_read_fd(&u->rbuf, u->io.fd);
     if (n == 0)
         u->eof = true;
+    else if (n < 0 && n != EBB_EAGAIN && n != EBB_ETOOBIG)
+        u->eof = u->reset = true;
     return n;
 }
 

@@ -217,3 +217,67 @@ def test_client_stalled_mid_body_or_not_reading(env):
     # 4. Expect: 100-continue waits on the upstream, not the client: not a stall
     r = http(p, "POST", "/continue", headers={"Expect": "100-continue"}, body=b"x" * 1000)
     check_eq(r.status, 200, "100-continue")
+
+
+@timeout(30)
+def test_upstream_reset_truncates_close_delimited_body(env):
+    """An upstream reset (RST) in the middle of a close-delimited response body was taken for
+    its end: the client got a clean "0\\r\\n\\r\\n" and a complete-looking, truncated 200
+    (SPEC §2: never a silently truncated 200).  A FIN still ends it cleanly."""
+    def handler(s, head, rest):
+        path = head.split(b" ")[1]
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n" +
+                  b"x" * 1000)
+        time.sleep(0.1)
+        if path == b"/rst":
+            _rst(s)
+        else:
+            s.sendall(b"y" * 10)
+            s.close()
+        return None
+    up = RawUpstream(handler)
+    e = env.ebb(env.config(app_endpoint=up.addr))
+    with Client(e.port("inbound"), timeout=5) as c:
+        c.request("GET", "/fin")
+        r = c.response()
+        check_eq((r.status, len(r.body)), (200, 1010), "FIN-delimited response")
+    for listener in ("inbound", "outbound"):
+        with Client(e.port(listener), timeout=5) as c:
+            c.request("GET", "/rst")
+            try:
+                r = c.response()
+            except Incomplete:
+                continue
+            fail("%s: reset upstream body delivered as a complete %d with %d bytes"
+                 % (listener, r.status, len(r.body)))
+
+
+@timeout(30)
+def test_early_response_then_upstream_close_during_upload(env):
+    """An upstream that answers before reading the whole request body and closes (a 413, a 401)
+    made ebb's next write fail; ebb then stopped reading the upstream at once and answered
+    503/reset instead of forwarding the answer it had been sent."""
+    def handler(s, head, rest):
+        got = len(rest)
+        while got < 256 * 1024:                      # read some of the body, not all
+            d = s.recv(65536)
+            if not d:
+                break
+            got += len(d)
+        s.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n"
+                  b"Connection: close\r\n\r\ntoo big\n")
+        return None                                  # close with the body unread: RST
+    up = RawUpstream(handler)
+    e = env.ebb(env.config(app_endpoint=up.addr))
+    body = b"z" * (8 * 1024 * 1024)
+    for i in range(6):
+        s = _connect(e.port("inbound"))
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: app.local\r\nContent-Length: %d\r\n\r\n"
+                  % len(body))
+        try:
+            s.sendall(body)
+        except OSError:
+            pass                                     # ebb may close after the answer
+        got = _read_until_close(s, t=5)
+        s.close()
+        check_eq(status_of(got), 413, "early answer (try %d, got %r)" % (i, got[:80]))
