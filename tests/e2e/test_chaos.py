@@ -281,3 +281,315 @@ def test_early_response_then_upstream_close_during_upload(env):
         got = _read_until_close(s, t=5)
         s.close()
         check_eq(status_of(got), 413, "early answer (try %d, got %r)" % (i, got[:80]))
+
+
+# -- the chaos run ---------------------------------------------------------------------------
+
+HOST = b"Host: app.local\r\n"
+
+# malformed requests: smuggling patterns and garbage (ebb must answer 4xx/close, never crash)
+BAD = [
+    b"POST /x HTTP/1.1\r\n" + HOST + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST /x HTTP/1.1\r\n" + HOST + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    b"POST /x HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+    b"POST /x HTTP/1.0\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"GET /x HTTP/1.1\r\n" + HOST + b"X-A : b\r\n\r\n",
+    b"GET /x HTTP/1.1\r\n" + HOST + b"X-A: b\r\n c\r\n\r\n",
+    b"GET /x HTTP/1.1\r\n" + HOST + b"X-A: b\rc\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nX-A: b\r\n\r\n",
+    b"GET /x HTTP/1.1\r\n" + HOST + HOST + b"\r\n",
+    b"POST /echo HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\nx\r\n",
+    b"POST /echo HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n5;" + b"e" * 5000 + b"\r\nhello\r\n0\r\n\r\n",
+    b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n" + HOST + b"\r\n",
+    b"GET / HTTP/1.1\r\n" + HOST + b"X-Big: " + b"b" * 70000 + b"\r\n\r\n",
+    b"GET / HTTP/1.1\r\n" + HOST + b"".join(b"X-%d: v\r\n" % i for i in range(300)) + b"\r\n",
+    b"\x00\x01\x02\x03garbage\r\n\r\n",
+    b"GET / HTTP/2.0\r\n" + HOST + b"\r\n",
+    b"GET / HTTP/1.1\r\n" + HOST + b"Content-Length: -1\r\n\r\n",
+    b"CONNECT app.local:80 HTTP/1.1\r\n" + HOST + b"\r\n",
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00" + b"\xff" * 40,
+    b"GET /ws HTTP/1.1\r\n" + HOST + b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Content-Length: 3\r\n\r\nabcGET /smuggled HTTP/1.1\r\n" + HOST + b"\r\n",
+]
+
+
+class Chaos:
+    def __init__(self, e, seed):
+        self.e = e
+        self.ports = [e.port("inbound"), e.port("outbound")]
+        self.tcp_port = e.port("tcp")
+        self.rng = random.Random(seed)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.counts = {}
+        self.canary_errors = []
+        self.canary_ok = 0
+        self.errors = []             # unexpected answers to *valid* chaos requests
+
+    def count(self, what):
+        with self.lock:
+            self.counts[what] = self.counts.get(what, 0) + 1
+
+    # each action gets its own rng draw and a fresh connection; a socket error is part of
+    # the game for hostile actions, but a wrong answer to a valid request is recorded
+    def act(self, rng):
+        port = rng.choice(self.ports)
+        k = rng.randrange(13)
+        name = ["valid", "post", "bad", "cut_head", "cut_body", "abandon_download",
+                "slowloris", "pipeline", "ws_abandon", "errors", "drip_abandon",
+                "expect_abandon", "tcp"][k]
+        self.count(name)
+        try:
+            getattr(self, "a_" + name)(rng, port)
+        except (OSError, Incomplete):
+            pass
+
+    def a_valid(self, rng, port):
+        n = rng.choice([0, 1, 100, 70000, 300000])
+        path = rng.choice(["/size?n=%d" % n, "/chunked?n=%d&chunk=%d" % (n, rng.randint(1, 9000))])
+        with Client(port, timeout=10) as c:
+            c.request("GET", path)
+            r = c.response()
+            if r.status != 200 or len(r.body) != n or r.body != (bytes(range(256)) * (n // 256 + 1))[:n]:
+                self.errors.append("GET %s: %d, %d bytes" % (path, r.status, len(r.body)))
+
+    def a_post(self, rng, port):
+        body = os.urandom(rng.choice([1, 1000, 100000]))
+        chunked = rng.random() < 0.5
+        with Client(port, timeout=10) as c:
+            if chunked:
+                data = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7000]), body[i:i + 7000])
+                                for i in range(0, len(body), 7000)) + b"0\r\n\r\n"
+                c.request("POST", "/echo", [("Transfer-Encoding", "chunked")], data)
+            else:
+                c.request("POST", "/echo", None, body)
+            r = c.response()
+            if r.status != 200 or r.body != body:
+                self.errors.append("POST /echo: %d, %d of %d bytes" % (r.status, len(r.body), len(body)))
+
+    def a_bad(self, rng, port):
+        s = _connect(port)
+        try:
+            s.sendall(rng.choice(BAD))
+            got = _read_until_close(s, t=5)
+            st = status_of(got)
+            if st is not None and st < 400:
+                self.errors.append("malformed request answered %d: %r" % (st, got[:100]))
+        finally:
+            s.close()
+
+    def a_cut_head(self, rng, port):
+        req = b"GET /hello HTTP/1.1\r\n" + HOST + b"X-Pad: " + b"p" * 200 + b"\r\n\r\n"
+        s = _connect(port)
+        s.sendall(req[:rng.randrange(1, len(req) - 1)])
+        time.sleep(rng.random() * 0.05)
+        _rst(s) if rng.random() < 0.5 else s.close()
+
+    def a_cut_body(self, rng, port):
+        s = _connect(port)
+        if rng.random() < 0.5:
+            s.sendall(b"POST /sha256 HTTP/1.1\r\n" + HOST + b"Content-Length: 100000\r\n\r\n" +
+                      b"x" * rng.randrange(0, 60000))
+        else:
+            s.sendall(b"POST /echo HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
+                      b"1000\r\n" + b"y" * rng.randrange(0, 4096))
+        time.sleep(rng.random() * 0.1)
+        _rst(s) if rng.random() < 0.5 else s.close()
+
+    def a_abandon_download(self, rng, port):
+        s = _connect(port)
+        s.sendall(b"GET /size?n=%d HTTP/1.1\r\n" % rng.choice([100000, 3000000]) + HOST + b"\r\n")
+        s.settimeout(5)
+        want = rng.randrange(0, 200000)
+        got = 0
+        while got < want:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += len(d)
+        _rst(s) if rng.random() < 0.5 else s.close()
+
+    def a_slowloris(self, rng, port):
+        req = b"GET /hello HTTP/1.1\r\n" + HOST + b"X-Slow: 1\r\n\r\n"
+        s = _connect(port)
+        cut = len(req) if rng.random() < 0.5 else rng.randrange(1, len(req))
+        for i in range(cut):
+            if self.stop.is_set():
+                break
+            s.sendall(req[i:i + 1])
+            time.sleep(0.02)
+        if cut == len(req):
+            got = _read_until_close(s, limit=200, t=2)
+            if got and status_of(got) not in (200, 408):
+                self.errors.append("slowloris answered %r" % got[:80])
+        _rst(s) if rng.random() < 0.3 else s.close()
+
+    def a_pipeline(self, rng, port):
+        sizes = [rng.randrange(0, 20000) for _ in range(rng.randint(2, 20))]
+        data = b"".join(b"GET /size?n=%d HTTP/1.1\r\n" % n + HOST + b"\r\n" for n in sizes)
+        with Client(port, timeout=10) as c:
+            c.send(data)
+            if rng.random() < 0.2:           # abandon the burst halfway
+                c.response()
+                _rst(c.sock)
+                return
+            for n in sizes:
+                r = c.response()
+                if r.status != 200 or len(r.body) != n:
+                    self.errors.append("pipelined /size?n=%d: %d, %d bytes" % (n, r.status, len(r.body)))
+                    return
+
+    def a_ws_abandon(self, rng, port):
+        s = _connect(port)
+        s.sendall(b"GET /ws HTTP/1.1\r\n" + HOST + b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        if rng.random() < 0.7:
+            s.settimeout(5)
+            s.recv(4096)                      # the 101 (or an error)
+            if rng.random() < 0.5:
+                s.sendall(b"\x81\x85\x00\x00\x00\x00hel")   # half a masked frame
+        time.sleep(rng.random() * 0.05)
+        _rst(s) if rng.random() < 0.5 else s.close()
+
+    def a_errors(self, rng, port):
+        path, host, want = rng.choice([
+            ("/hello", "dead.local", 503), ("/delay?ms=900", "slow.local", 504),
+            ("/rst-before-headers", "app.local", 503), ("/close-before-headers", "app.local", 503),
+            ("/hello", "nowhere.local", 404), ("/status?code=500", "app.local", 500)])
+        if port != self.ports[1] and host != "app.local":
+            host = "app.local"
+            path, want = "/status?code=404", 404
+        with Client(port, timeout=10) as c:
+            c.request("GET", path, host=host)
+            r = c.response()
+            if r.status != want:
+                self.errors.append("GET %s %s: %d, want %d" % (host, path, r.status, want))
+
+    def a_drip_abandon(self, rng, port):
+        s = _connect(port)
+        s.sendall(b"GET /drip?n=20&interval_ms=20 HTTP/1.1\r\n" + HOST + b"\r\n")
+        time.sleep(rng.random() * 0.3)
+        _rst(s) if rng.random() < 0.5 else s.close()
+
+    def a_expect_abandon(self, rng, port):
+        s = _connect(port)
+        s.sendall(b"POST /continue HTTP/1.1\r\n" + HOST +
+                  b"Expect: 100-continue\r\nContent-Length: 50000\r\n\r\n")
+        s.settimeout(5)
+        s.recv(100)
+        if rng.random() < 0.5:
+            s.sendall(b"q" * rng.randrange(0, 50000))
+        _rst(s) if rng.random() < 0.5 else s.close()
+
+    def a_tcp(self, rng, port):
+        s = _connect(self.tcp_port)
+        data = os.urandom(rng.randrange(1, 50000))
+        s.sendall(data)
+        if rng.random() < 0.5:
+            _rst(s)
+            return
+        s.shutdown(socket.SHUT_WR)
+        got = _read_until_close(s, t=5)
+        s.close()
+        if got != data:
+            self.errors.append("tcp echo: %d of %d bytes" % (len(got), len(data)))
+
+    def worker(self, seed):
+        rng = random.Random(seed)
+        while not self.stop.is_set():
+            self.act(rng)
+
+    def canary(self):
+        rng = random.Random(1)
+        port = self.ports[0]
+        c = None
+        i = 0
+        while not self.stop.is_set():
+            i += 1
+            try:
+                if c is None or i % 10 == 0:
+                    if c:
+                        c.close()
+                    port = self.ports[i % 2]
+                    c = Client(port, timeout=10)
+                if i % 2:
+                    c.request("GET", "/hello")
+                    r = c.response()
+                    ok = r.status == 200 and r.body == b"hello\n"
+                else:
+                    body = os.urandom(rng.randrange(0, 200000))
+                    c.request("POST", "/sha256", None, body)
+                    r = c.response()
+                    ok = r.status == 200 and r.json().get("sha256") == hashlib.sha256(body).hexdigest()
+                if not ok:
+                    self.canary_errors.append("canary #%d on %d: %r %r" % (i, port, r, r.body[:100]))
+                else:
+                    self.canary_ok += 1
+            except Exception as ex:
+                self.canary_errors.append("canary #%d on %d: %r" % (i, port, ex))
+                c = None
+            time.sleep(0.005)
+        if c:
+            c.close()
+
+
+@timeout(60)
+def test_chaos_mix(env):
+    e = env.start(limits={"request_headers_timeout": "2s"})
+    seed = int(os.environ.get("CHAOS_SEED", "0")) or random.randrange(1 << 30)
+    print("chaos seed %d (rerun with CHAOS_SEED=%d)" % (seed, seed))
+    ch = Chaos(e, seed)
+    gauges_seen = []
+
+    def gauges():
+        st = e.stats()
+        g = {k: v for k, v in st.items() if isinstance(v, int) and (
+            k.endswith(".downstream_cx_active") or k.endswith(".downstream_rq_active") or
+            k.endswith(".upstream_rq_active") or k.endswith(".upstream_cx_active") or
+            k.endswith(".upstream_cx_idle") or k == "server.total_connections")}
+        return g
+    threads = [threading.Thread(target=ch.worker, args=(seed + i,), daemon=True) for i in range(6)]
+    threads.append(threading.Thread(target=ch.canary, daemon=True))
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        g = gauges()
+        gauges_seen.append(g)
+        neg = {k: v for k, v in g.items() if v < 0}
+        check(not neg, "negative gauges during the run: %r" % neg)
+        check(e.alive(), "ebb died during the chaos run")
+    ch.stop.set()
+    for t in threads:
+        t.join(15)
+    check(not any(t.is_alive() for t in threads), "a chaos client is stuck")
+    print("actions: %r, canary ok %d" % (sorted(ch.counts.items()), ch.canary_ok))
+    check(not ch.canary_errors, "canary failures (%d): %s" % (len(ch.canary_errors),
+                                                            "; ".join(ch.canary_errors[:5])))
+    check(ch.canary_ok > 20, "canary made only %d requests" % ch.canary_ok)
+    check(not ch.errors, "wrong answers to valid requests (%d): %s"
+          % (len(ch.errors), "; ".join(ch.errors[:5])))
+
+    # everything must settle: no connection, request or upstream request left active
+    def settled():
+        g = gauges()
+        busy = {k: v for k, v in g.items()
+                if v != 0 and not k.endswith(".upstream_cx_active") and not k.endswith(".upstream_cx_idle")}
+        # pooled upstream connections may stay, but only as idle ones
+        for k, v in g.items():
+            if k.endswith(".upstream_cx_active"):
+                idle = g.get(k[:-len("active")] + "idle", 0)
+                if v != idle:
+                    busy[k] = "%d active, %d idle" % (v, idle)
+        return not busy or (settled.last.update(busy) and False)
+    settled.last = {}
+    try:
+        wait_for(settled, 8, interval=0.1, what="gauges back to 0")
+    except Exception:
+        fail("gauges did not return to 0: %r" % settled.last)
+    check(e.alive(), "ebb died")
+    rc = e.stop()
+    check_eq(rc, 0, "ebb exit status on /quitquitquit")
