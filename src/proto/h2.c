@@ -35,6 +35,8 @@
 #define H2_PING_DRAIN      "ebbdrain"    /* opaque data of the drain PING */
 #define H2_RESET_WINDOW_MS 10000         /* rapid-reset accounting window */
 #define H2_H1_MIN_CONNS    16            /* floor of the h2->h1 connection bound */
+#define H2_H1_MAX_CONNS    1024          /* hard cap, with streams that waited too long */
+#define H2_H1_WAIT_MS      200           /* a stream waiting this long gets its own connection */
 
 enum h2s_state {
     H2S_HEADERS = 0,  /* receiving the request head */
@@ -195,7 +197,10 @@ static void h2s_count_status(struct h2s *s, int status)
  * H2_H1_MIN_CONNS): with keep-alive every one of them goes back to the
  * pool and is reused, instead of one connect and close per request once
  * the streams outnumber the pool.  A stream that finds them all lent waits
- * in cl->h2_waiting, in order, and gets the next one given back. */
+ * in cl->h2_waiting, in order, and gets the next one given back.  One that
+ * waited H2_H1_WAIT_MS (the connections are held by long responses: long
+ * polls, downloads) connects one more, up to H2_H1_MAX_CONNS: the bound
+ * gives reuse under load without letting slow exchanges starve the rest. */
 
 static uint32_t h2_h1_limit(const struct ebb_cluster_rt *cl)
 {
@@ -208,23 +213,28 @@ static void h2_waiting_init(struct ebb_cluster_rt *cl)
         ebb_list_init(&cl->h2_waiting);
 }
 
-/* Lends connections given back to waiting streams.  Never calls back: a
- * granted stream is advanced by its own connection's h2_run() (kicked). */
+/* Takes waiting stream s off the queue and lends it a connection.  Never
+ * calls back: s is advanced by its own connection's h2_run() (kicked). */
+static void h2s_h1_lend(struct h2s *s, struct ebb_cluster_rt *cl, struct ebb_worker *w)
+{
+    ebb_list_del(&s->wlink);
+    ebb_timer_stop(w->loop, &s->timer);
+    int rc = ebb_upstream_acquire(cl, w, h2s_up_cb, s, &s->u);
+    if (rc == 0 || rc == EBB_EAGAIN) {
+        cl->h2_h1_busy++;   /* the head is queued by h2s_pump_h1 or on CONNECTED */
+    } else {
+        s->u = NULL;
+        s->up_err = rc;
+    }
+    h2s_wake_async(s);
+}
+
+/* Lends connections given back to waiting streams, oldest first. */
 static void h2_h1_grant(struct ebb_cluster_rt *cl, struct ebb_worker *w)
 {
     h2_waiting_init(cl);
-    while (!ebb_list_empty(&cl->h2_waiting) && cl->h2_h1_busy < h2_h1_limit(cl)) {
-        struct h2s *s = ebb_list_entry(cl->h2_waiting.next, struct h2s, wlink);
-        ebb_list_del(&s->wlink);
-        int rc = ebb_upstream_acquire(cl, w, h2s_up_cb, s, &s->u);
-        if (rc == 0 || rc == EBB_EAGAIN) {
-            cl->h2_h1_busy++;   /* the head is queued by h2s_pump_h1 or on CONNECTED */
-        } else {
-            s->u = NULL;
-            s->up_err = rc;
-        }
-        h2s_wake_async(s);
-    }
+    while (!ebb_list_empty(&cl->h2_waiting) && cl->h2_h1_busy < h2_h1_limit(cl))
+        h2s_h1_lend(ebb_list_entry(cl->h2_waiting.next, struct h2s, wlink), cl, w);
 }
 
 static void h2s_release_upstream(struct h2s *s, bool reusable)
@@ -425,6 +435,19 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
 static void h2s_timeout(struct ebb_loop *loop, struct ebb_timer *t)
 {
     struct h2s *s = t->data;
+    if (ebb_list_linked(&s->wlink)) {
+        /* waited H2_H1_WAIT_MS for a connection: one more, within the hard cap */
+        struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->cluster];
+        if (cl->h2_h1_busy >= H2_H1_MAX_CONNS) {
+            ebb_timer_start(loop, &s->timer, H2_H1_WAIT_MS);
+            return;
+        }
+        ebb_debug("h2", "#%llu stream %d waited %d ms for a connection to \"%s\": one more",
+                  (unsigned long long)s->h->c->id, s->id, H2_H1_WAIT_MS, cl->cfg->name);
+        h2s_h1_lend(s, cl, s->h->c->w);
+        h2_run(s->h);
+        return;
+    }
     if (s->resp_head_done || s->state != H2S_UPSTREAM)
         return;
     ebb_stat_inc(s->h->c->w->clusters[s->cluster].st->rq_timeout);
@@ -531,6 +554,7 @@ static void h2s_connect_h1(struct h2s *s)
     h2_waiting_init(cl);
     if (cl->h2_h1_busy >= h2_h1_limit(cl) || !ebb_list_empty(&cl->h2_waiting)) {
         ebb_list_add_tail(&cl->h2_waiting, &s->wlink);   /* h2_h1_grant() wakes it */
+        ebb_timer_start(s->h->c->w->loop, &s->timer, H2_H1_WAIT_MS);
         return;
     }
     int rc = ebb_upstream_acquire(cl, s->h->c->w, h2s_up_cb, s, &s->u);

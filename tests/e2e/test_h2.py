@@ -107,6 +107,33 @@ def test_h2c_prior_knowledge_to_h1_backend(env):
     check(e.stat("http2.streams_total") >= 2, "http2.streams_total")
 
 
+@timeout(40)
+def test_h2_to_h1_connection_bound(env):
+    """h2 streams to an HTTP/1.1 cluster share at most max(pool.max_idle, 16) keep-alive
+    connections per worker: the rest wait (never failed) and reuse the connections given back.
+    A stream that waited 200 ms connects one more, so long responses cannot starve the rest."""
+    e = env.start(clusters={"app": {"pool": {"max_idle": 16}}})
+    c = H2Raw(e.port("inbound"))
+    sids = [c.request("/hello") for _ in range(48)]
+    for sid in sids:
+        st = c.wait_stream(sid)
+        check_eq(st.status, 200, "stream %d status" % sid)
+    cx = e.stat("cluster.app.upstream_cx_total")
+    check(1 <= cx <= 16, "48 concurrent streams used %d upstream connections (bound 16)" % cx)
+    # 16 long responses hold every connection; a short request still gets through
+    longs = [c.request("/delay?ms=2000") for _ in range(16)]
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    st = c.wait_stream(c.request("/hello"), 5)
+    took = time.monotonic() - t0
+    check_eq(st.status, 200, "short request behind long ones")
+    check(took < 1.5, "short request waited %.2fs behind 16 long responses" % took)
+    for sid in longs:
+        check_eq(c.wait_stream(sid, 10).status, 200, "long stream %d" % sid)
+    check(e.stat("cluster.app.upstream_cx_total") <= cx + 17, "connections after the long ones")
+    c.close()
+
+
 @timeout(60)
 def test_h2_to_h2c_and_h1_to_h2c(env):
     e = start_h2(env)
