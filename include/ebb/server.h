@@ -86,6 +86,7 @@ struct ebb_listener {
     struct ebb_list             conns;  /* struct ebb_conn.link */
     bool                        draining; /* drain started on this listener */
     uint64_t                    drain_started_ms;
+    struct ebb_timer            accept_pause; /* accept resumes after running out of fds */
 };
 
 /* One upstream cluster's per-worker runtime. */

@@ -80,6 +80,15 @@ static void peer_string(struct ebb_conn *c)
         strcpy(c->peer_str, "unknown");
 }
 
+#define LISTENER_ACCEPT_PAUSE_MS 100
+
+static void accept_resume(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    struct ebb_listener *l = t->data;
+    if (l->io.fd >= 0)
+        ebb_io_set(loop, &l->io, EBB_READ);
+}
+
 static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
 {
     struct ebb_listener *l = io->data;
@@ -94,6 +103,19 @@ static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t even
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* the pending connection stays queued and the socket stays readable:
+                 * retrying at once would spin (level-triggered) and flood the log, so
+                 * pause this listener until some descriptors are likely free (nginx
+                 * does the same) */
+                ebb_warn("listener", "%s: accept: %s; pausing accepts for %d ms", l->cfg->name,
+                         strerror(errno), LISTENER_ACCEPT_PAUSE_MS);
+                ebb_io_stop(loop, &l->io);
+                l->accept_pause.cb = accept_resume;
+                l->accept_pause.data = l;
+                ebb_timer_start(loop, &l->accept_pause, LISTENER_ACCEPT_PAUSE_MS);
+                return;
+            }
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 ebb_warn("listener", "%s: accept: %s", l->cfg->name, strerror(errno));
             return;
@@ -146,6 +168,7 @@ int ebb_listener_start(struct ebb_listener *l)
 
 void ebb_listener_stop(struct ebb_listener *l)
 {
+    ebb_timer_stop(l->w->loop, &l->accept_pause);
     if (l->io.fd < 0)
         return;
     ebb_io_stop(l->w->loop, &l->io);

@@ -593,3 +593,43 @@ def test_chaos_mix(env):
     check(e.alive(), "ebb died")
     rc = e.stop()
     check_eq(rc, 0, "ebb exit status on /quitquitquit")
+
+
+@timeout(40)
+def test_accept_out_of_fds_does_not_spin(env):
+    """When accept() failed with EMFILE the listening socket stayed readable and the
+    level-triggered loop retried at once, forever: 100% CPU and hundreds of thousands of log
+    lines a second until a descriptor was freed.  Now the listener pauses for 100 ms, and
+    resumes by itself."""
+    from lib import Skip, have
+    if not have("prlimit"):
+        raise Skip("prlimit not installed")
+    env.be = env.backend()
+    cfg = env.config(env.be)
+    wrapper = os.path.join(env.tmpdir, "ebb-nofile.sh")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec prlimit --nofile=64 %s \"$@\"\n" % env.ebb_path)
+    os.chmod(wrapper, 0o755)
+    env.ebb_path = wrapper
+    e = env.ebb(cfg)
+    socks = []
+    for _ in range(90):                  # more than the descriptors ebb has left
+        socks.append(_connect(e.port("inbound"), t=2))
+
+    def cpu_ticks():
+        with open("/proc/%d/stat" % e.pid) as f:
+            st = f.read().rsplit(")", 1)[1].split()
+        return int(st[11]) + int(st[12])
+    time.sleep(0.3)
+    lines0, t0 = len(e.stderr().splitlines()), cpu_ticks()
+    time.sleep(1.5)
+    lines1, t1 = len(e.stderr().splitlines()), cpu_ticks()
+    hz = os.sysconf("SC_CLK_TCK")
+    check((t1 - t0) / hz < 0.5, "ebb used %.2fs of CPU in 1.5s while out of descriptors"
+          % ((t1 - t0) / hz))
+    check(lines1 - lines0 < 300, "%d log lines in 1.5s while out of descriptors" % (lines1 - lines0))
+    for s in socks:
+        s.close()
+    # the queued connections are accepted once descriptors are free, and new ones work
+    wait_for(lambda: http(e.port("inbound"), "GET", "/hello", timeout=2).status == 200, 5,
+             what="a request after descriptors were freed")
