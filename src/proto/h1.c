@@ -1055,6 +1055,9 @@ static bool h1_h2u_pump(struct h1 *h)
             ebb_buf_append(&c->wbuf, "\r\n", 2);
         progress = true;
     }
+    size_t wmax = c->wbuf.max ? c->wbuf.max : EBB_BUF_DEFAULT_MAX;
+    if (!h->resp_chunk_out || ebb_buf_len(&h->us_trl) + 16 > wmax)
+        ebb_buf_reset(&h->us_trl);   /* no chunked framing, or can never fit: dropped */
     if (h->us_end && !h->resp_done && (!h->us || ebb_h2u_readable(h->us) == 0) &&
         ebb_buf_room(&c->wbuf) > ebb_buf_len(&h->us_trl) + 16) {
         if (h->resp_chunk_out) {

@@ -633,3 +633,73 @@ def test_accept_out_of_fds_does_not_spin(env):
     # the queued connections are accepted once descriptors are free, and new ones work
     wait_for(lambda: http(e.port("inbound"), "GET", "/hello", timeout=2).status == 200, 5,
              what="a request after descriptors were freed")
+
+
+def _h2_trailer_origin(trailer_bytes):
+    """A one-connection-at-a-time h2c origin (python3-h2, blocking, in a thread) answering
+    every request with 200, "hi" and a trailer section of about trailer_bytes bytes."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+
+    def serve(s):
+        conn = h2.connection.H2Connection(config=h2.config.H2Configuration(
+            client_side=False, header_encoding="utf-8"))
+        conn.initiate_connection()
+        s.sendall(conn.data_to_send())
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    return
+                for ev in conn.receive_data(d):
+                    if isinstance(ev, h2.events.StreamEnded):
+                        sid = ev.stream_id
+                        conn.send_headers(sid, [(":status", "200"), ("content-type", "text/plain")])
+                        conn.send_data(sid, b"hi")
+                        conn.send_headers(sid, [("x-big-trailer", "t" * trailer_bytes)],
+                                          end_stream=True)
+                s.sendall(conn.data_to_send())
+        except Exception:
+            pass
+        finally:
+            s.close()
+
+    def run():
+        while True:
+            try:
+                s, _ = ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(s,), daemon=True).start()
+    threading.Thread(target=run, daemon=True).start()
+    return "127.0.0.1:%d" % ls.getsockname()[1]
+
+
+@timeout(30)
+def test_h1_to_h2c_trailers_larger_than_client_buffer(env):
+    """h1 client -> h2c cluster: response trailers that could never fit the client buffer
+    (buffer_size 4 KiB) left the exchange waiting for room forever with no socket interest
+    set (the response never ended).  Now they are dropped and the response ends."""
+    try:
+        import h2.connection  # noqa: F401
+    except ImportError:
+        from lib import Skip
+        raise Skip("python3-h2 not installed")
+    origin = _h2_trailer_origin(6000)
+    cfg = env.config(app_endpoint=origin, limits={"buffer_size": 4096})
+    for cl in cfg["clusters"]:
+        if cl["name"] == "app":
+            cl["protocol"] = "h2c"
+    e = env.ebb(cfg)
+    for trailers_ok in (False, True):
+        with Client(e.port("inbound"), timeout=5) as c:
+            c.request("GET", "/t", [("TE", "trailers")] if trailers_ok else None)
+            try:
+                r = c.response()
+            except (Incomplete, socket.timeout) as ex:
+                fail("response never ended: %r" % ex)
+            check_eq((r.status, r.body), (200, b"hi"), "response")
