@@ -175,8 +175,12 @@ int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_worker *w, ebb_up
     u->timer.data = u;
     u->rbuf.max = w->srv->cfg->limits.buffer_size;
     u->wbuf.max = w->srv->cfg->limits.buffer_size;
+    /* a whole head must fit either way, whatever buffer_size says (the rewritten request
+     * head is up to max_head + 4096, see build_upstream_head) */
     if (u->rbuf.max < w->srv->cfg->limits.h1.max_head + 4096)
         u->rbuf.max = w->srv->cfg->limits.h1.max_head + 4096;
+    if (u->wbuf.max < w->srv->cfg->limits.h1.max_head + 4096)
+        u->wbuf.max = w->srv->cfg->limits.h1.max_head + 4096;
     ebb_list_init(&u->link);
     ebb_stat_inc(cl->st->cx_total);
     *out = u;

@@ -703,3 +703,16 @@ def test_h1_to_h2c_trailers_larger_than_client_buffer(env):
             except (Incomplete, socket.timeout) as ex:
                 fail("response never ended: %r" % ex)
             check_eq((r.status, r.body), (200, b"hi"), "response")
+
+
+@timeout(30)
+def test_request_head_larger_than_buffer_size(env):
+    """With buffer_size below the head limit, a valid request head between the two (here
+    6 KB with buffer_size 4 KiB, max_request_headers 60 KiB) was refused with 502: the
+    upstream write buffer could not take the head although the read side is sized for it."""
+    e = env.start(limits={"buffer_size": 4096})
+    r = http(e.port("inbound"), "GET", "/headers", headers={"X-Big": "b" * 6000})
+    check_eq(r.status, 200, "status")
+    check(len(r.json()["headers"]) >= 2 and any(k.lower() == "x-big" and len(v) == 6000
+                                                for k, v in r.json()["headers"]),
+          "X-Big reached the upstream whole")
