@@ -817,6 +817,15 @@ static bool h1_pump_response(struct h1 *h)
     return progress;
 }
 
+static bool h1_idempotent(const char *method)
+{
+    static const char *const m[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE" };
+    for (size_t i = 0; i < EBB_ARRAY_LEN(m); i++)
+        if (strcmp(method, m[i]) == 0)
+            return true;
+    return false;
+}
+
 /* The upstream closed or failed before the exchange finished. */
 static void h1_upstream_gone(struct h1 *h)
 {
@@ -824,8 +833,10 @@ static void h1_upstream_gone(struct h1 *h)
     const char *name = u->cl->cfg->name;
 
     if (!h->resp_started && u->reused && h->req_framing == EBB_H1_BODY_NONE &&
-        h->retries == 0) {
-        /* a pooled connection the upstream had closed: one fresh try is safe */
+        h->retries == 0 && h1_idempotent(h->method)) {
+        /* a pooled connection the upstream had closed: one fresh try is safe, for a
+         * method that may be repeated (RFC 9110 §9.2.2, RFC 9112 §9.3.1: the upstream may
+         * have acted on a POST before closing) */
         h->retries++;
         ebb_debug("h1", "#%llu pooled upstream connection closed, retrying",
                   (unsigned long long)h->c->id);

@@ -716,3 +716,32 @@ def test_request_head_larger_than_buffer_size(env):
     check(len(r.json()["headers"]) >= 2 and any(k.lower() == "x-big" and len(v) == 6000
                                                 for k, v in r.json()["headers"]),
           "X-Big reached the upstream whole")
+
+
+@timeout(30)
+def test_no_automatic_retry_of_non_idempotent_request(env):
+    """A bodiless POST sent on a pooled connection that the upstream then closed without an
+    answer was retried on a fresh connection: the upstream saw (and may have acted on) it
+    twice.  RFC 9112 §9.3.1: never retry a non-idempotent request automatically.  A GET is
+    still retried once."""
+    seen = []
+
+    def handler(s, head, rest):
+        method, path = head.split(b" ")[:2]
+        seen.append((method, path))
+        if path.startswith(b"/drop"):
+            return None                              # processed, then closed: no answer
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return rest
+    up = RawUpstream(handler)
+    e = env.ebb(env.config(app_endpoint=up.addr, extra={"concurrency": 1}))
+    for method in ("POST", "GET"):
+        with Client(e.port("inbound"), timeout=5) as c:
+            c.request("GET", "/warm")                # leaves a pooled connection
+            check_eq(c.response().status, 200, "warm-up")
+            del seen[:]
+            c.request(method, "/drop-" + method)
+            r = c.response()
+        n = sum(1 for m, p in seen if p == b"/drop-" + method.encode())
+        check_eq(r.status, 503, "%s on a connection closed without an answer" % method)
+        check_eq(n, 1 if method == "POST" else 2, "times the upstream saw the %s" % method)
