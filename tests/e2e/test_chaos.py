@@ -327,6 +327,7 @@ class Chaos:
         self.canary_errors = []
         self.canary_ok = 0
         self.errors = []             # unexpected answers to *valid* chaos requests
+        self.holders = []            # stalled clients kept open past the run: ebb must cut them
 
     def count(self, what):
         with self.lock:
@@ -336,10 +337,10 @@ class Chaos:
     # the game for hostile actions, but a wrong answer to a valid request is recorded
     def act(self, rng):
         port = rng.choice(self.ports)
-        k = rng.randrange(13)
+        k = rng.randrange(14)
         name = ["valid", "post", "bad", "cut_head", "cut_body", "abandon_download",
                 "slowloris", "pipeline", "ws_abandon", "errors", "drip_abandon",
-                "expect_abandon", "tcp"][k]
+                "expect_abandon", "tcp", "hold"][k]
         self.count(name)
         try:
             getattr(self, "a_" + name)(rng, port)
@@ -496,6 +497,23 @@ class Chaos:
         if got != data:
             self.errors.append("tcp echo: %d of %d bytes" % (len(got), len(data)))
 
+    def a_hold(self, rng, port):
+        """A client that stalls and stays connected: mid-head, preface prefix, mid-body,
+        or a download it never reads."""
+        with self.lock:
+            if len(self.holders) >= 12:
+                return
+        s = _connect(port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(rng.choice([
+            b"GET /hello HTTP/1.1\r\nHo",
+            b"PRI * HTTP/2.0\r\n",
+            b"POST /sha256 HTTP/1.1\r\n" + HOST + b"Content-Length: 1000\r\n\r\nabc",
+            b"POST /echo HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n10\r\nab",
+            b"GET /size?n=20000000 HTTP/1.1\r\n" + HOST + b"\r\n"]))
+        with self.lock:
+            self.holders.append(s)
+
     def worker(self, seed):
         rng = random.Random(seed)
         while not self.stop.is_set():
@@ -537,7 +555,7 @@ class Chaos:
 
 @timeout(60)
 def test_chaos_mix(env):
-    e = env.start(limits={"request_headers_timeout": "2s"})
+    e = env.start(limits={"request_headers_timeout": "2s", "idle_timeout": "2s"})
     seed = int(os.environ.get("CHAOS_SEED", "0")) or random.randrange(1 << 30)
     print("chaos seed %d (rerun with CHAOS_SEED=%d)" % (seed, seed))
     ch = Chaos(e, seed)
@@ -586,10 +604,16 @@ def test_chaos_mix(env):
                     busy[k] = "%d active, %d idle" % (v, idle)
         return not busy or (settled.last.update(busy) and False)
     settled.last = {}
+    # the stalled clients are still connected: ebb must give up on them by itself
+    # (request_headers_timeout, or min(idle_timeout, 60 s) for an exchange)
     try:
-        wait_for(settled, 8, interval=0.1, what="gauges back to 0")
+        wait_for(settled, 10, interval=0.1, what="gauges back to 0")
     except Exception:
-        fail("gauges did not return to 0: %r" % settled.last)
+        fail("gauges did not return to 0 with %d stalled clients still connected: %r"
+             % (len(ch.holders), settled.last))
+    finally:
+        for s in ch.holders:
+            s.close()
     check(e.alive(), "ebb died")
     rc = e.stop()
     check_eq(rc, 0, "ebb exit status on /quitquitquit")
