@@ -74,6 +74,8 @@ struct ebb_control {
 /* Sets up signals, the admin/status/readiness sockets and the timers.
  * Returns 0 or EBB_E* with a message in err. */
 int ebb_control_init(struct ebb_control *ctl, struct ebb_server *srv, char *err, size_t errlen);
+/* Undoes ebb_control_init(), also a partial one.  ebb_control_run() calls it. */
+void ebb_control_free(struct ebb_control *ctl);
 /* Runs the control loop until exit is decided; returns the exit status. */
 int ebb_control_run(struct ebb_control *ctl);
 

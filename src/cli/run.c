@@ -108,6 +108,9 @@ int ebb_cmd_run(int argc, char **argv)
     if (ebb_server_init(&srv, cfg, err, sizeof(err)) < 0 ||
         ebb_control_init(&ctl, &srv, err, sizeof(err)) < 0) {
         fprintf(stderr, "ebb: startup failed: %s\n", err);
+        ebb_control_free(&ctl);
+        ebb_server_free(&srv);
+        ebb_config_free(cfg);
         return 2;
     }
     if (ebb_server_start(&srv) < 0) {

@@ -315,6 +315,9 @@ int ebb_control_init(struct ebb_control *ctl, struct ebb_server *srv, char *err,
 
     ctl->srv = srv;
     srv->ctl = ctl;
+    ctl->sigio.fd = ctl->zero.io.fd = -1;
+    ctl->admin_io.fd = ctl->status_io.fd = ctl->ready_io.fd = -1;
+    ebb_list_init(&ctl->admin_conns);
     ctl->loop = ebb_loop_new();
     if (!ctl->loop) {
         snprintf(err, errlen, "cannot create control loop: %s", strerror(errno));
@@ -349,6 +352,24 @@ int ebb_control_init(struct ebb_control *ctl, struct ebb_server *srv, char *err,
     return ebb_admin_init(ctl, err, errlen);
 }
 
+void ebb_control_free(struct ebb_control *ctl)
+{
+    if (!ctl->loop)
+        return;
+    ebb_admin_close(ctl);
+    ebb_loop_run_deferred(ctl->loop);
+    ebb_async_close(ctl->loop, &ctl->zero);
+    if (ctl->srv)
+        ctl->srv->zero_notify = NULL;
+    if (ctl->sigio.fd >= 0) {
+        ebb_io_stop(ctl->loop, &ctl->sigio);
+        close(ctl->sigio.fd);
+        ctl->sigio.fd = -1;
+    }
+    ebb_loop_free(ctl->loop);
+    ctl->loop = NULL;
+}
+
 int ebb_control_run(struct ebb_control *ctl)
 {
     struct ebb_server *srv = ctl->srv;
@@ -377,13 +398,7 @@ int ebb_control_run(struct ebb_control *ctl)
         ebb_info("drain", "exit: reason=\"%s\" without drain, %lld active connections closed",
                  ctl->exit_reason, (long long)left);
     }
-    ebb_admin_close(ctl);
-    ebb_loop_run_deferred(ctl->loop);
-    ebb_async_close(ctl->loop, &ctl->zero);
-    srv->zero_notify = NULL;
-    ebb_io_stop(ctl->loop, &ctl->sigio);
-    close(ctl->sigio.fd);
-    ebb_loop_free(ctl->loop);
-    ctl->loop = NULL;
-    return ctl->exit_code;
+    int code = ctl->exit_code;
+    ebb_control_free(ctl);
+    return code;
 }

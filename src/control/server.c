@@ -83,7 +83,10 @@ int ebb_server_init(struct ebb_server *srv, struct ebb_config *cfg, char *err, s
         }
         ebb_loop_set_data(w->loop, w);
         w->nlisteners = cfg->nlisteners;
+        w->wake.io.fd = -1;
         w->listeners = ebb_xcalloc(cfg->nlisteners, sizeof(*w->listeners));
+        for (size_t j = 0; j < cfg->nlisteners; j++)
+            w->listeners[j].io.fd = -1;
         for (size_t j = 0; j < cfg->nlisteners; j++) {
             struct ebb_listener *l = &w->listeners[j];
             const struct ebb_listener_cfg *lc = &cfg->listeners[j];
@@ -222,15 +225,20 @@ void ebb_server_join_threads(struct ebb_server *srv)
 
 void ebb_server_free(struct ebb_server *srv)
 {
-    for (size_t i = 0; i < srv->nworkers; i++) {
+    /* also undoes a partial ebb_server_init() (startup failure) */
+    for (size_t i = 0; srv->workers && i < srv->nworkers; i++) {
         struct ebb_worker *w = &srv->workers[i];
+        if (!w->loop)
+            break;
+        for (size_t j = 0; w->listeners && j < w->nlisteners; j++)
+            ebb_listener_stop(&w->listeners[j]);
         ebb_async_close(w->loop, &w->wake);
         ebb_loop_free(w->loop);
         free(w->listeners);
         free(w->clusters);
     }
     free(srv->workers);
-    for (size_t i = 0; i < srv->cfg->nclusters; i++)
+    for (size_t i = 0; srv->addrs && i < srv->cfg->nclusters; i++)
         free(srv->addrs[i]);
     free(srv->addrs);
     ebb_stats_free(srv->stats);

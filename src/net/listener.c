@@ -168,6 +168,8 @@ int ebb_listener_start(struct ebb_listener *l)
 
 void ebb_listener_stop(struct ebb_listener *l)
 {
+    if (!l->w)
+        return;   /* never set up (startup failed before this listener) */
     ebb_timer_stop(l->w->loop, &l->accept_pause);
     if (l->io.fd < 0)
         return;

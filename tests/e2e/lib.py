@@ -18,6 +18,7 @@ import json
 import os
 import re
 import signal
+import random
 import socket
 import struct
 import subprocess
@@ -91,16 +92,34 @@ def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
 _given_ports = set()
 
 
+_port_rng = random.SystemRandom()   # fresh in every forked test process
+
+
 def free_port():
     """A loopback TCP port that nothing listens on right now (never the same one twice)."""
-    for _ in range(100):
+    # Below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by default), so an
+    # outgoing connection of this or another test can never take the port between this
+    # check and ebb's bind (binding to port 0 handed out ports from that very range).
+    lo, hi = 20000, 32000
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            eph_lo = int(f.read().split()[0])
+        hi = min(hi, eph_lo - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(1000):
+        p = _port_rng.randint(lo, hi)
+        if p in _given_ports:
+            continue
         s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        p = s.getsockname()[1]
-        s.close()
-        if p not in _given_ports:
-            _given_ports.add(p)
-            return p
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _given_ports.add(p)
+        return p
     fail("no free port")
 
 
