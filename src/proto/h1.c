@@ -379,6 +379,28 @@ static void h1_reply(struct h1 *h, int status, unsigned rf, const char *fmt, ...
 
 /* --- request side --- */
 
+/* True when the request asks to upgrade to h2c (RFC 7540 §3.2, removed in RFC 9113).
+ * ebb does not forward that upgrade, as Envoy does not: an upstream accepting it would
+ * turn the connection into an HTTP/2 tunnel whose requests ebb never sees ("h2c
+ * smuggling"); the request goes upstream as a plain HTTP/1.1 request. */
+static bool h1_upgrade_h2c(const struct ebb_h1_msg *m)
+{
+    const struct ebb_h1_header *up = ebb_h1_find(m, "upgrade");
+    if (!up)
+        return false;
+    const char *p = up->value.p, *end = p + up->value.len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *t = p;
+        while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        if (p - t == 3 && strncasecmp(t, "h2c", 3) == 0)
+            return true;
+    }
+    return false;
+}
+
 static int build_upstream_head(struct h1 *h, const struct ebb_h1_msg *m)
 {
     struct ebb_buf *b = &h->uphead;
@@ -427,7 +449,7 @@ static int build_upstream_head(struct h1 *h, const struct ebb_h1_msg *m)
         rc |= ebb_buf_appendf(b, "content-length: %llu\r\n", (unsigned long long)m->content_length);
     else if (m->framing == EBB_H1_BODY_CHUNKED)
         rc |= ebb_buf_appendf(b, "transfer-encoding: chunked\r\n");
-    if (m->flags & EBB_H1_F_UPGRADE) {
+    if (h->upgrade_req) {
         const struct ebb_h1_header *up = ebb_h1_find(m, "upgrade");
         rc |= ebb_buf_appendf(b, "connection: upgrade\r\nupgrade: %.*s\r\n",
                               up ? (int)up->value.len : 0, up ? up->value.p : "");
@@ -529,7 +551,7 @@ static bool h1_start(struct h1 *h)
     span_copy(h->authority, sizeof(h->authority), &m->authority);
     h->minor = m->minor;
     h->head_req = span_ieq(&m->method, "HEAD");
-    h->upgrade_req = (m->flags & EBB_H1_F_UPGRADE) != 0;
+    h->upgrade_req = (m->flags & EBB_H1_F_UPGRADE) != 0 && !h1_upgrade_h2c(m);
     h->expect_continue = (m->flags & EBB_H1_F_EXPECT_CONTINUE) != 0;
     h->close_after = (m->flags & EBB_H1_F_CONN_CLOSE) != 0;
     if (c->flags & EBB_CONN_F_DRAINING)

@@ -769,3 +769,31 @@ def test_no_automatic_retry_of_non_idempotent_request(env):
         n = sum(1 for m, p in seen if p == b"/drop-" + method.encode())
         check_eq(r.status, 503, "%s on a connection closed without an answer" % method)
         check_eq(n, 1 if method == "POST" else 2, "times the upstream saw the %s" % method)
+
+
+@timeout(30)
+def test_h2c_upgrade_not_forwarded(env):
+    """"Upgrade: h2c" was forwarded: an upstream that accepts it answers 101 and the client
+    then holds an HTTP/2 tunnel whose requests ebb never sees (h2c smuggling: no routing,
+    no x-forwarded-*, no access log, no drain).  Envoy strips it; so does ebb now, and the
+    request is an ordinary one.  WebSocket upgrades are still forwarded."""
+    e = env.start()
+    for listener in ("inbound", "outbound"):
+        r = http(e.port(listener), "GET", "/headers", headers=[
+            ("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"),
+            ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")])
+        check_eq(r.status, 200, "%s: status" % listener)
+        names = {k.lower(): v for k, v in r.json()["headers"]}
+        check("upgrade" not in names and "http2-settings" not in names and
+              "upgrade" not in names.get("connection", "").lower(),
+              "%s: h2c upgrade forwarded: %r" % (listener, names))
+    # an upstream that would switch anyway is refused (502), never tunnelled
+    def handler(s, head, rest):
+        s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+        return None
+    up = RawUpstream(handler)
+    e2 = env.ebb(env.config(app_endpoint=up.addr))
+    got, how = raw_exchange(e2.port("inbound"), b"GET / HTTP/1.1\r\nHost: app.local\r\n"
+                            b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                            b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", timeout=3)
+    check_eq(status_of(got), 502, "101 to a request ebb did not upgrade")
