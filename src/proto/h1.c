@@ -52,6 +52,7 @@ struct h1 {
     uint64_t           start_ms;
     long               cluster;       /* cluster index, -1 none */
     struct ebb_upconn *u;             /* lent upstream connection */
+    const char        *up_addr;       /* endpoint of the last upstream tried (for the log) */
     bool               head_queued;   /* request head written into u->wbuf */
     struct ebb_buf     uphead;        /* request head as sent upstream (kept for one retry) */
     int                retries;
@@ -205,7 +206,7 @@ static void h1_log(struct h1 *h)
         .bytes_received = h->req_bytes,
         .bytes_sent = h->resp_bytes,
         .duration_ms = ebb_loop_now(h->c->w->loop) - h->start_ms,
-        .upstream_host = h->u ? h->u->addr_str : NULL,
+        .upstream_host = h->u ? h->u->addr_str : h->up_addr,
         .upstream_cluster = h->cluster >= 0 ? h->c->w->clusters[h->cluster].cfg->name : NULL,
         .flags = h->rf,
         .request_id = h->request_id,
@@ -247,6 +248,7 @@ static void h1_reset_exchange(struct h1 *h)
     h->us_end = false;
     ebb_buf_reset(&h->us_trl);
     h->method[0] = h->path[0] = h->authority[0] = h->request_id[0] = '\0';
+    h->up_addr = NULL;
 }
 
 /* The response is complete (or abandoned): account, log, and either wait
@@ -458,6 +460,17 @@ static int build_upstream_head(struct h1 *h, const struct ebb_h1_msg *m)
     return rc ? EBB_ETOOBIG : 0;
 }
 
+/* The cluster's request_timeout runs from the end of the request (Envoy's route timeout),
+ * so a slow upload is not a slow upstream; it stops at the response head. */
+static void h1_arm_request_timeout(struct h1 *h)
+{
+    uint64_t rt = h->cluster >= 0 ? h->c->w->clusters[h->cluster].cfg->request_timeout_ms : 0;
+    if (rt && h->req_done && !h->resp_head_done)
+        ebb_timer_start(h->c->w->loop, &h->timer, rt);
+    else
+        ebb_timer_stop(h->c->w->loop, &h->timer);
+}
+
 static void h1_queue_head(struct h1 *h)
 {
     struct ebb_upconn *u = h->u;
@@ -469,11 +482,7 @@ static void h1_queue_head(struct h1 *h)
     u->nrequests++;
     ebb_stat_inc(u->cl->st->rq_total);
     ebb_stat_inc(u->cl->st->rq_active);
-    uint64_t rt = u->cl->cfg->request_timeout_ms;
-    if (rt)
-        ebb_timer_start(h->c->w->loop, &h->timer, rt);
-    else
-        ebb_timer_stop(h->c->w->loop, &h->timer);
+    h1_arm_request_timeout(h);
 }
 
 /* Starts (or restarts, on retry) the upstream side of the exchange. */
@@ -481,6 +490,8 @@ static void h1_connect(struct h1 *h)
 {
     struct ebb_cluster_rt *cl = &h->c->w->clusters[h->cluster];
     int rc = ebb_upstream_acquire(cl, h->c->w, h1_upstream_cb, h, &h->u);
+    if (h->u)
+        h->up_addr = h->u->addr_str;   /* lives as long as the server */
     if (rc == 0) {
         h1_queue_head(h);
     } else if (rc != EBB_EAGAIN) {
@@ -646,6 +657,7 @@ static bool h1_pump_request(struct h1 *h)
                 ebb_buf_append(&u->wbuf, "\r\n", 2);
             }
             h->req_done = true;
+            h1_arm_request_timeout(h);
         }
         ebb_buf_consume(&c->rbuf, consumed);
         progress = true;

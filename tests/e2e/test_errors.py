@@ -68,6 +68,20 @@ def test_504_request_timeout_outbound(env):
     check_eq(r.status, 200, "a request within the timeout")
 
 
+def test_request_timeout_starts_when_the_request_ends(env):
+    """request_timeout (500 ms on "slow") runs from the end of the request, as Envoy's route
+    timeout does: a 1.5 s upload is not a slow upstream."""
+    e = env.start()
+    with Client(e.port("outbound")) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: slow.local\r\nContent-Length: 30\r\n\r\n")
+        for _ in range(3):
+            time.sleep(0.5)   # the scenario: a slow uploader
+            c.send(b"x" * 10)
+        r = c.response()
+        check_eq(r.status, 200, "status of a slow upload to a cluster with request_timeout 500ms")
+        check_eq(r.body, b"x" * 30, "echoed body")
+
+
 def test_504_request_timeout_inbound(env):
     e = env.start(clusters={"app": {"request_timeout": "500ms"}})
     with Client(e.port("inbound")) as c:
