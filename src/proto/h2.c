@@ -775,16 +775,14 @@ static bool h2s_pump_h1(struct h2s *s)
 static void h2s_up_cb(void *owner, struct ebb_upconn *u, uint32_t events)
 {
     struct h2s *s = owner;
-    struct h2c *h = s->h;
 
-    h2s_wake(s);
     if (events & EBB_UP_EV_FAILED) {
         const char *name = u->cl->cfg->name;
         int err = u->err;
         h2s_release_upstream(s, false);
         h2s_reply(s, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\": %s\n", name,
                   err == EBB_ETIMEDOUT ? "connect timeout" : ebb_strerror(err));
-        h2_run(h);
+        h2s_wake_async(s);
         return;
     }
     if (events & EBB_UP_EV_CONNECTED)
@@ -805,7 +803,9 @@ static void h2s_up_cb(void *owner, struct ebb_upconn *u, uint32_t events)
         u->eof = true;
         ebb_buf_reset(&u->wbuf);
     }
-    h2_run(h);
+    /* after this epoll batch: one h2_run (one write to the client) for every
+     * upstream event of the batch, not one per event */
+    h2s_wake_async(s);
 }
 
 static void h2s_set_interest(struct h2s *s)
@@ -896,22 +896,14 @@ static void h2s_us_head(void *owner, int status, const nghttp2_nv *nv, size_t n)
     h2s_submit_head(s, out, k, !s->head_req);
     if (s->head_req)
         s->resp_done = true;
-    h2_run(s->h);
+    h2s_wake_async(s);
 }
 
-static void h2s_us_data(void *owner)
-{
-    struct h2s *s = owner;
-    h2s_wake(s);
-    h2_run(s->h);
-}
-
-static void h2s_us_writable(void *owner)
-{
-    struct h2s *s = owner;
-    h2s_wake(s);
-    h2_run(s->h);
-}
+/* h2u callbacks run inside the upstream connection's receive: the downstream
+ * connection runs once after the epoll batch (h2s_wake_async), however many
+ * of its streams the upstream frames concerned. */
+static void h2s_us_data(void *owner) { h2s_wake_async(owner); }
+static void h2s_us_writable(void *owner) { h2s_wake_async(owner); }
 
 static void h2s_us_trailers(void *owner, const nghttp2_nv *nv, size_t n)
 {
@@ -926,8 +918,7 @@ static void h2s_us_end(void *owner)
 {
     struct h2s *s = owner;
     s->up_end = true;
-    h2s_wake(s);
-    h2_run(s->h);
+    h2s_wake_async(s);
 }
 
 static void h2s_us_error(void *owner, unsigned rf, bool head_seen)
@@ -944,7 +935,7 @@ static void h2s_us_error(void *owner, unsigned rf, bool head_seen)
                   cl->cfg->name);
     else
         h2s_reply(s, 0, rf | EBB_RF_URX, "-");
-    h2_run(s->h);
+    h2s_wake_async(s);
 }
 
 static const struct ebb_h2u_cbs h2s_us_cbs = {
