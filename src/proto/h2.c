@@ -699,7 +699,10 @@ static bool h2s_pump_h1_response(struct h2s *s)
         if (rc == EBB_H1_AGAIN)
             break;
     }
-    if (!s->resp_done && s->resp_in == EBB_H1_BODY_EOF && u->eof && !ebb_buf_len(&u->rbuf)) {
+    /* a close-delimited body ends with the upstream's FIN; a reset truncates it, and
+     * h2s_pump_h1 then resets the stream (never END_STREAM on a cut body) */
+    if (!s->resp_done && s->resp_in == EBB_H1_BODY_EOF && u->eof && !u->reset &&
+        !ebb_buf_len(&u->rbuf)) {
         s->resp_done = true;
         progress = true;
     }
@@ -789,13 +792,11 @@ static void h2s_up_cb(void *owner, struct ebb_upconn *u, uint32_t events)
         h2s_queue_head(s);
     if (s->u && (events & (EBB_READ | EPOLLHUP | EPOLLERR))) {
         for (int i = 0; i < 4; i++) {
-            ssize_t n = ebb_upstream_read(u);
+            ssize_t n = ebb_upstream_read(u);   /* sets eof (and reset) */
             if (n > 0 && ebb_buf_tailroom(&u->rbuf) && ebb_buf_room(&u->rbuf))
                 break;
             if (n > 0)
                 continue;
-            if (n < 0 && n != EBB_EAGAIN && n != EBB_ETOOBIG)
-                u->eof = true;
             break;
         }
     }
