@@ -709,13 +709,27 @@ static bool h2s_pump_h1_response(struct h2s *s)
     return progress;
 }
 
+/* A method that may be repeated (RFC 9110 §9.2.2), as h1.c decides. */
+static bool h2s_idempotent(const struct h2s *s)
+{
+    static const char *const m[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE" };
+    for (size_t i = 0; i < EBB_ARRAY_LEN(m); i++)
+        if (rc_is(s->method, m[i]))
+            return true;
+    return false;
+}
+
 /* The h1 upstream closed or failed before the exchange finished. */
 static void h2s_h1_upstream_gone(struct h2s *s)
 {
     struct ebb_upconn *u = s->u;
     const char *name = u->cl->cfg->name;
 
-    if (!s->resp_started && u->reused && s->req_end && s->req_bytes == 0 && s->retries == 0) {
+    if (!s->resp_started && u->reused && s->req_end && s->req_bytes == 0 && s->retries == 0 &&
+        h2s_idempotent(s)) {
+        /* a pooled connection the upstream had closed: one fresh try is safe, for a method
+         * that may be repeated (RFC 9110 §9.2.2, RFC 9112 §9.3.1: the upstream may have
+         * acted on a POST before closing) */
         s->retries++;
         h2s_release_upstream(s, false);
         s->head_queued = false;

@@ -52,3 +52,34 @@ def test_h2_upstream_reset_truncates_close_delimited_body(env):
                  % (listener, st.status, len(st.body)))
         check_eq(st.reset, h2lib.INTERNAL_ERROR, "%s: RST_STREAM code" % listener)
         c.close()
+
+
+@timeout(30)
+def test_h2_no_automatic_retry_of_non_idempotent_request(env):
+    """A bodiless POST on a pooled connection that the upstream then closed without an answer
+    was retried on a fresh connection: the upstream saw (and may have acted on) it twice.
+    RFC 9110 §9.2.2, RFC 9112 §9.3.1: only idempotent methods are retried.  A GET still is,
+    once."""
+    seen = []
+
+    def handler(s, head, rest):
+        method, path = head.split(b" ")[:2]
+        seen.append((method, path))
+        if path.startswith(b"/drop"):
+            return None                              # processed, then closed: no answer
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return rest
+    up = RawUpstream(handler)
+    e = _h2_ebb(env, up, extra={"concurrency": 1})
+    for method in ("POST", "DELETE", "PATCH", "GET"):
+        c = H2Raw(e.port("inbound"))
+        st = c.wait_stream(c.request("/warm"))       # leaves a pooled connection
+        check_eq(st.status, 200, "warm-up")
+        del seen[:]
+        path = "/drop-" + method
+        st = c.wait_stream(c.request(path, method=method))
+        c.close()
+        n = sum(1 for m, p in seen if p == path.encode())
+        check_eq(st.status, 503, "%s on a connection closed without an answer" % method)
+        check_eq(n, 2 if method in ("GET", "DELETE") else 1,
+                 "times the upstream saw the %s" % method)
