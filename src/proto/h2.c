@@ -770,7 +770,9 @@ static bool h2s_pump_h1(struct h2s *s)
         return true;
     h2s_resume(s);
     if (ebb_upstream_flush(u) < 0) {
-        u->eof = true;
+        /* the upstream stopped reading: drop what it will not take, but keep reading,
+         * an answer it sent before closing (413, 401) is still there */
+        u->wr_failed = true;
         ebb_buf_reset(&u->wbuf);
     }
     if (s->resp_done) {
@@ -815,7 +817,7 @@ static void h2s_up_cb(void *owner, struct ebb_upconn *u, uint32_t events)
         }
     }
     if (s->u && (events & EBB_WRITE) && ebb_upstream_flush(u) < 0) {
-        u->eof = true;
+        u->wr_failed = true;   /* see h2s_pump_h1 */
         ebb_buf_reset(&u->wbuf);
     }
     /* after this epoll batch: one h2_run (one write to the client) for every
