@@ -14,7 +14,7 @@
 #
 # Knobs (environment): BENCH_CONNS="1 16 64" BENCH_DURATION=5 BENCH_REPEATS=3 BENCH_THREADS=1
 #   BENCH_TARGETS="direct ebb nginx haproxy" BENCH_REPORT=docs/performance.md ("-" = none)
-#   BENCH_H2=1 (HTTP/2 section, once ebb speaks h2c; see bench_h2 below)
+#   BENCH_H2=1 (HTTP/2 section: h2load through ebb, nginx and HAProxy; BENCH_H2=0 skips it)
 # Bounded: a fixed number of wrk runs, each under `timeout`; every wait polls with a deadline.
 set -euo pipefail
 
@@ -193,7 +193,7 @@ start_ebb() {
     fi
 }
 
-# bench_h2 - HTTP/2 section (hook). Enable with BENCH_H2=1 once ebb's inbound h2c works:
+# bench_h2 - HTTP/2 section (on by default; BENCH_H2=0 skips it):
 # run `h2load -c C -m M -D DURATION http://127.0.0.1:PORT/` against each target that speaks
 # h2c (ebb; nginx with `listen ... http2` needs TLS in 1.22 for browsers but accepts prior
 # knowledge h2c; haproxy with `proto h2` on the bind line), sample CPU like run_one does, and
@@ -314,7 +314,7 @@ for rep in $(seq "$REPEATS"); do
     done
 done
 
-[ -n "${BENCH_H2:-}" ] && bench_h2
+[ "${BENCH_H2:-1}" = 1 ] && bench_h2
 
 RSS=$DIR/rss.tsv
 printf 'target\thwm_kib\n' >"$RSS"
