@@ -68,6 +68,7 @@ struct h2s {
     struct ebb_list    wlink;         /* in cl->h2_waiting while waiting for an h1 connection */
     enum h2s_state     state;
     uint64_t           start_ms;
+    const char        *up_addr;       /* endpoint of the last upstream connection used (log) */
     /* request head */
     struct h2_hdr     *hdrs;          /* regular headers, then request trailers */
     size_t             nhdrs, cap;
@@ -244,6 +245,7 @@ static void h2s_release_upstream(struct h2s *s, bool reusable)
         struct ebb_cluster_rt *cl = s->u->cl;
         if (s->head_queued)
             ebb_stat_dec(s->u->cl->st->rq_active);
+        s->up_addr = s->u->addr_str;   /* lives as long as the server; for the log */
         ebb_upstream_release(s->u, reusable);
         s->u = NULL;
         cl->h2_h1_busy--;
@@ -273,7 +275,7 @@ static void h2s_log(struct h2s *s)
         .bytes_received = s->req_bytes,
         .bytes_sent = s->resp_bytes,
         .duration_ms = ebb_loop_now(h->c->w->loop) - s->start_ms,
-        .upstream_host = s->u ? s->u->addr_str : NULL,
+        .upstream_host = s->u ? s->u->addr_str : s->up_addr,
         .upstream_cluster = s->cluster >= 0 ? h->c->w->clusters[s->cluster].cfg->name : NULL,
         .flags = s->rf,
         .request_id = s->request_id,
