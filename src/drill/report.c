@@ -350,9 +350,9 @@ static void svg_text(FILE *f, const char *s)
     }
 }
 
-#define SVG_W      960.0
+#define SVG_W      1060.0
 #define SVG_LEFT   60.0
-#define SVG_RIGHT  250.0   /* room for the event labels */
+#define SVG_RIGHT  350.0   /* room for the event labels */
 #define SVG_PANEL  300.0
 #define SVG_TOP    40.0
 #define SVG_PLOT_H 190.0
@@ -361,7 +361,9 @@ static void svg_series(FILE *f, const struct drill_result *r, int which, double 
                        double vmax, double y0, const char *color)
 {
     double w = SVG_W - SVG_LEFT - SVG_RIGHT;
-    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", color);
+    /* connections wide underneath, requests thin on top: both stay visible when equal */
+    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\" points=\"", color,
+            which == 0 ? "4" : "1.5");
     for (size_t i = 0; i < r->nsamples; i++) {
         const struct drill_sample *s = &r->samples[i];
         double v = which == 0 ? s->conns : which == 1 ? s->inflight : s->out_inflight;
@@ -421,13 +423,6 @@ void drill_report_svg(FILE *f, const struct drill_result *rs, size_t n)
             fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%gs</text>\n", x,
                     y0 + SVG_PLOT_H + 14, t / 1000.0);
         }
-        /* failures: red ticks under the axis */
-        for (size_t j = 0; j < r->nfail_marks; j++) {
-            double x = drill_svg_x(r->fail_marks[j], tmax, SVG_LEFT, w);
-            fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.0f\" y2=\"%.0f\" stroke=\"red\">"
-                    "<title>%s</title></line>\n", x, x, y0 + SVG_PLOT_H - 8, y0 + SVG_PLOT_H,
-                    drill_fail_name(r->fail_causes[j]));
-        }
         svg_series(f, r, 0, tmax, vmax, y0, "#1f77b4");
         svg_series(f, r, 1, tmax, vmax, y0, "#ff7f0e");
         if (has_out)
@@ -445,6 +440,13 @@ void drill_report_svg(FILE *f, const struct drill_result *rs, size_t n)
                     SVG_LEFT + w + 8, y0 + 10 + (double)j * 12, col, j + 1, (double)e->t_ms / 1000.0);
             svg_text(f, e->label);
             fputs("</text>\n", f);
+        }
+        /* failures last, so no event line hides them: red ticks rising from the axis */
+        for (size_t j = 0; j < r->nfail_marks; j++) {
+            double x = drill_svg_x(r->fail_marks[j], tmax, SVG_LEFT, w);
+            fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.0f\" y2=\"%.0f\" stroke=\"red\" "
+                    "stroke-width=\"3\"><title>%s</title></line>\n", x, x, y0 + SVG_PLOT_H - 16,
+                    y0 + SVG_PLOT_H, drill_fail_name(r->fail_causes[j]));
         }
         /* legend */
         double ly = y0 + SVG_PLOT_H + 32;
