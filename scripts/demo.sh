@@ -14,7 +14,7 @@ PY=/usr/bin/python3
 LONG_MS=${DEMO_LONG_MS:-8000}     # the long request (> 5 s)
 SIGTERM_AFTER=${DEMO_SIGTERM_AFTER:-1}
 
-scripts/deps.sh build >&2
+scripts/deps.sh demo >&2
 make -s >&2
 EBB=$ROOT/build/ebb
 WORK=$(mktemp -d /tmp/ebb-demo.XXXXXX)
@@ -108,7 +108,7 @@ scenario() {     # scenario NAME ENV... : prints "status|seconds|exit-after-sigt
     local res; res=$(cat "$WORK/$name.curl" 2>/dev/null || true)
     [ -n "$res" ] || res="000 -"
     local err; err=$(head -c 60 "$WORK/$name.curlerr" | tr '\n' ' ')
-    printf '%s|%s|%s|%s|%s\n' "$name" "$res" "$(echo "$t1 - $t0" | bc)" "$ready" "$err"
+    printf '%s|%s|%s|%s|%s\n' "$name" "$res" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" "$ready" "$err"
 }
 
 echo

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# scripts/deps.sh [build|test|bench|all] - install the Debian 12 packages ebb needs.
+# scripts/deps.sh [build|demo|test|bench|all] - install the Debian 12 packages ebb needs.
 #
 #   build  compiler, make, pkg-config, libyaml, libnghttp2
-#   test   build + curl, python3 + h2, nghttp/h2load, wrk, clang + libFuzzer runtime, ps, ss
-#   bench  test + nginx-light, haproxy (their system services are kept stopped)
+#   demo   build + curl, python3 (scripts/demo.sh)
+#   test   build + curl, python3 + h2, nghttp/h2load, wrk, clang + libFuzzer runtime, ps, ss,
+#          nginx-light (origin for the HTTP/2 load tests)
+#   bench  test + haproxy (system services of nginx/haproxy are kept stopped)
 #   all    = bench
 #
 # Only missing packages are installed (checked with dpkg-query); `apt-get update` runs at most
@@ -14,17 +16,20 @@ set -euo pipefail
 what=${1:-test}
 
 build_pkgs=(gcc make pkg-config libyaml-dev libnghttp2-dev)
+# nginx-light is in the test set: the HTTP/2 load tests use it as a fast origin
 test_pkgs=("${build_pkgs[@]}" curl python3 python3-h2 nghttp2-client wrk clang libclang-rt-14-dev
-           procps iproute2)
-bench_pkgs=("${test_pkgs[@]}" nginx-light haproxy)
+           procps iproute2 nginx-light)
+bench_pkgs=("${test_pkgs[@]}" haproxy)
+demo_pkgs=("${build_pkgs[@]}" curl python3)
 
 case "$what" in
     build) want=("${build_pkgs[@]}") ;;
+    demo)  want=("${demo_pkgs[@]}") ;;
     test)  want=("${test_pkgs[@]}") ;;
     bench|all) want=("${bench_pkgs[@]}") ;;
     -h|--help|help)
-        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: $0 [build|demo|test|bench|all]" >&2; exit 2 ;;
 esac
 
 # missing PKG... - print the names among PKG that are not fully installed (one dpkg-query call).
