@@ -42,6 +42,9 @@ int ebb_buf_append(struct ebb_buf *b, const void *p, size_t n);
 /* printf-append.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
 int ebb_buf_appendf(struct ebb_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Appends s as a quoted JSON string (", \ and control bytes escaped; NULL as "").
+ * Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
+int ebb_buf_append_json_str(struct ebb_buf *b, const char *s);
 /* Drops n bytes from the front. */
 void ebb_buf_consume(struct ebb_buf *b, size_t n);
 /* Empties the buffer, keeping its storage. */

@@ -305,19 +305,6 @@ static const char help_text[] =
     "  POST /healthcheck/ok: readiness 200 again\n"
     "  POST /quitquitquit: exit now\n";
 
-static void json_escape(struct ebb_buf *b, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            ebb_buf_appendf(b, "\\%c", ch);
-        else if (ch < 0x20)
-            ebb_buf_appendf(b, "\\u%04x", ch);
-        else
-            ebb_buf_append(b, s, 1);
-    }
-}
-
 static void server_info(struct admin_conn *a)
 {
     struct ebb_server *srv = a->ctl->srv;
@@ -331,9 +318,9 @@ static void server_info(struct admin_conn *a)
                     ebb_drain_phase_name(a->ctl->phase), (unsigned long long)up,
                     (unsigned long long)up, srv->nworkers);
     for (int i = 0; i < srv->argc; i++) {
-        ebb_buf_appendf(&b, "%s\"", i ? "," : "");
-        json_escape(&b, srv->argv[i]);
-        ebb_buf_append(&b, "\"", 1);
+        if (i)
+            ebb_buf_append(&b, ",", 1);
+        ebb_buf_append_json_str(&b, srv->argv[i]);
     }
     ebb_buf_appendf(&b, "]}}\n");
     respond_buf(a, 200, "application/json", &b);

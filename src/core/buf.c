@@ -80,6 +80,21 @@ int ebb_buf_appendf(struct ebb_buf *b, const char *fmt, ...)
     return 0;
 }
 
+int ebb_buf_append_json_str(struct ebb_buf *b, const char *s)
+{
+    int rc = ebb_buf_append(b, "\"", 1);
+    for (; rc == 0 && s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            rc = ebb_buf_appendf(b, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            rc = ebb_buf_appendf(b, "\\u%04x", ch);
+        else
+            rc = ebb_buf_append(b, s, 1);
+    }
+    return rc ? rc : ebb_buf_append(b, "\"", 1);
+}
+
 void ebb_buf_consume(struct ebb_buf *b, size_t n)
 {
     EBB_BUG_ON(n > ebb_buf_len(b));

@@ -107,21 +107,6 @@ const char *ebb_rf_str(unsigned flags, char *buf, size_t len)
     return buf;
 }
 
-static void json_str(struct ebb_buf *b, const char *s)
-{
-    ebb_buf_append(b, "\"", 1);
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            ebb_buf_appendf(b, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            ebb_buf_appendf(b, "\\u%04x", ch);
-        else
-            ebb_buf_append(b, s, 1);
-    }
-    ebb_buf_append(b, "\"", 1);
-}
-
 void ebb_access_log(const struct ebb_access *a)
 {
     struct ebb_buf b = { .max = 16384 };
@@ -136,19 +121,19 @@ void ebb_access_log(const struct ebb_access *a)
     ebb_buf_appendf(&b, "{\"start_time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"",
                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                     tm.tm_sec, ts.tv_nsec / 1000000);
-    ebb_buf_appendf(&b, ",\"listener\":"); json_str(&b, a->listener);
-    ebb_buf_appendf(&b, ",\"method\":"); json_str(&b, a->method);
-    ebb_buf_appendf(&b, ",\"authority\":"); json_str(&b, a->authority);
-    ebb_buf_appendf(&b, ",\"path\":"); json_str(&b, a->path);
-    ebb_buf_appendf(&b, ",\"protocol\":"); json_str(&b, a->protocol);
+    ebb_buf_appendf(&b, ",\"listener\":"); ebb_buf_append_json_str(&b, a->listener);
+    ebb_buf_appendf(&b, ",\"method\":"); ebb_buf_append_json_str(&b, a->method);
+    ebb_buf_appendf(&b, ",\"authority\":"); ebb_buf_append_json_str(&b, a->authority);
+    ebb_buf_appendf(&b, ",\"path\":"); ebb_buf_append_json_str(&b, a->path);
+    ebb_buf_appendf(&b, ",\"protocol\":"); ebb_buf_append_json_str(&b, a->protocol);
     ebb_buf_appendf(&b, ",\"status\":%d,\"bytes_received\":%llu,\"bytes_sent\":%llu,"
                     "\"duration_ms\":%llu", a->status, (unsigned long long)a->bytes_received,
                     (unsigned long long)a->bytes_sent, (unsigned long long)a->duration_ms);
-    ebb_buf_appendf(&b, ",\"upstream_host\":"); json_str(&b, a->upstream_host ? a->upstream_host : "-");
-    ebb_buf_appendf(&b, ",\"upstream_cluster\":"); json_str(&b, a->upstream_cluster ? a->upstream_cluster : "-");
-    ebb_buf_appendf(&b, ",\"response_flags\":"); json_str(&b, ebb_rf_str(a->flags, rf, sizeof(rf)));
-    ebb_buf_appendf(&b, ",\"x_request_id\":"); json_str(&b, a->request_id);
-    ebb_buf_appendf(&b, ",\"downstream_remote_address\":"); json_str(&b, a->peer);
+    ebb_buf_appendf(&b, ",\"upstream_host\":"); ebb_buf_append_json_str(&b, a->upstream_host ? a->upstream_host : "-");
+    ebb_buf_appendf(&b, ",\"upstream_cluster\":"); ebb_buf_append_json_str(&b, a->upstream_cluster ? a->upstream_cluster : "-");
+    ebb_buf_appendf(&b, ",\"response_flags\":"); ebb_buf_append_json_str(&b, ebb_rf_str(a->flags, rf, sizeof(rf)));
+    ebb_buf_appendf(&b, ",\"x_request_id\":"); ebb_buf_append_json_str(&b, a->request_id);
+    ebb_buf_appendf(&b, ",\"downstream_remote_address\":"); ebb_buf_append_json_str(&b, a->peer);
     ebb_buf_append(&b, "}\n", 2);
     if (ebb_buf_len(&b)) {
         ssize_t n = write(access_fd, ebb_buf_start(&b), ebb_buf_len(&b));
