@@ -607,6 +607,36 @@ static bool h1_start(struct h1 *h)
     return true;
 }
 
+/* One step of the client's request body, shared by the h1 and h2c upstream pumps: decodes
+ * up to limit bytes of c->rbuf and enforces max_request_body.  Returns the decoder's result
+ * (the caller consumes *consumed), or H1_BODY_ANSWERED when the request was answered
+ * locally (400 for bad framing, 413 over the limit). */
+#define H1_BODY_ANSWERED (-100)
+static int h1_req_body_step(struct h1 *h, size_t limit, size_t *consumed, const char **data,
+                            size_t *dlen)
+{
+    struct ebb_conn *c = h->c;
+    uint64_t maxb = h1_cfg(h)->limits.max_request_body;
+    size_t len = EBB_MIN(ebb_buf_len(&c->rbuf), limit);
+    int rc = ebb_h1_body_parse(&h->req_body, ebb_buf_start(&c->rbuf), len, consumed, data, dlen);
+
+    if (rc == EBB_H1_EBAD) {
+        ebb_stat_inc(h1_st(h)->cx_protocol_error);
+        h->close_after = true;
+        h1_reply(h, 400, 0, "ebb: malformed request body framing\n");
+        return H1_BODY_ANSWERED;
+    }
+    if (rc == EBB_H1_BODY_DATA && *dlen) {
+        h->req_bytes += *dlen;
+        if (maxb && h->req_bytes > maxb) {
+            h1_reply(h, 413, 0, "ebb: request body larger than %llu bytes\n",
+                     (unsigned long long)maxb);
+            return H1_BODY_ANSWERED;
+        }
+    }
+    return rc;
+}
+
 /* Client -> upstream body bytes.  Returns true on progress. */
 static bool h1_pump_request(struct h1 *h)
 {
@@ -614,31 +644,17 @@ static bool h1_pump_request(struct h1 *h)
     struct ebb_upconn *u = h->u;
     bool chunked = h->req_framing == EBB_H1_BODY_CHUNKED;
     bool progress = false;
-    uint64_t maxb = h1_cfg(h)->limits.max_request_body;
 
     if (!u || u->state != EBB_UP_BUSY || !h->head_queued)
         return false;
     while (!h->req_done && (ebb_buf_len(&c->rbuf) || ebb_h1_body_done(&h->req_body)) &&
            ebb_buf_room(&u->wbuf) > 64) {
-        size_t limit = ebb_buf_room(&u->wbuf) - 32;
-        size_t len = EBB_MIN(ebb_buf_len(&c->rbuf), limit);
         size_t consumed = 0, dlen = 0;
         const char *data = NULL;
-        int rc = ebb_h1_body_parse(&h->req_body, ebb_buf_start(&c->rbuf), len, &consumed,
-                                   &data, &dlen);
-        if (rc == EBB_H1_EBAD) {
-            ebb_stat_inc(h1_st(h)->cx_protocol_error);
-            h->close_after = true;
-            h1_reply(h, 400, 0, "ebb: malformed request body framing\n");
+        int rc = h1_req_body_step(h, ebb_buf_room(&u->wbuf) - 32, &consumed, &data, &dlen);
+        if (rc == H1_BODY_ANSWERED)
             return true;
-        }
         if (rc == EBB_H1_BODY_DATA && dlen) {
-            h->req_bytes += dlen;
-            if (maxb && h->req_bytes > maxb) {
-                h1_reply(h, 413, 0, "ebb: request body larger than %llu bytes\n",
-                         (unsigned long long)maxb);
-                return true;
-            }
             if (chunked)
                 ebb_buf_appendf(&u->wbuf, "%zx\r\n", dlen);
             ebb_buf_append(&u->wbuf, data, dlen);
@@ -1043,31 +1059,18 @@ static bool h1_h2u_pump(struct h1 *h)
 {
     struct ebb_conn *c = h->c;
     bool progress = false;
-    uint64_t maxb = h1_cfg(h)->limits.max_request_body;
     char tmp[16384];
 
     while (h->us && !h->req_done && (ebb_buf_len(&c->rbuf) || ebb_h1_body_done(&h->req_body))) {
         size_t room = ebb_h2u_writable(h->us);
         if (room == 0)
             break;
-        size_t len = EBB_MIN(ebb_buf_len(&c->rbuf), room);
         size_t consumed = 0, dlen = 0;
         const char *data = NULL;
-        int rc = ebb_h1_body_parse(&h->req_body, ebb_buf_start(&c->rbuf), len, &consumed, &data,
-                                   &dlen);
-        if (rc == EBB_H1_EBAD) {
-            ebb_stat_inc(h1_st(h)->cx_protocol_error);
-            h->close_after = true;
-            h1_reply(h, 400, 0, "ebb: malformed request body framing\n");
+        int rc = h1_req_body_step(h, room, &consumed, &data, &dlen);
+        if (rc == H1_BODY_ANSWERED)
             return true;
-        }
         if (rc == EBB_H1_BODY_DATA && dlen) {
-            h->req_bytes += dlen;
-            if (maxb && h->req_bytes > maxb) {
-                h1_reply(h, 413, 0, "ebb: request body larger than %llu bytes\n",
-                         (unsigned long long)maxb);
-                return true;
-            }
             ebb_h2u_write(h->us, data, dlen);
         } else if (rc == EBB_H1_BODY_TRAILER) {
             h->us_trl.max = 64 * 1024;
