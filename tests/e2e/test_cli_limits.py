@@ -76,3 +76,22 @@ def test_max_connections_per_listener(env):
         c.request("GET", "/hello")
         check_eq(c.response().status, 200, "a connection once there is room again")
     b.close()
+
+
+def test_idle_keepalive_timeout_closes_idle_connection(env):
+    """limits.idle_timeout (SPEC §7, 1 h by default): an idle keep-alive connection is closed
+    by ebb, and counted; a busy one is not."""
+    e = env.start(limits={"idle_timeout": "500ms"})
+    with Client(e.port("inbound")) as c:
+        c.request("GET", "/hello")
+        check_eq(c.response().status, 200, "first request")
+        t0 = time.monotonic()
+        check_eq(c.closed_by_peer(timeout=5), True, "idle connection closed by ebb")
+        dt = time.monotonic() - t0
+        check(0.3 <= dt < 4, "closed after %.2fs of idleness (idle_timeout 500ms)" % dt)
+    e.wait_stat("http.inbound.downstream_cx_idle_timeout", lambda v: v >= 1)
+    # a request taking longer than idle_timeout is not cut by it
+    with Client(e.port("inbound")) as c:
+        c.request("GET", "/delay?ms=1200")
+        r = c.response()
+        check_eq(r.status, 200, "a 1.2 s request with idle_timeout 500ms")
