@@ -85,7 +85,6 @@ struct ebb_listener {
     struct ebb_listener_stats  *st;
     struct ebb_list             conns;  /* struct ebb_conn.link */
     bool                        draining; /* drain started on this listener */
-    uint64_t                    drain_started_ms;
     struct ebb_timer            accept_pause; /* accept resumes after running out of fds */
 };
 

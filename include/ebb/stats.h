@@ -62,8 +62,7 @@ struct ebb_cluster_stats {
 struct ebb_server_stats {
     ebb_counter total_connections;  /* server.total_connections: active downstream, gauge-like in Envoy */
     ebb_counter goaway_sent;        /* http2.goaway_sent */
-    ebb_counter drain_forced_close; /* server.drain_forced_close (ebb) */
-    ebb_counter drain_graceful_close; /* server.drain_graceful_close (ebb) */
+    ebb_counter drain_forced_close; /* server.drain_forced_close: connections cut at exit (ebb) */
     /* http2.* (h2.c, h2_upstream.c) */
     ebb_gauge   h2_streams_active;  /* http2.streams_active: downstream streams open */
     ebb_counter h2_streams_total;   /* http2.streams_total (ebb) */

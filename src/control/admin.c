@@ -164,6 +164,8 @@ static void collect_stats(struct ebb_server *srv, struct stat_list *sl)
     H2(false, h2_up_goaway_rx, "upstream_goaway_received");
     H2(false, h2_up_retry, "upstream_rq_retry");
 #undef H2
+    stat_add(sl, false, (int64_t)ebb_stat_get(srv->stats->server.drain_forced_close),
+             "ebb_server_drain_forced_close", NULL, "server.drain_forced_close");
     int state = ebb_server_state(srv);
     stat_add(sl, true, state, "envoy_server_state", NULL, "server.state");
     stat_add(sl, true, state == EBB_STATE_LIVE, "envoy_server_live", NULL, "server.live");

@@ -123,8 +123,10 @@ static void worker_close_conns(struct ebb_listener *l, bool forced)
     struct ebb_list *pos, *tmp;
     ebb_list_for_each_safe(pos, tmp, &l->conns) {
         struct ebb_conn *c = ebb_list_entry(pos, struct ebb_conn, link);
-        if (forced && !(c->flags & EBB_CONN_F_CLOSING))
+        if (forced && !(c->flags & EBB_CONN_F_CLOSING)) {
+            c->flags |= EBB_CONN_F_FORCED;   /* codecs log what this cuts as DR */
             ebb_stat_inc(l->w->srv->stats->server.drain_forced_close);
+        }
         ebb_conn_close(c, false);
     }
 }
@@ -138,7 +140,6 @@ static void worker_drain(struct ebb_worker *w, enum ebb_direction dir)
         if (l->cfg->direction != dir || l->draining)
             continue;
         l->draining = true;
-        l->drain_started_ms = ebb_loop_now(w->loop);
         struct ebb_list *pos, *tmp;
         ebb_list_for_each_safe(pos, tmp, &l->conns) {
             struct ebb_conn *c = ebb_list_entry(pos, struct ebb_conn, link);

@@ -37,6 +37,7 @@ struct h1 {
     struct ebb_conn   *c;
     enum h1_state      state;
     bool               dead;          /* destroyed; free pending */
+    bool               accounted;     /* current exchange logged and counted (h1_account_end) */
     struct ebb_timer   timer;         /* idle / request-headers / upstream request timeout */
     struct ebb_timer   drain_timer;   /* idle close during a drain */
     struct ebb_timer   stall_timer;   /* exchange waiting on the client (body or reading) */
@@ -215,6 +216,17 @@ static void h1_log(struct h1 *h)
     ebb_access_log(&a);
 }
 
+/* Closes the books on the current exchange once: access log line and rq_active.  Every
+ * way an exchange ends (complete, aborted, tunnel closed, connection destroyed) goes here. */
+static void h1_account_end(struct h1 *h)
+{
+    if (h->state == H1_IDLE || h->accounted)
+        return;
+    h->accounted = true;
+    h1_log(h);
+    ebb_stat_dec(h1_st(h)->rq_active);
+}
+
 static void h1_release_upstream(struct h1 *h, bool reusable)
 {
     if (h->us) {   /* h1 -> h2c */
@@ -244,6 +256,7 @@ static void h1_reset_exchange(struct h1 *h)
     h->resp_chunk_out = h->resp_last_chunk = false;
     h->status = 0;
     h->rf = 0;
+    h->accounted = false;
     h->up_keepalive = false;
     h->us_end = false;
     ebb_buf_reset(&h->us_trl);
@@ -261,8 +274,7 @@ static void h1_end_exchange(struct h1 *h)
 
     if (h->drain_close)
         h->rf |= EBB_RF_DR;
-    h1_log(h);
-    ebb_stat_dec(h1_st(h)->rq_active);
+    h1_account_end(h);
     if (c->flags & EBB_CONN_F_DRAINING)
         ebb_stat_inc(h1_st(h)->rq_completed_in_drain);
     h1_release_upstream(h, reusable);
@@ -295,10 +307,7 @@ static void h1_abort(struct h1 *h, unsigned rf, bool reset)
         ebb_stat_inc(h1_st(h)->rq_rx_reset);
     if (reset)
         ebb_stat_inc(h1_st(h)->rq_tx_reset);
-    if (h->state == H1_UPSTREAM || h->state == H1_TUNNEL || h->state == H1_REPLY) {
-        h1_log(h);
-        ebb_stat_dec(h1_st(h)->rq_active);
-    }
+    h1_account_end(h);
     h1_release_upstream(h, false);
     if (reset)
         ebb_conn_flush(h->c);   /* hand over what we have; the RST marks the end as broken */
@@ -1252,8 +1261,7 @@ static void h1_run(struct h1 *h)
             if (rc != 0) {
                 h->req_bytes += h->tun.up_bytes;
                 h->resp_bytes += h->tun.down_bytes;
-                h1_log(h);
-                ebb_stat_dec(h1_st(h)->rq_active);
+                h1_account_end(h);
                 h1_release_upstream(h, false);
                 if (rc == 1)
                     ebb_conn_close_staged(c);
@@ -1406,6 +1414,11 @@ static void h1_free(void *p)
 static void h1_destroy(struct ebb_conn *c)
 {
     struct h1 *h = c->codec;
+    if (h->state != H1_IDLE && !h->accounted) {
+        /* cut by a close we did not choose here: ebb's exit (DR) or anything else (DC) */
+        h->rf |= (c->flags & EBB_CONN_F_FORCED) ? EBB_RF_DR : EBB_RF_DC;
+        h1_account_end(h);
+    }
     h->dead = true;
     ebb_timer_stop(c->w->loop, &h->timer);
     ebb_timer_stop(c->w->loop, &h->drain_timer);

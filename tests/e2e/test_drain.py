@@ -134,6 +134,11 @@ def test_seed_long_request_cut_at_5s_default_mode(env):
     m = d.find_log(e, r'exit: reason="terminationDrainDuration elapsed".*forced=(\d+)')
     check(m, "exit summary with reason terminationDrainDuration missing")
     check_eq(int(m[2].group(1)), 2, "forced connections in the exit summary")
+    # the two requests cut at exit are logged, flagged DR (closed by drain), status 0 or 200
+    cut = [a for a in e.access_log() if a.get("path", "").startswith(("/delay", "/drip"))]
+    check_eq(len(cut), 2, "access-log lines for the requests cut at exit: %r" % cut)
+    for a in cut:
+        check("DR" in a.get("response_flags", ""), "cut request flagged DR: %r" % a)
 
 
 # --- readiness and the status port (§3.3.1) --------------------------------------------------
