@@ -14,6 +14,8 @@ int ebb_cmd_request(int argc, char **argv);
 int ebb_cmd_wait(int argc, char **argv);
 int ebb_cmd_validate(int argc, char **argv);
 int ebb_cmd_drill(int argc, char **argv);
+/* `ebb init` (SPEC §9.1): 0 done, 1 cannot apply, 2 bad flag or value. */
+int ebb_cmd_init(int argc, char **argv);
 int ebb_cmd_help(int argc, char **argv);
 
 /* One HTTP/1.1 exchange with host:port over a blocking socket, bounded by

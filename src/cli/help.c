@@ -36,6 +36,30 @@ static const struct {
       "  Termination drill (SPEC §8): a built-in app, the proxy under test and a load\n"
       "  generator on loopback; the proxy is terminated as Kubernetes does it and every\n"
       "  request is counted.  `ebb drill --help` lists every flag; see docs/drill.md.\n" },
+    { "init",
+      "usage: ebb init [istio-iptables flags] [--pod-annotations F] [-n|--dry-run] [--clean]\n"
+      "  Writes Istio's REDIRECT-mode nat rules (SPEC §9.1) in this network namespace with\n"
+      "  iptables-restore --noflush: inbound TCP to 15006, outbound TCP to 15001, except the\n"
+      "  proxy's own traffic.  Idempotent; needs CAP_NET_ADMIN.  See docs/capture.md.\n"
+      "  -p, --envoy-port N                       outbound redirect port (15001)\n"
+      "  -z, --inbound-capture-port N             inbound redirect port (15006)\n"
+      "  -e, --inbound-tunnel-port N              inbound port never redirected (15008)\n"
+      "  -u, --proxy-uid LIST                     proxy uids, never redirected (1337)\n"
+      "  -g, --proxy-gid LIST                     proxy gids (default: the uids)\n"
+      "  -m, --istio-inbound-interception-mode M  REDIRECT (TPROXY is not supported)\n"
+      "  -b, --istio-inbound-ports LIST|*         inbound ports to redirect (*)\n"
+      "  -d, --istio-local-exclude-ports LIST     not redirected under -b * (15090,15021,15020)\n"
+      "  -i, --istio-service-cidr LIST|*          outbound ranges to redirect (*)\n"
+      "  -x, --istio-service-exclude-cidr LIST    outbound ranges never redirected\n"
+      "  -q, --istio-outbound-ports LIST          outbound ports always redirected\n"
+      "  -o, --istio-local-outbound-ports-exclude LIST  outbound ports never redirected\n"
+      "  --pod-annotations F   downward-API annotations file (traffic.sidecar.istio.io/...);\n"
+      "                        a flag wins over an annotation\n"
+      "  --ipv6 auto|on|off    ip6tables rules too (auto: when the kernel has IPv6)\n"
+      "  --force-iptables-binary legacy|nft  default: the backend holding rules, else the system's\n"
+      "  -n, --dry-run         print the iptables-restore input, change nothing\n"
+      "  --clean               remove ebb's chains and the rules jumping to them\n"
+      "  Exit: 0 done, 1 cannot apply (no CAP_NET_ADMIN, iptables failed), 2 bad flag or value.\n" },
     { "version", "usage: ebb version\n" },
 };
 
@@ -59,6 +83,7 @@ int ebb_cmd_help(int argc, char **argv)
            "  wait       wait until the sidecar is ready\n"
            "  validate   load and print the effective configuration\n"
            "  drill      termination drill\n"
+           "  init       write the pod's iptables capture rules (istio-iptables)\n"
            "  version    print the version\n"
            "  help CMD   help for one command\n", EBB_VERSION);
     return 0;

@@ -19,6 +19,8 @@ int main(int argc, char **argv)
         return ebb_cmd_validate(argc - 1, argv + 1);
     if (strcmp(cmd, "drill") == 0)
         return ebb_cmd_drill(argc - 1, argv + 1);
+    if (strcmp(cmd, "init") == 0)
+        return ebb_cmd_init(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("ebb %s\n", EBB_VERSION);
         return 0;
