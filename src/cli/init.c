@@ -85,7 +85,8 @@ static int bool_flag(struct init_args *a, const char *name, const char *val)
     if (!dst)
         return 0;
     if (val && ebb_parse_bool(val, &on) < 0) {
-        fprintf(stderr, "ebb init: --%s: \"%s\" is not true or false\n", name, val);
+        fprintf(stderr, "ebb init: %s%s: \"%s\" is not true or false\n", name[1] ? "--" : "-",
+                name, val);
         return 2;
     }
     *dst = on;
@@ -263,6 +264,8 @@ static int pump(int fds[3], const char *in, size_t inlen, struct ebb_buf *out,
             ssize_t w = sent < inlen ? write(fds[0], in + sent, inlen - sent) : 0;
             if (w > 0)
                 sent += (size_t)w;
+            if (w < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
             if (w <= 0 || sent == inlen) {   /* done, or the reader went away */
                 close(fds[0]);
                 fds[0] = -1;
@@ -460,6 +463,7 @@ static int apply_family(const struct ebb_capture_opts *o, const struct init_args
         rc = 0;
         goto out;
     }
+    ebb_buf_reset(&save);             /* now the sink for restore's (empty) stdout */
     ebb_buf_reset(&errb);
     st = run_cmd(restore_argv, ebb_buf_start(&in), ebb_buf_len(&in), &save, &errb);
     if (st != 0) {
