@@ -327,8 +327,8 @@ int ebb_capture_annotations(struct ebb_capture_opts *o, const char *path, const 
 
     for (size_t i = 0; rc == 0 && i < EBB_ARRAY_LEN(ebb_capture_flags); i++) {
         const struct ebb_capture_flag *f = &ebb_capture_flags[i];
-        char *v = NULL, *value, joined[1024];
-        bool exclude = strcmp(f->name, EXCLUDE_INBOUND_FLAG) == 0;
+        char *v = NULL, *joined = NULL;
+        const char *value, *name = f->annotation;
 
         if (!f->annotation)
             continue;
@@ -337,17 +337,22 @@ int ebb_capture_annotations(struct ebb_capture_opts *o, const char *path, const 
             break;
         }
         value = v;
-        if (exclude && (v || status)) {   /* -d "15090,15021,{{ excludeInboundPort ... }}" */
-            char tail[1000];
-            exclude_status_port(status ? status : "15020", v ? v : "", tail, sizeof(tail));
-            snprintf(joined, sizeof(joined), "15090,15021,%s", tail);
+        if (strcmp(f->name, EXCLUDE_INBOUND_FLAG) == 0 && (v || status)) {
+            /* the template's -d "15090,15021,{{ excludeInboundPort ... }}" */
+            const char *st = status ? status : "15020", *list = v ? v : "";
+            size_t n = strlen(list) + strlen(st) + 16;
+            joined = ebb_xmalloc(n);
+            memcpy(joined, "15090,15021,", 13);
+            exclude_status_port(st, list, joined + 12, n - 12);
             value = joined;
+            if (!v)
+                name = STATUS_PORT_ANNOTATION;
         }
         if (value && ebb_capture_set(o, f->name, value, reason, sizeof(reason)) < 0) {
-            snprintf(err, errlen, "annotation %s in %s: %s", exclude && !v ? STATUS_PORT_ANNOTATION
-                     : f->annotation, path, reason);
+            snprintf(err, errlen, "annotation %s in %s: %s", name, path, reason);
             rc = EBB_ECONFIG;
         }
+        free(joined);
         free(v);
     }
     free(status);
