@@ -15,6 +15,7 @@
 #include "ebb/config.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
+#include "ebb/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -21,6 +21,7 @@
 #include "ebb/config.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
+#include "ebb/parse.h"
 
 #define FILE_MAX (16u << 20)            /* biggest config file we read */
 #define CONCURRENCY_MAX 1024

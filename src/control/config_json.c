@@ -10,6 +10,7 @@
 
 #include "ebb/config.h"
 #include "ebb/core.h"
+#include "ebb/parse.h"
 
 /* A growing string; exits on out-of-memory (startup/admin path). */
 struct jbuf {

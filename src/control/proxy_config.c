@@ -19,6 +19,7 @@
 #include "ebb/config.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
+#include "ebb/parse.h"
 
 extern char **environ;
 

@@ -17,6 +17,7 @@
 #include "ebb/config.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
+#include "ebb/parse.h"
 #include "t.h"
 
 static char data_dir[PATH_MAX];   /* tests/unit/data, absolute */
