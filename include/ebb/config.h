@@ -214,7 +214,8 @@ bool ebb_ynull(const yaml_node_t *n);
  * snake_case spellings folded together when fold is true). */
 int ebb_ymap(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, bool fold,
              char *err, size_t errlen);
-/* Writes s[0..n) double-quoted, control bytes escaped, cut at ~60 bytes. */
+/* Writes s[0..n) double-quoted for an error message, escaped as a JSON
+ * string (ebb_json_escape), cut with "..." after 60 bytes or when out is full. */
 void ebb_quote(const char *s, size_t n, char *out, size_t outlen);
 /* Joins a key path: "a" + "b" -> "a.b"; "" + "b" -> "b". */
 void ebb_ypath(char *out, size_t outlen, const char *path, const char *key);

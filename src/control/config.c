@@ -18,12 +18,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ebb/buf.h"
 #include "ebb/config.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
 #include "ebb/parse.h"
 
 #define FILE_MAX (16u << 20)            /* biggest config file we read */
+#define QUOTE_MAX 60                    /* bytes of a value quoted in an error */
 #define CONCURRENCY_MAX 1024
 #define CONNECT_TIMEOUT_CAP_MS 10000
 #define MAX_LISTENERS 1024              /* list caps keep every check cheap */
@@ -105,7 +107,8 @@ int ebb_read_file(const char *path, char **text, size_t *len)
 
 void ebb_quote(const char *s, size_t n, char *out, size_t outlen)
 {
-    size_t o = 0, i;
+    char esc[EBB_JSON_ESC_MAX];
+    size_t o = 0, i = 0, used, k;
 
     if (outlen < 8) {
         if (outlen)
@@ -113,22 +116,13 @@ void ebb_quote(const char *s, size_t n, char *out, size_t outlen)
         return;
     }
     out[o++] = '"';
-    for (i = 0; i < n && o + 8 < outlen && i < 60; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c == '\n') {
-            out[o++] = '\\';
-            out[o++] = 'n';
-        } else if (c == '\t') {
-            out[o++] = '\\';
-            out[o++] = 't';
-        } else if (c < 0x20 || c == 0x7f) {
-            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
-        } else {
-            out[o++] = (char)c;
-        }
+    while (i < n && i < QUOTE_MAX) {
+        k = ebb_json_escape(s + i, n - i, &used, esc);
+        if (o + (k ? k : used) + 5 > outlen)   /* keep room for ..." and the NUL */
+            break;
+        memcpy(out + o, k ? esc : s + i, k ? k : used);
+        o += k ? k : used;
+        i += used;
     }
     if (i < n) {
         memcpy(out + o, "...", 3);

@@ -8,39 +8,28 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "ebb/buf.h"
 #include "ebb/config.h"
 #include "ebb/core.h"
 #include "ebb/parse.h"
 
 /* A growing string; exits on out-of-memory (startup/admin path). */
 struct jbuf {
-    char  *p;
-    size_t len, cap;
-    bool   comma;   /* the next member needs a ',' first */
+    struct ebb_buf b;
+    bool           comma;   /* the next member needs a ',' first */
 };
 
-static void jb_reserve(struct jbuf *b, size_t n)
+static void jb_check(int rc)
 {
-    if (b->len + n + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + n + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
+    if (rc) {
         fprintf(stderr, "ebb: out of memory\n");
         exit(2);
     }
-    b->p = p;
-    b->cap = cap;
 }
 
 static void jb_raw(struct jbuf *b, const char *s, size_t n)
 {
-    jb_reserve(b, n);
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    jb_check(ebb_buf_append(&b->b, s, n));
 }
 
 static void jb_printf(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -57,50 +46,13 @@ static void jb_printf(struct jbuf *b, const char *fmt, ...)
         jb_raw(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* A JSON string; invalid UTF-8 becomes U+FFFD so the output always parses. */
+/* A JSON string (ebb_json_escape: always valid UTF-8), or null for NULL. */
 static void jb_str(struct jbuf *b, const char *s)
 {
-    size_t n;
-
-    if (!s) {
+    if (!s)
         jb_raw(b, "null", 4);
-        return;
-    }
-    n = strlen(s);
-    jb_raw(b, "\"", 1);
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        uint32_t r;
-        size_t k;
-
-        switch (c) {
-        case '"': jb_raw(b, "\\\"", 2); i++; continue;
-        case '\\': jb_raw(b, "\\\\", 2); i++; continue;
-        case '\n': jb_raw(b, "\\n", 2); i++; continue;
-        case '\r': jb_raw(b, "\\r", 2); i++; continue;
-        case '\t': jb_raw(b, "\\t", 2); i++; continue;
-        case '\b': jb_raw(b, "\\b", 2); i++; continue;
-        case '\f': jb_raw(b, "\\f", 2); i++; continue;
-        default: break;
-        }
-        if (c < 0x20 || c == 0x7f) {
-            jb_printf(b, "\\u%04x", c);
-            i++;
-            continue;
-        }
-        if (c < 0x80) {
-            jb_raw(b, (const char *)&s[i], 1);
-            i++;
-            continue;
-        }
-        k = ebb_utf8_decode(s + i, n - i, &r);
-        if (r == 0xFFFD && k == 1)
-            jb_raw(b, "\\ufffd", 6);
-        else
-            jb_raw(b, s + i, k);
-        i += k;
-    }
-    jb_raw(b, "\"", 1);
+    else
+        jb_check(ebb_buf_append_json_str(&b->b, s));
 }
 
 static void jb_sep(struct jbuf *b)
@@ -311,7 +263,7 @@ static void limits(struct jbuf *b, const struct ebb_limits_cfg *l)
 
 char *ebb_config_to_json(const struct ebb_config *cfg)
 {
-    struct jbuf b = { 0 };
+    struct jbuf b = { .b.max = SIZE_MAX / 2 };
 
     jb_open(&b, '{');
     kv_str(&b, "file", cfg->file);
@@ -329,6 +281,6 @@ char *ebb_config_to_json(const struct ebb_config *cfg)
     clusters(&b, cfg);
     limits(&b, &cfg->limits);
     jb_close(&b, '}');
-    jb_raw(&b, "\n", 1);
-    return b.p;
+    jb_raw(&b, "\n", 2);   /* with the NUL: the buffer is the string */
+    return b.b.data;
 }

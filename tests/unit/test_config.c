@@ -919,7 +919,7 @@ static const struct err_case err_cases[] = {
     { { .file = "proxy_config:\n  terminationDrainDuration: 5\n" },
       "ebb.yaml:2: proxy_config.terminationDrainDuration: \"5\" " DUR_HINT ": a unit is required" },
     { { .file = "drain:\n  linger: \"2s\\0x\"\n" },
-      "ebb.yaml:2: drain.linger: \"2s\\x00x\" contains a NUL byte" },
+      "ebb.yaml:2: drain.linger: \"2s\\u0000x\" contains a NUL byte" },
 };
 
 static void test_error_table(void)
@@ -950,6 +950,29 @@ static void test_syntax_errors(void)
     if (cfg)
         T_EQ_STR(cfg->log_level, "debug");
     ebb_config_free(cfg);
+}
+
+/* Values quoted in errors: escaped like JSON (always valid UTF-8), cut after
+ * 60 bytes or when the buffer is full. */
+static void test_quote(void)
+{
+    char q[96], small[12], want[80];
+
+    ebb_quote("a\"b\\\n\t\x01\x7f\xc3\xa9\xff", 11, q, sizeof(q));
+    T_EQ_STR(q, "\"a\\\"b\\\\\\n\\t\\u0001\\u007f\xc3\xa9\\ufffd\"");
+    ebb_quote("2s\0x", 4, q, sizeof(q));
+    T_EQ_STR(q, "\"2s\\u0000x\"");
+    memset(want, 0, sizeof(want));
+    want[0] = '"';
+    memset(want + 1, 'x', 60);
+    memcpy(want + 61, "...\"", 4);
+    ebb_quote("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 70, q,
+              sizeof(q));
+    T_EQ_STR(q, want);
+    ebb_quote("\xff\xff\xff", 3, small, sizeof(small));   /* no room for a second escape */
+    T_EQ_STR(small, "\"\\ufffd...\"");
+    ebb_quote("abc", 3, small, 4);
+    T_EQ_STR(small, "");
 }
 
 /* A tiny error buffer truncates, never overflows. */
@@ -1328,6 +1351,7 @@ int main(void)
     T_RUN(test_annotations_table);
     T_RUN(test_error_table);
     T_RUN(test_syntax_errors);
+    T_RUN(test_quote);
     T_RUN(test_small_error_buffer);
     T_RUN(test_unknown_fields_warn);
     T_RUN(test_connect_timeout_capped);
