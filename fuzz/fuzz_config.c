@@ -7,12 +7,12 @@
  *   make build/fuzz/fuzz_config
  *   build/fuzz/fuzz_config -max_total_time=180 /tmp/corpus fuzz/corpus/config
  */
-#define EBB_CONFIG_INTERNAL
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ebb/config.h"
+#include "ebb/config_sources.h"
+#include "ebb/config_table.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
 #include "ebb/parse.h"

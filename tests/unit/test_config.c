@@ -6,7 +6,6 @@
  * not exist unless a test creates them) and passes the environment
  * explicitly: nothing depends on the real environment.
  */
-#define EBB_CONFIG_INTERNAL
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -14,7 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ebb/config.h"
+#include "ebb/config_sources.h"
+#include "ebb/config_table.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
 #include "ebb/parse.h"
