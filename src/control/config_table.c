@@ -57,18 +57,18 @@ static const char *const istio_fields[] = {
 static const struct ebb_directive pc_d[] = {
     { "termination_drain_duration", EBB_D_DURATION, PF(termination_drain_ms), .dflt = "5s",
       SRC(struct ebb_proxy_cfg, termination_drain_src),
-      .doc = "drain time of the default mode (SPEC §3.5)" },
+      .doc = "drain length in the default mode" },
     { "drain_duration", EBB_D_DURATION, PF(drain_duration_ms), .dflt = "45s",
-      SRC(struct ebb_proxy_cfg, drain_duration_src), .doc = "Istio's drain duration (reported)" },
+      SRC(struct ebb_proxy_cfg, drain_duration_src), .doc = "how long inbound listeners keep accepting while draining" },
     { "concurrency", EBB_D_UINT, PF(concurrency), .max = 1024, .unit = "an integer",
       .dflt = "2", SRC(struct ebb_proxy_cfg, concurrency_src),
       .doc = "worker threads, 0 = one per CPU" },
     { "proxy_admin_port", EBB_D_UINT, PF(admin_port), PORT, .dflt = "15000",
-      SRC(struct ebb_proxy_cfg, admin_port_src), .doc = "the admin API port" },
+      SRC(struct ebb_proxy_cfg, admin_port_src), .doc = "the admin API (127.0.0.1 by default)" },
     { "status_port", EBB_D_UINT, PF(status_port), PORT, .dflt = "15020",
-      SRC(struct ebb_proxy_cfg, status_port_src), .doc = "the status port" },
+      SRC(struct ebb_proxy_cfg, status_port_src), .doc = "the status API (pilot-agent-compatible subset)" },
     { "hold_application_until_proxy_starts", EBB_D_BOOL, PF(hold_app), .dflt = "false",
-      SRC(struct ebb_proxy_cfg, hold_app_src), .doc = "reported; ebb is ready when it listens" },
+      SRC(struct ebb_proxy_cfg, hold_app_src), .doc = "honoured by the deploy manifests with `ebb wait`" },
     { "proxy_metadata", EBB_D_METADATA, LIST_OF(struct ebb_kv, struct ebb_proxy_cfg, metadata,
                                                 nmetadata),
       .dflt_doc = "{}", .doc = "merged key by key; keys are case-sensitive, any scalar is a "
@@ -80,10 +80,10 @@ const struct ebb_dsection ebb_pc_section = SECTION_OF(pc_d, true, istio_fields);
 static const struct ebb_directive knob_d[] = {
     { "EXIT_ON_ZERO_ACTIVE_CONNECTIONS", EBB_D_BOOL, PF(exit_on_zero), .dflt = "false",
       SRC(struct ebb_proxy_cfg, exit_on_zero_src),
-      .doc = "drain mode: exit once no connection is left; also an env var" },
+      .doc = "exit at zero connections; also an env var (the env wins)" },
     { "MINIMUM_DRAIN_DURATION", EBB_D_DURATION, PF(min_drain_ms), .dflt = "5s",
       SRC(struct ebb_proxy_cfg, min_drain_src),
-      .doc = "exit-on-zero: the least drain time; also an env var" },
+      .doc = "least drain time in exit-on-zero mode; also an env var (the env wins)" },
 };
 const struct ebb_dsection ebb_knob_section = SECTION_OF(knob_d, false, NULL);
 
