@@ -1,9 +1,9 @@
 /*
  * config_table.h - every config key as data: one directive table per
  * section (name, kind, offset into the struct, bounds, default, doc line).
- * The same tables drive the YAML parser (ebb_dparse), the defaults
- * (ebb_ddefaults), the JSON dump (config_json.c) and docs/config.md's
- * tables (ebb_config_docs_markdown), so they cannot disagree.
+ * The same tables drive the YAML parser (config_walk.h), the defaults and
+ * freeing (below), the JSON dump (config_json.c) and docs/config.md's
+ * tables (config_docs.c), so they cannot disagree.
  * Internal to src/control/config*.c and proxy_config.c, their unit tests
  * and the fuzz driver.
  */
@@ -11,7 +11,6 @@
 #define EBB_CONFIG_TABLE_H
 
 #include "ebb/config.h"
-#include "ebb/config_yaml.h"
 
 /* What a value is: how it is parsed, stored, dumped and documented. */
 enum ebb_dkind {
@@ -73,42 +72,6 @@ extern const struct ebb_dsection ebb_listener_section;  /* listeners[], struct e
 extern const struct ebb_dsection ebb_route_section;     /* routes[], struct ebb_route_cfg */
 extern const struct ebb_dsection ebb_cluster_section;   /* clusters[], struct ebb_cluster_cfg */
 
-struct ebb_dctx;
-/* Parses the LIST, ENDPOINTS, METADATA and PROXY_CONFIG values for the
- * walker: v is the (non-null) value of dir, base the section's struct. */
-typedef int (*ebb_dhook_fn)(struct ebb_dctx *x, const struct ebb_directive *dir,
-                            const yaml_node_t *v, const char *path, void *base);
-
-/* A value's node, kept for EBB_D_F_NODE directives. */
-struct ebb_dnode {
-    const void        *field;
-    const yaml_node_t *node;
-};
-
-/* One walk over a document. */
-struct ebb_dctx {
-    const struct ebb_ydoc *d;
-    enum ebb_source    source;   /* stored at every src_off */
-    ebb_dhook_fn       hook;
-    void              *arg;      /* the hook's state */
-    struct ebb_dnode  *nodes;    /* EBB_D_F_NODE values read, malloc'd (free it) */
-    size_t             nnodes;
-    char              *err;
-    size_t             errlen;
-};
-
-/* Parses the map n (path names it) with sec into base: each key found in
- * the table is checked and stored, unknown keys warn, null values count as
- * absent, then REQUIRED keys are checked in table order.  seen (NULL, or
- * sec->n entries) gets each directive's value node, NULL when absent.
- * 0 or EBB_ECONFIG with the message in x->err. */
-int ebb_dparse(struct ebb_dctx *x, const yaml_node_t *n, const char *path,
-               const struct ebb_dsection *sec, void *base, const yaml_node_t **seen);
-/* Parses one scalar value of dir into base (a directive of a scalar kind). */
-int ebb_dparse_value(struct ebb_dctx *x, const struct ebb_directive *dir, const yaml_node_t *v,
-                     const char *path, void *base);
-/* The node an EBB_D_F_NODE value at field was read from, or NULL. */
-const yaml_node_t *ebb_dnode_of(const struct ebb_dctx *x, const void *field);
 /* Stores every default of sec (nested sections too) into base. */
 void ebb_ddefaults(const struct ebb_dsection *sec, void *base);
 /* Frees what sec's values own in base (strings, lists, metadata); the
@@ -116,7 +79,9 @@ void ebb_ddefaults(const struct ebb_dsection *sec, void *base);
 void ebb_dfree(const struct ebb_dsection *sec, void *base);
 /* The same for one LIST, ENDPOINTS or METADATA value of base. */
 void ebb_dfree_list(const struct ebb_directive *dir, void *base);
-/* The directive named name (snake_case) in sec, or NULL. */
+/* The index of s in the NULL-terminated names, or -1. */
+int ebb_dname_index(const char *const *names, const char *s);
+/* The directive named name (snake_case or camelCase) in sec, or NULL. */
 const struct ebb_directive *ebb_dfind(const struct ebb_dsection *sec, const char *name);
 /* Reads/writes an unsigned integer of dir->size bytes at base + off. */
 uint64_t ebb_dget_uint(const void *base, size_t off, size_t size);

@@ -13,6 +13,7 @@
 
 #include "ebb/config_sources.h"
 #include "ebb/config_table.h"
+#include "ebb/config_walk.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
 #include "ebb/parse.h"
@@ -39,9 +40,20 @@ static void listener_defaults(struct ebb_listener_cfg *l)
     l->cluster_idx = EBB_NO_CLUSTER;
 }
 
+static void default_listener(struct ebb_listener_cfg *l, const char *name, const char *address,
+                             uint16_t port, enum ebb_direction direction)
+{
+    listener_defaults(l);
+    l->name = ebb_xstrdup(name);
+    l->address = ebb_xstrdup(address);
+    l->port = port;
+    l->direction = direction;
+}
+
+/* Listener inbound 0.0.0.0:15006 -> cluster inbound (127.0.0.1:8080);
+ * listener outbound 127.0.0.1:15001 without routes. */
 static void default_topology(struct ebb_config *cfg)
 {
-    struct ebb_listener_cfg *l;
     struct ebb_cluster_cfg *c;
 
     cfg->clusters = ebb_xcalloc(1, sizeof(*cfg->clusters));
@@ -56,20 +68,10 @@ static void default_topology(struct ebb_config *cfg)
 
     cfg->listeners = ebb_xcalloc(2, sizeof(*cfg->listeners));
     cfg->nlisteners = 2;
-    l = &cfg->listeners[0];
-    listener_defaults(l);
-    l->name = ebb_xstrdup("inbound");
-    l->address = ebb_xstrdup("0.0.0.0");
-    l->port = 15006;
-    l->direction = EBB_DIR_INBOUND;
-    l->cluster = ebb_xstrdup("inbound");
-    l->cluster_idx = 0;
-    l = &cfg->listeners[1];
-    listener_defaults(l);
-    l->name = ebb_xstrdup("outbound");
-    l->address = ebb_xstrdup("127.0.0.1");
-    l->port = 15001;
-    l->direction = EBB_DIR_OUTBOUND;
+    default_listener(&cfg->listeners[0], "inbound", "0.0.0.0", 15006, EBB_DIR_INBOUND);
+    cfg->listeners[0].cluster = ebb_xstrdup("inbound");
+    cfg->listeners[0].cluster_idx = 0;
+    default_listener(&cfg->listeners[1], "outbound", "127.0.0.1", 15001, EBB_DIR_OUTBOUND);
 }
 
 struct ebb_config *ebb_config_default(void)
@@ -201,7 +203,7 @@ static int parse_route(struct file_ctx *fc, const yaml_node_t *n, const struct l
 {
     const struct ebb_listener_cfg *l = it->owner;
     struct ebb_route_cfg *r = it->item;
-    const yaml_node_t *seen[ebb_route_section.n];
+    const yaml_node_t *seen[EBB_DSECTION_MAX];
     char sub[256];
     int rc = ebb_dparse(&fc->x, n, it->path, &ebb_route_section, r, seen);
 
@@ -262,7 +264,7 @@ static int check_listener(const struct ebb_ydoc *d, const yaml_node_t *n, const 
 static int parse_listener(struct file_ctx *fc, const yaml_node_t *n, const struct list_item *it)
 {
     struct ebb_listener_cfg *l = it->item;
-    const yaml_node_t *seen[ebb_listener_section.n];
+    const yaml_node_t *seen[EBB_DSECTION_MAX];
     int rc;
 
     listener_defaults(l);

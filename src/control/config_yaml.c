@@ -413,9 +413,12 @@ static char *markdown_comment_word(const yaml_node_t *n, const char *v)
 
 typedef int (*scalar_parse_fn)(const char *s, const void *arg, void *out);
 
-/* Runs parse on the scalar; on failure retries the Markdown-comment form. */
+/* Runs parse on the scalar; on failure retries the Markdown-comment form.
+ * Returns 0, EBB_ECONFIG (not a string), or 1 with the value in *bad and
+ * quoted in q[QUOTE_BUF] for the caller's error. */
+#define QUOTE_BUF 96
 static int yparse(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
-                  scalar_parse_fn parse, const void *arg, void *out, const char **bad,
+                  scalar_parse_fn parse, const void *arg, void *out, const char **bad, char *q,
                   char *err, size_t errlen)
 {
     const char *v;
@@ -428,17 +431,14 @@ static int yparse(const struct ebb_ydoc *d, const yaml_node_t *n, const char *pa
     *bad = v;
     if (parse(v, arg, out) == 0)
         return 0;
+    ebb_quote(v, strlen(v), q, QUOTE_BUF);
     word = markdown_comment_word(n, v);
-    if (word && parse(word, arg, out) == 0) {
-        char q[96];
-        ebb_quote(v, strlen(v), q, sizeof(q));
+    rc = word ? parse(word, arg, out) : 1;
+    if (rc == 0)
         ebb_ywarn(d, n, path, "read %s as \"%s\": \"*#...*\" looks like a comment mangled by "
                   "Markdown (a YAML comment is \" # ...\")", q, word);
-        free(word);
-        return 0;
-    }
     free(word);
-    return 1;
+    return rc == 0 ? 0 : 1;
 }
 
 static int parse_dur_cb(const char *s, const void *arg, void *out)
@@ -464,12 +464,11 @@ int ebb_yduration(const struct ebb_ydoc *d, const yaml_node_t *n, const char *pa
 {
     const char *v = NULL;
     uint64_t tmp;
-    char q[96];
-    int rc = yparse(d, n, path, parse_dur_cb, NULL, ms, &v, err, errlen);
+    char q[QUOTE_BUF];
+    int rc = yparse(d, n, path, parse_dur_cb, NULL, ms, &v, q, err, errlen);
 
     if (rc <= 0)
         return rc;
-    ebb_quote(v, strlen(v), q, sizeof(q));
     if (v[0] == '-' && ebb_parse_duration_ms(v + 1, &tmp) == 0)
         return ebb_yerr(d, n, path, err, errlen, "%s is negative (must be >= 0)", q);
     if (v[0] && strspn(v, "0123456789") == strlen(v))
@@ -480,29 +479,23 @@ int ebb_yduration(const struct ebb_ydoc *d, const yaml_node_t *n, const char *pa
 int ebb_ybool(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, bool *out,
               char *err, size_t errlen)
 {
-    const char *v = NULL;
-    char q[96];
-    int rc = yparse(d, n, path, parse_bool_cb, NULL, out, &v, err, errlen);
+    const char *v;
+    char q[QUOTE_BUF];
+    int rc = yparse(d, n, path, parse_bool_cb, NULL, out, &v, q, err, errlen);
 
-    if (rc <= 0)
-        return rc;
-    ebb_quote(v, strlen(v), q, sizeof(q));
-    return ebb_yerr(d, n, path, err, errlen, "%s " EBB_BOOL_HINT, q);
+    return rc <= 0 ? rc : ebb_yerr(d, n, path, err, errlen, "%s " EBB_BOOL_HINT, q);
 }
 
 int ebb_yuint(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, uint64_t min,
               uint64_t max, const char *what, uint64_t *out, char *err, size_t errlen)
 {
     const uint64_t range[2] = { min, max };
-    const char *v = NULL;
-    char q[96];
-    int rc = yparse(d, n, path, parse_uint_cb, range, out, &v, err, errlen);
+    const char *v;
+    char q[QUOTE_BUF];
+    int rc = yparse(d, n, path, parse_uint_cb, range, out, &v, q, err, errlen);
 
-    if (rc <= 0)
-        return rc;
-    ebb_quote(v, strlen(v), q, sizeof(q));
-    return ebb_yerr(d, n, path, err, errlen, "%s is not %s (%" PRIu64 "-%" PRIu64 ")", q, what,
-                    min, max);
+    return rc <= 0 ? rc : ebb_yerr(d, n, path, err, errlen, "%s is not %s (%" PRIu64 "-%" PRIu64
+                                   ")", q, what, min, max);
 }
 
 

@@ -17,6 +17,7 @@
 
 #include "ebb/config_sources.h"
 #include "ebb/config_table.h"
+#include "ebb/config_walk.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
 #include "ebb/parse.h"
