@@ -2,7 +2,7 @@
  * proxy_config.h - the Istio ProxyConfig knobs ebb honours (SPEC §3.5),
  * merged from every source of SPEC §4, each value with the source it came
  * from (src/control/proxy_config.c).  Part of the effective config
- * (config.h); the loading internals are in config_yaml.h.
+ * (config.h); loading and merging: config_sources.h.
  */
 #ifndef EBB_PROXY_CONFIG_H
 #define EBB_PROXY_CONFIG_H

@@ -4,7 +4,7 @@
  * path", camelCase/snake_case key folding with duplicate detection, and
  * typed scalars (Go durations and bools, bounded integers, addresses) whose
  * errors quote the bad value.  Shared by config.c (ebb.yaml), proxy_config.c
- * (the ProxyConfig sources) and the directive walker (config_table.c).
+ * (the ProxyConfig sources) and the directive walker (config_walk.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>

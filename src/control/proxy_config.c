@@ -5,11 +5,14 @@
  *
  *   default < ebb.yaml proxy_config: < mesh config defaultConfig
  *           < PROXY_CONFIG < proxy.istio.io/config annotation < environment
+ *           < ebb.yaml top-level concurrency, admin.port, status.port
  *
- * A top-level field present in a higher source replaces the lower one
- * whole; proxyMetadata merges key by key; EXIT_ON_ZERO_ACTIVE_CONNECTIONS
- * and MINIMUM_DRAIN_DURATION are read from the environment first and from
- * the merged proxyMetadata otherwise (a metadata key acts as an env var).
+ * The fields are the directive tables ebb_pc_section and ebb_knob_section
+ * (config_table.c): each source is read with them, and a field a source
+ * sets (its *_src is not DEFAULT) replaces the lower one whole;
+ * proxyMetadata merges key by key; EXIT_ON_ZERO_ACTIVE_CONNECTIONS and
+ * MINIMUM_DRAIN_DURATION are read from the environment first and from the
+ * merged proxyMetadata otherwise (a metadata key acts as an env var).
  * Also the downward-API annotations file parser (kubelet's key="value").
  */
 #include <errno.h>
