@@ -1,20 +1,21 @@
 /*
  * fuzz_config.c - libFuzzer driver for the config value parsers: the
  * downward-API annotations file (and the ProxyConfig in it), PROXY_CONFIG
- * text, a whole ebb.yaml, strconv.Unquote, time.ParseDuration and the JSON
- * dump.  The first input byte picks the target; the rest is its input.
+ * text, a whole ebb.yaml, strconv.Unquote, time.ParseDuration, the JSON
+ * dump and the JSON string escaper.  The first input byte picks the target; the rest is its input.
  *
  *   make build/fuzz/fuzz_config
  *   build/fuzz/fuzz_config -max_total_time=180 /tmp/corpus fuzz/corpus/config
  */
-#define EBB_CONFIG_INTERNAL
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ebb/config.h"
+#include "ebb/buf.h"
+#include "ebb/config_sources.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
+#include "ebb/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -107,6 +108,27 @@ static void fuzz_duration(const char *text)
     ebb_parse_uint(text, 1, 65535, &ms);
 }
 
+/* Any bytes come out of the JSON escaper as valid UTF-8 without raw
+ * control bytes, and error quoting never overflows. */
+static void fuzz_json_escape(const char *text, size_t len)
+{
+    struct ebb_buf b = { .max = 1 << 20 };
+    char q[96];
+    uint32_t r;
+
+    if (ebb_buf_append_json_str(&b, text) == 0) {
+        const char *p = ebb_buf_start(&b);
+        size_t n = ebb_buf_len(&b);
+        for (size_t i = 0, k; i < n; i += k) {
+            k = ebb_utf8_decode(p + i, n - i, &r);
+            check(!(k == 1 && r == 0xFFFD) && (unsigned char)p[i] >= 0x20 && p[i] != 0x7f);
+        }
+    }
+    ebb_buf_free(&b);
+    ebb_quote(text, len, q, sizeof(q));
+    check(strlen(q) < sizeof(q));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text;
@@ -126,7 +148,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 1: fuzz_proxy_config(text, len); break;
     case 2: fuzz_ebb_yaml(text, len); break;
     case 3: fuzz_unquote(text, len); break;
-    default: fuzz_duration(text); break;
+    default:
+        fuzz_duration(text);
+        fuzz_json_escape(text, len);
+        break;
     }
     free(text);
     return 0;

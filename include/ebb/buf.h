@@ -42,8 +42,18 @@ int ebb_buf_append(struct ebb_buf *b, const void *p, size_t n);
 /* printf-append.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
 int ebb_buf_appendf(struct ebb_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Appends s as a quoted JSON string (", \ and control bytes escaped; NULL as "").
- * Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
+/* The one JSON string escaper.  Looks at the next character of s[0..n)
+ * (n > 0) and sets *used to its length in bytes.  Returns 0 when those bytes
+ * go into a JSON string as they are (printable ASCII other than " and \, or
+ * a valid UTF-8 sequence), else writes the escape into esc and returns its
+ * length: \" \\ \n \r \t \b \f, \u00XX for other control bytes and DEL,
+ * and \ufffd (U+FFFD) for each byte that does not start a valid UTF-8
+ * sequence (stray, overlong, surrogate, above U+10FFFF or truncated), so
+ * the output is always valid UTF-8 and valid JSON. */
+#define EBB_JSON_ESC_MAX 6   /* longest escape written into esc */
+size_t ebb_json_escape(const char *s, size_t n, size_t *used, char *esc);
+/* Appends the NUL-terminated s (NULL as "") as a quoted JSON string escaped
+ * by ebb_json_escape().  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
 int ebb_buf_append_json_str(struct ebb_buf *b, const char *s);
 /* Drops n bytes from the front. */
 void ebb_buf_consume(struct ebb_buf *b, size_t n);

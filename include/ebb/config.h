@@ -1,10 +1,9 @@
 /*
  * config.h - the effective configuration: ebb.yaml topology plus the Istio
- * ProxyConfig knobs merged from every source of SPEC §4.
- *
- * Loading is pure apart from reading files and the environment: it never
- * opens sockets.  Errors are written into a caller buffer as one line that
- * names the source (file:line or variable), the key path and the reason.
+ * ProxyConfig knobs (proxy_config.h) merged from every source of SPEC §4.
+ * Loading, freeing and the JSON dump: config_load.h.  Every ebb.yaml key,
+ * with its bounds, default and doc line: the directive tables of
+ * config_table.h, which also make docs/config.md's tables.
  */
 #ifndef EBB_CONFIG_H
 #define EBB_CONFIG_H
@@ -14,29 +13,11 @@
 #include <stdint.h>
 
 #include "ebb/h1_parse.h"
+#include "ebb/proxy_config.h"
 
 enum ebb_direction { EBB_DIR_INBOUND = 0, EBB_DIR_OUTBOUND = 1 };
 enum ebb_proto { EBB_PROTO_HTTP = 0, EBB_PROTO_TCP = 1 };
 enum ebb_upstream_proto { EBB_UP_HTTP1 = 0, EBB_UP_H2C = 1 };
-
-/*
- * Where a value came from.  DEFAULT..ENV are SPEC §4's ProxyConfig sources,
- * lowest precedence first.  FILE is ebb.yaml and is not ordered by its enum
- * value: ebb.yaml's `proxy_config:` map ranks just above DEFAULT (below the
- * mesh config), while ebb.yaml's own top-level `concurrency`, `admin.port`
- * and `status.port` override every ProxyConfig source (docs/config.md).
- */
-enum ebb_source {
-    EBB_SRC_DEFAULT = 0,
-    EBB_SRC_MESH,        /* --mesh-config defaultConfig */
-    EBB_SRC_PROXY_CONFIG,/* PROXY_CONFIG environment variable */
-    EBB_SRC_ANNOTATION,  /* proxy.istio.io/config in the downward-API file */
-    EBB_SRC_ENV,         /* process environment */
-    EBB_SRC_FILE,        /* ebb.yaml (-c) */
-};
-/* Returns a static name: "default", "mesh config", "PROXY_CONFIG",
- * "annotation", "env", "file" ("unknown" for anything else). */
-const char *ebb_source_name(enum ebb_source s);
 
 #define EBB_NO_CLUSTER ((size_t)-1)   /* cluster_idx of a listener without a fixed cluster */
 
@@ -93,28 +74,6 @@ struct ebb_drain_cfg {
     uint64_t linger_ms;             /* staged-close read-and-discard time, default 2000 */
 };
 
-/* A proxyMetadata entry. */
-struct ebb_kv {
-    char *key;
-    char *value;              /* may contain any byte except NUL */
-    enum ebb_source source;   /* the source whose value won the merge */
-};
-
-/* The Istio ProxyConfig subset ebb honours, with each value's source. */
-struct ebb_proxy_cfg {
-    uint64_t termination_drain_ms;  enum ebb_source termination_drain_src;  /* 5s */
-    uint64_t drain_duration_ms;     enum ebb_source drain_duration_src;     /* 45s */
-    uint32_t concurrency;           enum ebb_source concurrency_src;        /* 2; 0 = nproc */
-    uint16_t admin_port;            enum ebb_source admin_port_src;         /* 15000 */
-    uint16_t status_port;           enum ebb_source status_port_src;        /* 15020 */
-    bool     hold_app;              enum ebb_source hold_app_src;           /* holdApplicationUntilProxyStarts */
-    struct ebb_kv *metadata;        /* merged proxyMetadata, sorted by key */
-    size_t   nmetadata;
-    /* derived from metadata/env */
-    bool     exit_on_zero;          enum ebb_source exit_on_zero_src;       /* EXIT_ON_ZERO_ACTIVE_CONNECTIONS */
-    uint64_t min_drain_ms;          enum ebb_source min_drain_src;          /* MINIMUM_DRAIN_DURATION, 5s */
-};
-
 struct ebb_config {
     char    *file;                /* ebb.yaml path, NULL = built-in default */
     char    *mesh_file;           /* --mesh-config path read, NULL = none (default path missing) */
@@ -133,168 +92,5 @@ struct ebb_config {
     char    *access_log;          /* "-" stdout (default), "off", or a file path */
     char    *log_level;           /* "info" default; --log-level overrides (validated) */
 };
-
-/* Where to load from; NULL fields take the defaults of SPEC §4. */
-struct ebb_config_args {
-    const char *file;              /* -c */
-    const char *mesh_file;         /* --mesh-config, default ./etc/istio/config/mesh (missing = skipped) */
-    const char *annotations_file;  /* --pod-annotations, default ./etc/istio/pod/annotations (missing = skipped) */
-    const char *log_level;         /* --log-level */
-    char *const *environ;          /* environment to read, NULL = the process's */
-};
-
-/* Loads every source and merges them.  On success returns 0 and *out owns
- * a new config (free with ebb_config_free).  On failure returns EBB_ECONFIG,
- * leaves *out NULL and writes one line "source: key: reason" into err
- * (source is "file:line" for files).  Warnings (unknown fields) are logged
- * with ebb_warn.  Does not change the global log level. */
-int ebb_config_load(const struct ebb_config_args *args, struct ebb_config **out,
-                    char *err, size_t errlen);
-
-/* The built-in default config with every ProxyConfig value at its default.
- * The caller owns it (ebb_config_free).  Exits on out-of-memory. */
-struct ebb_config *ebb_config_default(void);
-
-/* Frees cfg and everything it owns; NULL is fine. */
-void ebb_config_free(struct ebb_config *cfg);
-
-/* Writes the effective config as JSON (for /config_dump and `ebb validate`):
- * {"proxy_config": {...}, "sources": {"terminationDrainDuration": "annotation", ...},
- *  "drain": {...}, "listeners": [...], "clusters": [...], "limits": {...}}.
- * Durations are Go strings ("5s", "1m30s"); docs/config.md lists every key.
- * Returns a malloc'd NUL-terminated string (valid UTF-8: bytes that are not
- * become U+FFFD); the caller frees it. */
-char *ebb_config_to_json(const struct ebb_config *cfg);
-
-/* Value syntax shared by every source (src/core/parse.c). */
-/* Go time.ParseDuration: "300ms", "1.5h", "2h45m", "5s"; "0" alone is 0.
- * Negative durations are rejected ("-0" is 0).  Result in ms; a sub-ms
- * remainder rounds up (except at Go's maximum, 2562047h47m16.854s, so what
- * ebb_format_duration_ms prints always parses back).  0 or EBB_EINVAL. */
-int ebb_parse_duration_ms(const char *s, uint64_t *out_ms);
-/* Go strconv.ParseBool: 1 t T TRUE true True 0 f F FALSE false False. */
-int ebb_parse_bool(const char *s, bool *out);
-/* Unsigned decimal within [min, max]. */
-int ebb_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-/* Go-quoted string (strconv.Unquote of a "..." literal): \" \\ \n \t \r \a
- * \b \f \v \xNN \NNN(octal) \uXXXX \UXXXXXXXX.  in/inlen include the quotes.
- * Returns a malloc'd string (NUL-terminated; *outlen set) or NULL when malformed. */
-char *ebb_go_unquote(const char *in, size_t inlen, size_t *outlen);
-
-/* Decodes one UTF-8 sequence at s[0..n) like Go's utf8.DecodeRune: returns
- * its length and sets *rune, or returns 1 with U+FFFD for an invalid byte
- * (0 when n is 0). */
-size_t ebb_utf8_decode(const char *s, size_t n, uint32_t *rune);
-/* Formats ms like Go's Duration.String(): "0s", "500ms", "1.5s", "1m30s",
- * "1h0m0s".  Always NUL-terminates out (32 bytes are enough). */
-void ebb_format_duration_ms(uint64_t ms, char *out, size_t outlen);
-
-/* Parses a downward-API annotations file's contents (key="value" lines).
- * Returns 0 and sets *value to the malloc'd, unquoted value of key (NULL if
- * absent), or EBB_ECONFIG with "path:line: reason" in err.  Every line is
- * checked, not only the one asked for; blank lines are skipped and a CR
- * before the LF is tolerated.  A key given twice is an error. */
-int ebb_annotations_get(const char *path, const char *text, size_t len, const char *key,
-                        char **value, char *err, size_t errlen);
-
-#ifdef EBB_CONFIG_INTERNAL
-/*
- * Shared by src/control/config*.c and proxy_config.c (and the fuzz driver
- * and unit tests); not for other modules.  YAML helpers live in config.c.
- */
-#include <yaml.h>
-
-/* A YAML or JSON document being read, and how errors name its positions. */
-struct ebb_ydoc {
-    yaml_document_t doc;
-    bool            loaded;   /* doc holds a document to delete */
-    const char     *label;    /* file path or variable name */
-    unsigned long   line;     /* nonzero: every error says label:line (the annotation's line) */
-    bool            marks;    /* line == 0: say label:<node line> (files, multi-line text) */
-    const char     *prefix;   /* put before key paths, e.g. "proxy.istio.io/config: " */
-};
-
-/* Parses text as one YAML (or JSON) document into d (label etc. set by the
- * caller).  An empty text is an empty document (root NULL).  0 or
- * EBB_ECONFIG with "label:line: invalid YAML: ..." in err.  Call
- * ebb_ydoc_free() in both cases. */
-int ebb_ydoc_load(struct ebb_ydoc *d, const char *text, size_t len, char *err, size_t errlen);
-void ebb_ydoc_free(struct ebb_ydoc *d);
-/* Root node, or NULL for an empty document. */
-yaml_node_t *ebb_ydoc_root(struct ebb_ydoc *d);
-yaml_node_t *ebb_ynode(const struct ebb_ydoc *d, int id);
-/* Formats "label[:line]: prefix path: reason" into err; returns EBB_ECONFIG. */
-int ebb_yerr(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, char *err,
-             size_t errlen, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-/* Logs the same shape at warn level. */
-void ebb_ywarn(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
-               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* True when key equals snake, or is its camelCase spelling. */
-bool ebb_ykey_is(const char *key, const char *snake);
-/* True for a null scalar (empty plain, ~, null, Null, NULL). */
-bool ebb_ynull(const yaml_node_t *n);
-/* Checks n is a mapping with scalar, distinct keys (camelCase and
- * snake_case spellings folded together when fold is true). */
-int ebb_ymap(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, bool fold,
-             char *err, size_t errlen);
-/* Writes s[0..n) double-quoted, control bytes escaped, cut at ~60 bytes. */
-void ebb_quote(const char *s, size_t n, char *out, size_t outlen);
-/* Joins a key path: "a" + "b" -> "a.b"; "" + "b" -> "b". */
-void ebb_ypath(char *out, size_t outlen, const char *path, const char *key);
-/* Scalar accessors: each errs with the bad value quoted. */
-int ebb_ystr(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
-             const char **out, char *err, size_t errlen);
-int ebb_yduration(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
-                  uint64_t *ms, char *err, size_t errlen);
-int ebb_ybool(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, bool *out,
-              char *err, size_t errlen);
-int ebb_yuint(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, uint64_t min,
-              uint64_t max, const char *what, uint64_t *out, char *err, size_t errlen);
-/* Reads a whole file (at most 16 MiB) into a malloc'd NUL-terminated
- * buffer.  Returns 0, or a negative errno (-EFBIG when too large). */
-int ebb_read_file(const char *path, char **text, size_t *len);
-/* The message of a duration/bool value error, shared with the environment. */
-#define EBB_DURATION_HINT "is not a Go duration (e.g. 500ms, 5s, 1m30s)"
-#define EBB_BOOL_HINT "is not a Go bool (1 t T TRUE true True 0 f F FALSE false False)"
-
-/* ProxyConfig fields, as bits of struct ebb_pc_src.set. */
-#define EBB_PC_TERMINATION_DRAIN 0x01u
-#define EBB_PC_DRAIN_DURATION    0x02u
-#define EBB_PC_CONCURRENCY       0x04u
-#define EBB_PC_ADMIN_PORT        0x08u
-#define EBB_PC_STATUS_PORT       0x10u
-#define EBB_PC_HOLD_APP          0x20u
-
-/* One source's ProxyConfig: the fields it sets, and its proxyMetadata. */
-struct ebb_pc_src {
-    enum ebb_source      source;
-    unsigned             set;   /* EBB_PC_* present in this source */
-    struct ebb_proxy_cfg v;     /* values of the set fields; v.metadata owned, sources = source */
-};
-
-/* Parses a ProxyConfig mapping node n (NULL or null = empty) of d into out,
- * which must be zeroed with out->source set.  Validates every value where it
- * is written, including the EXIT_ON_ZERO_ACTIVE_CONNECTIONS and
- * MINIMUM_DRAIN_DURATION metadata.  0 or EBB_ECONFIG. */
-int ebb_pc_parse(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
-                 struct ebb_pc_src *out, char *err, size_t errlen);
-/* Parses a whole text (PROXY_CONFIG or the annotation value) as ProxyConfig. */
-int ebb_pc_parse_text(struct ebb_ydoc *d, const char *text, size_t len,
-                      struct ebb_pc_src *out, char *err, size_t errlen);
-void ebb_pc_src_free(struct ebb_pc_src *s);
-/* Reads the mesh config, PROXY_CONFIG, the annotations file and the
- * environment of args, merges them over file_pc (ebb.yaml proxy_config:,
- * may be NULL) and the defaults into cfg->proxy, and sets cfg->mesh_file and
- * cfg->annotations_file.  0 or EBB_ECONFIG. */
-int ebb_proxy_config_load(struct ebb_config *cfg, const struct ebb_config_args *args,
-                          const struct ebb_pc_src *file_pc, char *err, size_t errlen);
-/* ebb_config_load() with ebb.yaml's contents given as text[0..len) (NULL =
- * no ebb.yaml), named args->file or "ebb.yaml" in errors; the other sources
- * are read as usual.  For the fuzz driver and tests. */
-int ebb_config_load_text(const struct ebb_config_args *args, const char *text, size_t len,
-                         struct ebb_config **out, char *err, size_t errlen);
-/* Sets every ProxyConfig value of pc to its default, source DEFAULT. */
-void ebb_proxy_config_default(struct ebb_proxy_cfg *pc);
-#endif
 
 #endif

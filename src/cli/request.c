@@ -4,9 +4,9 @@
 
 #include "ebb/buf.h"
 #include "ebb/cli.h"
-#include "ebb/config.h"
 #include "ebb/core.h"
 #include "ebb/loop.h"
+#include "ebb/parse.h"
 
 int ebb_cmd_request(int argc, char **argv)
 {

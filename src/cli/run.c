@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "ebb/cli.h"
-#include "ebb/config.h"
+#include "ebb/config_load.h"
 #include "ebb/control.h"
 #include "ebb/core.h"
 #include "ebb/log.h"

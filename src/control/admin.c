@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "ebb/buf.h"
-#include "ebb/config.h"
+#include "ebb/config_load.h"
 #include "ebb/control.h"
 #include "ebb/core.h"
 #include "ebb/h1_parse.h"

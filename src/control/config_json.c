@@ -1,45 +1,36 @@
 /*
  * config_json.c - the effective config as JSON, for /config_dump and
- * `ebb validate`: every ProxyConfig value with its source, proxyMetadata
- * with each key's source, the drain knobs, ports, listeners, clusters and
- * limits.  Key list in docs/config.md.
+ * `ebb validate`, written from the directive tables (config_table.c): every
+ * ebb.yaml value, every ProxyConfig value with its source, proxyMetadata
+ * with each key's source, and the drain knobs.  Key list in docs/config.md.
  */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
 
-#include "ebb/config.h"
+#include "ebb/buf.h"
+#include "ebb/config_load.h"
+#include "ebb/config_table.h"
 #include "ebb/core.h"
+#include "ebb/parse.h"
 
 /* A growing string; exits on out-of-memory (startup/admin path). */
 struct jbuf {
-    char  *p;
-    size_t len, cap;
-    bool   comma;   /* the next member needs a ',' first */
+    struct ebb_buf b;
+    bool           comma;   /* the next member needs a ',' first */
 };
 
-static void jb_reserve(struct jbuf *b, size_t n)
+static void jb_check(int rc)
 {
-    if (b->len + n + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + n + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
+    if (rc) {
         fprintf(stderr, "ebb: out of memory\n");
         exit(2);
     }
-    b->p = p;
-    b->cap = cap;
 }
 
 static void jb_raw(struct jbuf *b, const char *s, size_t n)
 {
-    jb_reserve(b, n);
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    jb_check(ebb_buf_append(&b->b, s, n));
 }
 
 static void jb_printf(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -56,50 +47,13 @@ static void jb_printf(struct jbuf *b, const char *fmt, ...)
         jb_raw(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* A JSON string; invalid UTF-8 becomes U+FFFD so the output always parses. */
+/* A JSON string (ebb_json_escape: always valid UTF-8), or null for NULL. */
 static void jb_str(struct jbuf *b, const char *s)
 {
-    size_t n;
-
-    if (!s) {
+    if (!s)
         jb_raw(b, "null", 4);
-        return;
-    }
-    n = strlen(s);
-    jb_raw(b, "\"", 1);
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        uint32_t r;
-        size_t k;
-
-        switch (c) {
-        case '"': jb_raw(b, "\\\"", 2); i++; continue;
-        case '\\': jb_raw(b, "\\\\", 2); i++; continue;
-        case '\n': jb_raw(b, "\\n", 2); i++; continue;
-        case '\r': jb_raw(b, "\\r", 2); i++; continue;
-        case '\t': jb_raw(b, "\\t", 2); i++; continue;
-        case '\b': jb_raw(b, "\\b", 2); i++; continue;
-        case '\f': jb_raw(b, "\\f", 2); i++; continue;
-        default: break;
-        }
-        if (c < 0x20 || c == 0x7f) {
-            jb_printf(b, "\\u%04x", c);
-            i++;
-            continue;
-        }
-        if (c < 0x80) {
-            jb_raw(b, (const char *)&s[i], 1);
-            i++;
-            continue;
-        }
-        k = ebb_utf8_decode(s + i, n - i, &r);
-        if (r == 0xFFFD && k == 1)
-            jb_raw(b, "\\ufffd", 6);
-        else
-            jb_raw(b, s + i, k);
-        i += k;
-    }
-    jb_raw(b, "\"", 1);
+    else
+        jb_check(ebb_buf_append_json_str(&b->b, s));
 }
 
 static void jb_sep(struct jbuf *b)
@@ -129,205 +83,137 @@ static void jb_close(struct jbuf *b, char c)
     b->comma = true;
 }
 
-static void kv_str(struct jbuf *b, const char *k, const char *v)
+/* A key: snake_case, or camelCase for the ProxyConfig section. */
+static void jb_name(struct jbuf *b, const char *name, bool camel)
 {
-    jb_key(b, k);
-    jb_str(b, v);
-    b->comma = true;
+    char key[128];
+    size_t o = 0;
+
+    for (; *name && o + 1 < sizeof(key); name++) {
+        if (camel && *name == '_' && name[1])
+            key[o++] = (char)(*++name - 'a' + 'A');
+        else
+            key[o++] = *name;
+    }
+    key[o] = '\0';
+    jb_key(b, key);
 }
 
-static void kv_u64(struct jbuf *b, const char *k, uint64_t v)
-{
-    jb_key(b, k);
-    jb_printf(b, "%" PRIu64, v);
-    b->comma = true;
-}
-
-static void kv_bool(struct jbuf *b, const char *k, bool v)
-{
-    jb_key(b, k);
-    jb_raw(b, v ? "true" : "false", v ? 4 : 5);
-    b->comma = true;
-}
-
-static void kv_dur(struct jbuf *b, const char *k, uint64_t ms)
+static void jb_dur(struct jbuf *b, uint64_t ms)
 {
     char d[32];
 
     ebb_format_duration_ms(ms, d, sizeof(d));
-    kv_str(b, k, d);
+    jb_str(b, d);
 }
 
-static void kv_src(struct jbuf *b, const char *k, enum ebb_source s)
+static void dump_section(struct jbuf *b, const struct ebb_dsection *sec, const void *base);
+
+/* The items of a LIST, ENDPOINTS or METADATA value. */
+static void dump_items(struct jbuf *b, const struct ebb_directive *dir, const void *base)
 {
-    kv_str(b, k, ebb_source_name(s));
+    const char *arr = *(char *const *)((const char *)base + dir->off);
+    size_t n = *(const size_t *)((const char *)base + dir->count_off);
+
+    jb_open(b, dir->kind == EBB_D_METADATA ? '{' : '[');
+    for (size_t i = 0; i < n; i++) {
+        const void *item = arr + i * dir->elem_size;
+        if (dir->kind == EBB_D_METADATA) {
+            jb_key(b, ((const struct ebb_kv *)item)->key);
+            jb_str(b, ((const struct ebb_kv *)item)->value);
+            b->comma = true;
+            continue;
+        }
+        jb_sep(b);
+        if (dir->kind == EBB_D_LIST) {
+            dump_section(b, dir->sub, item);
+        } else {
+            const struct ebb_endpoint *ep = item;
+            char s[320];
+            snprintf(s, sizeof(s), strchr(ep->host, ':') ? "[%s]:%u" : "%s:%u", ep->host,
+                     ep->port);
+            jb_str(b, s);
+        }
+    }
+    jb_close(b, dir->kind == EBB_D_METADATA ? '}' : ']');
 }
 
-static void addr_port(struct jbuf *b, const char *k, const char *addr, uint16_t port)
+/* "sources": where each ProxyConfig value, knob and metadata key came from. */
+static void dump_sources(struct jbuf *b, const struct ebb_proxy_cfg *pc)
 {
-    jb_key(b, k);
-    jb_open(b, '{');
-    kv_str(b, "address", addr);
-    kv_u64(b, "port", port);
-    jb_close(b, '}');
-}
-
-static void proxy_config(struct jbuf *b, const struct ebb_proxy_cfg *pc)
-{
-    jb_key(b, "proxy_config");
-    jb_open(b, '{');
-    kv_dur(b, "terminationDrainDuration", pc->termination_drain_ms);
-    kv_dur(b, "drainDuration", pc->drain_duration_ms);
-    kv_u64(b, "concurrency", pc->concurrency);
-    kv_u64(b, "proxyAdminPort", pc->admin_port);
-    kv_u64(b, "statusPort", pc->status_port);
-    kv_bool(b, "holdApplicationUntilProxyStarts", pc->hold_app);
-    jb_key(b, "proxyMetadata");
-    jb_open(b, '{');
-    for (size_t i = 0; i < pc->nmetadata; i++)
-        kv_str(b, pc->metadata[i].key, pc->metadata[i].value);
-    jb_close(b, '}');
-    jb_close(b, '}');
+    const struct ebb_dsection *secs[] = { &ebb_pc_section, &ebb_knob_section };
 
     jb_key(b, "sources");
     jb_open(b, '{');
-    kv_src(b, "terminationDrainDuration", pc->termination_drain_src);
-    kv_src(b, "drainDuration", pc->drain_duration_src);
-    kv_src(b, "concurrency", pc->concurrency_src);
-    kv_src(b, "proxyAdminPort", pc->admin_port_src);
-    kv_src(b, "statusPort", pc->status_port_src);
-    kv_src(b, "holdApplicationUntilProxyStarts", pc->hold_app_src);
-    kv_src(b, "EXIT_ON_ZERO_ACTIVE_CONNECTIONS", pc->exit_on_zero_src);
-    kv_src(b, "MINIMUM_DRAIN_DURATION", pc->min_drain_src);
+    for (size_t s = 0; s < EBB_ARRAY_LEN(secs); s++) {
+        for (size_t i = 0; i < secs[s]->n; i++) {
+            const struct ebb_directive *dir = &secs[s]->d[i];
+            if (!dir->src_off)
+                continue;
+            jb_name(b, dir->name, secs[s]->camel);
+            jb_str(b, ebb_source_name(*(const enum ebb_source *)((const char *)pc +
+                                                                  dir->src_off)));
+            b->comma = true;
+        }
+    }
     jb_key(b, "proxyMetadata");
     jb_open(b, '{');
-    for (size_t i = 0; i < pc->nmetadata; i++)
-        kv_src(b, pc->metadata[i].key, pc->metadata[i].source);
-    jb_close(b, '}');
-    jb_close(b, '}');
-}
-
-static void drain(struct jbuf *b, const struct ebb_config *cfg)
-{
-    const struct ebb_proxy_cfg *pc = &cfg->proxy;
-    const struct ebb_drain_cfg *d = &cfg->drain;
-
-    jb_key(b, "drain");
-    jb_open(b, '{');
-    kv_str(b, "mode", pc->exit_on_zero ? "exit_on_zero_active_connections"
-                                       : "termination_drain_duration");
-    kv_bool(b, "exit_on_zero_active_connections", pc->exit_on_zero);
-    kv_dur(b, "minimum_drain_duration", pc->min_drain_ms);
-    kv_dur(b, "termination_drain_duration", pc->termination_drain_ms);
-    kv_dur(b, "drain_duration", pc->drain_duration_ms);
-    kv_dur(b, "idle_close_after", d->idle_close_after_ms);
-    kv_str(b, "idle_close_after_source",
-           d->idle_close_after_set ? "file" : "MINIMUM_DRAIN_DURATION");
-    kv_dur(b, "idle_close_spread", d->idle_close_spread_ms);
-    kv_dur(b, "drain_timeout", d->drain_timeout_ms);
-    kv_dur(b, "drain_deadline", d->drain_deadline_ms);
-    kv_dur(b, "linger", d->linger_ms);
-    jb_close(b, '}');
-}
-
-static void listeners(struct jbuf *b, const struct ebb_config *cfg)
-{
-    jb_key(b, "listeners");
-    jb_open(b, '[');
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        const struct ebb_listener_cfg *l = &cfg->listeners[i];
-        jb_sep(b);
-        jb_open(b, '{');
-        kv_str(b, "name", l->name);
-        kv_str(b, "address", l->address);
-        kv_u64(b, "port", l->port);
-        kv_str(b, "direction", l->direction == EBB_DIR_INBOUND ? "inbound" : "outbound");
-        kv_str(b, "protocol", l->protocol == EBB_PROTO_HTTP ? "http" : "tcp");
-        kv_str(b, "cluster", l->cluster);
-        jb_key(b, "routes");
-        jb_open(b, '[');
-        for (size_t j = 0; j < l->nroutes; j++) {
-            jb_sep(b);
-            jb_open(b, '{');
-            kv_str(b, "host", l->routes[j].host);
-            kv_str(b, "cluster", l->routes[j].cluster);
-            jb_close(b, '}');
-        }
-        jb_close(b, ']');
-        kv_u64(b, "max_connections", l->max_connections);
-        jb_close(b, '}');
+    for (size_t i = 0; i < pc->nmetadata; i++) {
+        jb_key(b, pc->metadata[i].key);
+        jb_str(b, ebb_source_name(pc->metadata[i].source));
+        b->comma = true;
     }
-    jb_close(b, ']');
+    jb_close(b, '}');
+    jb_close(b, '}');
 }
 
-static void clusters(struct jbuf *b, const struct ebb_config *cfg)
+static void dump_value(struct jbuf *b, const struct ebb_directive *dir, const void *base)
 {
-    jb_key(b, "clusters");
-    jb_open(b, '[');
-    for (size_t i = 0; i < cfg->nclusters; i++) {
-        const struct ebb_cluster_cfg *c = &cfg->clusters[i];
-        jb_sep(b);
-        jb_open(b, '{');
-        kv_str(b, "name", c->name);
-        jb_key(b, "endpoints");
-        jb_open(b, '[');
-        for (size_t j = 0; j < c->nendpoints; j++) {
-            char ep[320];
-            const char *h = c->endpoints[j].host;
-            snprintf(ep, sizeof(ep), strchr(h, ':') ? "[%s]:%u" : "%s:%u", h,
-                     c->endpoints[j].port);
-            jb_sep(b);
-            jb_str(b, ep);
-        }
-        jb_close(b, ']');
-        kv_str(b, "protocol", c->protocol == EBB_UP_H2C ? "h2c" : "http1");
-        kv_dur(b, "connect_timeout", c->connect_timeout_ms);
-        kv_dur(b, "request_timeout", c->request_timeout_ms);
-        jb_key(b, "pool");
-        jb_open(b, '{');
-        kv_u64(b, "max_idle", c->pool_max_idle);
-        kv_dur(b, "idle_timeout", c->pool_idle_timeout_ms);
-        jb_close(b, '}');
-        jb_close(b, '}');
+    const void *field = (const char *)base + dir->off;
+    uint64_t u = dir->size ? ebb_dget_uint(base, dir->off, dir->size) : 0;
+
+    switch (dir->kind) {
+    case EBB_D_DURATION: jb_dur(b, ebb_dget_uint(base, dir->off, sizeof(uint64_t))); break;
+    case EBB_D_BOOL: jb_raw(b, *(const bool *)field ? "true" : "false",
+                            *(const bool *)field ? 4 : 5); break;
+    case EBB_D_UINT: jb_printf(b, "%" PRIu64, u); break;
+    case EBB_D_ENUM: jb_str(b, dir->names[u]); break;
+    case EBB_D_STRING:
+    case EBB_D_ADDRESS: jb_str(b, *(char *const *)field); break;
+    case EBB_D_SECTION: dump_section(b, dir->sub, field); break;
+    case EBB_D_PROXY_CONFIG: dump_section(b, &ebb_pc_section, field); break;
+    default: dump_items(b, dir, base); break;
     }
-    jb_close(b, ']');
+    b->comma = true;
 }
 
-static void limits(struct jbuf *b, const struct ebb_limits_cfg *l)
+/* An object with sec's keys, in table order. */
+static void dump_section(struct jbuf *b, const struct ebb_dsection *sec, const void *base)
 {
-    jb_key(b, "limits");
     jb_open(b, '{');
-    kv_u64(b, "max_request_line", l->h1.max_line);
-    kv_u64(b, "max_request_headers", l->h1.max_head);
-    kv_u64(b, "max_header_count", l->h1.max_headers);
-    kv_u64(b, "max_request_body", l->max_request_body);
-    kv_dur(b, "request_headers_timeout", l->request_headers_timeout_ms);
-    kv_dur(b, "idle_timeout", l->idle_timeout_ms);
-    kv_u64(b, "h2_max_concurrent_streams", l->h2_max_concurrent_streams);
-    kv_u64(b, "buffer_size", l->buffer_size);
+    for (size_t i = 0; i < sec->n; i++) {
+        const struct ebb_directive *dir = &sec->d[i];
+        jb_name(b, dir->name, sec->camel);
+        dump_value(b, dir, base);
+        if (dir->kind == EBB_D_PROXY_CONFIG)
+            dump_sources(b, (const struct ebb_proxy_cfg *)((const char *)base + dir->off));
+        if (dir->set_off) {
+            char key[128];
+            snprintf(key, sizeof(key), "%s_source", dir->name);
+            jb_key(b, key);
+            jb_str(b, *(const bool *)((const char *)base + dir->set_off) ? "file"
+                                                                          : dir->unset_source);
+            b->comma = true;
+        }
+    }
     jb_close(b, '}');
 }
 
 char *ebb_config_to_json(const struct ebb_config *cfg)
 {
-    struct jbuf b = { 0 };
+    struct jbuf b = { .b.max = SIZE_MAX / 2 };
 
-    jb_open(&b, '{');
-    kv_str(&b, "file", cfg->file);
-    kv_str(&b, "mesh_file", cfg->mesh_file);
-    kv_str(&b, "annotations_file", cfg->annotations_file);
-    proxy_config(&b, &cfg->proxy);
-    drain(&b, cfg);
-    addr_port(&b, "admin", cfg->admin_address, cfg->proxy.admin_port);
-    addr_port(&b, "status", cfg->status_address, cfg->proxy.status_port);
-    addr_port(&b, "readiness", cfg->ready_address, cfg->ready_port);
-    kv_u64(&b, "concurrency", cfg->proxy.concurrency);
-    kv_str(&b, "access_log", cfg->access_log);
-    kv_str(&b, "log_level", cfg->log_level);
-    listeners(&b, cfg);
-    clusters(&b, cfg);
-    limits(&b, &cfg->limits);
-    jb_close(&b, '}');
-    jb_raw(&b, "\n", 1);
-    return b.p;
+    dump_section(&b, &ebb_file_section, cfg);
+    jb_raw(&b, "\n", 2);   /* with the NUL: the buffer is the string */
+    return b.b.data;
 }

@@ -5,68 +5,55 @@
  *
  *   default < ebb.yaml proxy_config: < mesh config defaultConfig
  *           < PROXY_CONFIG < proxy.istio.io/config annotation < environment
+ *           < ebb.yaml top-level concurrency, admin.port, status.port
  *
- * A top-level field present in a higher source replaces the lower one
- * whole; proxyMetadata merges key by key; EXIT_ON_ZERO_ACTIVE_CONNECTIONS
- * and MINIMUM_DRAIN_DURATION are read from the environment first and from
- * the merged proxyMetadata otherwise (a metadata key acts as an env var).
+ * The fields are the directive tables ebb_pc_section and ebb_knob_section
+ * (config_table.c): each source is read with them, and a field a source
+ * sets (its *_src is not DEFAULT) replaces the lower one whole;
+ * proxyMetadata merges key by key; EXIT_ON_ZERO_ACTIVE_CONNECTIONS and
+ * MINIMUM_DRAIN_DURATION are read from the environment first and from the
+ * merged proxyMetadata otherwise (a metadata key acts as an env var).
  * Also the downward-API annotations file parser (kubelet's key="value").
  */
-#define EBB_CONFIG_INTERNAL
 #include <errno.h>
 #include <string.h>
 
-#include "ebb/config.h"
+#include "ebb/config_sources.h"
+#include "ebb/config_table.h"
+#include "ebb/config_walk.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
+#include "ebb/parse.h"
 
 extern char **environ;
 
 #define DEFAULT_MESH_FILE        "./etc/istio/config/mesh"
 #define DEFAULT_ANNOTATIONS_FILE "./etc/istio/pod/annotations"
 #define ANNOTATION_KEY           "proxy.istio.io/config"
-#define KNOB_EXIT_ON_ZERO        "EXIT_ON_ZERO_ACTIVE_CONNECTIONS"
-#define KNOB_MIN_DRAIN           "MINIMUM_DRAIN_DURATION"
-#define CONCURRENCY_MAX          1024
 
-/* Istio ProxyConfig fields ebb does not use: a warning says "not used by
- * ebb" rather than "unknown" (so a typo still stands out). */
-static const char *const istio_fields[] = {
-    "config_path", "binary_path", "service_cluster",
-    "parent_shutdown_duration", "discovery_address", "discovery_refresh_delay",
-    "zipkin_address", "stat_name_length", "connect_timeout", "statsd_udp_address",
-    "envoy_metrics_service_address", "proxy_bootstrap_template_path",
-    "control_plane_auth_policy", "custom_config_file", "interception_mode", "tracing",
-    "envoy_access_log_service", "envoy_metrics_service", "sds", "proxy_stats_matcher",
-    "extra_stat_tags", "gateway_topology", "mesh_id", "readiness_probe",
-    "ca_certificates_pem", "image", "private_key_provider", "runtime_values",
-    "proxy_headers", "availability_zone", "tracing_service_name", "file_flush_interval",
-    "file_flush_min_size_kb", "host_aliases", "stats_flush_interval", "proxy_stats_tags",
-};
+const char *ebb_source_name(enum ebb_source s)
+{
+    switch (s) {
+    case EBB_SRC_DEFAULT: return "default";
+    case EBB_SRC_MESH: return "mesh config";
+    case EBB_SRC_PROXY_CONFIG: return "PROXY_CONFIG";
+    case EBB_SRC_ANNOTATION: return "annotation";
+    case EBB_SRC_ENV: return "env";
+    case EBB_SRC_FILE: return "file";
+    }
+    return "unknown";
+}
 
 void ebb_proxy_config_default(struct ebb_proxy_cfg *pc)
 {
-    memset(pc, 0, sizeof(*pc));
-    pc->termination_drain_ms = 5000;
-    pc->drain_duration_ms = 45000;
-    pc->concurrency = 2;
-    pc->admin_port = 15000;
-    pc->status_port = 15020;
-    pc->hold_app = false;
-    pc->exit_on_zero = false;
-    pc->min_drain_ms = 5000;
-    /* every *_src is EBB_SRC_DEFAULT (0) */
+    memset(pc, 0, sizeof(*pc));   /* every *_src is EBB_SRC_DEFAULT (0) */
+    ebb_ddefaults(&ebb_pc_section, pc);
+    ebb_ddefaults(&ebb_knob_section, pc);
 }
 
 void ebb_pc_src_free(struct ebb_pc_src *s)
 {
-    for (size_t i = 0; i < s->v.nmetadata; i++) {
-        free(s->v.metadata[i].key);
-        free(s->v.metadata[i].value);
-    }
-    free(s->v.metadata);
-    s->v.metadata = NULL;
-    s->v.nmetadata = 0;
+    ebb_dfree(&ebb_pc_section, &s->v);
 }
 
 static struct ebb_kv *md_find(const struct ebb_proxy_cfg *pc, const char *key)
@@ -101,26 +88,29 @@ static void md_set(struct ebb_proxy_cfg *pc, const char *key, const char *value,
 }
 
 /* A proxyMetadata knob's value, checked where it is written. */
-static int check_knob(const struct ebb_ydoc *d, const yaml_node_t *v, const char *path,
-                      const char *key, const char *value, char *err, size_t errlen)
+static int check_knob(struct ebb_dctx *x, const yaml_node_t *v, const char *path,
+                      const char *key, const char *value)
 {
-    bool b;
-    uint64_t ms;
+    struct ebb_proxy_cfg scratch;
 
     if (!*value)
         return 0;   /* empty = unset, as for the environment */
-    if (strcmp(key, KNOB_EXIT_ON_ZERO) == 0)
-        return ebb_ybool(d, v, path, &b, err, errlen);
-    if (strcmp(key, KNOB_MIN_DRAIN) == 0)
-        return ebb_yduration(d, v, path, &ms, err, errlen);
+    for (size_t i = 0; i < ebb_knob_section.n; i++) {
+        if (strcmp(key, ebb_knob_section.d[i].name) == 0)
+            return ebb_dparse_value(x, &ebb_knob_section.d[i], v, path, &scratch);
+    }
     return 0;
 }
 
-static int parse_metadata(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
-                          struct ebb_pc_src *out, char *err, size_t errlen)
+/* proxyMetadata, for the walker: keys are not folded, values are strings. */
+static int parse_metadata(struct ebb_dctx *x, const struct ebb_directive *dir,
+                          const yaml_node_t *n, const char *path, void *base)
 {
+    const struct ebb_ydoc *d = x->d;
+    struct ebb_proxy_cfg *pc = base;
     const yaml_node_pair_t *pair;
-    char sub[512];
+    char sub[512], *err = x->err;
+    size_t errlen = x->errlen;
     int rc;
 
     rc = ebb_ymap(d, n, path, false, err, errlen);
@@ -129,8 +119,8 @@ static int parse_metadata(const struct ebb_ydoc *d, const yaml_node_t *n, const 
     /* a source may hold proxyMetadata twice only through a duplicate key
      * of proxyMetadata itself, which ebb_ymap rejects */
     size_t npairs = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-    ebb_pc_src_free(out);
-    out->v.metadata = ebb_xcalloc(npairs ? npairs : 1, sizeof(*out->v.metadata));
+    ebb_dfree_list(dir, pc);
+    pc->metadata = ebb_xcalloc(npairs ? npairs : 1, sizeof(*pc->metadata));
     for (pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
         const yaml_node_t *k = ebb_ynode(d, pair->key), *v = ebb_ynode(d, pair->value);
         const char *key = (const char *)k->data.scalar.value, *value = "";
@@ -147,80 +137,30 @@ static int parse_metadata(const struct ebb_ydoc *d, const yaml_node_t *n, const 
             if (rc)
                 return rc;
         }
-        rc = check_knob(d, v, sub, key, value, err, errlen);
+        rc = check_knob(x, v, sub, key, value);
         if (rc)
             return rc;
         /* keys are distinct (ebb_ymap checked): append, no lookup */
-        struct ebb_kv *kv = &out->v.metadata[out->v.nmetadata++];
+        struct ebb_kv *kv = &pc->metadata[pc->nmetadata++];
         kv->key = ebb_xstrdup(key);
         kv->value = ebb_xstrdup(value);
-        kv->source = out->source;
+        kv->source = x->source;
     }
     return 0;
-}
-
-static bool is_istio_field(const char *key)
-{
-    for (size_t i = 0; i < EBB_ARRAY_LEN(istio_fields); i++) {
-        if (ebb_ykey_is(key, istio_fields[i]))
-            return true;
-    }
-    return false;
 }
 
 int ebb_pc_parse(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
                  struct ebb_pc_src *out, char *err, size_t errlen)
 {
-    const yaml_node_pair_t *pair;
-    struct ebb_proxy_cfg *v = &out->v;
-    char sub[512];
-    uint64_t u;
+    struct ebb_dctx x = { .d = d, .source = out->source, .hook = parse_metadata, .err = err,
+                          .errlen = errlen };
     int rc;
 
     if (!n || ebb_ynull(n))
         return 0;
-    rc = ebb_ymap(d, n, path, true, err, errlen);
-    if (rc)
-        return rc;
-    for (pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
-        const yaml_node_t *val = ebb_ynode(d, pair->value);
-        const char *key = (const char *)ebb_ynode(d, pair->key)->data.scalar.value;
-
-        ebb_ypath(sub, sizeof(sub), path, key);
-        if (ebb_ynull(val))
-            continue;   /* null: as if absent (protobuf JSON) */
-        if (ebb_ykey_is(key, "termination_drain_duration")) {
-            rc = ebb_yduration(d, val, sub, &v->termination_drain_ms, err, errlen);
-            out->set |= EBB_PC_TERMINATION_DRAIN;
-        } else if (ebb_ykey_is(key, "drain_duration")) {
-            rc = ebb_yduration(d, val, sub, &v->drain_duration_ms, err, errlen);
-            out->set |= EBB_PC_DRAIN_DURATION;
-        } else if (ebb_ykey_is(key, "concurrency")) {
-            rc = ebb_yuint(d, val, sub, 0, CONCURRENCY_MAX, "an integer", &u, err, errlen);
-            v->concurrency = (uint32_t)u;
-            out->set |= EBB_PC_CONCURRENCY;
-        } else if (ebb_ykey_is(key, "proxy_admin_port")) {
-            rc = ebb_yuint(d, val, sub, 1, 65535, "a port", &u, err, errlen);
-            v->admin_port = (uint16_t)u;
-            out->set |= EBB_PC_ADMIN_PORT;
-        } else if (ebb_ykey_is(key, "status_port")) {
-            rc = ebb_yuint(d, val, sub, 1, 65535, "a port", &u, err, errlen);
-            v->status_port = (uint16_t)u;
-            out->set |= EBB_PC_STATUS_PORT;
-        } else if (ebb_ykey_is(key, "hold_application_until_proxy_starts")) {
-            rc = ebb_ybool(d, val, sub, &v->hold_app, err, errlen);
-            out->set |= EBB_PC_HOLD_APP;
-        } else if (ebb_ykey_is(key, "proxy_metadata")) {
-            rc = parse_metadata(d, val, sub, out, err, errlen);
-        } else if (is_istio_field(key)) {
-            ebb_ywarn(d, val, sub, "Istio ProxyConfig field not used by ebb, ignored");
-        } else {
-            ebb_ywarn(d, val, sub, "unknown field, ignored");
-        }
-        if (rc)
-            return rc;
-    }
-    return 0;
+    rc = ebb_dparse(&x, n, path, &ebb_pc_section, &out->v, NULL);
+    free(x.nodes);
+    return rc;
 }
 
 int ebb_pc_parse_text(struct ebb_ydoc *d, const char *text, size_t len,
@@ -444,36 +384,20 @@ static int load_annotation(struct ebb_config *cfg, const struct ebb_config_args 
     return rc;
 }
 
-static void merge(struct ebb_proxy_cfg *dst, const struct ebb_pc_src *s)
+/* Every value s sets (its source recorded) replaces dst's; metadata merges
+ * key by key. */
+static void merge(struct ebb_proxy_cfg *dst, const struct ebb_proxy_cfg *s)
 {
-    const struct ebb_proxy_cfg *v = &s->v;
-
-    if (s->set & EBB_PC_TERMINATION_DRAIN) {
-        dst->termination_drain_ms = v->termination_drain_ms;
-        dst->termination_drain_src = s->source;
+    for (size_t i = 0; i < ebb_pc_section.n; i++) {
+        const struct ebb_directive *dir = &ebb_pc_section.d[i];
+        const char *from = (const char *)s;
+        if (!dir->src_off || *(const enum ebb_source *)(from + dir->src_off) == EBB_SRC_DEFAULT)
+            continue;
+        memcpy((char *)dst + dir->off, from + dir->off, dir->size);
+        memcpy((char *)dst + dir->src_off, from + dir->src_off, sizeof(enum ebb_source));
     }
-    if (s->set & EBB_PC_DRAIN_DURATION) {
-        dst->drain_duration_ms = v->drain_duration_ms;
-        dst->drain_duration_src = s->source;
-    }
-    if (s->set & EBB_PC_CONCURRENCY) {
-        dst->concurrency = v->concurrency;
-        dst->concurrency_src = s->source;
-    }
-    if (s->set & EBB_PC_ADMIN_PORT) {
-        dst->admin_port = v->admin_port;
-        dst->admin_port_src = s->source;
-    }
-    if (s->set & EBB_PC_STATUS_PORT) {
-        dst->status_port = v->status_port;
-        dst->status_port_src = s->source;
-    }
-    if (s->set & EBB_PC_HOLD_APP) {
-        dst->hold_app = v->hold_app;
-        dst->hold_app_src = s->source;
-    }
-    for (size_t i = 0; i < v->nmetadata; i++)
-        md_set(dst, v->metadata[i].key, v->metadata[i].value, s->source);
+    for (size_t i = 0; i < s->nmetadata; i++)
+        md_set(dst, s->metadata[i].key, s->metadata[i].value, s->metadata[i].source);
 }
 
 static int kv_cmp(const void *a, const void *b)
@@ -481,38 +405,47 @@ static int kv_cmp(const void *a, const void *b)
     return strcmp(((const struct ebb_kv *)a)->key, ((const struct ebb_kv *)b)->key);
 }
 
+/* Stores a knob's value s (Go bool or duration) into pc; 0 or EBB_EINVAL. */
+static int knob_set(const struct ebb_directive *k, const char *s, struct ebb_proxy_cfg *pc)
+{
+    uint64_t ms;
+    bool b;
+
+    if (k->kind == EBB_D_BOOL) {
+        if (ebb_parse_bool(s, &b) != 0)
+            return EBB_EINVAL;
+        *(bool *)((char *)pc + k->off) = b;
+    } else {
+        if (ebb_parse_duration_ms(s, &ms) != 0)
+            return EBB_EINVAL;
+        *(uint64_t *)((char *)pc + k->off) = ms;
+    }
+    return 0;
+}
+
 /* EXIT_ON_ZERO_ACTIVE_CONNECTIONS and MINIMUM_DRAIN_DURATION: the
  * environment wins, else the merged proxyMetadata, else the default. */
 static int derive_knobs(struct ebb_proxy_cfg *pc, char *const *env, char *err, size_t errlen)
 {
-    const char *e;
-    const struct ebb_kv *kv;
-    char q[96];
+    for (size_t i = 0; i < ebb_knob_section.n; i++) {
+        const struct ebb_directive *k = &ebb_knob_section.d[i];
+        enum ebb_source *src = (enum ebb_source *)((char *)pc + k->src_off);
+        const char *e = env_get(env, k->name);
+        const struct ebb_kv *kv;
+        char q[96];
 
-    e = env_get(env, KNOB_EXIT_ON_ZERO);
-    if (e && *e) {
-        if (ebb_parse_bool(e, &pc->exit_on_zero) != 0) {
-            ebb_quote(e, strlen(e), q, sizeof(q));
-            snprintf(err, errlen, "environment: " KNOB_EXIT_ON_ZERO ": %s " EBB_BOOL_HINT, q);
-            return EBB_ECONFIG;
+        if (e && *e) {
+            if (knob_set(k, e, pc) != 0) {
+                ebb_quote(e, strlen(e), q, sizeof(q));
+                snprintf(err, errlen, "environment: %s: %s %s", k->name, q,
+                         k->kind == EBB_D_BOOL ? EBB_BOOL_HINT : e[0] == '-' ?
+                         "is negative (must be >= 0)" : EBB_DURATION_HINT);
+                return EBB_ECONFIG;
+            }
+            *src = EBB_SRC_ENV;
+        } else if ((kv = md_find(pc, k->name)) && *kv->value && knob_set(k, kv->value, pc) == 0) {
+            *src = kv->source;
         }
-        pc->exit_on_zero_src = EBB_SRC_ENV;
-    } else if ((kv = md_find(pc, KNOB_EXIT_ON_ZERO)) && *kv->value &&
-               ebb_parse_bool(kv->value, &pc->exit_on_zero) == 0) {
-        pc->exit_on_zero_src = kv->source;
-    }
-    e = env_get(env, KNOB_MIN_DRAIN);
-    if (e && *e) {
-        if (ebb_parse_duration_ms(e, &pc->min_drain_ms) != 0) {
-            ebb_quote(e, strlen(e), q, sizeof(q));
-            snprintf(err, errlen, "environment: " KNOB_MIN_DRAIN ": %s %s", q,
-                     e[0] == '-' ? "is negative (must be >= 0)" : EBB_DURATION_HINT);
-            return EBB_ECONFIG;
-        }
-        pc->min_drain_src = EBB_SRC_ENV;
-    } else if ((kv = md_find(pc, KNOB_MIN_DRAIN)) && *kv->value &&
-               ebb_parse_duration_ms(kv->value, &pc->min_drain_ms) == 0) {
-        pc->min_drain_src = kv->source;
     }
     return 0;
 }
@@ -525,8 +458,10 @@ int ebb_proxy_config_load(struct ebb_config *cfg, const struct ebb_config_args *
     struct ebb_pc_src penv = { .source = EBB_SRC_PROXY_CONFIG };
     struct ebb_pc_src ann = { .source = EBB_SRC_ANNOTATION };
     struct ebb_proxy_cfg *pc = &cfg->proxy;
+    struct ebb_proxy_cfg top = *pc;   /* ebb.yaml's top-level settings, no metadata */
     int rc;
 
+    ebb_proxy_config_default(pc);
     rc = load_mesh(cfg, args, &mesh, err, errlen);
     if (rc == 0)
         rc = load_proxy_config_env(env, &penv, err, errlen);
@@ -534,10 +469,11 @@ int ebb_proxy_config_load(struct ebb_config *cfg, const struct ebb_config_args *
         rc = load_annotation(cfg, args, &ann, err, errlen);
     if (rc == 0) {
         if (file_pc)
-            merge(pc, file_pc);
-        merge(pc, &mesh);
-        merge(pc, &penv);
-        merge(pc, &ann);
+            merge(pc, &file_pc->v);
+        merge(pc, &mesh.v);
+        merge(pc, &penv.v);
+        merge(pc, &ann.v);
+        merge(pc, &top);
         if (pc->nmetadata > 1)
             qsort(pc->metadata, pc->nmetadata, sizeof(*pc->metadata), kv_cmp);
         rc = derive_knobs(pc, env, err, errlen);

@@ -7,6 +7,7 @@
 
 #include "ebb/buf.h"
 #include "ebb/core.h"
+#include "ebb/parse.h"
 
 static size_t buf_max(const struct ebb_buf *b)
 {
@@ -80,18 +81,64 @@ int ebb_buf_appendf(struct ebb_buf *b, const char *fmt, ...)
     return 0;
 }
 
+size_t ebb_json_escape(const char *s, size_t n, size_t *used, char *esc)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char c = (unsigned char)s[0];
+    uint32_t rune;
+
+    *used = 1;
+    switch (c) {
+    case '"': memcpy(esc, "\\\"", 2); return 2;
+    case '\\': memcpy(esc, "\\\\", 2); return 2;
+    case '\n': memcpy(esc, "\\n", 2); return 2;
+    case '\r': memcpy(esc, "\\r", 2); return 2;
+    case '\t': memcpy(esc, "\\t", 2); return 2;
+    case '\b': memcpy(esc, "\\b", 2); return 2;
+    case '\f': memcpy(esc, "\\f", 2); return 2;
+    default: break;
+    }
+    if (c < 0x20 || c == 0x7f) {
+        memcpy(esc, "\\u00", 4);
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 15];
+        return 6;
+    }
+    if (c < 0x80)
+        return 0;
+    *used = ebb_utf8_decode(s, n, &rune);
+    if (rune == 0xFFFD && *used == 1) {
+        memcpy(esc, "\\ufffd", 6);
+        return 6;
+    }
+    return 0;
+}
+
 int ebb_buf_append_json_str(struct ebb_buf *b, const char *s)
 {
+    char esc[EBB_JSON_ESC_MAX];
+    size_t n, i = 0, run = 0, used, k;
     int rc = ebb_buf_append(b, "\"", 1);
-    for (; rc == 0 && s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            rc = ebb_buf_appendf(b, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            rc = ebb_buf_appendf(b, "\\u%04x", ch);
-        else
-            rc = ebb_buf_append(b, s, 1);
+
+    if (!s)
+        s = "";
+    n = strlen(s);
+
+    /* copy runs of bytes that need no escaping in one append */
+    while (rc == 0 && i < n) {
+        k = ebb_json_escape(s + i, n - i, &used, esc);
+        if (k == 0) {
+            i += used;
+            continue;
+        }
+        rc = ebb_buf_append(b, s + run, i - run);
+        if (rc == 0)
+            rc = ebb_buf_append(b, esc, k);
+        i += used;
+        run = i;
     }
+    if (rc == 0)
+        rc = ebb_buf_append(b, s + run, i - run);
     return rc ? rc : ebb_buf_append(b, "\"", 1);
 }
 

@@ -10,8 +10,8 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "ebb/config.h"
 #include "ebb/core.h"
+#include "ebb/parse.h"
 
 #define NS_MAX_ABS (UINT64_C(1) << 63)   /* |math.MinInt64| */
 

@@ -17,9 +17,9 @@
 #include <unistd.h>
 
 #include "ebb/cli.h"
-#include "ebb/config.h"
 #include "ebb/core.h"
 #include "ebb/drill_run.h"
+#include "ebb/parse.h"
 
 void drill_app_poke(struct drill_app *a);
 uint16_t drill_free_port(void);

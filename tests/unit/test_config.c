@@ -6,7 +6,6 @@
  * not exist unless a test creates them) and passes the environment
  * explicitly: nothing depends on the real environment.
  */
-#define EBB_CONFIG_INTERNAL
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -14,9 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ebb/config.h"
+#include "ebb/config_sources.h"
+#include "ebb/config_table.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
+#include "ebb/parse.h"
 #include "t.h"
 
 static char data_dir[PATH_MAX];   /* tests/unit/data, absolute */
@@ -918,7 +919,7 @@ static const struct err_case err_cases[] = {
     { { .file = "proxy_config:\n  terminationDrainDuration: 5\n" },
       "ebb.yaml:2: proxy_config.terminationDrainDuration: \"5\" " DUR_HINT ": a unit is required" },
     { { .file = "drain:\n  linger: \"2s\\0x\"\n" },
-      "ebb.yaml:2: drain.linger: \"2s\\x00x\" contains a NUL byte" },
+      "ebb.yaml:2: drain.linger: \"2s\\u0000x\" contains a NUL byte" },
 };
 
 static void test_error_table(void)
@@ -949,6 +950,29 @@ static void test_syntax_errors(void)
     if (cfg)
         T_EQ_STR(cfg->log_level, "debug");
     ebb_config_free(cfg);
+}
+
+/* Values quoted in errors: escaped like JSON (always valid UTF-8), cut after
+ * 60 bytes or when the buffer is full. */
+static void test_quote(void)
+{
+    char q[96], small[12], want[80];
+
+    ebb_quote("a\"b\\\n\t\x01\x7f\xc3\xa9\xff", 11, q, sizeof(q));
+    T_EQ_STR(q, "\"a\\\"b\\\\\\n\\t\\u0001\\u007f\xc3\xa9\\ufffd\"");
+    ebb_quote("2s\0x", 4, q, sizeof(q));
+    T_EQ_STR(q, "\"2s\\u0000x\"");
+    memset(want, 0, sizeof(want));
+    want[0] = '"';
+    memset(want + 1, 'x', 60);
+    memcpy(want + 61, "...\"", 4);
+    ebb_quote("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 70, q,
+              sizeof(q));
+    T_EQ_STR(q, want);
+    ebb_quote("\xff\xff\xff", 3, small, sizeof(small));   /* no room for a second escape */
+    T_EQ_STR(small, "\"\\ufffd...\"");
+    ebb_quote("abc", 3, small, 4);
+    T_EQ_STR(small, "");
 }
 
 /* A tiny error buffer truncates, never overflows. */
@@ -1252,6 +1276,97 @@ static void test_to_json(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* the directive tables                                               */
+
+/* Every table default is accepted by its own key and matches what other
+ * modules assume (ebb_h1_limits_default, the log levels). */
+static void test_table_defaults(void)
+{
+    struct ebb_config *cfg = ebb_config_default();
+    struct ebb_h1_limits h1;
+    int level;
+
+    ebb_h1_limits_default(&h1);
+    T_EQ_INT(cfg->limits.h1.max_line, h1.max_line);
+    T_EQ_INT(cfg->limits.h1.max_head, h1.max_head);
+    T_EQ_INT(cfg->limits.h1.max_headers, h1.max_headers);
+    const struct ebb_directive *lv = ebb_dfind(&ebb_file_section, "log_level");
+    for (size_t i = 0; lv && lv->names[i]; i++)
+        T_EQ_INT(ebb_log_parse_level(lv->names[i], &level), 0);
+    T_EQ_INT(cfg->proxy.termination_drain_ms, 5000);
+    T_EQ_INT(cfg->proxy.min_drain_ms, 5000);
+    T_EQ_INT(cfg->listeners[1].max_connections, 10000);
+    T_EQ_INT(cfg->clusters[0].pool_idle_timeout_ms, 60000);
+    T_EQ_STR(cfg->access_log, "-");
+    ebb_config_free(cfg);
+}
+
+/* The text between "<!-- begin NAME" (to the end of its line) and "<!-- end NAME". */
+static bool docs_block(const char *text, const char *name, size_t *start, size_t *end)
+{
+    char begin[128], stop[128];
+    const char *b, *e;
+
+    snprintf(begin, sizeof(begin), "<!-- begin %s", name);
+    snprintf(stop, sizeof(stop), "<!-- end %s", name);
+    b = strstr(text, begin);
+    e = b ? strstr(b, stop) : NULL;
+    if (!b || !e || !strchr(b, '\n') || strchr(b, '\n') > e)
+        return false;
+    *start = (size_t)(strchr(b, '\n') + 1 - text);
+    *end = (size_t)(e - text);
+    return true;
+}
+
+/* docs/config.md's tables are what the directive tables render; with
+ * EBB_UPDATE_DOCS=1 this rewrites them instead. */
+static void test_docs_tables(void)
+{
+    static const struct { const char *name; enum ebb_docs_table t; } blocks[] = {
+        { "ebb.yaml keys", EBB_DOCS_FILE_KEYS },
+        { "ProxyConfig fields", EBB_DOCS_PROXY_CONFIG },
+    };
+    char path[PATH_MAX + 32], *text = NULL;
+    size_t len = 0, start, end;
+    bool update = getenv("EBB_UPDATE_DOCS") != NULL;
+
+    snprintf(path, sizeof(path), "%.4000s/../../../docs/config.md", data_dir);
+    T_EQ_INT(ebb_read_file(path, &text, &len), 0);
+    for (size_t i = 0; text && i < EBB_ARRAY_LEN(blocks); i++) {
+        char *want = ebb_config_docs_markdown(blocks[i].t);
+        T_CHECK(docs_block(text, blocks[i].name, &start, &end));
+        if (!docs_block(text, blocks[i].name, &start, &end)) {
+            free(want);
+            continue;
+        }
+        if (update) {
+            char *next = ebb_xmalloc(len + strlen(want) + 1);
+            memcpy(next, text, start);
+            strcpy(next + start, want);
+            strcat(next, text + end);
+            free(text);
+            text = next;
+            len = strlen(text);
+        } else if (end - start != strlen(want) || memcmp(text + start, want, end - start)) {
+            fprintf(stderr, "  docs/config.md: the \"%s\" table differs from the directive "
+                    "tables; run EBB_UPDATE_DOCS=1 build/tests/test_config. It should be:\n%s",
+                    blocks[i].name, want);
+            T_CHECK(!"docs/config.md is up to date");
+        }
+        free(want);
+    }
+    if (update && text) {
+        FILE *f = fopen(path, "w");
+        T_CHECK(f != NULL);
+        if (f) {
+            fputs(text, f);
+            fclose(f);
+        }
+    }
+    free(text);
+}
+
+/* ------------------------------------------------------------------ */
 
 /* tests/unit/data: under the working directory (make runs from the repo
  * root), else found upwards from the test binary (build/[san/]tests/). */
@@ -1327,6 +1442,7 @@ int main(void)
     T_RUN(test_annotations_table);
     T_RUN(test_error_table);
     T_RUN(test_syntax_errors);
+    T_RUN(test_quote);
     T_RUN(test_small_error_buffer);
     T_RUN(test_unknown_fields_warn);
     T_RUN(test_connect_timeout_capped);
@@ -1335,6 +1451,8 @@ int main(void)
     T_RUN(test_list_caps);
     T_RUN(test_json_forms);
     T_RUN(test_to_json);
+    T_RUN(test_table_defaults);
+    T_RUN(test_docs_tables);
     teardown();
     T_DONE();
 }

@@ -2,8 +2,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "ebb/config.h"
 #include "ebb/core.h"
+#include "ebb/parse.h"
 #include "t.h"
 
 #define BAD UINT64_MAX   /* expected: rejected */
