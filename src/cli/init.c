@@ -22,7 +22,7 @@
 #include "ebb/buf.h"
 #include "ebb/capture.h"
 #include "ebb/cli.h"
-#include "ebb/config.h"
+#include "ebb/parse.h"
 #include "ebb/core.h"
 #include "ebb/loop.h"
 

@@ -20,7 +20,8 @@
 
 #include "ebb/buf.h"
 #include "ebb/capture.h"
-#include "ebb/config.h"
+#include "ebb/parse.h"
+#include "ebb/proxy_config.h"
 #include "ebb/core.h"
 
 #define OPT(field) offsetof(struct ebb_capture_opts, field)
