@@ -1,7 +1,8 @@
 /*
- * control.h - the control thread: signals, the drain controller (SPEC §3)
- * and the admin, status and readiness HTTP endpoints (SPEC §6).  It runs
- * on the main thread's own loop; workers never block on it.
+ * control.h - the control thread (drain.c): its loop, signals, and the
+ * drain controller of SPEC §3.  It runs on the main thread; workers never
+ * block on it.  The admin endpoints (admin.h) drive it through the
+ * operator entry points below; it knows nothing of them.
  */
 #ifndef EBB_CONTROL_H
 #define EBB_CONTROL_H
@@ -9,7 +10,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ebb/list.h"
 #include "ebb/loop.h"
 
 struct ebb_server;
@@ -41,10 +41,6 @@ struct ebb_control {
     struct ebb_loop     *loop;
     struct ebb_io        sigio;         /* signalfd */
     struct ebb_async     zero;          /* workers: active connections reached 0 */
-    struct ebb_io        admin_io;      /* admin listening socket (15000) */
-    struct ebb_io        status_io;     /* status listening socket (15020) */
-    struct ebb_io        ready_io;      /* readiness listening socket (15021) */
-    struct ebb_list      admin_conns;   /* open admin/status/readiness connections */
     enum ebb_drain_phase phase;
     enum ebb_drain_trigger trigger;
     bool                 exit_on_zero;  /* mode of this drain */
@@ -71,30 +67,33 @@ struct ebb_control {
     int                  exit_code;
 };
 
-/* Sets up signals, the admin/status/readiness sockets and the timers.
+/* Sets up the control loop, signals and the drain timers.
  * Returns 0 or EBB_E* with a message in err. */
 int ebb_control_init(struct ebb_control *ctl, struct ebb_server *srv, char *err, size_t errlen);
-/* Undoes ebb_control_init(), also a partial one.  ebb_control_run() calls it. */
+/* Undoes ebb_control_init(), also a partial one, and frees the loop: close
+ * everything else served on ctl->loop (admin) first. */
 void ebb_control_free(struct ebb_control *ctl);
-/* Runs the control loop until exit is decided; returns the exit status. */
+/* Runs the control loop until exit is decided, stops and joins the
+ * workers and logs the drain summary; returns the exit status.  The
+ * caller then frees ctl. */
 int ebb_control_run(struct ebb_control *ctl);
 
-/* Drain entry points (control thread only). */
-void ebb_drain_start(struct ebb_control *ctl, enum ebb_drain_trigger trig, bool inbound_only,
-                     bool graceful, bool skip_exit);
+/* Operator entry points (control thread only; admin.c and signals). */
+/* POST :15000/drain_listeners: drain without an exit timer. */
+void ebb_drain_listeners(struct ebb_control *ctl, bool inbound_only, bool graceful,
+                         bool skip_exit);
+/* POST :15020/drain: drain inbound, readiness stays 200; a later SIGTERM exits at once. */
+void ebb_drain_status(struct ebb_control *ctl);
+/* POST :15000/healthcheck/fail (readiness 503, drain) or /healthcheck/ok. */
+void ebb_drain_healthcheck(struct ebb_control *ctl, bool ok);
+/* Exit now (first call wins); the loop stops after this turn. */
 void ebb_drain_exit(struct ebb_control *ctl, const char *reason);
+
 /* True when readiness should answer 200. */
 bool ebb_control_ready(const struct ebb_control *ctl);
+/* The readiness word: LIVE, HEALTHCHECK_FAILED or DRAINING. */
+const char *ebb_control_ready_name(const struct ebb_control *ctl);
 /* Appends the drain state as a JSON object (for /config_dump). */
 void ebb_drain_json(const struct ebb_control *ctl, struct ebb_buf *b);
-
-/* admin.c: renders; exposed for tests and `ebb validate`. */
-void ebb_stats_render_text(struct ebb_server *srv, struct ebb_buf *b, bool usedonly,
-                           const char *filter_re);
-void ebb_stats_render_prometheus(struct ebb_server *srv, struct ebb_buf *b);
-/* Starts the admin/status/readiness servers on ctl->loop. */
-int ebb_admin_init(struct ebb_control *ctl, char *err, size_t errlen);
-/* Closes the admin/status/readiness sockets and every open admin connection. */
-void ebb_admin_close(struct ebb_control *ctl);
 
 #endif
