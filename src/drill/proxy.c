@@ -26,7 +26,8 @@
 
 #include "ebb/buf.h"
 #include "ebb/core.h"
-#include "ebb/drill_run.h"
+
+#include "drill_run.h"
 
 static int write_file(const char *dir, const char *name, const char *text, char *path, size_t plen)
 {
@@ -395,7 +396,6 @@ fail:
     return -1;
 }
 
-uint16_t drill_free_port(void);
 uint16_t drill_free_port(void)
 {
     return free_port();
