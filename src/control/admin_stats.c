@@ -5,6 +5,7 @@
  */
 #include <regex.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "ebb/admin.h"
@@ -58,89 +59,98 @@ static void listener_stat_name(const struct ebb_listener_cfg *lc, char *out, siz
     snprintf(out, len, "%s_%u", lc->address, lc->port);
 }
 
-static void collect_stats(struct ebb_server *srv, struct stat_list *sl)
-{
-    const struct ebb_config *cfg = srv->cfg;
-    struct ebb_control *ctl = srv->ctl;
-    char lab[160], addr[96];
+/* One counter or gauge of a stats.h block, under its Envoy name. */
+struct stat_def {
+    bool        gauge;  /* ebb_gauge (else ebb_counter) */
+    size_t      off;    /* offset in its block */
+    const char *name;   /* last part of the name, and of the Prometheus family */
+};
 
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        const struct ebb_listener_cfg *lc = &cfg->listeners[i];
-        struct ebb_listener_stats *st = &srv->stats->listeners[i];
-        listener_stat_name(lc, addr, sizeof(addr));
-        snprintf(lab, sizeof(lab), "envoy_listener_address=\"%s\"", addr);
-#define L(gauge, field, nm) \
-        stat_add(sl, gauge, (int64_t)ebb_stat_get(st->field), "envoy_listener_" nm, lab, \
-                 "listener.%s." nm, addr)
-        L(true, cx_active, "downstream_cx_active");
-        L(false, cx_total, "downstream_cx_total");
-        L(false, cx_destroy, "downstream_cx_destroy");
-        L(false, cx_overflow, "downstream_cx_overflow");
-        L(false, cx_rx_bytes, "downstream_cx_rx_bytes_total");
-        L(false, cx_tx_bytes, "downstream_cx_tx_bytes_total");
-#undef L
-        if (lc->protocol != EBB_PROTO_HTTP)
-            continue;
-        snprintf(lab, sizeof(lab), "envoy_http_conn_manager_prefix=\"%s\"", lc->name);
-#define H(gauge, field, nm) \
-        stat_add(sl, gauge, (int64_t)ebb_stat_get(st->field), "envoy_http_" nm, lab, \
-                 "http.%s." nm, lc->name)
-        H(true, rq_active, "downstream_rq_active");
-        H(false, rq_total, "downstream_rq_total");
-        H(false, rq_xx[1], "downstream_rq_1xx");
-        H(false, rq_xx[2], "downstream_rq_2xx");
-        H(false, rq_xx[3], "downstream_rq_3xx");
-        H(false, rq_xx[4], "downstream_rq_4xx");
-        H(false, rq_xx[5], "downstream_rq_5xx");
-        H(false, cx_drain_close, "downstream_cx_drain_close");
-        H(false, cx_protocol_error, "downstream_cx_protocol_error");
-        H(false, rq_timeout, "downstream_rq_timeout");
-        H(false, cx_idle_timeout, "downstream_cx_idle_timeout");
-        H(false, rq_rx_reset, "downstream_rq_rx_reset");
-        H(false, rq_tx_reset, "downstream_rq_tx_reset");
-        H(false, no_route, "no_route");
-        H(false, rq_completed_in_drain, "downstream_rq_completed_during_drain");
-#undef H
+#define LS(g, f, n) { g, offsetof(struct ebb_listener_stats, f), n }
+static const struct stat_def listener_defs[] = {   /* listener.<addr>_<port>.* */
+    LS(true, cx_active, "downstream_cx_active"),
+    LS(false, cx_total, "downstream_cx_total"),
+    LS(false, cx_destroy, "downstream_cx_destroy"),
+    LS(false, cx_overflow, "downstream_cx_overflow"),
+    LS(false, cx_rx_bytes, "downstream_cx_rx_bytes_total"),
+    LS(false, cx_tx_bytes, "downstream_cx_tx_bytes_total"),
+};
+
+static const struct stat_def http_defs[] = {       /* http.<listener>.*, HTTP listeners */
+    LS(true, rq_active, "downstream_rq_active"),
+    LS(false, rq_total, "downstream_rq_total"),
+    LS(false, rq_xx[1], "downstream_rq_1xx"),
+    LS(false, rq_xx[2], "downstream_rq_2xx"),
+    LS(false, rq_xx[3], "downstream_rq_3xx"),
+    LS(false, rq_xx[4], "downstream_rq_4xx"),
+    LS(false, rq_xx[5], "downstream_rq_5xx"),
+    LS(false, cx_drain_close, "downstream_cx_drain_close"),
+    LS(false, cx_protocol_error, "downstream_cx_protocol_error"),
+    LS(false, rq_timeout, "downstream_rq_timeout"),
+    LS(false, cx_idle_timeout, "downstream_cx_idle_timeout"),
+    LS(false, rq_rx_reset, "downstream_rq_rx_reset"),
+    LS(false, rq_tx_reset, "downstream_rq_tx_reset"),
+    LS(false, no_route, "no_route"),
+    LS(false, rq_completed_in_drain, "downstream_rq_completed_during_drain"),
+};
+#undef LS
+
+#define CS(g, f, n) { g, offsetof(struct ebb_cluster_stats, f), n }
+static const struct stat_def cluster_defs[] = {    /* cluster.<name>.* */
+    CS(true, cx_active, "upstream_cx_active"),
+    CS(false, cx_total, "upstream_cx_total"),
+    CS(false, cx_connect_fail, "upstream_cx_connect_fail"),
+    CS(false, cx_connect_timeout, "upstream_cx_connect_timeout"),
+    CS(false, cx_destroy, "upstream_cx_destroy"),
+    CS(true, rq_active, "upstream_rq_active"),
+    CS(false, rq_total, "upstream_rq_total"),
+    CS(false, rq_timeout, "upstream_rq_timeout"),
+    CS(false, rq_reset, "upstream_rq_rx_reset"),
+    CS(false, cx_reused, "upstream_cx_pool_reuse"),
+    CS(true, cx_idle, "upstream_cx_idle"),
+};
+#undef CS
+
+#define SS(g, f, n) { g, offsetof(struct ebb_server_stats, f), n }
+static const struct stat_def http2_defs[] = {      /* http2.* */
+    SS(false, goaway_sent, "goaway_sent"),
+    SS(true, h2_streams_active, "streams_active"),
+    SS(false, h2_streams_total, "streams_total"),
+    SS(false, h2_rx_reset, "rx_reset"),
+    SS(false, h2_tx_reset, "tx_reset"),
+    SS(false, h2_header_overflow, "header_overflow"),
+    SS(false, h2_rx_messaging_error, "rx_messaging_error"),
+    SS(false, h2_calm_goaway, "enhance_your_calm"),
+    SS(false, h2_up_cx_total, "upstream_cx_total"),
+    SS(false, h2_up_goaway_rx, "upstream_goaway_received"),
+    SS(false, h2_up_retry, "upstream_rq_retry"),
+};
+#undef SS
+
+/* Adds every stat of defs read from block: named "<prefix>.<name>", in the
+ * Prometheus family "<family><name>" with label (may be NULL). */
+static void add_block(struct stat_list *sl, const struct stat_def *defs, size_t n,
+                      const void *block, const char *family, const char *label,
+                      const char *prefix)
+{
+    char fam[96];
+    for (size_t i = 0; i < n; i++) {
+        const void *p = (const char *)block + defs[i].off;
+        int64_t v = defs[i].gauge ? ebb_stat_get(*(ebb_gauge *)p)
+                                  : (int64_t)ebb_stat_get(*(ebb_counter *)p);
+        snprintf(fam, sizeof(fam), "%s%s", family, defs[i].name);
+        stat_add(sl, defs[i].gauge, v, fam, label, "%s.%s", prefix, defs[i].name);
     }
-    for (size_t i = 0; i < cfg->nclusters; i++) {
-        const struct ebb_cluster_cfg *cc = &cfg->clusters[i];
-        struct ebb_cluster_stats *st = &srv->stats->clusters[i];
-        snprintf(lab, sizeof(lab), "envoy_cluster_name=\"%s\"", cc->name);
-#define C(gauge, field, nm) \
-        stat_add(sl, gauge, (int64_t)ebb_stat_get(st->field), "envoy_cluster_" nm, lab, \
-                 "cluster.%s." nm, cc->name)
-        C(true, cx_active, "upstream_cx_active");
-        C(false, cx_total, "upstream_cx_total");
-        C(false, cx_connect_fail, "upstream_cx_connect_fail");
-        C(false, cx_connect_timeout, "upstream_cx_connect_timeout");
-        C(false, cx_destroy, "upstream_cx_destroy");
-        C(true, rq_active, "upstream_rq_active");
-        C(false, rq_total, "upstream_rq_total");
-        C(false, rq_timeout, "upstream_rq_timeout");
-        C(false, rq_reset, "upstream_rq_rx_reset");
-        C(false, cx_reused, "upstream_cx_pool_reuse");
-        C(true, cx_idle, "upstream_cx_idle");
-#undef C
-    }
-    stat_add(sl, false, (int64_t)ebb_stat_get(srv->stats->server.goaway_sent),
-             "envoy_http2_goaway_sent", NULL, "http2.goaway_sent");
-#define H2(gauge, field, nm) \
-    stat_add(sl, gauge, (int64_t)ebb_stat_get(srv->stats->server.field), "envoy_http2_" nm, NULL, \
-             "http2." nm)
-    H2(true, h2_streams_active, "streams_active");
-    H2(false, h2_streams_total, "streams_total");
-    H2(false, h2_rx_reset, "rx_reset");
-    H2(false, h2_tx_reset, "tx_reset");
-    H2(false, h2_header_overflow, "header_overflow");
-    H2(false, h2_rx_messaging_error, "rx_messaging_error");
-    H2(false, h2_calm_goaway, "enhance_your_calm");
-    H2(false, h2_up_cx_total, "upstream_cx_total");
-    H2(false, h2_up_goaway_rx, "upstream_goaway_received");
-    H2(false, h2_up_retry, "upstream_rq_retry");
-#undef H2
+}
+
+/* The server.* gauges: state, uptime, connections, workers, drain phase. */
+static void add_server(struct ebb_server *srv, struct stat_list *sl)
+{
+    struct ebb_control *ctl = srv->ctl;
+    int state = ebb_server_state(srv);
+
     stat_add(sl, false, (int64_t)ebb_stat_get(srv->stats->server.drain_forced_close),
              "ebb_server_drain_forced_close", NULL, "server.drain_forced_close");
-    int state = ebb_server_state(srv);
     stat_add(sl, true, state, "envoy_server_state", NULL, "server.state");
     stat_add(sl, true, state == EBB_STATE_LIVE, "envoy_server_live", NULL, "server.live");
     stat_add(sl, true, (int64_t)((ebb_now_ms() - srv->start_ms) / 1000), "envoy_server_uptime",
@@ -150,6 +160,37 @@ static void collect_stats(struct ebb_server *srv, struct stat_list *sl)
     stat_add(sl, true, (int64_t)srv->nworkers, "envoy_server_concurrency", NULL,
              "server.concurrency");
     stat_add(sl, true, ctl ? (int64_t)ctl->phase : 0, "ebb_drain_phase", NULL, "server.drain_phase");
+}
+
+static void collect_stats(struct ebb_server *srv, struct stat_list *sl)
+{
+    const struct ebb_config *cfg = srv->cfg;
+    char lab[160], prefix[160], addr[96];
+
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct ebb_listener_cfg *lc = &cfg->listeners[i];
+        const struct ebb_listener_stats *st = &srv->stats->listeners[i];
+        listener_stat_name(lc, addr, sizeof(addr));
+        snprintf(lab, sizeof(lab), "envoy_listener_address=\"%s\"", addr);
+        snprintf(prefix, sizeof(prefix), "listener.%s", addr);
+        add_block(sl, listener_defs, EBB_ARRAY_LEN(listener_defs), st, "envoy_listener_", lab,
+                  prefix);
+        if (lc->protocol != EBB_PROTO_HTTP)
+            continue;
+        snprintf(lab, sizeof(lab), "envoy_http_conn_manager_prefix=\"%s\"", lc->name);
+        snprintf(prefix, sizeof(prefix), "http.%s", lc->name);
+        add_block(sl, http_defs, EBB_ARRAY_LEN(http_defs), st, "envoy_http_", lab, prefix);
+    }
+    for (size_t i = 0; i < cfg->nclusters; i++) {
+        const struct ebb_cluster_cfg *cc = &cfg->clusters[i];
+        snprintf(lab, sizeof(lab), "envoy_cluster_name=\"%s\"", cc->name);
+        snprintf(prefix, sizeof(prefix), "cluster.%s", cc->name);
+        add_block(sl, cluster_defs, EBB_ARRAY_LEN(cluster_defs), &srv->stats->clusters[i],
+                  "envoy_cluster_", lab, prefix);
+    }
+    add_block(sl, http2_defs, EBB_ARRAY_LEN(http2_defs), &srv->stats->server, "envoy_http2_",
+              NULL, "http2");
+    add_server(srv, sl);
 }
 
 static int stat_cmp(const void *a, const void *b)
