@@ -37,34 +37,31 @@ const char *ebb_drain_phase_name(enum ebb_drain_phase p);
 
 /* Control-thread state.  Owned by main; the server points at it. */
 struct ebb_control {
-    struct ebb_server   *srv;
-    struct ebb_loop     *loop;
+    struct ebb_server   *srv;           /* the workers and stats (not owned) */
+    struct ebb_loop     *loop;          /* the control thread's loop (owned; admin serves on it) */
     struct ebb_io        sigio;         /* signalfd */
     struct ebb_async     zero;          /* workers: active connections reached 0 */
-    enum ebb_drain_phase phase;
-    enum ebb_drain_trigger trigger;
+    enum ebb_drain_phase phase;         /* where the drain is */
+    enum ebb_drain_trigger trigger;     /* what started it */
     bool                 exit_on_zero;  /* mode of this drain */
     bool                 exit_armed;    /* this drain ends in exit (SIGTERM/SIGINT) */
     bool                 status_drained;/* /drain happened: a later SIGTERM exits at once */
     bool                 hc_failed;     /* /healthcheck/fail: readiness 503 */
     bool                 ready_503;     /* readiness 503 because of the drain */
     bool                 skip_exit;     /* drain_listeners&skip_exit: keep listeners open */
+    bool                 min_passed;    /* MINIMUM_DRAIN_DURATION is over */
     unsigned             drained_dirs;  /* EBB_CMD_DRAIN_* already posted */
-    int                  sigint_count;
-    uint64_t             drain_start_ms;
-    uint64_t             drain_start_us;
-    int64_t              active_at_drain;
-    uint64_t             rq_total_at_drain;
-    uint64_t             destroyed_at_drain; /* cx_destroy sum at drain start */
-    uint64_t             last_zero_us;  /* when workers reported zero */
+    int                  sigint_count;  /* the second SIGINT exits at once */
+    uint64_t             drain_start_ms;/* ebb_now_ms() at the first trigger, 0 = never */
+    int64_t              active_at_drain;   /* active connections then (exit summary) */
+    uint64_t             destroyed_at_drain;/* cx_destroy sum then (exit summary) */
     struct ebb_timer     listeners_timer; /* drainDuration: close inbound listeners */
     struct ebb_timer     exit_timer;    /* terminationDrainDuration (default mode) */
     struct ebb_timer     min_timer;     /* MINIMUM_DRAIN_DURATION (exit-on-zero mode) */
     struct ebb_timer     deadline_timer;/* drain_deadline */
     struct ebb_timer     tick_timer;    /* periodic active-connection log */
-    bool                 min_passed;
-    const char          *exit_reason;
-    int                  exit_code;
+    const char          *exit_reason;   /* why the loop stopped (static string) */
+    int                  exit_code;     /* ebb_control_run()'s status: 0 */
 };
 
 /* Sets up the control loop, signals and the drain timers.

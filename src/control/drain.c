@@ -67,15 +67,6 @@ static int64_t active_cx(const struct ebb_control *ctl)
     return atomic_load(&ctl->srv->active_cx);
 }
 
-static uint64_t total_rq(const struct ebb_control *ctl)
-{
-    const struct ebb_server *srv = ctl->srv;
-    uint64_t n = 0;
-    for (size_t i = 0; i < srv->cfg->nlisteners; i++)
-        n += ebb_stat_get(srv->stats->listeners[i].rq_total);
-    return n;
-}
-
 static uint64_t total_destroyed(const struct ebb_control *ctl)
 {
     const struct ebb_server *srv = ctl->srv;
@@ -107,9 +98,7 @@ static void check_zero(struct ebb_control *ctl)
 
 static void on_zero(struct ebb_loop *loop, void *data)
 {
-    struct ebb_control *ctl = data;
-    ctl->last_zero_us = ebb_now_us();
-    check_zero(ctl);
+    check_zero(data);
 }
 
 static void listeners_timeout(struct ebb_loop *loop, struct ebb_timer *t)
@@ -213,9 +202,7 @@ static void drain_start(struct ebb_control *ctl, enum ebb_drain_trigger trig, bo
         ctl->phase = EBB_PHASE_ACCEPTING;
         ctl->trigger = trig;
         ctl->drain_start_ms = ebb_now_ms();
-        ctl->drain_start_us = ebb_now_us();
         ctl->active_at_drain = active_cx(ctl);
-        ctl->rq_total_at_drain = total_rq(ctl);
         ctl->destroyed_at_drain = total_destroyed(ctl);
         atomic_store(&ctl->srv->state, EBB_STATE_DRAINING);
         ebb_timer_start(ctl->loop, &ctl->tick_timer, DRAIN_TICK_MS);
