@@ -213,96 +213,124 @@ void drill_catch_signals(void)
     signal(SIGTERM, on_interrupt);
 }
 
-int drill_run_scenario(const struct drill_cfg *cfg, struct drill_result *r)
+/* Zeroes d for one run of cfg into r and makes its loop.  Returns 0 or -1. */
+static int drill_init(struct drill *d, const struct drill_cfg *cfg, struct drill_result *r)
 {
-    struct drill d;
-    int rc = -1;
-
-    memset(&d, 0, sizeof(d));
-    d.cfg = cfg;
-    d.r = r;
-    d.rnd = 0x9e3779b9u ^ (uint32_t)getpid();
-    ebb_list_init(&d.users);
-    ebb_list_init(&d.h2conns);
+    memset(d, 0, sizeof(*d));
+    d->cfg = cfg;
+    d->r = r;
+    d->rnd = 0x9e3779b9u ^ (uint32_t)getpid();
+    ebb_list_init(&d->users);
+    ebb_list_init(&d->h2conns);
     snprintf(r->scenario, sizeof(r->scenario), "%s", scn_names[cfg->scn]);
     snprintf(r->proxy, sizeof(r->proxy), "%s", cfg->proxy);
     if (strcmp(cfg->proxy, "ebb") == 0)
         snprintf(r->mode, sizeof(r->mode), "%s", cfg->exit_on_zero ? "exit-on-zero" : "default");
     r->sigterm_ms = r->removal_ms = r->exit_ms = r->last_ok_ms = r->end_ms = -1;
-    d.loop = ebb_loop_new();
-    if (!d.loop)
+    d->loop = ebb_loop_new();
+    if (!d->loop)
         return -1;
-    d.t0_ms = ebb_now_ms();
-    d.proxy.pidfd = -1;
-    d.proxy.eio.fd = -1;
+    d->t0_ms = ebb_now_ms();
+    d->proxy.pidfd = -1;
+    d->proxy.eio.fd = -1;
+    return 0;
+}
 
-    bool direct = strcmp(cfg->proxy, "none") == 0;
-    d.remote = drill_app_new(&d, true, &d.remote_port);
-    if (!d.remote)
-        goto out;
+/* Starts the remote service, the app and the proxy (none: the load goes
+ * straight to the app and its calls straight to the remote).  Returns 0 or -1. */
+static int start_services(struct drill *d)
+{
+    bool direct = strcmp(d->cfg->proxy, "none") == 0;
+    d->remote = drill_app_new(d, true, &d->remote_port);
+    if (!d->remote)
+        return -1;
     if (direct) {
-        d.outbound_port = d.remote_port;
+        d->outbound_port = d->remote_port;
     } else {
-        d.listen_port = drill_free_port();
-        d.outbound_port = drill_free_port();
+        d->listen_port = drill_free_port();
+        d->outbound_port = drill_free_port();
     }
-    d.app = drill_app_new(&d, false, &d.app_port);
-    if (!d.app)
-        goto out;
+    d->app = drill_app_new(d, false, &d->app_port);
+    if (!d->app)
+        return -1;
     if (direct)
-        d.listen_port = d.app_port;
-    else if (drill_proxy_start(&d) < 0)
-        goto out;
-    g_proxy_pgid = d.proxy.pid;
+        d->listen_port = d->app_port;
+    else if (drill_proxy_start(d) < 0)
+        return -1;
+    g_proxy_pgid = d->proxy.pid;
+    return 0;
+}
 
-    if (cfg->scn == DRILL_H2_STREAMS) {
-        char note[160];
-        if (!drill_h2_probe(d.listen_port, note, sizeof(note))) {
-            r->unsupported = true;
-            snprintf(r->note, sizeof(r->note), "%s", note);
-            drill_progress(&d, "%s: skipping the scenario", note);
-            rc = 0;
-            goto out;
-        }
-    }
+/* h2-streams needs a proxy that speaks h2c; when it does not, the result
+ * is N/A.  Returns false then. */
+static bool h2_supported(struct drill *d)
+{
+    char note[160];
+    if (drill_h2_probe(d->listen_port, note, sizeof(note)))
+        return true;
+    d->r->unsupported = true;
+    snprintf(d->r->note, sizeof(d->r->note), "%s", note);
+    drill_progress(d, "%s: skipping the scenario", note);
+    return false;
+}
 
+/* Starts the load and the termination timers and runs the loop until the
+ * scenario ends.  Returns 0, or -1 when the load could not start. */
+static int run_load(struct drill *d)
+{
+    const struct drill_cfg *cfg = d->cfg;
     struct { struct ebb_timer *t; ebb_timer_cb cb; } ts[] = {
-        { &d.t_sigterm, on_sigterm }, { &d.t_removal, on_removal }, { &d.t_kill, on_kill },
-        { &d.t_sample, on_sample }, { &d.t_progress, on_progress }, { &d.t_hard, on_hard },
-        { &d.t_check, on_check }, { &d.t_settle, on_check },
+        { &d->t_sigterm, on_sigterm }, { &d->t_removal, on_removal }, { &d->t_kill, on_kill },
+        { &d->t_sample, on_sample }, { &d->t_progress, on_progress }, { &d->t_hard, on_hard },
+        { &d->t_check, on_check }, { &d->t_settle, on_check },
     };
     for (size_t i = 0; i < EBB_ARRAY_LEN(ts); i++) {
         ts[i].t->cb = ts[i].cb;
-        ts[i].t->data = &d;
+        ts[i].t->data = d;
     }
-    d.t0_ms = ebb_now_ms();
-    drill_progress(&d, "load starts: proxy %s pid %d, inbound 127.0.0.1:%u, outbound 127.0.0.1:%u, "
-                   "app 127.0.0.1:%u, remote 127.0.0.1:%u", cfg->proxy, (int)d.proxy.pid,
-                   d.listen_port, d.outbound_port, d.app_port, d.remote_port);
-    if (drill_load_start(&d) < 0)
-        goto out;
-    ebb_timer_start(d.loop, &d.t_sigterm, cfg->sigterm_at_ms);
-    ebb_timer_start(d.loop, &d.t_sample, 0);
-    ebb_timer_start(d.loop, &d.t_progress, 1000);
-    ebb_loop_run(d.loop);
-    on_sample(d.loop, &d.t_sample);
-    ebb_timer_stop(d.loop, &d.t_sample);
-    rc = 0;
+    d->t0_ms = ebb_now_ms();
+    drill_progress(d, "load starts: proxy %s pid %d, inbound 127.0.0.1:%u, outbound 127.0.0.1:%u, "
+                   "app 127.0.0.1:%u, remote 127.0.0.1:%u", cfg->proxy, (int)d->proxy.pid,
+                   d->listen_port, d->outbound_port, d->app_port, d->remote_port);
+    if (drill_load_start(d) < 0)
+        return -1;
+    ebb_timer_start(d->loop, &d->t_sigterm, cfg->sigterm_at_ms);
+    ebb_timer_start(d->loop, &d->t_sample, 0);
+    ebb_timer_start(d->loop, &d->t_progress, 1000);
+    ebb_loop_run(d->loop);
+    on_sample(d->loop, &d->t_sample);
+    ebb_timer_stop(d->loop, &d->t_sample);
+    return 0;
+}
 
-out:
-    if (!d.ended) {
-        d.ended = d.ending = true;
-        drill_load_stop(&d);
+/* Stops the load, frees the apps, reaps the proxy and frees the loop. */
+static void drill_teardown(struct drill *d)
+{
+    if (!d->ended) {
+        d->ended = d->ending = true;
+        drill_load_stop(d);
     }
-    drill_load_free(&d);
-    drill_app_free(d.app);
-    drill_app_free(d.remote);
-    drill_proxy_reap(&d);
+    drill_load_free(d);
+    drill_app_free(d->app);
+    drill_app_free(d->remote);
+    drill_proxy_reap(d);
     g_proxy_pgid = 0;
     /* deferred frees of the app's connections */
-    d.t_check.cb = stop_cb;
-    ebb_timer_start(d.loop, &d.t_check, 0);
-    ebb_loop_run(d.loop);
-    ebb_loop_free(d.loop);
+    d->t_check.cb = stop_cb;
+    ebb_timer_start(d->loop, &d->t_check, 0);
+    ebb_loop_run(d->loop);
+    ebb_loop_free(d->loop);
+}
+
+int drill_run_scenario(const struct drill_cfg *cfg, struct drill_result *r)
+{
+    struct drill d;
+    int rc = -1;
+
+    if (drill_init(&d, cfg, r) < 0)
+        return -1;
+    if (start_services(&d) == 0)
+        rc = cfg->scn == DRILL_H2_STREAMS && !h2_supported(&d) ? 0 : run_load(&d);
+    drill_teardown(&d);
     return rc;
 }
