@@ -1,7 +1,8 @@
 /*
- * control.h - the control thread: signals, the drain controller (SPEC §3)
- * and the admin, status and readiness HTTP endpoints (SPEC §6).  It runs
- * on the main thread's own loop; workers never block on it.
+ * control.h - the control thread (drain.c): its loop, signals, and the
+ * drain controller of SPEC §3.  It runs on the main thread; workers never
+ * block on it.  The admin endpoints (admin.h) drive it through the
+ * operator entry points below; it knows nothing of them.
  */
 #ifndef EBB_CONTROL_H
 #define EBB_CONTROL_H
@@ -9,7 +10,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ebb/list.h"
 #include "ebb/loop.h"
 
 struct ebb_server;
@@ -37,64 +37,60 @@ const char *ebb_drain_phase_name(enum ebb_drain_phase p);
 
 /* Control-thread state.  Owned by main; the server points at it. */
 struct ebb_control {
-    struct ebb_server   *srv;
-    struct ebb_loop     *loop;
+    struct ebb_server   *srv;           /* the workers and stats (not owned) */
+    struct ebb_loop     *loop;          /* the control thread's loop (owned; admin serves on it) */
     struct ebb_io        sigio;         /* signalfd */
     struct ebb_async     zero;          /* workers: active connections reached 0 */
-    struct ebb_io        admin_io;      /* admin listening socket (15000) */
-    struct ebb_io        status_io;     /* status listening socket (15020) */
-    struct ebb_io        ready_io;      /* readiness listening socket (15021) */
-    struct ebb_list      admin_conns;   /* open admin/status/readiness connections */
-    enum ebb_drain_phase phase;
-    enum ebb_drain_trigger trigger;
+    enum ebb_drain_phase phase;         /* where the drain is */
+    enum ebb_drain_trigger trigger;     /* what started it */
     bool                 exit_on_zero;  /* mode of this drain */
     bool                 exit_armed;    /* this drain ends in exit (SIGTERM/SIGINT) */
     bool                 status_drained;/* /drain happened: a later SIGTERM exits at once */
     bool                 hc_failed;     /* /healthcheck/fail: readiness 503 */
     bool                 ready_503;     /* readiness 503 because of the drain */
     bool                 skip_exit;     /* drain_listeners&skip_exit: keep listeners open */
+    bool                 min_passed;    /* MINIMUM_DRAIN_DURATION is over */
     unsigned             drained_dirs;  /* EBB_CMD_DRAIN_* already posted */
-    int                  sigint_count;
-    uint64_t             drain_start_ms;
-    uint64_t             drain_start_us;
-    int64_t              active_at_drain;
-    uint64_t             rq_total_at_drain;
-    uint64_t             destroyed_at_drain; /* cx_destroy sum at drain start */
-    uint64_t             last_zero_us;  /* when workers reported zero */
+    int                  sigint_count;  /* the second SIGINT exits at once */
+    uint64_t             drain_start_ms;/* ebb_now_ms() at the first trigger, 0 = never */
+    int64_t              active_at_drain;   /* active connections then (exit summary) */
+    uint64_t             destroyed_at_drain;/* cx_destroy sum then (exit summary) */
     struct ebb_timer     listeners_timer; /* drainDuration: close inbound listeners */
     struct ebb_timer     exit_timer;    /* terminationDrainDuration (default mode) */
     struct ebb_timer     min_timer;     /* MINIMUM_DRAIN_DURATION (exit-on-zero mode) */
     struct ebb_timer     deadline_timer;/* drain_deadline */
     struct ebb_timer     tick_timer;    /* periodic active-connection log */
-    bool                 min_passed;
-    const char          *exit_reason;
-    int                  exit_code;
+    const char          *exit_reason;   /* why the loop stopped (static string) */
+    int                  exit_code;     /* ebb_control_run()'s status: 0 */
 };
 
-/* Sets up signals, the admin/status/readiness sockets and the timers.
+/* Sets up the control loop, signals and the drain timers.
  * Returns 0 or EBB_E* with a message in err. */
 int ebb_control_init(struct ebb_control *ctl, struct ebb_server *srv, char *err, size_t errlen);
-/* Undoes ebb_control_init(), also a partial one.  ebb_control_run() calls it. */
+/* Undoes ebb_control_init(), also a partial one, and frees the loop: close
+ * everything else served on ctl->loop (admin) first. */
 void ebb_control_free(struct ebb_control *ctl);
-/* Runs the control loop until exit is decided; returns the exit status. */
+/* Runs the control loop until exit is decided, stops and joins the
+ * workers and logs the drain summary; returns the exit status.  The
+ * caller then frees ctl. */
 int ebb_control_run(struct ebb_control *ctl);
 
-/* Drain entry points (control thread only). */
-void ebb_drain_start(struct ebb_control *ctl, enum ebb_drain_trigger trig, bool inbound_only,
-                     bool graceful, bool skip_exit);
+/* Operator entry points (control thread only; admin.c and signals). */
+/* POST :15000/drain_listeners: drain without an exit timer. */
+void ebb_drain_listeners(struct ebb_control *ctl, bool inbound_only, bool graceful,
+                         bool skip_exit);
+/* POST :15020/drain: drain inbound, readiness stays 200; a later SIGTERM exits at once. */
+void ebb_drain_status(struct ebb_control *ctl);
+/* POST :15000/healthcheck/fail (readiness 503, drain) or /healthcheck/ok. */
+void ebb_drain_healthcheck(struct ebb_control *ctl, bool ok);
+/* Exit now (first call wins); the loop stops after this turn. */
 void ebb_drain_exit(struct ebb_control *ctl, const char *reason);
+
 /* True when readiness should answer 200. */
 bool ebb_control_ready(const struct ebb_control *ctl);
+/* The readiness word: LIVE, HEALTHCHECK_FAILED or DRAINING. */
+const char *ebb_control_ready_name(const struct ebb_control *ctl);
 /* Appends the drain state as a JSON object (for /config_dump). */
 void ebb_drain_json(const struct ebb_control *ctl, struct ebb_buf *b);
-
-/* admin.c: renders; exposed for tests and `ebb validate`. */
-void ebb_stats_render_text(struct ebb_server *srv, struct ebb_buf *b, bool usedonly,
-                           const char *filter_re);
-void ebb_stats_render_prometheus(struct ebb_server *srv, struct ebb_buf *b);
-/* Starts the admin/status/readiness servers on ctl->loop. */
-int ebb_admin_init(struct ebb_control *ctl, char *err, size_t errlen);
-/* Closes the admin/status/readiness sockets and every open admin connection. */
-void ebb_admin_close(struct ebb_control *ctl);
 
 #endif

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "ebb/admin.h"
 #include "ebb/cli.h"
 #include "ebb/config_load.h"
 #include "ebb/control.h"
@@ -66,6 +67,7 @@ int ebb_cmd_run(int argc, char **argv)
     struct ebb_config *cfg = NULL;
     struct ebb_server srv;
     struct ebb_control ctl;
+    struct ebb_admin adm;
     char err[1024];
     sigset_t set;
     int level;
@@ -103,11 +105,14 @@ int ebb_cmd_run(int argc, char **argv)
     }
     memset(&srv, 0, sizeof(srv));
     memset(&ctl, 0, sizeof(ctl));
+    memset(&adm, 0, sizeof(adm));
     srv.argc = argc;
     srv.argv = argv;
     if (ebb_server_init(&srv, cfg, err, sizeof(err)) < 0 ||
-        ebb_control_init(&ctl, &srv, err, sizeof(err)) < 0) {
+        ebb_control_init(&ctl, &srv, err, sizeof(err)) < 0 ||
+        ebb_admin_init(&adm, &ctl, err, sizeof(err)) < 0) {
         fprintf(stderr, "ebb: startup failed: %s\n", err);
+        ebb_admin_close(&adm);
         ebb_control_free(&ctl);
         ebb_server_free(&srv);
         ebb_config_free(cfg);
@@ -129,6 +134,8 @@ int ebb_cmd_run(int argc, char **argv)
              cfg->proxy.exit_on_zero ? "EXIT_ON_ZERO_ACTIVE_CONNECTIONS" : "default");
 
     int code = ebb_control_run(&ctl);
+    ebb_admin_close(&adm);
+    ebb_control_free(&ctl);
     ebb_server_free(&srv);
     ebb_config_free(cfg);
     return code;

@@ -55,18 +55,16 @@ bool ebb_control_ready(const struct ebb_control *ctl)
            ctl->phase != EBB_PHASE_EXITING;
 }
 
+const char *ebb_control_ready_name(const struct ebb_control *ctl)
+{
+    if (ebb_control_ready(ctl))
+        return "LIVE";
+    return ctl->phase == EBB_PHASE_LIVE && ctl->hc_failed ? "HEALTHCHECK_FAILED" : "DRAINING";
+}
+
 static int64_t active_cx(const struct ebb_control *ctl)
 {
     return atomic_load(&ctl->srv->active_cx);
-}
-
-static uint64_t total_rq(const struct ebb_control *ctl)
-{
-    const struct ebb_server *srv = ctl->srv;
-    uint64_t n = 0;
-    for (size_t i = 0; i < srv->cfg->nlisteners; i++)
-        n += ebb_stat_get(srv->stats->listeners[i].rq_total);
-    return n;
 }
 
 static uint64_t total_destroyed(const struct ebb_control *ctl)
@@ -100,9 +98,7 @@ static void check_zero(struct ebb_control *ctl)
 
 static void on_zero(struct ebb_loop *loop, void *data)
 {
-    struct ebb_control *ctl = data;
-    ctl->last_zero_us = ebb_now_us();
-    check_zero(ctl);
+    check_zero(data);
 }
 
 static void listeners_timeout(struct ebb_loop *loop, struct ebb_timer *t)
@@ -123,13 +119,20 @@ static void listeners_timeout(struct ebb_loop *loop, struct ebb_timer *t)
              (cmds & EBB_CMD_STOP_OUTBOUND) ? " (outbound too)" : "", (long long)active_cx(ctl));
 }
 
+/* An exit timer fired: "<what> <ms>ms <verb>: exiting with N active connections". */
+static void exit_timer_fired(struct ebb_control *ctl, uint64_t ms, const char *what,
+                             const char *verb, const char *reason)
+{
+    ebb_info("drain", "%s %llums %s: exiting with %lld active connections", what,
+             (unsigned long long)ms, verb, (long long)active_cx(ctl));
+    ebb_drain_exit(ctl, reason);
+}
+
 static void exit_timeout(struct ebb_loop *loop, struct ebb_timer *t)
 {
     struct ebb_control *ctl = t->data;
-    ebb_info("drain", "terminationDrainDuration %llums elapsed: exiting with %lld active connections",
-             (unsigned long long)ctl->srv->cfg->proxy.termination_drain_ms,
-             (long long)active_cx(ctl));
-    ebb_drain_exit(ctl, "terminationDrainDuration elapsed");
+    exit_timer_fired(ctl, ctl->srv->cfg->proxy.termination_drain_ms, "terminationDrainDuration",
+                     "elapsed", "terminationDrainDuration elapsed");
 }
 
 static void min_timeout(struct ebb_loop *loop, struct ebb_timer *t)
@@ -145,10 +148,8 @@ static void min_timeout(struct ebb_loop *loop, struct ebb_timer *t)
 static void deadline_timeout(struct ebb_loop *loop, struct ebb_timer *t)
 {
     struct ebb_control *ctl = t->data;
-    ebb_info("drain", "drain_deadline %llums reached: exiting with %lld active connections",
-             (unsigned long long)ctl->srv->cfg->drain.drain_deadline_ms,
-             (long long)active_cx(ctl));
-    ebb_drain_exit(ctl, "drain_deadline reached");
+    exit_timer_fired(ctl, ctl->srv->cfg->drain.drain_deadline_ms, "drain_deadline", "reached",
+                     "drain_deadline reached");
 }
 
 static void tick(struct ebb_loop *loop, struct ebb_timer *t)
@@ -184,8 +185,11 @@ static void arm_exit(struct ebb_control *ctl)
     }
 }
 
-void ebb_drain_start(struct ebb_control *ctl, enum ebb_drain_trigger trig, bool inbound_only,
-                     bool graceful, bool skip_exit)
+/* Starts a drain, or extends the one in progress (SPEC §3.3): posts the
+ * drain commands for directions not drained yet and arms the listener
+ * and, for a termination, the exit timers. */
+static void drain_start(struct ebb_control *ctl, enum ebb_drain_trigger trig, bool inbound_only,
+                        bool graceful, bool skip_exit)
 {
     const struct ebb_config *cfg = ctl->srv->cfg;
     bool first = ctl->phase == EBB_PHASE_LIVE;
@@ -198,9 +202,7 @@ void ebb_drain_start(struct ebb_control *ctl, enum ebb_drain_trigger trig, bool 
         ctl->phase = EBB_PHASE_ACCEPTING;
         ctl->trigger = trig;
         ctl->drain_start_ms = ebb_now_ms();
-        ctl->drain_start_us = ebb_now_us();
         ctl->active_at_drain = active_cx(ctl);
-        ctl->rq_total_at_drain = total_rq(ctl);
         ctl->destroyed_at_drain = total_destroyed(ctl);
         atomic_store(&ctl->srv->state, EBB_STATE_DRAINING);
         ebb_timer_start(ctl->loop, &ctl->tick_timer, DRAIN_TICK_MS);
@@ -250,6 +252,25 @@ void ebb_drain_start(struct ebb_control *ctl, enum ebb_drain_trigger trig, bool 
              (unsigned long long)cfg->drain.drain_deadline_ms, (long long)active_cx(ctl));
 }
 
+void ebb_drain_listeners(struct ebb_control *ctl, bool inbound_only, bool graceful,
+                         bool skip_exit)
+{
+    drain_start(ctl, EBB_TRIG_DRAIN_LISTENERS, inbound_only, graceful, skip_exit);
+}
+
+void ebb_drain_status(struct ebb_control *ctl)
+{
+    ctl->status_drained = true;
+    drain_start(ctl, EBB_TRIG_STATUS_DRAIN, true, true, false);
+}
+
+void ebb_drain_healthcheck(struct ebb_control *ctl, bool ok)
+{
+    ctl->hc_failed = !ok;
+    if (!ok)
+        drain_start(ctl, EBB_TRIG_HEALTHCHECK_FAIL, false, true, true);
+}
+
 void ebb_drain_json(const struct ebb_control *ctl, struct ebb_buf *b)
 {
     ebb_buf_appendf(b, "{\"state\":\"%s\",\"phase\":\"%s\",\"trigger\":\"%s\","
@@ -292,8 +313,8 @@ static void on_signal(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
                          si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
                 break;
             }
-            ebb_drain_start(ctl, si.ssi_signo == SIGTERM ? EBB_TRIG_SIGTERM : EBB_TRIG_SIGINT,
-                            true, true, false);
+            drain_start(ctl, si.ssi_signo == SIGTERM ? EBB_TRIG_SIGTERM : EBB_TRIG_SIGINT,
+                        true, true, false);
             break;
         case SIGCHLD:
             /* PID 1 duty: reap whatever exited */
@@ -316,8 +337,6 @@ int ebb_control_init(struct ebb_control *ctl, struct ebb_server *srv, char *err,
     ctl->srv = srv;
     srv->ctl = ctl;
     ctl->sigio.fd = ctl->zero.io.fd = -1;
-    ctl->admin_io.fd = ctl->status_io.fd = ctl->ready_io.fd = -1;
-    ebb_list_init(&ctl->admin_conns);
     ctl->loop = ebb_loop_new();
     if (!ctl->loop) {
         snprintf(err, errlen, "cannot create control loop: %s", strerror(errno));
@@ -349,14 +368,13 @@ int ebb_control_init(struct ebb_control *ctl, struct ebb_server *srv, char *err,
         timers[i]->cb = cbs[i];
         timers[i]->data = ctl;
     }
-    return ebb_admin_init(ctl, err, errlen);
+    return 0;
 }
 
 void ebb_control_free(struct ebb_control *ctl)
 {
     if (!ctl->loop)
         return;
-    ebb_admin_close(ctl);
     ebb_loop_run_deferred(ctl->loop);
     ebb_async_close(ctl->loop, &ctl->zero);
     if (ctl->srv)
@@ -398,7 +416,5 @@ int ebb_control_run(struct ebb_control *ctl)
         ebb_info("drain", "exit: reason=\"%s\" without drain, %lld active connections closed",
                  ctl->exit_reason, (long long)left);
     }
-    int code = ctl->exit_code;
-    ebb_control_free(ctl);
-    return code;
+    return ctl->exit_code;
 }

@@ -1,4 +1,4 @@
-/* stats.c - allocation of the stat blocks (rendering lives in admin.c). */
+/* stats.c - allocation of the stat blocks (rendering lives in admin_stats.c). */
 #include "ebb/config.h"
 #include "ebb/core.h"
 #include "ebb/stats.h"

@@ -30,7 +30,9 @@
 #include <unistd.h>
 
 #include "ebb/core.h"
-#include "ebb/drill_run.h"
+
+#include "drill_run.h"
+#include "h1c.h"
 
 #define APP_MAX_OUT 32
 #define APP_REMOTE_SIZE 64
@@ -431,7 +433,6 @@ bool drill_app_done(const struct drill_app *a)
 }
 
 /* The drill calls this at endpoint removal and at every poke. */
-void drill_app_poke(struct drill_app *a);
 void drill_app_poke(struct drill_app *a)
 {
     app_check_exit(a);

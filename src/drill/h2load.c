@@ -20,8 +20,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ebb/buf.h"
 #include "ebb/core.h"
-#include "ebb/drill_run.h"
+
+#include "drill_run.h"
 
 struct drill_h2;
 

@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "ebb/core.h"
-#include "ebb/drill_run.h"
+
+#include "drill_run.h"
+#include "h1c.h"
 
 #define H1C_PENDING_NONE (-2)
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ebb/drill.h"
+#include "ebb/drill_report.h"
 
 #define EBB_DRILL_MAX(a, b) ((double)(a) > (double)(b) ? (double)(a) : (double)(b))
 

@@ -160,6 +160,69 @@ def test_admin_methods_and_unknown_paths(env):
     check_eq(st, 200, "readiness still 200")
 
 
+# How each port answers what its route table does not serve, and a few it does (nothing here
+# mutates): (port, method, path, status, body).  One dispatcher answers for all three ports.
+NOT_FOUND_ADMIN = "not found: see /help\n"
+NOT_FOUND_READY = "not found: the readiness port serves GET /healthz/ready only\n"
+USE_POST = "method not allowed: use POST\n"
+ROUTING = [
+    ("admin", "GET", "/no/such/thing", 404, NOT_FOUND_ADMIN),
+    ("admin", "POST", "/no/such/thing", 404, NOT_FOUND_ADMIN),
+    ("admin", "PUT", "/no/such/thing", 405, "method not allowed\n"),
+    ("admin", "POST", "/stats", 404, NOT_FOUND_ADMIN),          # read-only: POST is unknown
+    ("admin", "DELETE", "/stats", 405, "method not allowed\n"),
+    ("admin", "GET", "/stats/", 404, NOT_FOUND_ADMIN),           # paths match exactly
+    ("admin", "GET", "/healthz/ready", 404, NOT_FOUND_ADMIN),    # status/readiness ports only
+    ("admin", "GET", "/drain", 404, NOT_FOUND_ADMIN),            # status port only
+    ("admin", "PUT", "/quitquitquit", 405, USE_POST),
+    ("admin", "GET", "/healthcheck/ok", 405, USE_POST),
+    ("admin", "GET", "/ready?verbose=1", 200, "LIVE\n"),        # the query is not the path
+    ("status", "GET", "/nope", 404, "not found\n"),
+    ("status", "PUT", "/nope", 404, "not found\n"),
+    ("status", "GET", "/stats", 404, "not found\n"),
+    ("status", "POST", "/stats/prometheus", 404, "not found\n"),
+    ("status", "GET", "/drain", 405, USE_POST),
+    ("status", "DELETE", "/quitquitquit", 405, USE_POST),
+    ("status", "POST", "/healthz/ready", 200, "LIVE\n"),        # any method
+    ("ready", "GET", "/stats/prometheus", 404, NOT_FOUND_READY),
+    ("ready", "POST", "/quitquitquit", 404, NOT_FOUND_READY),
+    ("ready", "PUT", "/healthz/ready", 200, "LIVE\n"),
+]
+
+
+def test_routing_table(env):
+    e = env.start()
+    ports = {"admin": e.admin_port, "status": e.status_port, "ready": e.readiness_port}
+    for port, method, path, status, body in ROUTING:
+        check_eq(e.admin(method, path, port=ports[port]), (status, body),
+                 "%s %s on the %s port" % (method, path, port))
+    check(e.alive(), "ebb exited during the routing checks")
+
+
+def test_help_lists_every_admin_route(env):
+    """/help and / print one line per admin route, mutating ones marked POST."""
+    e = env.start()
+    st, text = e.admin("GET", "/help")
+    check_eq(st, 200, "/help")
+    check_eq(e.admin("GET", "/"), (200, text), "/ is /help")
+    lines = text.splitlines()
+    check_eq(lines[0], "admin commands are:", "first line of /help")
+    routes = {}
+    for ln in lines[1:]:
+        m = re.match(r"^  (POST )?(/[a-z_/]*)(\S*): \S", ln)
+        check(m, "not a route line in /help: %r" % ln)
+        routes[m.group(2)] = bool(m.group(1))
+    for path in ("/", "/help", "/stats", "/stats/prometheus", "/listeners", "/clusters",
+                 "/server_info", "/config_dump", "/ready"):
+        check(routes.get(path) is False, "/help: GET %s missing or marked POST" % path)
+        check_eq(e.admin("GET", path)[0], 200, "GET %s (listed by /help)" % path)
+    for path in ("/drain_listeners", "/healthcheck/fail", "/healthcheck/ok", "/quitquitquit"):
+        check(routes.get(path) is True, "/help: POST %s missing" % path)
+        check_eq(e.admin("GET", path), (405, USE_POST), "GET %s (a POST route)" % path)
+    check("POST /drain_listeners[?inboundonly][&graceful][&skip_exit]: " in text,
+          "/help lacks the drain_listeners query flags")
+
+
 def test_quitquitquit_exits_zero(env):
     e = env.start()
     st, _ = e.admin("POST", "/quitquitquit")

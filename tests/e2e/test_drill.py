@@ -8,6 +8,7 @@ the report's shape (text, JSON, SVG).
 
 import json
 import os
+import re
 import subprocess
 
 from lib import PY, HERE, check, check_eq, fail, timeout
@@ -189,3 +190,51 @@ def test_drill_text_report_and_usage(env):
     check_eq(p.returncode, 0, "exit status of a passing drill")
     text = p.stdout.decode()
     check("PASS: 0 of " in text and "steady" in text, text)
+
+
+# (argv after `ebb drill`, what stderr must say); every one exits 2 before anything runs
+BAD_FLAGS = [
+    (["--scenario", "steady,nope"], '--scenario: "nope" is not long-request'),
+    (["--proxy", "squid"], '--proxy: "squid" is not ebb, nginx, haproxy or none'),
+    (["--proxy", "cmd"], "--proxy cmd needs --proxy-cmd"),
+    (["--mode", "fast"], '--mode: "fast" is not default, exit-on-zero or both'),
+    (["--stop-signal", "FOO"], '--stop-signal: "FOO" is not TERM, QUIT'),
+    (["--clients", "0"], '--clients: "0" is not an integer in 1..1000'),
+    (["--streams", "1001"], '--streams: "1001" is not an integer in 1..1000'),
+    (["--body-size", "16777217"], '--body-size: "16777217" is not an integer in 0..16777216'),
+    (["--app-reset-every", "x"], '--app-reset-every: "x" is not an integer in 0..1000000'),
+    (["--sigterm-at", "soon"], '--sigterm-at: "soon" is not a number of seconds or a duration'),
+    (["--grace", "-1"], '--grace: "-1" is not a number of seconds or a duration'),
+    (["--bogus", "1"], 'unknown flag "--bogus"'),
+    (["--json", "--bogus"], 'unknown flag or missing value: "--bogus"'),
+    (["--timeout"], 'unknown flag or missing value: "--timeout"'),
+]
+
+
+@timeout(30)
+def test_drill_flag_errors(env):
+    for args, want in BAD_FLAGS:
+        p = subprocess.run([env.ebb_path, "drill"] + args, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=10, stdin=subprocess.DEVNULL)
+        err = p.stderr.decode("utf-8", "replace")
+        check_eq(p.returncode, 2, "exit status of ebb drill %s" % " ".join(args))
+        check(("ebb drill: " + want) in err, "ebb drill %s: stderr lacks %r:\n%s"
+              % (" ".join(args), want, err))
+        check_eq(p.stdout, b"", "stdout of ebb drill %s" % " ".join(args))
+
+
+@timeout(30)
+def test_drill_help_lists_every_flag(env):
+    """--help (and -h, even after other flags) prints the flag list on stdout and exits 0;
+    every flag docs/drill.md mentions is in it, with the bounds the parser enforces."""
+    for argv in (["--help"], ["-h"], ["--quiet", "--help", "--bogus"]):
+        p = subprocess.run([env.ebb_path, "drill"] + argv, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=10, stdin=subprocess.DEVNULL)
+        check_eq(p.returncode, 0, "ebb drill %s exit status" % " ".join(argv))
+    text = p.stdout.decode()
+    with open(os.path.join(HERE, "..", "..", "docs", "drill.md")) as f:
+        doc_flags = set(re.findall(r"(--[a-z][a-z0-9-]+)", f.read()))
+    listed = set(re.findall(r"^  (?:-\w, )?(--[a-z0-9-]+)", text, re.M))
+    check(doc_flags <= listed, "flags in docs/drill.md but not in --help: %s"
+          % sorted(doc_flags - listed))
+    check(re.search(r"^  --clients N .*\[1\.\.1000\]$", text, re.M), "--clients bounds:\n" + text)

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ebb/drill.h"
+#include "ebb/drill_report.h"
 #include "t.h"
 
 static void init(struct drill_result *r)

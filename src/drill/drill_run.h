@@ -1,63 +1,22 @@
 /*
- * drill_run.h - the drill's run-time objects, shared by the src/drill/ files only.
+ * drill_run.h - the drill's run-time objects, private to src/drill/.
  *
  * struct drill is one scenario run: it owns the loop, the app and remote
  * service (app.c), the load generator (load.c: HTTP/1.1 users; h2load.c:
- * HTTP/2 connections), and the proxy child (proxy.c).
+ * HTTP/2 connections), and the proxy child (proxy.c).  The result it fills
+ * outlives it: the report is written after every scenario has run.
  */
 #ifndef EBB_DRILL_RUN_H
 #define EBB_DRILL_RUN_H
 
+#include <stdio.h>
+#include <sys/types.h>
+
 #include "ebb/drill.h"
+#include "ebb/list.h"
+#include "ebb/loop.h"
 
 struct drill;
-
-/* --- one HTTP/1.1 client connection, one request at a time (load.c) --- */
-
-enum drill_h1c_state {
-    DRILL_H1C_CLOSED = 0,  /* no socket */
-    DRILL_H1C_CONNECTING,  /* connect() in progress, request queued */
-    DRILL_H1C_IDLE,        /* connected, keep-alive, nothing in flight */
-    DRILL_H1C_BUSY,        /* request written or being written, response pending */
-};
-
-struct drill_h1c;
-/* fail is -1 for a completed request, else an enum drill_fail. */
-typedef void (*drill_h1c_cb)(struct drill_h1c *c, int fail, void *data);
-
-struct drill_h1c {
-    struct drill        *d;
-    struct drill_counts *counts;   /* where outcomes are counted */
-    bool                 inbound;  /* part of the load (timeline, fail marks) */
-    uint16_t             port;     /* 127.0.0.1:port */
-    const char          *host;     /* Host header */
-    enum drill_h1c_state state;
-    struct ebb_io        io;
-    struct ebb_buf       rbuf, wbuf;
-    struct ebb_h1_msg   *msg;      /* heap, parsed response head */
-    bool                 head_done;
-    struct ebb_h1_body   body;
-    int                  status;
-    uint64_t             got;      /* body bytes decoded */
-    uint64_t             want;     /* body bytes the app sends (0 = do not check) */
-    bool                 close_after; /* response said Connection: close */
-    struct ebb_timer     timeout;
-    drill_h1c_cb         cb;       /* completion of the current request */
-    void                *cb_data;
-};
-
-void drill_h1c_init(struct drill_h1c *c, struct drill *d, uint16_t port, const char *host,
-                    struct drill_counts *counts, bool inbound);
-/* Sends GET path (connecting first if needed); cb runs exactly once, later,
- * never from inside this call.  c must not be busy. */
-void drill_h1c_request(struct drill_h1c *c, const char *path, uint64_t want, drill_h1c_cb cb,
-                       void *data);
-/* Closes the connection; a request in flight is dropped without a callback. */
-void drill_h1c_close(struct drill_h1c *c);
-static inline bool drill_h1c_busy(const struct drill_h1c *c)
-{
-    return c->state == DRILL_H1C_CONNECTING || c->state == DRILL_H1C_BUSY;
-}
 
 /* --- the load generator --- */
 int  drill_load_start(struct drill *d);   /* h1 users, or h2 connections */
@@ -79,6 +38,8 @@ struct drill_app;
 struct drill_app *drill_app_new(struct drill *d, bool remote, uint16_t *port);
 void drill_app_sigterm(struct drill_app *a);
 bool drill_app_done(const struct drill_app *a);
+/* Something the app waits for may have happened (drill.c's check timer). */
+void drill_app_poke(struct drill_app *a);
 void drill_app_free(struct drill_app *a);
 
 /* --- the proxy under test (proxy.c) --- */
@@ -97,6 +58,8 @@ struct drill_proxy {
 int  drill_proxy_start(struct drill *d);   /* writes config, forks, waits for the port */
 void drill_proxy_signal(struct drill *d, int sig);
 void drill_proxy_reap(struct drill *d);    /* SIGKILL leftovers, wait, close */
+/* A loopback TCP port free right now (bound to 0, then closed). */
+uint16_t drill_free_port(void);
 
 struct drill {
     const struct drill_cfg *cfg;

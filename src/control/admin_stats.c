@@ -1,0 +1,252 @@
+/*
+ * admin_stats.c - the renderers behind /stats and /stats/prometheus: every
+ * counter and gauge of stats.h under its Envoy name (SPEC §5), as text
+ * lines or in Prometheus text format.
+ */
+#include <regex.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "ebb/admin.h"
+#include "ebb/buf.h"
+#include "ebb/config.h"
+#include "ebb/control.h"
+#include "ebb/core.h"
+#include "ebb/server.h"
+
+struct stat_line {
+    char    name[192];
+    char    family[96];   /* prometheus metric name */
+    char    label[128];   /* prometheus label set, may be empty */
+    int64_t value;
+    bool    gauge;
+};
+
+struct stat_list {
+    struct stat_line *v;
+    size_t n, cap;
+};
+
+static void stat_add(struct stat_list *sl, bool gauge, int64_t value, const char *family,
+                     const char *label, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void stat_add(struct stat_list *sl, bool gauge, int64_t value, const char *family,
+                     const char *label, const char *fmt, ...)
+{
+    if (sl->n == sl->cap) {
+        size_t cap = sl->cap ? sl->cap * 2 : 128;
+        struct stat_line *v = realloc(sl->v, cap * sizeof(*v));
+        if (!v)
+            return;
+        sl->v = v;
+        sl->cap = cap;
+    }
+    struct stat_line *s = &sl->v[sl->n++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->name, sizeof(s->name), fmt, ap);
+    va_end(ap);
+    snprintf(s->family, sizeof(s->family), "%s", family);
+    snprintf(s->label, sizeof(s->label), "%s", label ? label : "");
+    s->value = value;
+    s->gauge = gauge;
+}
+
+static void listener_stat_name(const struct ebb_listener_cfg *lc, char *out, size_t len)
+{
+    /* Envoy names listener stats by address: listener.0.0.0.0_15006.* */
+    snprintf(out, len, "%s_%u", lc->address, lc->port);
+}
+
+/* One counter or gauge of a stats.h block, under its Envoy name. */
+struct stat_def {
+    bool        gauge;  /* ebb_gauge (else ebb_counter) */
+    size_t      off;    /* offset in its block */
+    const char *name;   /* last part of the name, and of the Prometheus family */
+};
+
+#define LS(g, f, n) { g, offsetof(struct ebb_listener_stats, f), n }
+static const struct stat_def listener_defs[] = {   /* listener.<addr>_<port>.* */
+    LS(true, cx_active, "downstream_cx_active"),
+    LS(false, cx_total, "downstream_cx_total"),
+    LS(false, cx_destroy, "downstream_cx_destroy"),
+    LS(false, cx_overflow, "downstream_cx_overflow"),
+    LS(false, cx_rx_bytes, "downstream_cx_rx_bytes_total"),
+    LS(false, cx_tx_bytes, "downstream_cx_tx_bytes_total"),
+};
+
+static const struct stat_def http_defs[] = {       /* http.<listener>.*, HTTP listeners */
+    LS(true, rq_active, "downstream_rq_active"),
+    LS(false, rq_total, "downstream_rq_total"),
+    LS(false, rq_xx[1], "downstream_rq_1xx"),
+    LS(false, rq_xx[2], "downstream_rq_2xx"),
+    LS(false, rq_xx[3], "downstream_rq_3xx"),
+    LS(false, rq_xx[4], "downstream_rq_4xx"),
+    LS(false, rq_xx[5], "downstream_rq_5xx"),
+    LS(false, cx_drain_close, "downstream_cx_drain_close"),
+    LS(false, cx_protocol_error, "downstream_cx_protocol_error"),
+    LS(false, rq_timeout, "downstream_rq_timeout"),
+    LS(false, cx_idle_timeout, "downstream_cx_idle_timeout"),
+    LS(false, rq_rx_reset, "downstream_rq_rx_reset"),
+    LS(false, rq_tx_reset, "downstream_rq_tx_reset"),
+    LS(false, no_route, "no_route"),
+    LS(false, rq_completed_in_drain, "downstream_rq_completed_during_drain"),
+};
+#undef LS
+
+#define CS(g, f, n) { g, offsetof(struct ebb_cluster_stats, f), n }
+static const struct stat_def cluster_defs[] = {    /* cluster.<name>.* */
+    CS(true, cx_active, "upstream_cx_active"),
+    CS(false, cx_total, "upstream_cx_total"),
+    CS(false, cx_connect_fail, "upstream_cx_connect_fail"),
+    CS(false, cx_connect_timeout, "upstream_cx_connect_timeout"),
+    CS(false, cx_destroy, "upstream_cx_destroy"),
+    CS(true, rq_active, "upstream_rq_active"),
+    CS(false, rq_total, "upstream_rq_total"),
+    CS(false, rq_timeout, "upstream_rq_timeout"),
+    CS(false, rq_reset, "upstream_rq_rx_reset"),
+    CS(false, cx_reused, "upstream_cx_pool_reuse"),
+    CS(true, cx_idle, "upstream_cx_idle"),
+};
+#undef CS
+
+#define SS(g, f, n) { g, offsetof(struct ebb_server_stats, f), n }
+static const struct stat_def http2_defs[] = {      /* http2.* */
+    SS(false, goaway_sent, "goaway_sent"),
+    SS(true, h2_streams_active, "streams_active"),
+    SS(false, h2_streams_total, "streams_total"),
+    SS(false, h2_rx_reset, "rx_reset"),
+    SS(false, h2_tx_reset, "tx_reset"),
+    SS(false, h2_header_overflow, "header_overflow"),
+    SS(false, h2_rx_messaging_error, "rx_messaging_error"),
+    SS(false, h2_calm_goaway, "enhance_your_calm"),
+    SS(false, h2_up_cx_total, "upstream_cx_total"),
+    SS(false, h2_up_goaway_rx, "upstream_goaway_received"),
+    SS(false, h2_up_retry, "upstream_rq_retry"),
+};
+#undef SS
+
+/* Adds every stat of defs read from block: named "<prefix>.<name>", in the
+ * Prometheus family "<family><name>" with label (may be NULL). */
+static void add_block(struct stat_list *sl, const struct stat_def *defs, size_t n,
+                      const void *block, const char *family, const char *label,
+                      const char *prefix)
+{
+    char fam[96];
+    for (size_t i = 0; i < n; i++) {
+        const void *p = (const char *)block + defs[i].off;
+        int64_t v = defs[i].gauge ? ebb_stat_get(*(ebb_gauge *)p)
+                                  : (int64_t)ebb_stat_get(*(ebb_counter *)p);
+        snprintf(fam, sizeof(fam), "%s%s", family, defs[i].name);
+        stat_add(sl, defs[i].gauge, v, fam, label, "%s.%s", prefix, defs[i].name);
+    }
+}
+
+/* The server.* gauges: state, uptime, connections, workers, drain phase. */
+static void add_server(struct ebb_server *srv, struct stat_list *sl)
+{
+    struct ebb_control *ctl = srv->ctl;
+    int state = ebb_server_state(srv);
+
+    stat_add(sl, false, (int64_t)ebb_stat_get(srv->stats->server.drain_forced_close),
+             "ebb_server_drain_forced_close", NULL, "server.drain_forced_close");
+    stat_add(sl, true, state, "envoy_server_state", NULL, "server.state");
+    stat_add(sl, true, state == EBB_STATE_LIVE, "envoy_server_live", NULL, "server.live");
+    stat_add(sl, true, (int64_t)((ebb_now_ms() - srv->start_ms) / 1000), "envoy_server_uptime",
+             NULL, "server.uptime");
+    stat_add(sl, true, atomic_load(&srv->active_cx), "envoy_server_total_connections", NULL,
+             "server.total_connections");
+    stat_add(sl, true, (int64_t)srv->nworkers, "envoy_server_concurrency", NULL,
+             "server.concurrency");
+    stat_add(sl, true, ctl ? (int64_t)ctl->phase : 0, "ebb_drain_phase", NULL, "server.drain_phase");
+}
+
+static void collect_stats(struct ebb_server *srv, struct stat_list *sl)
+{
+    const struct ebb_config *cfg = srv->cfg;
+    char lab[160], prefix[160], addr[96];
+
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct ebb_listener_cfg *lc = &cfg->listeners[i];
+        const struct ebb_listener_stats *st = &srv->stats->listeners[i];
+        listener_stat_name(lc, addr, sizeof(addr));
+        snprintf(lab, sizeof(lab), "envoy_listener_address=\"%s\"", addr);
+        snprintf(prefix, sizeof(prefix), "listener.%s", addr);
+        add_block(sl, listener_defs, EBB_ARRAY_LEN(listener_defs), st, "envoy_listener_", lab,
+                  prefix);
+        if (lc->protocol != EBB_PROTO_HTTP)
+            continue;
+        snprintf(lab, sizeof(lab), "envoy_http_conn_manager_prefix=\"%s\"", lc->name);
+        snprintf(prefix, sizeof(prefix), "http.%s", lc->name);
+        add_block(sl, http_defs, EBB_ARRAY_LEN(http_defs), st, "envoy_http_", lab, prefix);
+    }
+    for (size_t i = 0; i < cfg->nclusters; i++) {
+        const struct ebb_cluster_cfg *cc = &cfg->clusters[i];
+        snprintf(lab, sizeof(lab), "envoy_cluster_name=\"%s\"", cc->name);
+        snprintf(prefix, sizeof(prefix), "cluster.%s", cc->name);
+        add_block(sl, cluster_defs, EBB_ARRAY_LEN(cluster_defs), &srv->stats->clusters[i],
+                  "envoy_cluster_", lab, prefix);
+    }
+    add_block(sl, http2_defs, EBB_ARRAY_LEN(http2_defs), &srv->stats->server, "envoy_http2_",
+              NULL, "http2");
+    add_server(srv, sl);
+}
+
+static int stat_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct stat_line *)a)->name, ((const struct stat_line *)b)->name);
+}
+
+void ebb_stats_render_text(struct ebb_server *srv, struct ebb_buf *b, bool usedonly,
+                           const char *filter_re)
+{
+    struct stat_list sl = { 0 };
+    regex_t re;
+    bool have_re = false;
+
+    if (filter_re && *filter_re) {
+        if (regcomp(&re, filter_re, REG_EXTENDED | REG_NOSUB) != 0) {
+            ebb_buf_appendf(b, "invalid regex\n");
+            return;
+        }
+        have_re = true;
+    }
+    collect_stats(srv, &sl);
+    qsort(sl.v, sl.n, sizeof(*sl.v), stat_cmp);
+    for (size_t i = 0; i < sl.n; i++) {
+        if (usedonly && sl.v[i].value == 0)
+            continue;
+        if (have_re && regexec(&re, sl.v[i].name, 0, NULL, 0) != 0)
+            continue;
+        ebb_buf_appendf(b, "%s: %lld\n", sl.v[i].name, (long long)sl.v[i].value);
+    }
+    if (have_re)
+        regfree(&re);
+    free(sl.v);
+}
+
+void ebb_stats_render_prometheus(struct ebb_server *srv, struct ebb_buf *b)
+{
+    struct stat_list sl = { 0 };
+    collect_stats(srv, &sl);
+    /* group by family: one TYPE line each */
+    bool *done = calloc(sl.n ? sl.n : 1, sizeof(bool));
+    for (size_t i = 0; done && i < sl.n; i++) {
+        if (done[i])
+            continue;
+        ebb_buf_appendf(b, "# TYPE %s %s\n", sl.v[i].family, sl.v[i].gauge ? "gauge" : "counter");
+        for (size_t j = i; j < sl.n; j++) {
+            if (done[j] || strcmp(sl.v[j].family, sl.v[i].family) != 0)
+                continue;
+            done[j] = true;
+            if (sl.v[j].label[0])
+                ebb_buf_appendf(b, "%s{%s} %lld\n", sl.v[j].family, sl.v[j].label,
+                                (long long)sl.v[j].value);
+            else
+                ebb_buf_appendf(b, "%s %lld\n", sl.v[j].family, (long long)sl.v[j].value);
+        }
+    }
+    free(done);
+    free(sl.v);
+}
