@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "ebb/core.h"
+#include "ebb/exchange.h"
 #include "ebb/h1_parse.h"
 #include "ebb/h2.h"
 #include "ebb/log.h"
@@ -50,10 +51,8 @@ struct h1 {
     bool               us_end;        /* ... its response ended (bytes may still wait there) */
     struct ebb_buf     us_trl;        /* request trailers (raw) / response trailers (lines) */
     /* the current exchange */
-    uint64_t           start_ms;
-    long               cluster;       /* cluster index, -1 none */
+    struct ebb_xrec    x;             /* its record: request line, status, bytes, flags */
     struct ebb_upconn *u;             /* lent upstream connection */
-    const char        *up_addr;       /* endpoint of the last upstream tried (for the log) */
     bool               head_queued;   /* request head written into u->wbuf */
     struct ebb_buf     uphead;        /* request head as sent upstream (kept for one retry) */
     int                retries;
@@ -61,7 +60,6 @@ struct h1 {
     enum ebb_h1_framing req_framing;
     bool               req_done;      /* whole request body read from the client */
     bool               req_last_chunk;/* "0\r\n" queued upstream */
-    uint64_t           req_bytes;     /* request body bytes */
     bool               head_req;      /* HEAD request */
     bool               upgrade_req;   /* Upgrade requested */
     bool               expect_continue;
@@ -69,19 +67,12 @@ struct h1 {
     bool               resp_started;  /* any response byte from upstream */
     bool               resp_head_done;/* final response head forwarded */
     bool               resp_done;
-    int                status;
     enum ebb_h1_framing resp_in;      /* upstream framing */
     bool               resp_chunk_out;/* re-chunk towards the client */
     bool               resp_last_chunk;
     struct ebb_h1_body resp_body;
-    uint64_t           resp_bytes;
     bool               up_keepalive;  /* upstream allows reuse */
-    unsigned           rf;            /* EBB_RF_* */
     struct ebb_tunnel  tun;
-    char method[24];
-    char path[512];
-    char authority[256];
-    char request_id[64];
 };
 
 static __thread struct ebb_h1_msg h1_msg;   /* scratch for parsing (large) */
@@ -89,7 +80,7 @@ static __thread struct ebb_h1_msg h1_msg;   /* scratch for parsing (large) */
 static void h1_run(struct h1 *h);
 static void h1_arm_drain_close(struct h1 *h);
 static void h1_upstream_cb(void *owner, struct ebb_upconn *u, uint32_t events);
-static void h1_h2u_start(struct h1 *h);
+static void h1_h2u_start(struct h1 *h, const struct ebb_fwd *f);
 static bool h1_h2u_pump(struct h1 *h);
 
 /* An exchange that waits on the client (for request body bytes, or for it to
@@ -101,13 +92,6 @@ static bool h1_h2u_pump(struct h1 *h);
 
 static const struct ebb_config *h1_cfg(const struct h1 *h) { return h->c->w->srv->cfg; }
 static struct ebb_listener_stats *h1_st(const struct h1 *h) { return h->c->l->st; }
-
-static void span_copy(char *dst, size_t cap, const struct ebb_h1_span *s)
-{
-    size_t n = EBB_MIN(s->len, cap - 1);
-    memcpy(dst, s->p, n);
-    dst[n] = '\0';
-}
 
 static bool span_ieq(const struct ebb_h1_span *s, const char *lit)
 {
@@ -148,10 +132,10 @@ static void h1_timeout(struct ebb_loop *loop, struct ebb_timer *t)
     case H1_UPSTREAM:
         if (h->resp_head_done)
             return;
-        ebb_stat_inc(h->c->w->clusters[h->cluster].st->rq_timeout);
+        ebb_stat_inc(h->c->w->clusters[h->x.cluster].st->rq_timeout);
         h->close_after = h->close_after || !h->req_done;
         h1_reply(h, 504, EBB_RF_UT, "ebb: upstream request timeout: cluster \"%s\"\n",
-                 h->c->w->clusters[h->cluster].cfg->name);
+                 h->c->w->clusters[h->x.cluster].cfg->name);
         break;
     default:
         return;
@@ -195,27 +179,6 @@ static void h1_stall_timeout(struct ebb_loop *loop, struct ebb_timer *t)
 
 /* --- ending an exchange --- */
 
-static void h1_log(struct h1 *h)
-{
-    struct ebb_access a = {
-        .listener = h->c->l->cfg->name,
-        .method = h->method,
-        .authority = h->authority,
-        .path = h->path,
-        .protocol = h->minor ? "HTTP/1.1" : "HTTP/1.0",
-        .status = h->status,
-        .bytes_received = h->req_bytes,
-        .bytes_sent = h->resp_bytes,
-        .duration_ms = ebb_loop_now(h->c->w->loop) - h->start_ms,
-        .upstream_host = h->u ? h->u->addr_str : h->up_addr,
-        .upstream_cluster = h->cluster >= 0 ? h->c->w->clusters[h->cluster].cfg->name : NULL,
-        .flags = h->rf,
-        .request_id = h->request_id,
-        .peer = h->c->peer_str,
-    };
-    ebb_access_log(&a);
-}
-
 /* Closes the books on the current exchange once: access log line and rq_active.  Every
  * way an exchange ends (complete, aborted, tunnel closed, connection destroyed) goes here. */
 static void h1_account_end(struct h1 *h)
@@ -223,7 +186,7 @@ static void h1_account_end(struct h1 *h)
     if (h->state == H1_IDLE || h->accounted)
         return;
     h->accounted = true;
-    h1_log(h);
+    ebb_xrec_log(&h->x, h->c, h->minor ? "HTTP/1.1" : "HTTP/1.0", h->u ? h->u->addr_str : NULL);
     ebb_stat_dec(h1_st(h)->rq_active);
 }
 
@@ -246,22 +209,17 @@ static void h1_reset_exchange(struct h1 *h)
 {
     ebb_buf_reset(&h->uphead);
     h->state = H1_IDLE;
-    h->cluster = -1;
     h->head_queued = false;
     h->retries = 0;
     h->req_done = h->req_last_chunk = false;
-    h->req_bytes = h->resp_bytes = 0;
     h->head_req = h->upgrade_req = h->expect_continue = false;
     h->resp_started = h->resp_head_done = h->resp_done = false;
     h->resp_chunk_out = h->resp_last_chunk = false;
-    h->status = 0;
-    h->rf = 0;
+    h->x = (struct ebb_xrec){ .cluster = -1 };
     h->accounted = false;
     h->up_keepalive = false;
     h->us_end = false;
     ebb_buf_reset(&h->us_trl);
-    h->method[0] = h->path[0] = h->authority[0] = h->request_id[0] = '\0';
-    h->up_addr = NULL;
 }
 
 /* The response is complete (or abandoned): account, log, and either wait
@@ -273,7 +231,7 @@ static void h1_end_exchange(struct h1 *h)
                     h->resp_in != EBB_H1_BODY_EOF;
 
     if (h->drain_close)
-        h->rf |= EBB_RF_DR;
+        h->x.rf |= EBB_RF_DR;
     h1_account_end(h);
     if (c->flags & EBB_CONN_F_DRAINING)
         ebb_stat_inc(h1_st(h)->rq_completed_in_drain);
@@ -302,7 +260,7 @@ static void h1_end_exchange(struct h1 *h)
  * gets an RST (never a silently truncated response). */
 static void h1_abort(struct h1 *h, unsigned rf, bool reset)
 {
-    h->rf |= rf;
+    h->x.rf |= rf;
     if (rf & EBB_RF_DC)
         ebb_stat_inc(h1_st(h)->rq_rx_reset);
     if (reset)
@@ -312,13 +270,6 @@ static void h1_abort(struct h1 *h, unsigned rf, bool reset)
     if (reset)
         ebb_conn_flush(h->c);   /* hand over what we have; the RST marks the end as broken */
     ebb_conn_close(h->c, reset);
-}
-
-static void h1_count_status(struct h1 *h, int status)
-{
-    h->status = status;
-    if (status >= 100 && status < 600)
-        ebb_stat_inc(h1_st(h)->rq_xx[status / 100]);
 }
 
 static const char *reason_phrase(int status)
@@ -363,26 +314,26 @@ static void h1_reply(struct h1 *h, int status, unsigned rf, const char *fmt, ...
 
     if (h->state == H1_IDLE) {
         /* the request never became an exchange: account for it here */
-        h->start_ms = ebb_loop_now(c->w->loop);
+        h->x.start_ms = ebb_loop_now(c->w->loop);
         ebb_stat_inc(h1_st(h)->rq_total);
         ebb_stat_inc(h1_st(h)->rq_active);
     }
     h1_release_upstream(h, false);
-    h->rf |= rf;
+    h->x.rf |= rf;
     if (!h->req_done)
         h->close_after = true;
     if (c->flags & EBB_CONN_F_DRAINING) {
         h->close_after = true;
         h->drain_close = true;
     }
-    h1_count_status(h, status);
+    ebb_xrec_status(&h->x, h1_st(h), status);
     ebb_buf_reset(&c->wbuf);
     ebb_buf_appendf(&c->wbuf,
                     "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
                     "%s\r\n%.*s",
                     status, reason_phrase(status), n,
                     h->close_after ? "connection: close\r\n" : "", n, body);
-    h->resp_bytes = (uint64_t)n;
+    h->x.resp_bytes = (uint64_t)n;
     h->resp_head_done = true;
     h->resp_done = true;
     h->state = H1_REPLY;
@@ -412,68 +363,42 @@ static bool h1_upgrade_h2c(const struct ebb_h1_msg *m)
     return false;
 }
 
-static int build_upstream_head(struct h1 *h, const struct ebb_h1_msg *m)
+/* The request head in the exchange's terms: every field but HTTP/1's connection-specific ones
+ * (Connection and the fields it names, Keep-Alive, TE, Transfer-Encoding, Upgrade). */
+static void h1_req_of(const struct h1 *h, const struct ebb_h1_msg *m, struct ebb_req *r)
 {
-    struct ebb_buf *b = &h->uphead;
-    const struct ebb_h1_header *xff = NULL;
-    bool have_rid = false;
-    int rc = 0;
+    static __thread struct ebb_hdr hdrs[EBB_H1_MAX_HEADERS_CAP];
+    size_t n = 0;
 
-    b->max = h1_cfg(h)->limits.h1.max_head + 4096;
-    rc |= ebb_buf_appendf(b, "%.*s %.*s HTTP/1.1\r\n", (int)m->method.len, m->method.p,
-                          (int)m->path.len, m->path.p);
-    /* Host is written from the parsed authority (the URI's for absolute-form, RFC 9112
-     * §3.2.2), never copied: "Connection: host" must not be able to drop it */
-    if (m->authority.len)
-        rc |= ebb_buf_appendf(b, "host: %.*s\r\n", (int)m->authority.len, m->authority.p);
     for (size_t i = 0; i < m->nheaders; i++) {
         const struct ebb_h1_header *hd = &m->headers[i];
-        if (ebb_h1_is_hop_by_hop(m, &hd->name) || span_ieq(&hd->name, "content-length") ||
-            span_ieq(&hd->name, "x-forwarded-proto"))
+        if (ebb_h1_is_hop_by_hop(m, &hd->name))
             continue;
-        if (span_ieq(&hd->name, "host"))
-            continue;
-        if (span_ieq(&hd->name, "x-forwarded-for")) {
-            xff = hd;
-            continue;
-        }
-        if (span_ieq(&hd->name, "x-request-id") && hd->value.len > 0) {
-            if (have_rid)
-                continue;
-            have_rid = true;
-            span_copy(h->request_id, sizeof(h->request_id), &hd->value);
-        }
-        rc |= ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)hd->name.len, hd->name.p,
-                              (int)hd->value.len, hd->value.p);
+        hdrs[n++] = (struct ebb_hdr){ { hd->name.p, hd->name.len }, { hd->value.p, hd->value.len } };
     }
-    if (xff)
-        rc |= ebb_buf_appendf(b, "x-forwarded-for: %.*s, %s\r\n", (int)xff->value.len,
-                              xff->value.p, h->c->peer_str);
-    else
-        rc |= ebb_buf_appendf(b, "x-forwarded-for: %s\r\n", h->c->peer_str);
-    rc |= ebb_buf_appendf(b, "x-forwarded-proto: http\r\n");
-    if (!have_rid) {
-        ebb_request_id(h->c->w, h->request_id);
-        rc |= ebb_buf_appendf(b, "x-request-id: %s\r\n", h->request_id);
-    }
-    if (m->framing == EBB_H1_BODY_LENGTH)
-        rc |= ebb_buf_appendf(b, "content-length: %llu\r\n", (unsigned long long)m->content_length);
-    else if (m->framing == EBB_H1_BODY_CHUNKED)
-        rc |= ebb_buf_appendf(b, "transfer-encoding: chunked\r\n");
+    *r = (struct ebb_req){
+        .method = { m->method.p, m->method.len },
+        .path = { m->path.p, m->path.len },
+        .authority = { m->authority.p, m->authority.len },
+        .hdrs = hdrs,
+        .nhdrs = n,
+        .content_length = m->framing == EBB_H1_BODY_LENGTH ? (int64_t)m->content_length : -1,
+        .body = m->framing != EBB_H1_BODY_NONE,
+        /* an HTTP/2 upstream may answer a chunked body's trailers with its own */
+        .te_trailers = (m->flags & EBB_H1_F_HAS_TE_TRAILERS) || m->framing == EBB_H1_BODY_CHUNKED,
+    };
     if (h->upgrade_req) {
         const struct ebb_h1_header *up = ebb_h1_find(m, "upgrade");
-        rc |= ebb_buf_appendf(b, "connection: upgrade\r\nupgrade: %.*s\r\n",
-                              up ? (int)up->value.len : 0, up ? up->value.p : "");
+        if (up)
+            r->upgrade = (struct ebb_str){ up->value.p, up->value.len };
     }
-    rc |= ebb_buf_append(b, "\r\n", 2);
-    return rc ? EBB_ETOOBIG : 0;
 }
 
 /* The cluster's request_timeout runs from the end of the request (Envoy's route timeout),
  * so a slow upload is not a slow upstream; it stops at the response head. */
 static void h1_arm_request_timeout(struct h1 *h)
 {
-    uint64_t rt = h->cluster >= 0 ? h->c->w->clusters[h->cluster].cfg->request_timeout_ms : 0;
+    uint64_t rt = h->x.cluster >= 0 ? h->c->w->clusters[h->x.cluster].cfg->request_timeout_ms : 0;
     if (rt && h->req_done && !h->resp_head_done)
         ebb_timer_start(h->c->w->loop, &h->timer, rt);
     else
@@ -497,10 +422,10 @@ static void h1_queue_head(struct h1 *h)
 /* Starts (or restarts, on retry) the upstream side of the exchange. */
 static void h1_connect(struct h1 *h)
 {
-    struct ebb_cluster_rt *cl = &h->c->w->clusters[h->cluster];
+    struct ebb_cluster_rt *cl = &h->c->w->clusters[h->x.cluster];
     int rc = ebb_upstream_acquire(cl, h->c->w, h1_upstream_cb, h, &h->u);
     if (h->u)
-        h->up_addr = h->u->addr_str;   /* lives as long as the server */
+        h->x.up_addr = h->u->addr_str;   /* lives as long as the server */
     if (rc == 0) {
         h1_queue_head(h);
     } else if (rc != EBB_EAGAIN) {
@@ -510,6 +435,46 @@ static void h1_connect(struct h1 *h)
     } else {
         ebb_timer_stop(h->c->w->loop, &h->timer);
     }
+}
+
+/* Answers the request locally or starts its upstream side.  m's spans are
+ * alive (the caller consumes the head afterwards). */
+static void h1_dispatch(struct h1 *h, const struct ebb_h1_msg *m)
+{
+    const struct ebb_config *cfg = h1_cfg(h);
+    struct ebb_req req;
+    struct ebb_fwd f;
+    bool chunked;
+
+    if (span_ieq(&m->method, "CONNECT")) {
+        /* SPEC §2 makes CONNECT optional; ebb does not tunnel it (yet) */
+        h->close_after = true;
+        h1_reply(h, 501, 0, "ebb: CONNECT is not supported\n");
+        return;
+    }
+    if (h->x.cluster < 0) {
+        ebb_stat_inc(h1_st(h)->no_route);
+        h1_reply(h, 404, EBB_RF_NR, "ebb: no route for host \"%s\"\n", h->x.authority);
+        return;
+    }
+    h1_req_of(h, m, &req);
+    bool h2c = h->c->w->clusters[h->x.cluster].cfg->protocol == EBB_UP_H2C;
+    h->uphead.max = cfg->limits.h1.max_head + 4096;
+    if (ebb_fwd_prepare(&f, &req, h->c->peer_str, h->c->w, h->x.request_id) < 0 ||
+        (!h2c && ebb_fwd_write_h1(&f, &h->uphead, &chunked) < 0)) {
+        h1_reply(h, 431, 0, "ebb: request headers too large\n");
+        return;
+    }
+    uint64_t maxb = cfg->limits.max_request_body;
+    if (maxb && h->req_framing == EBB_H1_BODY_LENGTH && m->content_length > maxb) {
+        h1_reply(h, 413, 0, "ebb: request body larger than %llu bytes\n",
+                 (unsigned long long)maxb);
+        return;
+    }
+    if (h2c)
+        h1_h2u_start(h, &f);
+    else
+        h1_connect(h);
 }
 
 /* Parses a request head from rbuf and starts an exchange.  Returns true
@@ -563,12 +528,11 @@ static bool h1_start(struct h1 *h)
 
     size_t head_len = (size_t)rc;
     h->state = H1_UPSTREAM;
-    h->start_ms = ebb_loop_now(c->w->loop);
     ebb_stat_inc(h1_st(h)->rq_total);
     ebb_stat_inc(h1_st(h)->rq_active);
-    span_copy(h->method, sizeof(h->method), &m->method);
-    span_copy(h->path, sizeof(h->path), &m->path);
-    span_copy(h->authority, sizeof(h->authority), &m->authority);
+    ebb_xrec_begin(&h->x, ebb_loop_now(c->w->loop), (struct ebb_str){ m->method.p, m->method.len },
+                   (struct ebb_str){ m->path.p, m->path.len },
+                   (struct ebb_str){ m->authority.p, m->authority.len });
     h->minor = m->minor;
     h->head_req = span_ieq(&m->method, "HEAD");
     h->upgrade_req = (m->flags & EBB_H1_F_UPGRADE) != 0 && !h1_upgrade_h2c(m);
@@ -580,39 +544,11 @@ static bool h1_start(struct h1 *h)
     ebb_h1_body_init(&h->req_body, m);
     h->req_done = m->framing == EBB_H1_BODY_NONE ||
                   (m->framing == EBB_H1_BODY_LENGTH && m->content_length == 0);
-    h->cluster = ebb_route(c->l, m->authority.p, m->authority.len);
-    bool connect = span_ieq(&m->method, "CONNECT");
-
-    int brc = h->cluster >= 0 && !connect ? build_upstream_head(h, m) : 0;
-    ebb_buf_consume(&c->rbuf, head_len);   /* m's spans are dead from here on */
+    h->x.cluster = ebb_route(c->l, m->authority.p, m->authority.len);
     ebb_timer_stop(c->w->loop, &h->timer);
     h->headers_timer = false;
-
-    if (connect) {
-        /* SPEC §2 makes CONNECT optional; ebb does not tunnel it (yet) */
-        h->close_after = true;
-        h1_reply(h, 501, 0, "ebb: CONNECT is not supported\n");
-        return true;
-    }
-    if (h->cluster < 0) {
-        ebb_stat_inc(h1_st(h)->no_route);
-        h1_reply(h, 404, EBB_RF_NR, "ebb: no route for host \"%s\"\n", h->authority);
-        return true;
-    }
-    if (brc < 0) {
-        h1_reply(h, 431, 0, "ebb: request headers too large\n");
-        return true;
-    }
-    uint64_t maxb = cfg->limits.max_request_body;
-    if (maxb && h->req_framing == EBB_H1_BODY_LENGTH && m->content_length > maxb) {
-        h1_reply(h, 413, 0, "ebb: request body larger than %llu bytes\n",
-                 (unsigned long long)maxb);
-        return true;
-    }
-    if (c->w->clusters[h->cluster].cfg->protocol == EBB_UP_H2C)
-        h1_h2u_start(h);
-    else
-        h1_connect(h);
+    h1_dispatch(h, m);
+    ebb_buf_consume(&c->rbuf, head_len);   /* m's spans are dead from here on */
     return true;
 }
 
@@ -636,8 +572,8 @@ static int h1_req_body_step(struct h1 *h, size_t limit, size_t *consumed, const 
         return H1_BODY_ANSWERED;
     }
     if (rc == EBB_H1_BODY_DATA && *dlen) {
-        h->req_bytes += *dlen;
-        if (maxb && h->req_bytes > maxb) {
+        h->x.req_bytes += *dlen;
+        if (maxb && h->x.req_bytes > maxb) {
             h1_reply(h, 413, 0, "ebb: request body larger than %llu bytes\n",
                      (unsigned long long)maxb);
             return H1_BODY_ANSWERED;
@@ -768,7 +704,7 @@ static bool h1_response_head(struct h1 *h)
     if (ebb_buf_room(&c->wbuf) < ebb_buf_len(&u->rbuf) + 256 && ebb_buf_len(&c->wbuf))
         return false;
     int rc = ebb_h1_parse_response(ebb_buf_start(&u->rbuf), ebb_buf_len(&u->rbuf),
-                                   &cfg->limits.h1, h->method, strlen(h->method), m);
+                                   &cfg->limits.h1, h->x.method, strlen(h->x.method), m);
     if (rc == EBB_H1_AGAIN)
         return false;
     if (rc < 0) {
@@ -801,7 +737,7 @@ static bool h1_response_head(struct h1 *h)
     ebb_timer_stop(c->w->loop, &h->timer);
     h->resp_in = m->framing;
     h->up_keepalive = !(m->flags & EBB_H1_F_CONN_CLOSE);
-    h1_count_status(h, m->status);
+    ebb_xrec_status(&h->x, h1_st(h), m->status);
     ebb_h1_body_init(&h->resp_body, m);
     ebb_buf_consume(&u->rbuf, (size_t)rc);
     h->resp_head_done = true;
@@ -838,7 +774,7 @@ static bool h1_pump_response(struct h1 *h)
             return true;
         }
         if (rc == EBB_H1_BODY_DATA && dlen) {
-            h->resp_bytes += dlen;
+            h->x.resp_bytes += dlen;
             if (h->resp_chunk_out)
                 ebb_buf_appendf(&c->wbuf, "%zx\r\n", dlen);
             ebb_buf_append(&c->wbuf, data, dlen);
@@ -876,15 +812,6 @@ static bool h1_pump_response(struct h1 *h)
     return progress;
 }
 
-static bool h1_idempotent(const char *method)
-{
-    static const char *const m[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE" };
-    for (size_t i = 0; i < EBB_ARRAY_LEN(m); i++)
-        if (strcmp(method, m[i]) == 0)
-            return true;
-    return false;
-}
-
 /* The upstream closed or failed before the exchange finished. */
 static void h1_upstream_gone(struct h1 *h)
 {
@@ -892,7 +819,7 @@ static void h1_upstream_gone(struct h1 *h)
     const char *name = u->cl->cfg->name;
 
     if (!h->resp_started && u->reused && h->req_framing == EBB_H1_BODY_NONE &&
-        h->retries == 0 && h1_idempotent(h->method)) {
+        h->retries == 0 && ebb_method_idempotent(h->x.method)) {
         /* a pooled connection the upstream had closed: one fresh try is safe, for a
          * method that may be repeated (RFC 9110 §9.2.2, RFC 9112 §9.3.1: the upstream may
          * have acted on a POST before closing) */
@@ -947,7 +874,7 @@ static void h1_us_head(void *owner, int status, const nghttp2_nv *nv, size_t n)
         else
             h->close_after = true;
     }
-    h1_count_status(h, status);
+    ebb_xrec_status(&h->x, h1_st(h), status);
     rc |= ebb_buf_appendf(b, "HTTP/1.1 %d %s\r\n", status,
                           status == 200 ? "OK" : status < 400 ? "" : reason_phrase(status));
     for (size_t i = 0; i < n; i++)
@@ -991,7 +918,7 @@ static void h1_us_wake(void *owner) { h1_run(owner); }
 static void h1_us_error(void *owner, unsigned rf, bool head_seen)
 {
     struct h1 *h = owner;
-    const char *name = h->c->w->clusters[h->cluster].cfg->name;
+    const char *name = h->c->w->clusters[h->x.cluster].cfg->name;
     h->us = NULL;   /* gone with this callback */
     if (head_seen) {
         h1_abort(h, rf | EBB_RF_URX, true);
@@ -1014,44 +941,21 @@ static const struct ebb_h2u_cbs h1_us_cbs = {
     .on_error = h1_us_error,
 };
 
-static void h1_h2u_start(struct h1 *h)
+static void h1_h2u_start(struct h1 *h, const struct ebb_fwd *f)
 {
-    struct ebb_h1_msg *m = &h1_msg;
-    struct ebb_cluster_rt *cl = &h->c->w->clusters[h->cluster];
-    nghttp2_nv nv[EBB_H1_MAX_HEADERS_CAP + 8];
-    size_t n = 0;
+    struct ebb_cluster_rt *cl = &h->c->w->clusters[h->x.cluster];
+    struct ebb_nvlist nvl;
 
     if (h->upgrade_req) {
         h1_reply(h, 501, 0, "ebb: Upgrade is not supported towards an h2c cluster\n");
         return;
     }
-    /* our own rewritten head: x-forwarded-*, x-request-id and framing are in it */
-    int rc = ebb_h1_parse_request(ebb_buf_start(&h->uphead), ebb_buf_len(&h->uphead),
-                                  &h1_cfg(h)->limits.h1, m);
-    if (rc < 0) {
-        h1_reply(h, 431, 0, "ebb: request headers too large\n");
+    if (ebb_fwd_to_nv(f, &nvl) < 0) {
+        h1_reply(h, 503, 0, "ebb: out of memory\n");
         return;
     }
-#define NV(nm, nl, v, vl) nv[n++] = (nghttp2_nv){ (uint8_t *)(nm), (uint8_t *)(v), (nl), (vl), 0 }
-    NV(":method", 7, m->method.p, m->method.len);
-    NV(":scheme", 7, "http", 4);
-    NV(":authority", 10, m->authority.p, m->authority.len);
-    NV(":path", 5, m->path.p, m->path.len);
-    for (size_t i = 0; i < m->nheaders; i++) {
-        struct ebb_h1_header *hd = &m->headers[i];
-        if (span_ieq(&hd->name, "host") || ebb_h2_is_conn_header(hd->name.p, hd->name.len))
-            continue;
-        for (size_t k = 0; k < hd->name.len; k++) {   /* HTTP/2 names are lowercase */
-            char *p = (char *)hd->name.p + k;
-            if (*p >= 'A' && *p <= 'Z')
-                *p = (char)(*p - 'A' + 'a');
-        }
-        NV(hd->name.p, hd->name.len, hd->value.p, hd->value.len);
-    }
-    if (h->req_framing == EBB_H1_BODY_CHUNKED || (m->flags & EBB_H1_F_HAS_TE_TRAILERS))
-        NV("te", 2, "trailers", 8);
-#undef NV
-    h->us = ebb_h2u_open(cl, h->c->w, nv, n, h->req_done, &h1_us_cbs, h);
+    h->us = ebb_h2u_open(cl, h->c->w, nvl.nv, nvl.n, h->req_done, &h1_us_cbs, h);
+    ebb_nvlist_free(&nvl);
     if (!h->us) {
         h1_reply(h, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\"\n",
                  cl->cfg->name);
@@ -1104,7 +1008,7 @@ static bool h1_h2u_pump(struct h1 *h)
         size_t n = ebb_h2u_read(h->us, tmp, EBB_MIN(sizeof(tmp), ebb_buf_room(&c->wbuf) - 32));
         if (h->head_req)
             continue;
-        h->resp_bytes += n;
+        h->x.resp_bytes += n;
         if (h->resp_chunk_out)
             ebb_buf_appendf(&c->wbuf, "%zx\r\n", n);
         ebb_buf_append(&c->wbuf, tmp, n);
@@ -1259,8 +1163,8 @@ static void h1_run(struct h1 *h)
             ebb_timer_stop(c->w->loop, &h->stall_timer);   /* a tunnel may idle */
             int rc = ebb_tunnel_run(c, h->u, &h->tun);
             if (rc != 0) {
-                h->req_bytes += h->tun.up_bytes;
-                h->resp_bytes += h->tun.down_bytes;
+                h->x.req_bytes += h->tun.up_bytes;
+                h->x.resp_bytes += h->tun.down_bytes;
                 h1_account_end(h);
                 h1_release_upstream(h, false);
                 if (rc == 1)
@@ -1374,7 +1278,7 @@ static int h1_init(struct ebb_conn *c)
     if (!h)
         return EBB_ENOMEM;
     h->c = c;
-    h->cluster = -1;
+    h->x.cluster = -1;
     h->timer.cb = h1_timeout;
     h->timer.data = h;
     h->drain_timer.cb = h1_drain_timeout;
@@ -1416,7 +1320,7 @@ static void h1_destroy(struct ebb_conn *c)
     struct h1 *h = c->codec;
     if (h->state != H1_IDLE && !h->accounted) {
         /* cut by a close we did not choose here: ebb's exit (DR) or anything else (DC) */
-        h->rf |= (c->flags & EBB_CONN_F_FORCED) ? EBB_RF_DR : EBB_RF_DC;
+        h->x.rf |= (c->flags & EBB_CONN_F_FORCED) ? EBB_RF_DR : EBB_RF_DC;
         h1_account_end(h);
     }
     h->dead = true;

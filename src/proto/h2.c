@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "ebb/core.h"
+#include "ebb/exchange.h"
 #include "ebb/h1_parse.h"
 #include "ebb/h2.h"
 #include "ebb/log.h"
@@ -67,8 +68,7 @@ struct h2s {
     struct ebb_list    rlink;         /* in h->ready while it has something to do */
     struct ebb_list    wlink;         /* in cl->h2_waiting while waiting for an h1 connection */
     enum h2s_state     state;
-    uint64_t           start_ms;
-    const char        *up_addr;       /* endpoint of the last upstream connection used (log) */
+    struct ebb_xrec    x;             /* the exchange's record: request line, status, bytes */
     /* request head */
     struct h2_hdr     *hdrs;          /* regular headers, then request trailers */
     size_t             nhdrs, cap;
@@ -82,9 +82,7 @@ struct h2s {
     bool               req_fwd_end;   /* end of the request forwarded upstream */
     bool               req_discard;   /* response over: consume and drop further body */
     struct ebb_buf     reqb;          /* body bytes received, not yet forwarded/consumed */
-    uint64_t           req_bytes;
     /* upstream */
-    long               cluster;       /* cluster index, -1 none */
     struct ebb_upconn *u;             /* h1 upstream connection */
     struct ebb_h2u_stream *us;        /* h2c upstream stream */
     int                up_err;        /* connect error when a granted connection failed at once */
@@ -104,10 +102,6 @@ struct h2s {
     struct ebb_h1_body rbody;
     struct ebb_buf     respb;         /* body bytes waiting for the client's window */
     struct ebb_buf     trl;           /* response trailers: raw h1 field lines */
-    int                status;
-    uint64_t           resp_bytes;
-    unsigned           rf;            /* EBB_RF_* */
-    char               request_id[64];
 };
 
 /* Codec state of one downstream h2 connection.  Owned by the conn. */
@@ -184,13 +178,6 @@ static void h2s_wake_async(struct h2s *s)
         ebb_timer_start(h->c->w->loop, &h->kick, 0);
 }
 
-static void h2s_count_status(struct h2s *s, int status)
-{
-    s->status = status;
-    if (status >= 100 && status < 600)
-        ebb_stat_inc(h2_st(s->h)->rq_xx[status / 100]);
-}
-
 /* --- bounded h1 upstream connections ---
  *
  * Streams of all h2 connections of a worker share at most h2_h1_limit()
@@ -245,7 +232,7 @@ static void h2s_release_upstream(struct h2s *s, bool reusable)
         struct ebb_cluster_rt *cl = s->u->cl;
         if (s->head_queued)
             ebb_stat_dec(s->u->cl->st->rq_active);
-        s->up_addr = s->u->addr_str;   /* lives as long as the server; for the log */
+        s->x.up_addr = s->u->addr_str;   /* lives as long as the server; for the log */
         ebb_upstream_release(s->u, reusable);
         s->u = NULL;
         cl->h2_h1_busy--;
@@ -256,32 +243,6 @@ static void h2s_release_upstream(struct h2s *s, bool reusable)
         s->us = NULL;
     }
     ebb_timer_stop(s->h->c->w->loop, &s->timer);
-}
-
-static void h2s_log(struct h2s *s)
-{
-    struct h2c *h = s->h;
-    char method[24], path[512], authority[256];
-    copy_str(method, sizeof(method), rc_ptr(s->method), rc_len(s->method));
-    copy_str(path, sizeof(path), rc_ptr(s->path), rc_len(s->path));
-    copy_str(authority, sizeof(authority), rc_ptr(s->authority), rc_len(s->authority));
-    struct ebb_access a = {
-        .listener = h->c->l->cfg->name,
-        .method = method,
-        .authority = authority,
-        .path = path,
-        .protocol = "HTTP/2",
-        .status = s->status,
-        .bytes_received = s->req_bytes,
-        .bytes_sent = s->resp_bytes,
-        .duration_ms = ebb_loop_now(h->c->w->loop) - s->start_ms,
-        .upstream_host = s->u ? s->u->addr_str : s->up_addr,
-        .upstream_cluster = s->cluster >= 0 ? h->c->w->clusters[s->cluster].cfg->name : NULL,
-        .flags = s->rf,
-        .request_id = s->request_id,
-        .peer = h->c->peer_str,
-    };
-    ebb_access_log(&a);
 }
 
 static void h2s_free(struct h2s *s)
@@ -312,12 +273,12 @@ static void h2s_finish(struct h2s *s, uint32_t error_code)
         return;
     if (s->state != H2S_HEADERS) {
         if (error_code != NGHTTP2_NO_ERROR && !(s->resp_done && ebb_buf_len(&s->respb) == 0))
-            s->rf |= EBB_RF_DC;
+            s->x.rf |= EBB_RF_DC;
         if (h->c->flags & EBB_CONN_F_DRAINING) {
-            s->rf |= EBB_RF_DR;
+            s->x.rf |= EBB_RF_DR;
             ebb_stat_inc(h2_st(h)->rq_completed_in_drain);
         }
-        h2s_log(s);
+        ebb_xrec_log(&s->x, h->c, "HTTP/2", s->u ? s->u->addr_str : NULL);
         ebb_stat_dec(h2_st(h)->rq_active);
     }
     h2s_release_upstream(s, false);
@@ -347,7 +308,7 @@ static ssize_t h2s_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t
     if (n) {
         memcpy(buf, ebb_buf_start(&s->respb), n);
         ebb_buf_consume(&s->respb, n);
-        s->resp_bytes += n;
+        s->x.resp_bytes += n;
         h2s_wake(s);   /* respb has room: the upstream may be read again */
     }
     if (ebb_buf_len(&s->respb) == 0 && s->resp_done) {
@@ -400,7 +361,7 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
     char body[512], st[8], cl[24];
     va_list ap;
 
-    s->rf |= rf;
+    s->x.rf |= rf;
     h2s_release_upstream(s, false);
     h2s_wake(s);
     if (s->resp_head_done) {
@@ -423,7 +384,7 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
     if (!s->head_req)
         ebb_buf_append(&s->respb, body, (size_t)len);
     s->resp_done = true;
-    h2s_count_status(s, status);
+    ebb_xrec_status(&s->x, h2_st(s->h), status);
     snprintf(st, sizeof(st), "%d", status);
     snprintf(cl, sizeof(cl), "%d", len);
     nghttp2_nv nv[] = {
@@ -439,7 +400,7 @@ static void h2s_timeout(struct ebb_loop *loop, struct ebb_timer *t)
     struct h2s *s = t->data;
     if (ebb_list_linked(&s->wlink)) {
         /* waited H2_H1_WAIT_MS for a connection: one more, within the hard cap */
-        struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->cluster];
+        struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->x.cluster];
         if (cl->h2_h1_busy >= H2_H1_MAX_CONNS) {
             ebb_timer_start(loop, &s->timer, H2_H1_WAIT_MS);
             return;
@@ -452,9 +413,9 @@ static void h2s_timeout(struct ebb_loop *loop, struct ebb_timer *t)
     }
     if (s->resp_head_done || s->state != H2S_UPSTREAM)
         return;
-    ebb_stat_inc(s->h->c->w->clusters[s->cluster].st->rq_timeout);
+    ebb_stat_inc(s->h->c->w->clusters[s->x.cluster].st->rq_timeout);
     h2s_reply(s, 504, EBB_RF_UT, "ebb: upstream request timeout: cluster \"%s\"\n",
-              s->h->c->w->clusters[s->cluster].cfg->name);
+              s->h->c->w->clusters[s->x.cluster].cfg->name);
     h2_run(s->h);
 }
 
@@ -462,75 +423,54 @@ static void h2s_timeout(struct ebb_loop *loop, struct ebb_timer *t)
 
 static bool hdr_is(const struct h2_hdr *hd, const char *lit) { return rc_is(hd->name, lit); }
 
-/* Builds the HTTP/1.1 request head into b (like h1.c's build_upstream_head). */
+/* The request head in the exchange's terms (valid while s is).  HTTP/2 has no
+ * connection-specific fields but TE, which the rewrite drops. */
+static void h2s_req_of(const struct h2s *s, struct ebb_req *r)
+{
+    static __thread struct ebb_hdr hdrs[EBB_XCH_MAX_FIELDS];
+    size_t end = s->ntrl_at ? s->ntrl_at : s->nhdrs, n = 0;
+    struct ebb_str auth = { rc_ptr(s->authority), rc_len(s->authority) };
+    bool te = false;
+
+    for (size_t i = 0; i < end && n < EBB_ARRAY_LEN(hdrs); i++) {
+        const struct h2_hdr *hd = &s->hdrs[i];
+        if (hdr_is(hd, "te"))
+            te = rc_is(hd->value, "trailers");
+        else if (!s->authority && hdr_is(hd, "host"))
+            auth = (struct ebb_str){ rc_ptr(hd->value), rc_len(hd->value) };
+        hdrs[n++] = (struct ebb_hdr){ { rc_ptr(hd->name), rc_len(hd->name) },
+                                      { rc_ptr(hd->value), rc_len(hd->value) } };
+    }
+    *r = (struct ebb_req){
+        .method = { rc_ptr(s->method), rc_len(s->method) },
+        .path = { rc_ptr(s->path), rc_len(s->path) },
+        .authority = auth,
+        .scheme = { rc_ptr(s->scheme), rc_len(s->scheme) },
+        .hdrs = hdrs,
+        .nhdrs = n,
+        .content_length = s->content_length,
+        .body = !s->req_end || s->x.req_bytes > 0,
+        .te_trailers = te,
+        .join_cookies = true,
+    };
+}
+
+/* The request as it goes upstream (into f, pointing into s and req). */
+static int h2s_forward(struct h2s *s, struct ebb_req *req, struct ebb_fwd *f)
+{
+    h2s_req_of(s, req);
+    return ebb_fwd_prepare(f, req, s->h->c->peer_str, s->h->c->w, s->x.request_id);
+}
+
+/* Builds the HTTP/1.1 request head into b. */
 static int h2s_build_h1_head(struct h2s *s, struct ebb_buf *b)
 {
-    struct h2c *h = s->h;
-    size_t end = s->ntrl_at ? s->ntrl_at : s->nhdrs;
-    const struct h2_hdr *xff = NULL;
-    bool have_rid = false, cookie = false;
-    int rc = 0;
+    struct ebb_req req;
+    struct ebb_fwd f;
 
-    rc |= ebb_buf_appendf(b, "%.*s %.*s HTTP/1.1\r\n", (int)rc_len(s->method), rc_ptr(s->method),
-                          (int)rc_len(s->path), rc_ptr(s->path));
-    if (s->authority)
-        rc |= ebb_buf_appendf(b, "host: %.*s\r\n", (int)rc_len(s->authority),
-                              rc_ptr(s->authority));
-    for (size_t i = 0; i < end; i++) {
-        const struct h2_hdr *hd = &s->hdrs[i];
-        if (hdr_is(hd, "te") || hdr_is(hd, "content-length") || hdr_is(hd, "x-forwarded-proto") ||
-            (s->authority && hdr_is(hd, "host")))
-            continue;
-        if (hdr_is(hd, "cookie")) {
-            cookie = true;
-            continue;
-        }
-        if (hdr_is(hd, "x-forwarded-for")) {
-            xff = hd;
-            continue;
-        }
-        if (hdr_is(hd, "x-request-id") && rc_len(hd->value) > 0) {
-            if (have_rid)
-                continue;
-            have_rid = true;
-            copy_str(s->request_id, sizeof(s->request_id), rc_ptr(hd->value), rc_len(hd->value));
-        }
-        rc |= ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)rc_len(hd->name), rc_ptr(hd->name),
-                              (int)rc_len(hd->value), rc_ptr(hd->value));
-    }
-    if (cookie) {
-        /* RFC 9113 §8.2.3: cookie crumbs are joined with "; " for HTTP/1.1 */
-        const char *sep = "";
-        rc |= ebb_buf_appendf(b, "cookie: ");
-        for (size_t i = 0; i < end; i++) {
-            if (!hdr_is(&s->hdrs[i], "cookie"))
-                continue;
-            rc |= ebb_buf_appendf(b, "%s%.*s", sep, (int)rc_len(s->hdrs[i].value),
-                                  rc_ptr(s->hdrs[i].value));
-            sep = "; ";
-        }
-        rc |= ebb_buf_append(b, "\r\n", 2);
-    }
-    if (xff)
-        rc |= ebb_buf_appendf(b, "x-forwarded-for: %.*s, %s\r\n", (int)rc_len(xff->value),
-                              rc_ptr(xff->value), h->c->peer_str);
-    else
-        rc |= ebb_buf_appendf(b, "x-forwarded-for: %s\r\n", h->c->peer_str);
-    rc |= ebb_buf_appendf(b, "x-forwarded-proto: http\r\n");
-    if (!have_rid) {
-        if (!s->request_id[0])
-            ebb_request_id(h->c->w, s->request_id);
-        rc |= ebb_buf_appendf(b, "x-request-id: %s\r\n", s->request_id);
-    }
-    s->req_chunked = false;
-    if (s->content_length >= 0)
-        rc |= ebb_buf_appendf(b, "content-length: %lld\r\n", (long long)s->content_length);
-    else if (!s->req_end || s->req_bytes > 0) {
-        rc |= ebb_buf_appendf(b, "transfer-encoding: chunked\r\n");
-        s->req_chunked = true;
-    }
-    rc |= ebb_buf_append(b, "\r\n", 2);
-    return rc ? EBB_ETOOBIG : 0;
+    if (h2s_forward(s, &req, &f) < 0)
+        return EBB_ETOOBIG;
+    return ebb_fwd_write_h1(&f, b, &s->req_chunked);
 }
 
 static void h2s_queue_head(struct h2s *s)
@@ -551,7 +491,7 @@ static void h2s_queue_head(struct h2s *s)
 
 static void h2s_connect_h1(struct h2s *s)
 {
-    struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->cluster];
+    struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->x.cluster];
 
     h2_waiting_init(cl);
     if (cl->h2_h1_busy >= h2_h1_limit(cl) || !ebb_list_empty(&cl->h2_waiting)) {
@@ -636,7 +576,7 @@ static bool h2s_h1_response_head(struct h2s *s)
     ebb_timer_stop(s->h->c->w->loop, &s->timer);
     s->resp_in = m->framing;
     s->up_keepalive = !(m->flags & EBB_H1_F_CONN_CLOSE);
-    h2s_count_status(s, m->status);
+    ebb_xrec_status(&s->x, h2_st(s->h), m->status);
 
     nghttp2_nv nv[EBB_H1_MAX_HEADERS_CAP + 1];
     size_t n = 0, used = 0;
@@ -711,24 +651,14 @@ static bool h2s_pump_h1_response(struct h2s *s)
     return progress;
 }
 
-/* A method that may be repeated (RFC 9110 §9.2.2), as h1.c decides. */
-static bool h2s_idempotent(const struct h2s *s)
-{
-    static const char *const m[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE" };
-    for (size_t i = 0; i < EBB_ARRAY_LEN(m); i++)
-        if (rc_is(s->method, m[i]))
-            return true;
-    return false;
-}
-
 /* The h1 upstream closed or failed before the exchange finished. */
 static void h2s_h1_upstream_gone(struct h2s *s)
 {
     struct ebb_upconn *u = s->u;
     const char *name = u->cl->cfg->name;
 
-    if (!s->resp_started && u->reused && s->req_end && s->req_bytes == 0 && s->retries == 0 &&
-        h2s_idempotent(s)) {
+    if (!s->resp_started && u->reused && s->req_end && s->x.req_bytes == 0 && s->retries == 0 &&
+        ebb_method_idempotent(s->x.method)) {
         /* a pooled connection the upstream had closed: one fresh try is safe, for a method
          * that may be repeated (RFC 9110 §9.2.2, RFC 9112 §9.3.1: the upstream may have
          * acted on a POST before closing) */
@@ -850,7 +780,9 @@ static void h2s_start(struct h2s *s)
     struct ebb_conn *c = h->c;
 
     s->state = H2S_UPSTREAM;
-    s->start_ms = ebb_loop_now(c->w->loop);
+    ebb_xrec_begin(&s->x, ebb_loop_now(c->w->loop), (struct ebb_str){ rc_ptr(s->method), rc_len(s->method) },
+                   (struct ebb_str){ rc_ptr(s->path), rc_len(s->path) },
+                   (struct ebb_str){ rc_ptr(s->authority), rc_len(s->authority) });
     ebb_stat_inc(h2_st(h)->rq_total);
     ebb_stat_inc(h2_st(h)->rq_active);
     s->head_req = rc_is(s->method, "HEAD");
@@ -877,8 +809,8 @@ static void h2s_start(struct h2s *s)
         h2s_reply(s, 400, 0, "ebb: missing :authority\n");
         return;
     }
-    s->cluster = ebb_route(c->l, auth, alen);
-    if (s->cluster < 0) {
+    s->x.cluster = ebb_route(c->l, auth, alen);
+    if (s->x.cluster < 0) {
         ebb_stat_inc(h2_st(h)->no_route);
         h2s_reply(s, 404, EBB_RF_NR, "ebb: no route for host \"%.*s\"\n", (int)EBB_MIN(alen, 255),
                   auth);
@@ -889,7 +821,7 @@ static void h2s_start(struct h2s *s)
         h2s_reply(s, 413, 0, "ebb: request body larger than %llu bytes\n", (unsigned long long)maxb);
         return;
     }
-    if (c->w->clusters[s->cluster].cfg->protocol == EBB_UP_H2C)
+    if (c->w->clusters[s->x.cluster].cfg->protocol == EBB_UP_H2C)
         h2s_start_h2u(s);
     else
         h2s_connect_h1(s);
@@ -907,7 +839,7 @@ static void h2s_us_head(void *owner, int status, const nghttp2_nv *nv, size_t n)
     ebb_timer_stop(s->h->c->w->loop, &s->timer);
     h2s_wake(s);
     s->resp_started = true;
-    h2s_count_status(s, status);
+    ebb_xrec_status(&s->x, h2_st(s->h), status);
     snprintf(st, sizeof(st), "%d", status);
     out[k++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)st, 7, strlen(st), 0 };
     for (size_t i = 0; i < n && k < EBB_ARRAY_LEN(out); i++)
@@ -943,7 +875,7 @@ static void h2s_us_end(void *owner)
 static void h2s_us_error(void *owner, unsigned rf, bool head_seen)
 {
     struct h2s *s = owner;
-    struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->cluster];
+    struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->x.cluster];
     s->us = NULL;   /* the upstream stream is gone with this callback */
     if (rf & EBB_RF_UF)
         h2s_reply(s, 503, rf, "ebb: upstream connect error: cluster \"%s\"\n", cl->cfg->name);
@@ -969,61 +901,24 @@ static const struct ebb_h2u_cbs h2s_us_cbs = {
 static void h2s_start_h2u(struct h2s *s)
 {
     struct h2c *h = s->h;
-    struct ebb_cluster_rt *cl = &h->c->w->clusters[s->cluster];
-    size_t end = s->ntrl_at ? s->ntrl_at : s->nhdrs;
-    nghttp2_nv *nv = calloc(end + 8, sizeof(*nv));
-    size_t n = 0;
-    char xff[512];
-    const struct h2_hdr *oxff = NULL;
-    bool have_rid = false;
+    struct ebb_cluster_rt *cl = &h->c->w->clusters[s->x.cluster];
+    struct ebb_req req;
+    struct ebb_fwd f;
+    struct ebb_nvlist nvl;
 
-    if (!nv) {
-        h2s_reply(s, 503, 0, "ebb: out of memory\n");
+    if (h2s_forward(s, &req, &f) < 0 || ebb_fwd_to_nv(&f, &nvl) < 0) {
+        h2s_reply(s, 431, 0, "ebb: request headers too large\n");
         return;
     }
-#define NV(nm, nl, v, vl) nv[n++] = (nghttp2_nv){ (uint8_t *)(nm), (uint8_t *)(v), (nl), (vl), 0 }
-    NV(":method", 7, rc_ptr(s->method), rc_len(s->method));
-    NV(":scheme", 7, s->scheme ? rc_ptr(s->scheme) : "http", s->scheme ? rc_len(s->scheme) : 4);
-    if (s->authority)
-        NV(":authority", 10, rc_ptr(s->authority), rc_len(s->authority));
-    NV(":path", 5, rc_ptr(s->path), rc_len(s->path));
-    for (size_t i = 0; i < end; i++) {
-        const struct h2_hdr *hd = &s->hdrs[i];
-        if (hdr_is(hd, "x-forwarded-proto"))
-            continue;
-        if (hdr_is(hd, "x-forwarded-for")) {
-            oxff = hd;
-            continue;
-        }
-        if (hdr_is(hd, "x-request-id") && rc_len(hd->value) > 0) {
-            if (have_rid)
-                continue;
-            have_rid = true;
-            copy_str(s->request_id, sizeof(s->request_id), rc_ptr(hd->value), rc_len(hd->value));
-        }
-        NV(rc_ptr(hd->name), rc_len(hd->name), rc_ptr(hd->value), rc_len(hd->value));
-    }
-    if (oxff)
-        snprintf(xff, sizeof(xff), "%.*s, %s", (int)EBB_MIN(rc_len(oxff->value), 400),
-                 rc_ptr(oxff->value), h->c->peer_str);
-    else
-        snprintf(xff, sizeof(xff), "%s", h->c->peer_str);
-    NV("x-forwarded-for", 15, xff, strlen(xff));
-    NV("x-forwarded-proto", 17, "http", 4);
-    if (!have_rid) {
-        ebb_request_id(h->c->w, s->request_id);
-        NV("x-request-id", 12, s->request_id, strlen(s->request_id));
-    }
-#undef NV
-    s->us = ebb_h2u_open(cl, h->c->w, nv, n, s->req_end && ebb_buf_len(&s->reqb) == 0 &&
-                         s->req_bytes == 0, &h2s_us_cbs, s);
-    free(nv);
+    s->us = ebb_h2u_open(cl, h->c->w, nvl.nv, nvl.n, s->req_end && ebb_buf_len(&s->reqb) == 0 &&
+                         s->x.req_bytes == 0, &h2s_us_cbs, s);
+    ebb_nvlist_free(&nvl);
     if (!s->us) {
         h2s_reply(s, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\"\n",
                   cl->cfg->name);
         return;
     }
-    if (s->req_end && s->req_bytes == 0)
+    if (s->req_end && s->x.req_bytes == 0)
         s->req_fwd_end = true;
     if (cl->cfg->request_timeout_ms)
         ebb_timer_start(h->c->w->loop, &s->timer, cl->cfg->request_timeout_ms);
@@ -1138,7 +1033,7 @@ static int h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     s->h = h;
     s->id = f->hd.stream_id;
-    s->cluster = -1;
+    s->x.cluster = -1;
     s->content_length = -1;
     s->reqb.max = H2_BODY_BUF + 16384;
     s->respb.max = H2_BODY_BUF;
@@ -1225,10 +1120,10 @@ static int h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, cons
         nghttp2_session_consume(ng, id, len);
         return 0;
     }
-    s->req_bytes += len;
+    s->x.req_bytes += len;
     h2s_wake(s);
     uint64_t maxb = h2_cfg(h)->limits.max_request_body;
-    if (maxb && s->req_bytes > maxb) {
+    if (maxb && s->x.req_bytes > maxb) {
         nghttp2_session_consume(ng, id, len);
         h2s_reply(s, 413, 0, "ebb: request body larger than %llu bytes\n", (unsigned long long)maxb);
         return 0;
@@ -1405,7 +1300,7 @@ static bool h2s_advance(struct h2s *s)
         int err = s->up_err;
         s->up_err = 0;
         h2s_reply(s, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\": %s\n",
-                  s->h->c->w->clusters[s->cluster].cfg->name, ebb_strerror(err));
+                  s->h->c->w->clusters[s->x.cluster].cfg->name, ebb_strerror(err));
         progress = true;
     } else if (s->req_discard && ebb_buf_len(&s->reqb)) {
         nghttp2_session_consume(s->h->ng, s->id, ebb_buf_len(&s->reqb));
@@ -1655,7 +1550,7 @@ static void h2_destroy(struct ebb_conn *c)
     ebb_list_for_each_safe(pos, tmp, &h->streams) {
         struct h2s *s = ebb_list_entry(pos, struct h2s, link);
         if (s->state != H2S_CLOSED && !(s->resp_done && ebb_buf_len(&s->respb) == 0))
-            s->rf |= (c->flags & EBB_CONN_F_FORCED) ? EBB_RF_DR : EBB_RF_DC;
+            s->x.rf |= (c->flags & EBB_CONN_F_FORCED) ? EBB_RF_DR : EBB_RF_DC;
         h2s_finish(s, NGHTTP2_CANCEL);
     }
     h->dead = true;
