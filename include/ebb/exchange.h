@@ -93,6 +93,29 @@ struct ebb_nvlist {
 int ebb_fwd_to_nv(const struct ebb_fwd *f, struct ebb_nvlist *out);
 void ebb_nvlist_free(struct ebb_nvlist *l);
 
+/* A response head.  hdrs holds the end-to-end fields but content-length, which
+ * is content_length's when known (an HTTP/1.1 answer to HEAD keeps its own
+ * content-length field among hdrs). */
+struct ebb_resp {
+    int                   status;
+    struct ebb_str        reason;         /* HTTP/1 reason phrase; may be empty */
+    const struct ebb_hdr *hdrs;
+    size_t                nhdrs;
+    int64_t               content_length; /* length of the body (carried or not, as for
+                                             HEAD), -1 when not known in advance */
+    bool                  body;           /* body bytes follow (false for an empty body) */
+    struct ebb_str        upgrade;        /* 101: the protocol switched to */
+};
+
+/* Builds the HTTP/2 response header list (:status, then the fields with
+ * lowercase names, hop-by-hop ones dropped, then content_length when known)
+ * into out.  Returns 0 or EBB_ENOMEM. */
+int ebb_resp_to_nv(const struct ebb_resp *r, struct ebb_nvlist *out);
+
+/* Appends "name: value\r\n" for each field (an HTTP/1.1 trailer section
+ * without its final empty line).  Returns 0 or EBB_ETOOBIG/EBB_ENOMEM. */
+int ebb_hdrs_write_h1(struct ebb_buf *b, const struct ebb_hdr *hdrs, size_t n);
+
 /* True for a method that may be repeated (RFC 9110 §9.2.2): a request that
  * may have reached a dying pooled connection is retried only for these. */
 bool ebb_method_idempotent(const char *method);

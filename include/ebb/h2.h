@@ -20,6 +20,8 @@
 struct ebb_conn;
 struct ebb_worker;
 struct ebb_cluster_rt;
+struct ebb_resp;
+struct ebb_hdr;
 
 #define EBB_H2_PREFACE     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define EBB_H2_PREFACE_LEN 24
@@ -72,12 +74,12 @@ struct ebb_h2u_stream;
  * h2 stream).  Every callback may be followed by more; after on_end or
  * on_error none follows.  The owner may call ebb_h2u_close() inside them. */
 struct ebb_h2u_cbs {
-    /* final response head: status and regular headers (lowercase names) */
-    void (*on_head)(void *owner, int status, const nghttp2_nv *nv, size_t n);
+    /* final response head (fields with lowercase names) */
+    void (*on_head)(void *owner, const struct ebb_resp *r);
     /* response body bytes are waiting: call ebb_h2u_read() */
     void (*on_data)(void *owner);
     /* response trailers (the body ends after them) */
-    void (*on_trailers)(void *owner, const nghttp2_nv *nv, size_t n);
+    void (*on_trailers)(void *owner, const struct ebb_hdr *t, size_t n);
     /* the response is complete (every byte was read or is readable) */
     void (*on_end)(void *owner);
     /* request body room is available again: call ebb_h2u_write() */

@@ -15,6 +15,7 @@
 
 #include "ebb/core.h"
 #include "ebb/exchange.h"
+#include "ebb/h1_client.h"
 #include "ebb/h1_parse.h"
 #include "ebb/h2.h"
 #include "ebb/log.h"
@@ -368,14 +369,8 @@ static bool h1_upgrade_h2c(const struct ebb_h1_msg *m)
 static void h1_req_of(const struct h1 *h, const struct ebb_h1_msg *m, struct ebb_req *r)
 {
     static __thread struct ebb_hdr hdrs[EBB_H1_MAX_HEADERS_CAP];
-    size_t n = 0;
+    size_t n = ebb_h1_fields(m, hdrs, true);   /* the rewrite drops content-length */
 
-    for (size_t i = 0; i < m->nheaders; i++) {
-        const struct ebb_h1_header *hd = &m->headers[i];
-        if (ebb_h1_is_hop_by_hop(m, &hd->name))
-            continue;
-        hdrs[n++] = (struct ebb_hdr){ { hd->name.p, hd->name.len }, { hd->value.p, hd->value.len } };
-    }
     *r = (struct ebb_req){
         .method = { m->method.p, m->method.len },
         .path = { m->path.p, m->path.len },
@@ -600,11 +595,7 @@ static bool h1_pump_request(struct h1 *h)
         if (rc == H1_BODY_ANSWERED)
             return true;
         if (rc == EBB_H1_BODY_DATA && dlen) {
-            if (chunked)
-                ebb_buf_appendf(&u->wbuf, "%zx\r\n", dlen);
-            ebb_buf_append(&u->wbuf, data, dlen);
-            if (chunked)
-                ebb_buf_append(&u->wbuf, "\r\n", 2);
+            ebb_h1c_put_body(&u->wbuf, chunked, data, dlen);
         } else if (rc == EBB_H1_BODY_TRAILER && chunked) {
             if (!h->req_last_chunk) {
                 ebb_buf_append(&u->wbuf, "0\r\n", 3);
@@ -633,11 +624,11 @@ static bool h1_pump_request(struct h1 *h)
 /* Writes the rewritten response head into the client's buffer.  Returns 0,
  * or EBB_ETOOBIG/EBB_ENOMEM when it does not fit: then the buffer and h are
  * as they were (a head is never sent with fields missing). */
-static int h1_write_resp_head(struct h1 *h, const struct ebb_h1_msg *m)
+static int h1_write_resp_head(struct h1 *h, const struct ebb_resp *r)
 {
     struct ebb_conn *c = h->c;
     struct ebb_buf *b = &c->wbuf;
-    bool tunnel = m->status == 101;
+    bool tunnel = r->status == 101;
     size_t before = ebb_buf_len(b);
     bool close_after = h->close_after, drain_close = h->drain_close;
     bool chunk_out = h->resp_chunk_out;
@@ -647,32 +638,29 @@ static int h1_write_resp_head(struct h1 *h, const struct ebb_h1_msg *m)
         h->close_after = h->drain_close = true;
     if (!h->req_done && !tunnel)
         h->close_after = true;   /* the rest of the body would have to be discarded */
-    if (m->framing == EBB_H1_BODY_CHUNKED || m->framing == EBB_H1_BODY_EOF) {
+    if (r->body && r->content_length < 0 && !tunnel) {
         if (h->minor >= 1)
             h->resp_chunk_out = true;
         else
             h->close_after = true;   /* HTTP/1.0 client: delimit by close */
     }
-    rc |= ebb_buf_appendf(b, "HTTP/1.1 %d %.*s\r\n", m->status, (int)m->reason.len, m->reason.p);
-    for (size_t i = 0; i < m->nheaders; i++) {
-        const struct ebb_h1_header *hd = &m->headers[i];
-        if (ebb_h1_is_hop_by_hop(m, &hd->name))
-            continue;
-        if (span_ieq(&hd->name, "content-length") && m->framing != EBB_H1_BODY_NONE)
-            continue;
-        rc |= ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)hd->name.len, hd->name.p,
-                              (int)hd->value.len, hd->value.p);
-    }
+    if (r->reason.len || r->status != 200)
+        rc |= ebb_buf_appendf(b, "HTTP/1.1 %d %.*s\r\n", r->status, (int)r->reason.len,
+                              r->reason.p);
+    else
+        rc |= ebb_buf_appendf(b, "HTTP/1.1 200 OK\r\n");
+    rc |= ebb_hdrs_write_h1(b, r->hdrs, r->nhdrs);
     if (tunnel) {
-        const struct ebb_h1_header *up = ebb_h1_find(m, "upgrade");
         rc |= ebb_buf_appendf(b, "connection: upgrade\r\nupgrade: %.*s\r\n",
-                              up ? (int)up->value.len : 0, up ? up->value.p : "");
+                              (int)r->upgrade.len, r->upgrade.p);
     } else {
-        if (m->framing == EBB_H1_BODY_LENGTH)
-            rc |= ebb_buf_appendf(b, "content-length: %llu\r\n",
-                                  (unsigned long long)m->content_length);
+        bool bodyless = h->head_req || r->status == 204 || r->status == 304;
+        if (r->content_length >= 0)
+            rc |= ebb_buf_appendf(b, "content-length: %lld\r\n", (long long)r->content_length);
         else if (h->resp_chunk_out)
             rc |= ebb_buf_appendf(b, "transfer-encoding: chunked\r\n");
+        else if (!r->body && !bodyless)
+            rc |= ebb_buf_appendf(b, "content-length: 0\r\n");   /* HTTP/2 answer without DATA */
         if (h->close_after)
             rc |= ebb_buf_appendf(b, "connection: close\r\n");
         else if (h->minor == 0)
@@ -726,7 +714,9 @@ static bool h1_response_head(struct h1 *h)
         h1_reply(h, 502, EBB_RF_UC, "ebb: unexpected 101 from upstream\n");
         return true;
     }
-    if (h1_write_resp_head(h, m) < 0) {
+    struct ebb_resp r;
+    ebb_resp_of_h1(m, &r);
+    if (h1_write_resp_head(h, &r) < 0) {
         if (ebb_buf_len(&c->wbuf))
             return false;   /* retried when the client has taken what is queued */
         h->close_after = true;
@@ -755,61 +745,19 @@ static bool h1_response_head(struct h1 *h)
 /* Upstream -> client body bytes.  Returns true on progress. */
 static bool h1_pump_response(struct h1 *h)
 {
-    struct ebb_conn *c = h->c;
-    struct ebb_upconn *u = h->u;
-    bool progress = false;
+    struct ebb_h1c_sink k = { .out = &h->c->wbuf, .chunk_out = h->resp_chunk_out,
+                              .last_chunk = h->resp_last_chunk };
+    int rc = ebb_h1c_decode_body(&h->resp_body, h->resp_in, h->u, &k, &h->resp_done);
 
-    while (!h->resp_done && (ebb_buf_len(&u->rbuf) || ebb_h1_body_done(&h->resp_body)) &&
-           ebb_buf_room(&c->wbuf) > 64) {
-        size_t limit = ebb_buf_room(&c->wbuf) - 32;
-        size_t len = EBB_MIN(ebb_buf_len(&u->rbuf), limit);
-        size_t consumed = 0, dlen = 0;
-        const char *data = NULL;
-        int rc = ebb_h1_body_parse(&h->resp_body, ebb_buf_start(&u->rbuf), len, &consumed,
-                                   &data, &dlen);
-        if (rc == EBB_H1_EBAD) {
-            ebb_warn("h1", "#%llu malformed response body from %s", (unsigned long long)c->id,
-                     u->addr_str);
-            h1_abort(h, EBB_RF_UC, true);
-            return true;
-        }
-        if (rc == EBB_H1_BODY_DATA && dlen) {
-            h->x.resp_bytes += dlen;
-            if (h->resp_chunk_out)
-                ebb_buf_appendf(&c->wbuf, "%zx\r\n", dlen);
-            ebb_buf_append(&c->wbuf, data, dlen);
-            if (h->resp_chunk_out)
-                ebb_buf_append(&c->wbuf, "\r\n", 2);
-        } else if (rc == EBB_H1_BODY_TRAILER) {
-            if (h->resp_chunk_out) {
-                if (!h->resp_last_chunk) {
-                    ebb_buf_append(&c->wbuf, "0\r\n", 3);
-                    h->resp_last_chunk = true;
-                }
-                ebb_buf_append(&c->wbuf, data, dlen);
-            }
-        } else if (rc == EBB_H1_BODY_DONE) {
-            if (h->resp_chunk_out) {
-                if (!h->resp_last_chunk)
-                    ebb_buf_append(&c->wbuf, "0\r\n", 3);
-                ebb_buf_append(&c->wbuf, "\r\n", 2);
-            }
-            h->resp_done = true;
-        }
-        ebb_buf_consume(&u->rbuf, consumed);
-        progress = true;
-        if (rc == EBB_H1_AGAIN)
-            break;
+    h->resp_last_chunk = k.last_chunk;
+    h->x.resp_bytes += k.bytes;
+    if (rc == EBB_H1_EBAD) {
+        ebb_warn("h1", "#%llu malformed response body from %s", (unsigned long long)h->c->id,
+                 h->u->addr_str);
+        h1_abort(h, EBB_RF_UC, true);
+        return true;
     }
-    /* a close-delimited body ends with the upstream's FIN (a reset truncates it) */
-    if (!h->resp_done && h->resp_in == EBB_H1_BODY_EOF && u->eof && !u->reset &&
-        !ebb_buf_len(&u->rbuf)) {
-        if (h->resp_chunk_out)
-            ebb_buf_append(&c->wbuf, "0\r\n\r\n", 5);
-        h->resp_done = true;
-        progress = true;
-    }
-    return progress;
+    return rc > 0;
 }
 
 /* The upstream closed or failed before the exchange finished. */
@@ -818,11 +766,8 @@ static void h1_upstream_gone(struct h1 *h)
     struct ebb_upconn *u = h->u;
     const char *name = u->cl->cfg->name;
 
-    if (!h->resp_started && u->reused && h->req_framing == EBB_H1_BODY_NONE &&
-        h->retries == 0 && ebb_method_idempotent(h->x.method)) {
-        /* a pooled connection the upstream had closed: one fresh try is safe, for a
-         * method that may be repeated (RFC 9110 §9.2.2, RFC 9112 §9.3.1: the upstream may
-         * have acted on a POST before closing) */
+    if (ebb_h1c_may_retry(u, h->resp_started, h->req_framing != EBB_H1_BODY_NONE, h->retries,
+                          h->x.method)) {
         h->retries++;
         ebb_debug("h1", "#%llu pooled upstream connection closed, retrying",
                   (unsigned long long)h->c->id);
@@ -850,60 +795,31 @@ static void h1_upstream_gone(struct h1 *h)
  * is framed for HTTP/1.1 (content-length kept, else chunked, trailers in
  * the last chunk). */
 
-static void h1_us_head(void *owner, int status, const nghttp2_nv *nv, size_t n)
+static void h1_us_head(void *owner, const struct ebb_resp *r)
 {
     struct h1 *h = owner;
-    struct ebb_conn *c = h->c;
-    struct ebb_buf *b = &c->wbuf;
-    bool has_cl = false;
-    int rc = 0;
+    struct ebb_resp rr = *r;
 
-    ebb_timer_stop(c->w->loop, &h->timer);
+    ebb_timer_stop(h->c->w->loop, &h->timer);
     h->resp_started = true;
-    if (c->flags & EBB_CONN_F_DRAINING)
-        h->close_after = h->drain_close = true;
-    if (!h->req_done)
-        h->close_after = true;
-    for (size_t i = 0; i < n; i++)
-        if (nv[i].namelen == 14 && memcmp(nv[i].name, "content-length", 14) == 0)
-            has_cl = true;
-    bool body = !h->head_req && status != 204 && status != 304;
-    if (body && !has_cl) {
-        if (h->minor >= 1)
-            h->resp_chunk_out = true;
-        else
-            h->close_after = true;
-    }
-    ebb_xrec_status(&h->x, h1_st(h), status);
-    rc |= ebb_buf_appendf(b, "HTTP/1.1 %d %s\r\n", status,
-                          status == 200 ? "OK" : status < 400 ? "" : reason_phrase(status));
-    for (size_t i = 0; i < n; i++)
-        rc |= ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)nv[i].namelen, nv[i].name,
-                              (int)nv[i].valuelen, nv[i].value);
-    if (h->resp_chunk_out)
-        rc |= ebb_buf_appendf(b, "transfer-encoding: chunked\r\n");
-    if (h->close_after)
-        rc |= ebb_buf_appendf(b, "connection: close\r\n");
-    else if (h->minor == 0)
-        rc |= ebb_buf_appendf(b, "connection: keep-alive\r\n");
-    rc |= ebb_buf_append(b, "\r\n", 2);
+    if (!rr.reason.len && rr.status >= 400)
+        rr.reason = (struct ebb_str){ reason_phrase(rr.status), strlen(reason_phrase(rr.status)) };
+    ebb_xrec_status(&h->x, h1_st(h), rr.status);
     h->resp_head_done = true;
-    h->resp_in = has_cl ? EBB_H1_BODY_LENGTH : EBB_H1_BODY_CHUNKED;
-    if (rc) {
+    h->resp_in = rr.content_length >= 0 ? EBB_H1_BODY_LENGTH : EBB_H1_BODY_CHUNKED;
+    if (h1_write_resp_head(h, &rr) < 0) {
         h1_abort(h, EBB_RF_UC, true);   /* response head too large for the client buffer */
         return;
     }
     h1_run(h);
 }
 
-static void h1_us_trailers(void *owner, const nghttp2_nv *nv, size_t n)
+static void h1_us_trailers(void *owner, const struct ebb_hdr *t, size_t n)
 {
     struct h1 *h = owner;
     ebb_buf_reset(&h->us_trl);
     h->us_trl.max = 64 * 1024;
-    for (size_t i = 0; i < n; i++)
-        ebb_buf_appendf(&h->us_trl, "%.*s: %.*s\r\n", (int)nv[i].namelen, nv[i].name,
-                        (int)nv[i].valuelen, nv[i].value);
+    ebb_hdrs_write_h1(&h->us_trl, t, n);
 }
 
 static void h1_us_end(void *owner)
@@ -1009,11 +925,7 @@ static bool h1_h2u_pump(struct h1 *h)
         if (h->head_req)
             continue;
         h->x.resp_bytes += n;
-        if (h->resp_chunk_out)
-            ebb_buf_appendf(&c->wbuf, "%zx\r\n", n);
-        ebb_buf_append(&c->wbuf, tmp, n);
-        if (h->resp_chunk_out)
-            ebb_buf_append(&c->wbuf, "\r\n", 2);
+        ebb_h1c_put_body(&c->wbuf, h->resp_chunk_out, tmp, n);
         progress = true;
     }
     size_t wmax = c->wbuf.max ? c->wbuf.max : EBB_BUF_DEFAULT_MAX;
@@ -1117,12 +1029,7 @@ static void h1_run(struct h1 *h)
                 break;
             /* a flush that frees room lets the pumps move more: that is progress too */
             size_t uw_before = ebb_buf_len(&u->wbuf), cw_before = ebb_buf_len(&c->wbuf);
-            if (ebb_upstream_flush(u) < 0) {
-                /* the upstream stopped reading: drop what it will not take, but keep
-                 * reading, an answer it sent before closing (413, 401) is still there */
-                u->wr_failed = true;
-                ebb_buf_reset(&u->wbuf);
-            }
+            ebb_h1c_flush(u);
             if (ebb_conn_flush(c) < 0) {
                 h1_abort(h, EBB_RF_DC, false);
                 return;
@@ -1205,20 +1112,10 @@ static void h1_upstream_cb(void *owner, struct ebb_upconn *u, uint32_t events)
         if (h->dead)
             return;
     }
-    if (events & (EBB_READ | EPOLLHUP | EPOLLERR)) {
-        for (int i = 0; i < 4; i++) {
-            ssize_t n = ebb_upstream_read(u);   /* sets eof (and reset) */
-            if (n > 0 && ebb_buf_tailroom(&u->rbuf) && ebb_buf_room(&u->rbuf))
-                break;   /* short read: the socket is drained, skip the EAGAIN round trip */
-            if (n > 0)
-                continue;
-            break;
-        }
-    }
-    if ((events & EBB_WRITE) && ebb_upstream_flush(u) < 0) {
-        u->wr_failed = true;   /* see h1_run */
-        ebb_buf_reset(&u->wbuf);
-    }
+    if (events & (EBB_READ | EPOLLHUP | EPOLLERR))
+        ebb_h1c_read(u);
+    if (events & EBB_WRITE)
+        ebb_h1c_flush(u);
     h1_run(h);
 }
 

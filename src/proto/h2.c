@@ -24,6 +24,7 @@
 
 #include "ebb/core.h"
 #include "ebb/exchange.h"
+#include "ebb/h1_client.h"
 #include "ebb/h1_parse.h"
 #include "ebb/h2.h"
 #include "ebb/log.h"
@@ -419,6 +420,24 @@ static void h2s_timeout(struct ebb_loop *loop, struct ebb_timer *t)
     h2_run(s->h);
 }
 
+/* The response head from the upstream (either protocol) -> HEADERS. */
+static void h2s_resp_head(struct h2s *s, const struct ebb_resp *r)
+{
+    struct ebb_nvlist nvl;
+
+    ebb_timer_stop(s->h->c->w->loop, &s->timer);
+    s->resp_started = true;
+    ebb_xrec_status(&s->x, h2_st(s->h), r->status);
+    if (!r->body || s->head_req)
+        s->resp_done = true;   /* HEADERS ends the stream */
+    if (ebb_resp_to_nv(r, &nvl) < 0) {
+        h2s_reply(s, 502, EBB_RF_UC, "ebb: out of memory\n");
+        return;
+    }
+    h2s_submit_head(s, nvl.nv, nvl.n, !s->resp_done);   /* copies nv */
+    ebb_nvlist_free(&nvl);
+}
+
 /* --- h2 stream -> HTTP/1.1 upstream --- */
 
 static bool hdr_is(const struct h2_hdr *hd, const char *lit) { return rc_is(hd->name, lit); }
@@ -519,11 +538,7 @@ static bool h2s_pump_h1_request(struct h2s *s)
 
     while (ebb_buf_len(&s->reqb) && ebb_buf_room(&u->wbuf) > 64) {
         size_t n = EBB_MIN(ebb_buf_len(&s->reqb), ebb_buf_room(&u->wbuf) - 32);
-        if (s->req_chunked)
-            ebb_buf_appendf(&u->wbuf, "%zx\r\n", n);
-        ebb_buf_append(&u->wbuf, ebb_buf_start(&s->reqb), n);
-        if (s->req_chunked)
-            ebb_buf_append(&u->wbuf, "\r\n", 2);
+        ebb_h1c_put_body(&u->wbuf, s->req_chunked, ebb_buf_start(&s->reqb), n);
         ebb_buf_consume(&s->reqb, n);
         nghttp2_session_consume(s->h->ng, s->id, n);
         progress = true;
@@ -553,7 +568,6 @@ static bool h2s_h1_response_head(struct h2s *s)
     struct ebb_upconn *u = s->u;
     struct ebb_h1_msg *m = &h2_msg;
     const struct ebb_config *cfg = h2_cfg(s->h);
-    static __thread char names[64 * 1024];
 
     if (ebb_buf_len(&u->rbuf) == 0)
         return false;
@@ -573,82 +587,30 @@ static bool h2s_h1_response_head(struct h2s *s)
         ebb_buf_consume(&u->rbuf, (size_t)rc);   /* interim responses are not forwarded */
         return true;
     }
-    ebb_timer_stop(s->h->c->w->loop, &s->timer);
     s->resp_in = m->framing;
     s->up_keepalive = !(m->flags & EBB_H1_F_CONN_CLOSE);
-    ebb_xrec_status(&s->x, h2_st(s->h), m->status);
-
-    nghttp2_nv nv[EBB_H1_MAX_HEADERS_CAP + 1];
-    size_t n = 0, used = 0;
-    char st[8];
-    snprintf(st, sizeof(st), "%d", m->status);
-    nv[n++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)st, 7, strlen(st), 0 };
-    for (size_t i = 0; i < m->nheaders; i++) {
-        const struct ebb_h1_header *hd = &m->headers[i];
-        if (ebb_h1_is_hop_by_hop(m, &hd->name) || ebb_h2_is_conn_header(hd->name.p, hd->name.len))
-            continue;
-        if (hd->name.len == 14 && strncasecmp(hd->name.p, "content-length", 14) == 0 &&
-            m->framing != EBB_H1_BODY_LENGTH && m->framing != EBB_H1_BODY_NONE)
-            continue;
-        if (used + hd->name.len > sizeof(names))
-            break;
-        char *lower = names + used;
-        for (size_t k = 0; k < hd->name.len; k++) {
-            char ch = hd->name.p[k];
-            lower[k] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-        }
-        used += hd->name.len;
-        nv[n++] = (nghttp2_nv){ (uint8_t *)lower, (uint8_t *)hd->value.p, hd->name.len,
-                                hd->value.len, NGHTTP2_NV_FLAG_NONE };
-    }
     ebb_h1_body_init(&s->rbody, m);
-    if (m->framing == EBB_H1_BODY_NONE ||
-        (m->framing == EBB_H1_BODY_LENGTH && m->content_length == 0))
-        s->resp_done = true;
-    h2s_submit_head(s, nv, n, !s->resp_done);   /* copies nv */
-    ebb_buf_consume(&u->rbuf, (size_t)rc);      /* nv pointed into rbuf */
+    struct ebb_resp r;
+    ebb_resp_of_h1(m, &r);
+    h2s_resp_head(s, &r);                  /* copies the fields */
+    ebb_buf_consume(&u->rbuf, (size_t)rc); /* they pointed into rbuf */
     return true;
 }
 
-/* Upstream h1 body -> respb.  Returns true on progress. */
+/* Upstream h1 body -> respb.  Returns true on progress.  A body cut by a reset
+ * never ends: h2s_pump_h1 then resets the stream (never END_STREAM on a cut body). */
 static bool h2s_pump_h1_response(struct h2s *s)
 {
-    struct ebb_upconn *u = s->u;
-    bool progress = false;
+    struct ebb_h1c_sink k = { .out = &s->respb, .trl = &s->trl };
+    int rc = ebb_h1c_decode_body(&s->rbody, s->resp_in, s->u, &k, &s->resp_done);
 
-    while (!s->resp_done && (ebb_buf_len(&u->rbuf) || ebb_h1_body_done(&s->rbody)) &&
-           ebb_buf_room(&s->respb) > 0) {
-        size_t len = EBB_MIN(ebb_buf_len(&u->rbuf), ebb_buf_room(&s->respb));
-        size_t consumed = 0, dlen = 0;
-        const char *data = NULL;
-        int rc = ebb_h1_body_parse(&s->rbody, ebb_buf_start(&u->rbuf), len, &consumed, &data,
-                                   &dlen);
-        if (rc == EBB_H1_EBAD) {
-            ebb_warn("h2", "#%llu stream %d: malformed response body from %s",
-                     (unsigned long long)s->h->c->id, s->id, u->addr_str);
-            h2s_reply(s, 502, EBB_RF_UC, "ebb: malformed response body\n");
-            return true;
-        }
-        if (rc == EBB_H1_BODY_DATA && dlen)
-            ebb_buf_append(&s->respb, data, dlen);
-        else if (rc == EBB_H1_BODY_TRAILER) {
-            s->trl.max = 64 * 1024;
-            ebb_buf_append(&s->trl, data, dlen);   /* too large: truncated, then dropped */
-        } else if (rc == EBB_H1_BODY_DONE)
-            s->resp_done = true;
-        ebb_buf_consume(&u->rbuf, consumed);
-        progress = true;
-        if (rc == EBB_H1_AGAIN)
-            break;
+    if (rc == EBB_H1_EBAD) {
+        ebb_warn("h2", "#%llu stream %d: malformed response body from %s",
+                 (unsigned long long)s->h->c->id, s->id, s->u->addr_str);
+        h2s_reply(s, 502, EBB_RF_UC, "ebb: malformed response body\n");
+        return true;
     }
-    /* a close-delimited body ends with the upstream's FIN; a reset truncates it, and
-     * h2s_pump_h1 then resets the stream (never END_STREAM on a cut body) */
-    if (!s->resp_done && s->resp_in == EBB_H1_BODY_EOF && u->eof && !u->reset &&
-        !ebb_buf_len(&u->rbuf)) {
-        s->resp_done = true;
-        progress = true;
-    }
-    return progress;
+    return rc > 0;
 }
 
 /* The h1 upstream closed or failed before the exchange finished. */
@@ -657,11 +619,8 @@ static void h2s_h1_upstream_gone(struct h2s *s)
     struct ebb_upconn *u = s->u;
     const char *name = u->cl->cfg->name;
 
-    if (!s->resp_started && u->reused && s->req_end && s->x.req_bytes == 0 && s->retries == 0 &&
-        ebb_method_idempotent(s->x.method)) {
-        /* a pooled connection the upstream had closed: one fresh try is safe, for a method
-         * that may be repeated (RFC 9110 §9.2.2, RFC 9112 §9.3.1: the upstream may have
-         * acted on a POST before closing) */
+    if (s->req_end && ebb_h1c_may_retry(u, s->resp_started, s->x.req_bytes > 0, s->retries,
+                                        s->x.method)) {
         s->retries++;
         h2s_release_upstream(s, false);
         s->head_queued = false;
@@ -701,12 +660,7 @@ static bool h2s_pump_h1(struct h2s *s)
     if (!s->u || s->state != H2S_UPSTREAM)
         return true;
     h2s_resume(s);
-    if (ebb_upstream_flush(u) < 0) {
-        /* the upstream stopped reading: drop what it will not take, but keep reading,
-         * an answer it sent before closing (413, 401) is still there */
-        u->wr_failed = true;
-        ebb_buf_reset(&u->wbuf);
-    }
+    ebb_h1c_flush(u);
     if (s->resp_done) {
         /* the upstream side is over: give the connection back as early as possible */
         bool reusable = s->req_fwd_end && s->up_keepalive && s->resp_in != EBB_H1_BODY_EOF &&
@@ -738,20 +692,10 @@ static void h2s_up_cb(void *owner, struct ebb_upconn *u, uint32_t events)
     }
     if (events & EBB_UP_EV_CONNECTED)
         h2s_queue_head(s);
-    if (s->u && (events & (EBB_READ | EPOLLHUP | EPOLLERR))) {
-        for (int i = 0; i < 4; i++) {
-            ssize_t n = ebb_upstream_read(u);   /* sets eof (and reset) */
-            if (n > 0 && ebb_buf_tailroom(&u->rbuf) && ebb_buf_room(&u->rbuf))
-                break;
-            if (n > 0)
-                continue;
-            break;
-        }
-    }
-    if (s->u && (events & EBB_WRITE) && ebb_upstream_flush(u) < 0) {
-        u->wr_failed = true;   /* see h2s_pump_h1 */
-        ebb_buf_reset(&u->wbuf);
-    }
+    if (s->u && (events & (EBB_READ | EPOLLHUP | EPOLLERR)))
+        ebb_h1c_read(u);
+    if (s->u && (events & EBB_WRITE))
+        ebb_h1c_flush(u);
     /* after this epoll batch: one h2_run (one write to the client) for every
      * upstream event of the batch, not one per event */
     h2s_wake_async(s);
@@ -829,24 +773,11 @@ static void h2s_start(struct h2s *s)
 
 /* --- h2 stream -> upstream h2c stream --- */
 
-static void h2s_us_head(void *owner, int status, const nghttp2_nv *nv, size_t n)
+static void h2s_us_head(void *owner, const struct ebb_resp *r)
 {
     struct h2s *s = owner;
-    nghttp2_nv out[EBB_H1_MAX_HEADERS_CAP + 1];
-    char st[8];
-    size_t k = 0;
-
-    ebb_timer_stop(s->h->c->w->loop, &s->timer);
     h2s_wake(s);
-    s->resp_started = true;
-    ebb_xrec_status(&s->x, h2_st(s->h), status);
-    snprintf(st, sizeof(st), "%d", status);
-    out[k++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)st, 7, strlen(st), 0 };
-    for (size_t i = 0; i < n && k < EBB_ARRAY_LEN(out); i++)
-        out[k++] = nv[i];
-    h2s_submit_head(s, out, k, !s->head_req);
-    if (s->head_req)
-        s->resp_done = true;
+    h2s_resp_head(s, r);
     h2s_wake_async(s);
 }
 
@@ -856,13 +787,11 @@ static void h2s_us_head(void *owner, int status, const nghttp2_nv *nv, size_t n)
 static void h2s_us_data(void *owner) { h2s_wake_async(owner); }
 static void h2s_us_writable(void *owner) { h2s_wake_async(owner); }
 
-static void h2s_us_trailers(void *owner, const nghttp2_nv *nv, size_t n)
+static void h2s_us_trailers(void *owner, const struct ebb_hdr *t, size_t n)
 {
     struct h2s *s = owner;
     s->trl.max = 64 * 1024;
-    for (size_t i = 0; i < n; i++)
-        ebb_buf_appendf(&s->trl, "%.*s: %.*s\r\n", (int)nv[i].namelen, nv[i].name,
-                        (int)nv[i].valuelen, nv[i].value);
+    ebb_hdrs_write_h1(&s->trl, t, n);
 }
 
 static void h2s_us_end(void *owner)

@@ -150,6 +150,14 @@ static void nv_add(struct ebb_nvlist *l, const char *name, size_t nlen, const ch
                                   NGHTTP2_NV_FLAG_NONE };
 }
 
+static void lower_copy(char *dst, struct ebb_str name)
+{
+    for (size_t k = 0; k < name.len; k++) {   /* HTTP/2 names are lowercase */
+        char ch = name.p[k];
+        dst[k] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+    }
+}
+
 int ebb_fwd_to_nv(const struct ebb_fwd *f, struct ebb_nvlist *out)
 {
     const struct ebb_req *r = f->req;
@@ -175,10 +183,7 @@ int ebb_fwd_to_nv(const struct ebb_fwd *f, struct ebb_nvlist *out)
     char *p = out->names;
     for (size_t i = 0; i < f->nkeep; i++) {
         const struct ebb_hdr *hd = f->keep[i];
-        for (size_t k = 0; k < hd->name.len; k++) {   /* HTTP/2 names are lowercase */
-            char ch = hd->name.p[k];
-            p[k] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-        }
+        lower_copy(p, hd->name);
         nv_add(out, p, hd->name.len, hd->value.p, hd->value.len);
         p += hd->name.len;
     }
@@ -197,6 +202,51 @@ int ebb_fwd_to_nv(const struct ebb_fwd *f, struct ebb_nvlist *out)
     }
     if (r->te_trailers || (r->body && r->content_length < 0))
         nv_add(out, "te", 2, "trailers", 8);
+    return 0;
+}
+
+int ebb_resp_to_nv(const struct ebb_resp *r, struct ebb_nvlist *out)
+{
+    size_t names = 0;
+
+    for (size_t i = 0; i < r->nhdrs; i++)
+        names += r->hdrs[i].name.len;
+    /* lowercased names, then the status and content-length digits */
+    out->names = malloc(names + 8 + 24);
+    out->nv = calloc(r->nhdrs + 2, sizeof(*out->nv));
+    out->n = 0;
+    if (!out->names || !out->nv) {
+        ebb_nvlist_free(out);
+        return EBB_ENOMEM;
+    }
+    char *st = out->names + names;
+    int sn = snprintf(st, 8, "%d", r->status);
+    nv_add(out, ":status", 7, st, (size_t)sn);
+    char *p = out->names;
+    for (size_t i = 0; i < r->nhdrs; i++) {
+        const struct ebb_hdr *hd = &r->hdrs[i];
+        if (ebb_hdr_is_hop(hd->name.p, hd->name.len))
+            continue;
+        lower_copy(p, hd->name);
+        nv_add(out, p, hd->name.len, hd->value.p, hd->value.len);
+        p += hd->name.len;
+    }
+    if (r->content_length >= 0) {
+        char *cl = st + 8;
+        int cn = snprintf(cl, 24, "%lld", (long long)r->content_length);
+        nv_add(out, "content-length", 14, cl, (size_t)cn);
+    }
+    return 0;
+}
+
+int ebb_hdrs_write_h1(struct ebb_buf *b, const struct ebb_hdr *hdrs, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        rc |= ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)hdrs[i].name.len, hdrs[i].name.p,
+                              (int)hdrs[i].value.len, hdrs[i].value.p);
+    if (rc)
+        return rc == EBB_ENOMEM ? EBB_ENOMEM : EBB_ETOOBIG;
     return 0;
 }
 

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "ebb/core.h"
+#include "ebb/exchange.h"
 #include "ebb/h2.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
@@ -305,6 +306,40 @@ static int h2u_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, con
     return 0;
 }
 
+/* The header block received, as exchange fields (valid until the next block). */
+static const struct ebb_hdr *h2u_fields(struct h2u_conn *uc)
+{
+    static __thread struct ebb_hdr hdrs[H2U_MAX_NV];
+    for (size_t i = 0; i < uc->hn; i++)
+        hdrs[i] = (struct ebb_hdr){ { (const char *)uc->hnv[i].name, uc->hnv[i].namelen },
+                                    { (const char *)uc->hnv[i].value, uc->hnv[i].valuelen } };
+    return hdrs;
+}
+
+/* Gives s's owner the final response head.  end: the HEADERS frame ended the
+ * stream (no body; a trailers-only answer keeps its fields in the head). */
+static void h2u_deliver_head(struct h2u_conn *uc, struct ebb_h2u_stream *s, bool end)
+{
+    struct ebb_hdr *hdrs = (struct ebb_hdr *)h2u_fields(uc);
+    struct ebb_resp r = { .status = uc->hstatus, .hdrs = hdrs, .content_length = -1 };
+    bool head = s->nnv && s->nv[0].valuelen == 4 && memcmp(s->nv[0].value, "HEAD", 4) == 0;
+    size_t n = 0;
+
+    for (size_t i = 0; i < uc->hn; i++) {
+        if (hdrs[i].name.len == 14 && memcmp(hdrs[i].name.p, "content-length", 14) == 0) {
+            int64_t v = 0;   /* nghttp2 checked it is a number */
+            for (size_t k = 0; k < hdrs[i].value.len; k++)
+                v = v * 10 + (hdrs[i].value.p[k] - '0');
+            r.content_length = v;
+            continue;
+        }
+        hdrs[n++] = hdrs[i];
+    }
+    r.nhdrs = n;
+    r.body = !end && !head && r.status != 204 && r.status != 304;
+    s->cbs->on_head(s->owner, &r);
+}
+
 static int h2u_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
     struct h2u_conn *uc = ud;
@@ -317,9 +352,9 @@ static int h2u_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *
         if (s && s->owner) {
             if (!s->head_seen && uc->hstatus >= 200) {
                 s->head_seen = true;
-                s->cbs->on_head(s->owner, uc->hstatus, uc->hnv, uc->hn);
+                h2u_deliver_head(uc, s, end);
             } else if (f->headers.cat == NGHTTP2_HCAT_HEADERS && s->head_seen && s->owner) {
-                s->cbs->on_trailers(s->owner, uc->hnv, uc->hn);
+                s->cbs->on_trailers(s->owner, h2u_fields(uc), uc->hn);
             }
         }
         h2u_headers_reset(uc);
