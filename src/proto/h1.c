@@ -1,12 +1,14 @@
 /*
- * h1.c - the HTTP/1.1 downstream codec and the h1 -> h1 proxy exchange.
+ * h1.c - the HTTP/1.1 downstream codec.
  *
  * A connection carries one exchange at a time; pipelined requests wait in
  * the read buffer until the previous response is complete (so they are
- * answered in order).  Event handlers only move bytes between sockets and
- * buffers; h1_run() then advances the state machine as far as the buffers
- * allow and sets the socket interests.  Bodies are decoded and re-framed
- * through bounded buffers, so memory stays flat whatever the body size.
+ * answered in order).  The upstream side of an exchange is an ebb_us of
+ * either upstream codec (ustream.h); its callbacks only record and write
+ * heads, and kick h1_run(), which advances the state machine as far as the
+ * buffers allow and sets the socket interests.  Bodies are decoded and
+ * re-framed through bounded buffers, so memory stays flat whatever the body
+ * size.  After a 101 the exchange becomes a byte tunnel (tunnel.h).
  */
 #include <errno.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #include "ebb/server.h"
 #include "ebb/tunnel.h"
 #include "ebb/upstream.h"
+#include "ebb/ustream.h"
 
 enum h1_state {
     H1_IDLE = 0,   /* waiting for (the rest of) a request head */
@@ -48,19 +51,16 @@ struct h1 {
     bool               drain_close;   /* ... because of the drain */
     bool               headers_timer; /* timer is the request-headers timeout */
     bool               seen_request;  /* a request head arrived: no h2c preface any more */
-    struct ebb_h2u_stream *us;        /* upstream h2c stream (cluster protocol h2c), else NULL */
-    bool               us_end;        /* ... its response ended (bytes may still wait there) */
-    struct ebb_buf     us_trl;        /* request trailers (raw) / response trailers (lines) */
+    struct ebb_timer   kick;          /* zero-delay h1_run() after upstream callbacks */
     /* the current exchange */
     struct ebb_xrec    x;             /* its record: request line, status, bytes, flags */
-    struct ebb_upconn *u;             /* lent upstream connection */
-    bool               head_queued;   /* request head written into u->wbuf */
-    struct ebb_buf     uphead;        /* request head as sent upstream (kept for one retry) */
-    int                retries;
+    struct ebb_us     *us;            /* its upstream side (either protocol), NULL when none */
+    bool               us_end;        /* ... whose response ended (bytes may still wait there) */
+    struct ebb_buf     us_trl;        /* request trailers (raw) / response trailers (lines) */
+    struct ebb_upconn *tun_u;         /* after a 101: the upstream connection of the tunnel */
     struct ebb_h1_body req_body;
     enum ebb_h1_framing req_framing;
     bool               req_done;      /* whole request body read from the client */
-    bool               req_last_chunk;/* "0\r\n" queued upstream */
     bool               head_req;      /* HEAD request */
     bool               upgrade_req;   /* Upgrade requested */
     bool               expect_continue;
@@ -68,11 +68,7 @@ struct h1 {
     bool               resp_started;  /* any response byte from upstream */
     bool               resp_head_done;/* final response head forwarded */
     bool               resp_done;
-    enum ebb_h1_framing resp_in;      /* upstream framing */
     bool               resp_chunk_out;/* re-chunk towards the client */
-    bool               resp_last_chunk;
-    struct ebb_h1_body resp_body;
-    bool               up_keepalive;  /* upstream allows reuse */
     struct ebb_tunnel  tun;
 };
 
@@ -80,9 +76,8 @@ static __thread struct ebb_h1_msg h1_msg;   /* scratch for parsing (large) */
 
 static void h1_run(struct h1 *h);
 static void h1_arm_drain_close(struct h1 *h);
-static void h1_upstream_cb(void *owner, struct ebb_upconn *u, uint32_t events);
-static void h1_h2u_start(struct h1 *h, const struct ebb_fwd *f);
-static bool h1_h2u_pump(struct h1 *h);
+static void h1_tunnel_cb(void *owner, struct ebb_upconn *u, uint32_t events);
+static void h1_open_upstream(struct h1 *h, const struct ebb_fwd *f);
 
 /* An exchange that waits on the client (for request body bytes, or for it to
  * read the response) gives up after this long without a client socket event,
@@ -187,38 +182,35 @@ static void h1_account_end(struct h1 *h)
     if (h->state == H1_IDLE || h->accounted)
         return;
     h->accounted = true;
-    ebb_xrec_log(&h->x, h->c, h->minor ? "HTTP/1.1" : "HTTP/1.0", h->u ? h->u->addr_str : NULL);
+    ebb_xrec_log(&h->x, h->c, h->minor ? "HTTP/1.1" : "HTTP/1.0",
+                 h->us ? ebb_us_addr(h->us) : NULL);
     ebb_stat_dec(h1_st(h)->rq_active);
 }
 
-static void h1_release_upstream(struct h1 *h, bool reusable)
+static void h1_release_upstream(struct h1 *h)
 {
-    if (h->us) {   /* h1 -> h2c */
-        ebb_h2u_close(h->us);
+    if (h->us) {
+        const char *addr = ebb_us_addr(h->us);
+        if (addr)
+            h->x.up_addr = addr;   /* lives as long as the server; for the log */
+        ebb_us_close(h->us);
         h->us = NULL;
     }
-    if (!h->u)
-        return;
-    struct ebb_cluster_rt *cl = h->u->cl;
-    if (h->head_queued)
-        ebb_stat_dec(cl->st->rq_active);
-    ebb_upstream_release(h->u, reusable);
-    h->u = NULL;
+    if (h->tun_u) {
+        ebb_upstream_release(h->tun_u, false);
+        h->tun_u = NULL;
+    }
 }
 
 static void h1_reset_exchange(struct h1 *h)
 {
-    ebb_buf_reset(&h->uphead);
     h->state = H1_IDLE;
-    h->head_queued = false;
-    h->retries = 0;
-    h->req_done = h->req_last_chunk = false;
+    h->req_done = false;
     h->head_req = h->upgrade_req = h->expect_continue = false;
     h->resp_started = h->resp_head_done = h->resp_done = false;
-    h->resp_chunk_out = h->resp_last_chunk = false;
+    h->resp_chunk_out = false;
     h->x = (struct ebb_xrec){ .cluster = -1 };
     h->accounted = false;
-    h->up_keepalive = false;
     h->us_end = false;
     ebb_buf_reset(&h->us_trl);
 }
@@ -228,15 +220,13 @@ static void h1_reset_exchange(struct h1 *h)
 static void h1_end_exchange(struct h1 *h)
 {
     struct ebb_conn *c = h->c;
-    bool reusable = h->resp_done && h->req_done && h->up_keepalive &&
-                    h->resp_in != EBB_H1_BODY_EOF;
 
     if (h->drain_close)
         h->x.rf |= EBB_RF_DR;
     h1_account_end(h);
     if (c->flags & EBB_CONN_F_DRAINING)
         ebb_stat_inc(h1_st(h)->rq_completed_in_drain);
-    h1_release_upstream(h, reusable);
+    h1_release_upstream(h);
     ebb_timer_stop(c->w->loop, &h->timer);
     ebb_timer_stop(c->w->loop, &h->stall_timer);
 
@@ -267,7 +257,7 @@ static void h1_abort(struct h1 *h, unsigned rf, bool reset)
     if (reset)
         ebb_stat_inc(h1_st(h)->rq_tx_reset);
     h1_account_end(h);
-    h1_release_upstream(h, false);
+    h1_release_upstream(h);
     if (reset)
         ebb_conn_flush(h->c);   /* hand over what we have; the RST marks the end as broken */
     ebb_conn_close(h->c, reset);
@@ -319,7 +309,7 @@ static void h1_reply(struct h1 *h, int status, unsigned rf, const char *fmt, ...
         ebb_stat_inc(h1_st(h)->rq_total);
         ebb_stat_inc(h1_st(h)->rq_active);
     }
-    h1_release_upstream(h, false);
+    h1_release_upstream(h);
     h->x.rf |= rf;
     if (!h->req_done)
         h->close_after = true;
@@ -400,38 +390,6 @@ static void h1_arm_request_timeout(struct h1 *h)
         ebb_timer_stop(h->c->w->loop, &h->timer);
 }
 
-static void h1_queue_head(struct h1 *h)
-{
-    struct ebb_upconn *u = h->u;
-    if (ebb_buf_append(&u->wbuf, ebb_buf_start(&h->uphead), ebb_buf_len(&h->uphead)) < 0) {
-        h1_reply(h, 502, 0, "ebb: request head too large for the upstream buffer\n");
-        return;
-    }
-    h->head_queued = true;
-    u->nrequests++;
-    ebb_stat_inc(u->cl->st->rq_total);
-    ebb_stat_inc(u->cl->st->rq_active);
-    h1_arm_request_timeout(h);
-}
-
-/* Starts (or restarts, on retry) the upstream side of the exchange. */
-static void h1_connect(struct h1 *h)
-{
-    struct ebb_cluster_rt *cl = &h->c->w->clusters[h->x.cluster];
-    int rc = ebb_upstream_acquire(cl, h->c->w, h1_upstream_cb, h, &h->u);
-    if (h->u)
-        h->x.up_addr = h->u->addr_str;   /* lives as long as the server */
-    if (rc == 0) {
-        h1_queue_head(h);
-    } else if (rc != EBB_EAGAIN) {
-        h->u = NULL;
-        h1_reply(h, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\": %s\n",
-                 cl->cfg->name, ebb_strerror(rc));
-    } else {
-        ebb_timer_stop(h->c->w->loop, &h->timer);
-    }
-}
-
 /* Answers the request locally or starts its upstream side.  m's spans are
  * alive (the caller consumes the head afterwards). */
 static void h1_dispatch(struct h1 *h, const struct ebb_h1_msg *m)
@@ -439,7 +397,6 @@ static void h1_dispatch(struct h1 *h, const struct ebb_h1_msg *m)
     const struct ebb_config *cfg = h1_cfg(h);
     struct ebb_req req;
     struct ebb_fwd f;
-    bool chunked;
 
     if (span_ieq(&m->method, "CONNECT")) {
         /* SPEC §2 makes CONNECT optional; ebb does not tunnel it (yet) */
@@ -453,10 +410,7 @@ static void h1_dispatch(struct h1 *h, const struct ebb_h1_msg *m)
         return;
     }
     h1_req_of(h, m, &req);
-    bool h2c = h->c->w->clusters[h->x.cluster].cfg->protocol == EBB_UP_H2C;
-    h->uphead.max = cfg->limits.h1.max_head + 4096;
-    if (ebb_fwd_prepare(&f, &req, h->c->peer_str, h->c->w, h->x.request_id) < 0 ||
-        (!h2c && ebb_fwd_write_h1(&f, &h->uphead, &chunked) < 0)) {
+    if (ebb_fwd_prepare(&f, &req, h->c->peer_str, h->c->w, h->x.request_id) < 0) {
         h1_reply(h, 431, 0, "ebb: request headers too large\n");
         return;
     }
@@ -466,10 +420,7 @@ static void h1_dispatch(struct h1 *h, const struct ebb_h1_msg *m)
                  (unsigned long long)maxb);
         return;
     }
-    if (h2c)
-        h1_h2u_start(h, &f);
-    else
-        h1_connect(h);
+    h1_open_upstream(h, &f);
 }
 
 /* Parses a request head from rbuf and starts an exchange.  Returns true
@@ -577,44 +528,83 @@ static int h1_req_body_step(struct h1 *h, size_t limit, size_t *consumed, const 
     return rc;
 }
 
+/* The client's body ended: the upstream gets the end, with the trailers received. */
+static void h1_end_request(struct h1 *h)
+{
+    struct ebb_hdr t[64];
+    nghttp2_nv nv[64];
+    int n = ebb_buf_len(&h->us_trl)
+          ? ebb_h2_split_trailers(ebb_buf_start(&h->us_trl), ebb_buf_len(&h->us_trl), nv,
+                                  EBB_ARRAY_LEN(nv)) : 0;
+    for (int i = 0; i < n; i++)
+        t[i] = (struct ebb_hdr){ { (const char *)nv[i].name, nv[i].namelen },
+                                 { (const char *)nv[i].value, nv[i].valuelen } };
+    ebb_us_end(h->us, t, n > 0 ? (size_t)n : 0);
+    ebb_buf_reset(&h->us_trl);
+    h->req_done = true;
+    h1_arm_request_timeout(h);
+}
+
 /* Client -> upstream body bytes.  Returns true on progress. */
 static bool h1_pump_request(struct h1 *h)
 {
     struct ebb_conn *c = h->c;
-    struct ebb_upconn *u = h->u;
-    bool chunked = h->req_framing == EBB_H1_BODY_CHUNKED;
     bool progress = false;
 
-    if (!u || u->state != EBB_UP_BUSY || !h->head_queued)
-        return false;
-    while (!h->req_done && (ebb_buf_len(&c->rbuf) || ebb_h1_body_done(&h->req_body)) &&
-           ebb_buf_room(&u->wbuf) > 64) {
+    while (h->us && !h->req_done && (ebb_buf_len(&c->rbuf) || ebb_h1_body_done(&h->req_body))) {
+        size_t room = ebb_us_writable(h->us);
+        if (room == 0)
+            break;
         size_t consumed = 0, dlen = 0;
         const char *data = NULL;
-        int rc = h1_req_body_step(h, ebb_buf_room(&u->wbuf) - 32, &consumed, &data, &dlen);
+        int rc = h1_req_body_step(h, room, &consumed, &data, &dlen);
         if (rc == H1_BODY_ANSWERED)
             return true;
         if (rc == EBB_H1_BODY_DATA && dlen) {
-            ebb_h1c_put_body(&u->wbuf, chunked, data, dlen);
-        } else if (rc == EBB_H1_BODY_TRAILER && chunked) {
-            if (!h->req_last_chunk) {
-                ebb_buf_append(&u->wbuf, "0\r\n", 3);
-                h->req_last_chunk = true;
-            }
-            ebb_buf_append(&u->wbuf, data, dlen);
+            ebb_us_write(h->us, data, dlen);
+        } else if (rc == EBB_H1_BODY_TRAILER) {
+            h->us_trl.max = 64 * 1024;
+            ebb_buf_append(&h->us_trl, data, dlen);
         } else if (rc == EBB_H1_BODY_DONE) {
-            if (chunked) {
-                if (!h->req_last_chunk)
-                    ebb_buf_append(&u->wbuf, "0\r\n", 3);
-                ebb_buf_append(&u->wbuf, "\r\n", 2);
-            }
-            h->req_done = true;
-            h1_arm_request_timeout(h);
+            h1_end_request(h);
         }
         ebb_buf_consume(&c->rbuf, consumed);
         progress = true;
         if (rc == EBB_H1_AGAIN)
             break;
+    }
+    return progress;
+}
+
+/* Upstream -> client body bytes, then the end of the body.  Returns true on progress. */
+static bool h1_pump_response(struct h1 *h)
+{
+    struct ebb_conn *c = h->c;
+    bool progress = false;
+    char tmp[16384];
+
+    if (!h->resp_head_done)
+        return false;
+    while (h->us && ebb_us_readable(h->us) && ebb_buf_room(&c->wbuf) > 64) {
+        size_t n = ebb_us_read(h->us, tmp, EBB_MIN(sizeof(tmp), ebb_buf_room(&c->wbuf) - 32));
+        if (h->head_req)
+            continue;
+        h->x.resp_bytes += n;
+        ebb_h1c_put_body(&c->wbuf, h->resp_chunk_out, tmp, n);
+        progress = true;
+    }
+    size_t wmax = c->wbuf.max ? c->wbuf.max : EBB_BUF_DEFAULT_MAX;
+    if (!h->resp_chunk_out || ebb_buf_len(&h->us_trl) + 16 > wmax)
+        ebb_buf_reset(&h->us_trl);   /* no chunked framing, or can never fit: dropped */
+    if (h->us_end && !h->resp_done && (!h->us || ebb_us_readable(h->us) == 0) &&
+        ebb_buf_room(&c->wbuf) > ebb_buf_len(&h->us_trl) + 16) {
+        if (h->resp_chunk_out) {
+            ebb_buf_append(&c->wbuf, "0\r\n", 3);
+            ebb_buf_append(&c->wbuf, ebb_buf_start(&h->us_trl), ebb_buf_len(&h->us_trl));
+            ebb_buf_append(&c->wbuf, "\r\n", 2);
+        }
+        h->resp_done = true;
+        progress = true;
     }
     return progress;
 }
@@ -677,123 +667,41 @@ static int h1_write_resp_head(struct h1 *h, const struct ebb_resp *r)
     return 0;
 }
 
-/* Parses the upstream response head(s).  Returns true on progress. */
-static bool h1_response_head(struct h1 *h)
-{
-    struct ebb_conn *c = h->c;
-    struct ebb_upconn *u = h->u;
-    struct ebb_h1_msg *m = &h1_msg;
-    const struct ebb_config *cfg = h1_cfg(h);
+/* --- the upstream's callbacks: they record and write, h1_run() (kicked) moves bytes --- */
 
-    if (ebb_buf_len(&u->rbuf) == 0)
-        return false;
+static void h1_kick(struct h1 *h)
+{
+    if (!h->dead && !ebb_timer_active(&h->kick))
+        ebb_timer_start(h->c->w->loop, &h->kick, 0);
+}
+
+static void h1_kick_cb(struct ebb_loop *loop, struct ebb_timer *t) { h1_run(t->data); }
+
+static void h1_us_interim(void *owner, const struct ebb_resp *r)
+{
+    struct h1 *h = owner;
     h->resp_started = true;
-    /* the head must fit the client's buffer in one piece */
-    if (ebb_buf_room(&c->wbuf) < ebb_buf_len(&u->rbuf) + 256 && ebb_buf_len(&c->wbuf))
-        return false;
-    int rc = ebb_h1_parse_response(ebb_buf_start(&u->rbuf), ebb_buf_len(&u->rbuf),
-                                   &cfg->limits.h1, h->x.method, strlen(h->x.method), m);
-    if (rc == EBB_H1_AGAIN)
-        return false;
-    if (rc < 0) {
-        h->close_after = true;
-        h1_reply(h, 502, EBB_RF_UC, "ebb: malformed response from upstream cluster \"%s\"\n",
-                 u->cl->cfg->name);
-        return true;
-    }
-    if (m->status >= 100 && m->status < 200 && m->status != 101) {
-        /* interim response: forward 100 Continue (and other 1xx) as is */
-        if (h->minor >= 1)
-            ebb_buf_appendf(&c->wbuf, "HTTP/1.1 %d %.*s\r\n\r\n", m->status,
-                            (int)m->reason.len, m->reason.p);
-        ebb_buf_consume(&u->rbuf, (size_t)rc);
-        return true;
-    }
-    if (m->status == 101 && !h->upgrade_req) {
-        h->close_after = true;
-        h1_reply(h, 502, EBB_RF_UC, "ebb: unexpected 101 from upstream\n");
-        return true;
-    }
-    struct ebb_resp r;
-    ebb_resp_of_h1(m, &r);
-    if (h1_write_resp_head(h, &r) < 0) {
-        if (ebb_buf_len(&c->wbuf))
-            return false;   /* retried when the client has taken what is queued */
-        h->close_after = true;
-        h1_reply(h, 502, EBB_RF_UC, "ebb: response head from upstream cluster \"%s\" is larger "
-                 "than the client buffer\n", u->cl->cfg->name);
-        return true;
-    }
-    ebb_timer_stop(c->w->loop, &h->timer);
-    h->resp_in = m->framing;
-    h->up_keepalive = !(m->flags & EBB_H1_F_CONN_CLOSE);
-    ebb_xrec_status(&h->x, h1_st(h), m->status);
-    ebb_h1_body_init(&h->resp_body, m);
-    ebb_buf_consume(&u->rbuf, (size_t)rc);
-    h->resp_head_done = true;
-    if (m->status == 101) {
-        h->state = H1_TUNNEL;
-        h->req_done = true;
-        return true;
-    }
-    if (m->framing == EBB_H1_BODY_NONE ||
-        (m->framing == EBB_H1_BODY_LENGTH && m->content_length == 0))
-        h->resp_done = true;
-    return true;
+    if (h->minor >= 1)   /* 100 Continue and other 1xx, as they are */
+        ebb_buf_appendf(&h->c->wbuf, "HTTP/1.1 %d %.*s\r\n\r\n", r->status, (int)r->reason.len,
+                        r->reason.p);
+    h1_kick(h);
 }
 
-/* Upstream -> client body bytes.  Returns true on progress. */
-static bool h1_pump_response(struct h1 *h)
+/* A 101: the exchange becomes a byte tunnel over the upstream's connection. */
+static void h1_us_upgrade(struct h1 *h)
 {
-    struct ebb_h1c_sink k = { .out = &h->c->wbuf, .chunk_out = h->resp_chunk_out,
-                              .last_chunk = h->resp_last_chunk };
-    int rc = ebb_h1c_decode_body(&h->resp_body, h->resp_in, h->u, &k, &h->resp_done);
-
-    h->resp_last_chunk = k.last_chunk;
-    h->x.resp_bytes += k.bytes;
-    if (rc == EBB_H1_EBAD) {
-        ebb_warn("h1", "#%llu malformed response body from %s", (unsigned long long)h->c->id,
-                 h->u->addr_str);
+    struct ebb_upconn *u = ebb_us_take_conn(h->us);
+    h1_release_upstream(h);
+    h->tun_u = u;
+    if (!u) {
         h1_abort(h, EBB_RF_UC, true);
-        return true;
-    }
-    return rc > 0;
-}
-
-/* The upstream closed or failed before the exchange finished. */
-static void h1_upstream_gone(struct h1 *h)
-{
-    struct ebb_upconn *u = h->u;
-    const char *name = u->cl->cfg->name;
-
-    if (ebb_h1c_may_retry(u, h->resp_started, h->req_framing != EBB_H1_BODY_NONE, h->retries,
-                          h->x.method)) {
-        h->retries++;
-        ebb_debug("h1", "#%llu pooled upstream connection closed, retrying",
-                  (unsigned long long)h->c->id);
-        h1_release_upstream(h, false);
-        h->head_queued = false;
-        h1_connect(h);
         return;
     }
-    ebb_stat_inc(u->cl->st->rq_reset);
-    if (!h->resp_head_done) {
-        h->close_after = h->close_after || !h->req_done;
-        h1_reply(h, 503, EBB_RF_UC,
-                 "ebb: upstream reset before response headers: cluster \"%s\"\n", name);
-        return;
-    }
-    ebb_info("h1", "#%llu upstream %s reset after response headers; resetting client",
-             (unsigned long long)h->c->id, u->addr_str);
-    h1_abort(h, EBB_RF_URX | EBB_RF_UC, true);
+    h->tun_u->cb = h1_tunnel_cb;
+    h->tun_u->owner = h;
+    h->state = H1_TUNNEL;
+    h->req_done = true;
 }
-
-/* --- h1 exchange -> upstream h2c stream (cluster protocol h2c) ---
- * The rewritten request head (uphead) becomes an HTTP/2 header list; the
- * body is decoded from the client and written into the h2 stream as far as
- * its bounded buffer allows; the response comes back through callbacks and
- * is framed for HTTP/1.1 (content-length kept, else chunked, trailers in
- * the last chunk). */
 
 static void h1_us_head(void *owner, const struct ebb_resp *r)
 {
@@ -804,14 +712,22 @@ static void h1_us_head(void *owner, const struct ebb_resp *r)
     h->resp_started = true;
     if (!rr.reason.len && rr.status >= 400)
         rr.reason = (struct ebb_str){ reason_phrase(rr.status), strlen(reason_phrase(rr.status)) };
-    ebb_xrec_status(&h->x, h1_st(h), rr.status);
-    h->resp_head_done = true;
-    h->resp_in = rr.content_length >= 0 ? EBB_H1_BODY_LENGTH : EBB_H1_BODY_CHUNKED;
     if (h1_write_resp_head(h, &rr) < 0) {
-        h1_abort(h, EBB_RF_UC, true);   /* response head too large for the client buffer */
+        if (ebb_buf_len(&h->c->wbuf)) {
+            h1_abort(h, EBB_RF_UC, true);   /* an interim answer went out already */
+            return;
+        }
+        h->close_after = true;
+        h1_reply(h, 502, EBB_RF_UC, "ebb: response head from upstream cluster \"%s\" is larger "
+                 "than the client buffer\n", h->c->w->clusters[h->x.cluster].cfg->name);
+        h1_kick(h);
         return;
     }
-    h1_run(h);
+    ebb_xrec_status(&h->x, h1_st(h), rr.status);
+    h->resp_head_done = true;
+    if (rr.status == 101)
+        h1_us_upgrade(h);
+    h1_kick(h);
 }
 
 static void h1_us_trailers(void *owner, const struct ebb_hdr *t, size_t n)
@@ -826,29 +742,34 @@ static void h1_us_end(void *owner)
 {
     struct h1 *h = owner;
     h->us_end = true;
-    h1_run(h);
+    h1_kick(h);
 }
 
-static void h1_us_wake(void *owner) { h1_run(owner); }
+static void h1_us_wake(void *owner) { h1_kick(owner); }
 
-static void h1_us_error(void *owner, unsigned rf, bool head_seen)
+static void h1_us_error(void *owner, unsigned rf, bool head_seen, int status)
 {
     struct h1 *h = owner;
     const char *name = h->c->w->clusters[h->x.cluster].cfg->name;
+    const char *addr = ebb_us_addr(h->us);
+    if (addr)
+        h->x.up_addr = addr;
     h->us = NULL;   /* gone with this callback */
-    if (head_seen) {
+    if (head_seen || h->resp_head_done) {
         h1_abort(h, rf | EBB_RF_URX, true);
         return;
     }
-    if (rf & EBB_RF_UF)
-        h1_reply(h, 503, rf, "ebb: upstream connect error: cluster \"%s\"\n", name);
-    else
-        h1_reply(h, 503, rf, "ebb: upstream reset before response headers: cluster \"%s\"\n",
-                 name);
-    h1_run(h);
+    if (status == 502)
+        h->close_after = true;
+    h1_reply(h, status, rf, "ebb: upstream %s: cluster \"%s\"\n",
+             status == 502 ? "sent a malformed or unexpected response"
+             : status == 504 ? "request timeout"
+             : (rf & EBB_RF_UF) ? "connect error" : "reset before response headers", name);
+    h1_kick(h);
 }
 
-static const struct ebb_h2u_cbs h1_us_cbs = {
+static const struct ebb_us_cbs h1_us_cbs = {
+    .on_interim = h1_us_interim,
     .on_head = h1_us_head,
     .on_data = h1_us_wake,
     .on_trailers = h1_us_trailers,
@@ -857,91 +778,22 @@ static const struct ebb_h2u_cbs h1_us_cbs = {
     .on_error = h1_us_error,
 };
 
-static void h1_h2u_start(struct h1 *h, const struct ebb_fwd *f)
+static void h1_open_upstream(struct h1 *h, const struct ebb_fwd *f)
 {
     struct ebb_cluster_rt *cl = &h->c->w->clusters[h->x.cluster];
-    struct ebb_nvlist nvl;
 
-    if (h->upgrade_req) {
+    if (h->upgrade_req && cl->cfg->protocol == EBB_UP_H2C) {
         h1_reply(h, 501, 0, "ebb: Upgrade is not supported towards an h2c cluster\n");
         return;
     }
-    if (ebb_fwd_to_nv(f, &nvl) < 0) {
-        h1_reply(h, 503, 0, "ebb: out of memory\n");
-        return;
-    }
-    h->us = ebb_h2u_open(cl, h->c->w, nvl.nv, nvl.n, h->req_done, &h1_us_cbs, h);
-    ebb_nvlist_free(&nvl);
+    h->us = ebb_us_open(cl, h->c->w, f, 0, &h1_us_cbs, h);
     if (!h->us) {
         h1_reply(h, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\"\n",
                  cl->cfg->name);
         return;
     }
-    h->head_queued = true;
-    if (cl->cfg->request_timeout_ms)
-        ebb_timer_start(h->c->w->loop, &h->timer, cl->cfg->request_timeout_ms);
-}
-
-/* Moves request body bytes into the h2 stream and response bytes to the
- * client.  Returns true on progress. */
-static bool h1_h2u_pump(struct h1 *h)
-{
-    struct ebb_conn *c = h->c;
-    bool progress = false;
-    char tmp[16384];
-
-    while (h->us && !h->req_done && (ebb_buf_len(&c->rbuf) || ebb_h1_body_done(&h->req_body))) {
-        size_t room = ebb_h2u_writable(h->us);
-        if (room == 0)
-            break;
-        size_t consumed = 0, dlen = 0;
-        const char *data = NULL;
-        int rc = h1_req_body_step(h, room, &consumed, &data, &dlen);
-        if (rc == H1_BODY_ANSWERED)
-            return true;
-        if (rc == EBB_H1_BODY_DATA && dlen) {
-            ebb_h2u_write(h->us, data, dlen);
-        } else if (rc == EBB_H1_BODY_TRAILER) {
-            h->us_trl.max = 64 * 1024;
-            ebb_buf_append(&h->us_trl, data, dlen);
-        } else if (rc == EBB_H1_BODY_DONE) {
-            nghttp2_nv tv[64];
-            int tn = ebb_buf_len(&h->us_trl)
-                   ? ebb_h2_split_trailers(ebb_buf_start(&h->us_trl), ebb_buf_len(&h->us_trl), tv,
-                                           EBB_ARRAY_LEN(tv)) : 0;
-            ebb_h2u_end(h->us, tv, tn > 0 ? (size_t)tn : 0);
-            ebb_buf_reset(&h->us_trl);
-            h->req_done = true;
-        }
-        ebb_buf_consume(&c->rbuf, consumed);
-        progress = true;
-        if (rc == EBB_H1_AGAIN)
-            break;
-    }
-    if (!h->resp_head_done)
-        return progress;
-    while (h->us && ebb_h2u_readable(h->us) && ebb_buf_room(&c->wbuf) > 64) {
-        size_t n = ebb_h2u_read(h->us, tmp, EBB_MIN(sizeof(tmp), ebb_buf_room(&c->wbuf) - 32));
-        if (h->head_req)
-            continue;
-        h->x.resp_bytes += n;
-        ebb_h1c_put_body(&c->wbuf, h->resp_chunk_out, tmp, n);
-        progress = true;
-    }
-    size_t wmax = c->wbuf.max ? c->wbuf.max : EBB_BUF_DEFAULT_MAX;
-    if (!h->resp_chunk_out || ebb_buf_len(&h->us_trl) + 16 > wmax)
-        ebb_buf_reset(&h->us_trl);   /* no chunked framing, or can never fit: dropped */
-    if (h->us_end && !h->resp_done && (!h->us || ebb_h2u_readable(h->us) == 0) &&
-        ebb_buf_room(&c->wbuf) > ebb_buf_len(&h->us_trl) + 16) {
-        if (h->resp_chunk_out) {
-            ebb_buf_append(&c->wbuf, "0\r\n", 3);
-            ebb_buf_append(&c->wbuf, ebb_buf_start(&h->us_trl), ebb_buf_len(&h->us_trl));
-            ebb_buf_append(&c->wbuf, "\r\n", 2);
-        }
-        h->resp_done = true;
-        progress = true;
-    }
-    return progress;
+    if (h->req_done)
+        h1_arm_request_timeout(h);
 }
 
 /* --- the state machine --- */
@@ -949,7 +801,7 @@ static bool h1_h2u_pump(struct h1 *h)
 static void h1_set_interest(struct h1 *h)
 {
     struct ebb_conn *c = h->c;
-    uint32_t dw = 0, uw = 0;
+    uint32_t dw = 0;
 
     if (!h->read_eof && ebb_buf_room(&c->rbuf) > 0 &&
         (h->state == H1_IDLE || h->state == H1_UPSTREAM))
@@ -968,15 +820,6 @@ static void h1_set_interest(struct h1 *h)
     else if (!ebb_timer_active(&h->stall_timer))
         ebb_timer_start(c->w->loop, &h->stall_timer,
                         EBB_MIN(h1_cfg(h)->limits.idle_timeout_ms, H1_CLIENT_STALL_MS));
-
-    struct ebb_upconn *u = h->u;
-    if (u && u->state == EBB_UP_BUSY) {
-        if (h->head_queued && !u->eof && ebb_buf_room(&u->rbuf) > 0)
-            uw |= EBB_READ;
-        if (ebb_buf_len(&u->wbuf))
-            uw |= EBB_WRITE;
-        ebb_upstream_want(u, uw);
-    }
 }
 
 static void h1_run(struct h1 *h)
@@ -996,60 +839,25 @@ static void h1_run(struct h1 *h)
             break;
 
         case H1_UPSTREAM: {
-            struct ebb_upconn *u = h->u;
-            if (h->us || h->us_end) {   /* h1 -> h2c upstream */
-                progress |= h1_h2u_pump(h);
-                if (h->dead || h->state != H1_UPSTREAM)
-                    break;
-                if (ebb_conn_flush(c) < 0) {
-                    h1_abort(h, EBB_RF_DC, false);
-                    return;
-                }
-                if (h->resp_done && ebb_buf_len(&c->wbuf) == 0) {
-                    h1_end_exchange(h);
-                    progress = true;
-                } else if (h->read_eof && ebb_buf_len(&c->rbuf) == 0 && !h->resp_done) {
-                    h1_abort(h, EBB_RF_DC, false);
-                    return;
-                }
-                break;
-            }
-            if (!u || u->state != EBB_UP_BUSY || !h->head_queued)
-                break;   /* connecting */
+            /* a flush that frees room lets the pumps move more: that is progress too */
+            size_t cw_before = ebb_buf_len(&c->wbuf);
             progress |= h1_pump_request(h);
             if (h->dead || h->state != H1_UPSTREAM)
                 break;
-            if (!h->resp_head_done)
-                progress |= h1_response_head(h);
+            progress |= h1_pump_response(h);
             if (h->dead || h->state != H1_UPSTREAM)
                 break;
-            if (h->resp_head_done)
-                progress |= h1_pump_response(h);
-            if (h->dead || h->state != H1_UPSTREAM)
-                break;
-            /* a flush that frees room lets the pumps move more: that is progress too */
-            size_t uw_before = ebb_buf_len(&u->wbuf), cw_before = ebb_buf_len(&c->wbuf);
-            ebb_h1c_flush(u);
             if (ebb_conn_flush(c) < 0) {
                 h1_abort(h, EBB_RF_DC, false);
                 return;
             }
-            if (ebb_buf_len(&u->wbuf) < uw_before || ebb_buf_len(&c->wbuf) < cw_before)
+            if (ebb_buf_len(&c->wbuf) < cw_before)
                 progress = true;
             if (h->resp_done && ebb_buf_len(&c->wbuf) == 0) {
                 h1_end_exchange(h);
                 progress = true;
-                break;
-            }
-            if (u->eof && !h->resp_done && ebb_buf_len(&u->rbuf) == 0 &&
-                (h->resp_in != EBB_H1_BODY_EOF || !h->resp_head_done || u->reset)) {
-                h1_upstream_gone(h);
-                progress = true;
-                break;
-            }
-            if (h->read_eof && ebb_buf_len(&c->rbuf) == 0 && !h->resp_done) {
-                /* the client went away mid-exchange */
-                h1_abort(h, EBB_RF_DC, false);
+            } else if (h->read_eof && ebb_buf_len(&c->rbuf) == 0 && !h->resp_done) {
+                h1_abort(h, EBB_RF_DC, false);   /* the client went away mid-exchange */
                 return;
             }
             break;
@@ -1068,12 +876,12 @@ static void h1_run(struct h1 *h)
 
         case H1_TUNNEL: {
             ebb_timer_stop(c->w->loop, &h->stall_timer);   /* a tunnel may idle */
-            int rc = ebb_tunnel_run(c, h->u, &h->tun);
+            int rc = ebb_tunnel_run(c, h->tun_u, &h->tun);
             if (rc != 0) {
                 h->x.req_bytes += h->tun.up_bytes;
                 h->x.resp_bytes += h->tun.down_bytes;
                 h1_account_end(h);
-                h1_release_upstream(h, false);
+                h1_release_upstream(h);
                 if (rc == 1)
                     ebb_conn_close_staged(c);
                 else
@@ -1094,29 +902,13 @@ static void h1_run(struct h1 *h)
 
 /* --- events --- */
 
-static void h1_upstream_cb(void *owner, struct ebb_upconn *u, uint32_t events)
+static void h1_tunnel_cb(void *owner, struct ebb_upconn *u, uint32_t events)
 {
-    struct h1 *h = owner;
-
-    if (events & EBB_UP_EV_FAILED) {
-        const char *name = u->cl->cfg->name;
-        int err = u->err;
-        h1_release_upstream(h, false);
-        h1_reply(h, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\": %s\n", name,
-                 err == EBB_ETIMEDOUT ? "connect timeout" : ebb_strerror(err));
-        h1_run(h);
-        return;
-    }
-    if (events & EBB_UP_EV_CONNECTED) {
-        h1_queue_head(h);
-        if (h->dead)
-            return;
-    }
     if (events & (EBB_READ | EPOLLHUP | EPOLLERR))
         ebb_h1c_read(u);
     if (events & EBB_WRITE)
         ebb_h1c_flush(u);
-    h1_run(h);
+    h1_run(owner);
 }
 
 static void h1_on_io(struct ebb_conn *c, uint32_t events)
@@ -1182,6 +974,8 @@ static int h1_init(struct ebb_conn *c)
     h->drain_timer.data = h;
     h->stall_timer.cb = h1_stall_timeout;
     h->stall_timer.data = h;
+    h->kick.cb = h1_kick_cb;
+    h->kick.data = h;
     c->codec = h;
     if (c->l->draining) {
         c->flags |= EBB_CONN_F_DRAINING;
@@ -1207,7 +1001,6 @@ static void h1_drain(struct ebb_conn *c)
 static void h1_free(void *p)
 {
     struct h1 *h = p;
-    ebb_buf_free(&h->uphead);
     ebb_buf_free(&h->us_trl);
     free(h);
 }
@@ -1224,7 +1017,8 @@ static void h1_destroy(struct ebb_conn *c)
     ebb_timer_stop(c->w->loop, &h->timer);
     ebb_timer_stop(c->w->loop, &h->drain_timer);
     ebb_timer_stop(c->w->loop, &h->stall_timer);
-    h1_release_upstream(h, false);
+    ebb_timer_stop(c->w->loop, &h->kick);
+    h1_release_upstream(h);
     ebb_debug("h1", "#%llu destroyed in state %s", (unsigned long long)c->id,
               h1_state_names[h->state]);
     if (ebb_loop_defer(c->w->loop, h1_free, h) < 0)

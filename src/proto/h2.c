@@ -2,17 +2,16 @@
  * h2.c - the HTTP/2 (h2c) downstream codec.
  *
  * One nghttp2 server session per connection and one struct h2s per stream.
- * A stream is proxied either as an HTTP/1.1 exchange on a pooled upstream
- * connection (the request head is rebuilt as h1.c does, the response is
- * parsed with ebb_h1_parse_response and the body decoder) or as a stream
- * of a shared upstream h2c connection (h2_upstream.c).
+ * A stream's upstream side is an exchange of either upstream codec behind
+ * ustream.h (HTTP/1.1: h1_client.c, with connections shared in a bounded
+ * set; h2c: h2_upstream.c); the request head is rewritten by exchange.c.
  *
  * Back-pressure: automatic WINDOW_UPDATE is off.  Request body bytes are
  * held in the stream's bounded reqb until they are written upstream; only
  * then are they returned to the client's window (nghttp2_session_consume).
  * Response bytes wait in the bounded respb until the client's window lets
  * the deferred data provider send them; while respb is full the upstream
- * is not read (h1) or not given window (h2).  No body is ever buffered
+ * exchange is not read from.  No body is ever buffered
  * whole.
  *
  * nghttp2 callbacks only record state and submit frames; I/O and
@@ -24,21 +23,16 @@
 
 #include "ebb/core.h"
 #include "ebb/exchange.h"
-#include "ebb/h1_client.h"
-#include "ebb/h1_parse.h"
 #include "ebb/h2.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
 #include "ebb/server.h"
-#include "ebb/upstream.h"
+#include "ebb/ustream.h"
 
 #define H2_STREAM_WINDOW   65535u        /* per-stream receive window (default size) */
 #define H2_BODY_BUF        (64 * 1024)   /* ceiling of reqb / respb */
 #define H2_PING_DRAIN      "ebbdrain"    /* opaque data of the drain PING */
 #define H2_RESET_WINDOW_MS 10000         /* rapid-reset accounting window */
-#define H2_H1_MIN_CONNS    16            /* floor of the h2->h1 connection bound */
-#define H2_H1_MAX_CONNS    1024          /* hard cap, with streams that waited too long */
-#define H2_H1_WAIT_MS      200           /* a stream waiting this long gets its own connection */
 
 enum h2s_state {
     H2S_HEADERS = 0,  /* receiving the request head */
@@ -61,13 +55,12 @@ struct h2_hdr {
 struct h2c;
 
 /* One request/response.  Owned by its connection's codec; holds at most
- * one upstream (an h1 connection from the pool or an h2u stream). */
+ * one upstream exchange (ustream.h). */
 struct h2s {
     struct h2c        *h;
     int32_t            id;
     struct ebb_list    link;          /* in h->streams */
     struct ebb_list    rlink;         /* in h->ready while it has something to do */
-    struct ebb_list    wlink;         /* in cl->h2_waiting while waiting for an h1 connection */
     enum h2s_state     state;
     struct ebb_xrec    x;             /* the exchange's record: request line, status, bytes */
     /* request head */
@@ -84,23 +77,15 @@ struct h2s {
     bool               req_discard;   /* response over: consume and drop further body */
     struct ebb_buf     reqb;          /* body bytes received, not yet forwarded/consumed */
     /* upstream */
-    struct ebb_upconn *u;             /* h1 upstream connection */
-    struct ebb_h2u_stream *us;        /* h2c upstream stream */
-    int                up_err;        /* connect error when a granted connection failed at once */
-    bool               head_queued;   /* h1 request head written into u->wbuf */
-    bool               req_chunked;   /* h1 request body is chunked */
-    int                retries;
+    struct ebb_us     *us;            /* the upstream side (either protocol), NULL when none */
     struct ebb_timer   timer;         /* upstream request timeout */
     /* response */
     bool               resp_started;  /* any upstream response byte */
     bool               resp_head_done;/* response HEADERS submitted */
     bool               resp_done;     /* the whole body is in respb (or sent) */
-    bool               up_end;        /* h2c upstream: response ended (bytes may still wait there) */
-    bool               up_keepalive;
+    bool               up_end;        /* the upstream's response ended (bytes may still wait there) */
     bool               deferred;      /* data provider returned DEFERRED */
     bool               head_req;
-    enum ebb_h1_framing resp_in;
-    struct ebb_h1_body rbody;
     struct ebb_buf     respb;         /* body bytes waiting for the client's window */
     struct ebb_buf     trl;           /* response trailers: raw h1 field lines */
 };
@@ -126,11 +111,8 @@ struct h2c {
     struct ebb_h2_rate resets;        /* streams reset by the client before their response ended */
 };
 
-static __thread struct ebb_h1_msg h2_msg;   /* scratch for upstream response heads */
-
 static void h2_run(struct h2c *h);
-static void h2s_up_cb(void *owner, struct ebb_upconn *u, uint32_t events);
-static void h2s_start_h2u(struct h2s *s);
+static void h2s_open_upstream(struct h2s *s);
 
 static const struct ebb_config *h2_cfg(const struct h2c *h) { return h->c->w->srv->cfg; }
 static struct ebb_listener_stats *h2_st(const struct h2c *h) { return h->c->l->st; }
@@ -179,68 +161,13 @@ static void h2s_wake_async(struct h2s *s)
         ebb_timer_start(h->c->w->loop, &h->kick, 0);
 }
 
-/* --- bounded h1 upstream connections ---
- *
- * Streams of all h2 connections of a worker share at most h2_h1_limit()
- * HTTP/1.1 connections per cluster (pool.max_idle, at least
- * H2_H1_MIN_CONNS): with keep-alive every one of them goes back to the
- * pool and is reused, instead of one connect and close per request once
- * the streams outnumber the pool.  A stream that finds them all lent waits
- * in cl->h2_waiting, in order, and gets the next one given back.  One that
- * waited H2_H1_WAIT_MS (the connections are held by long responses: long
- * polls, downloads) connects one more, up to H2_H1_MAX_CONNS: the bound
- * gives reuse under load without letting slow exchanges starve the rest. */
-
-static uint32_t h2_h1_limit(const struct ebb_cluster_rt *cl)
+static void h2s_release_upstream(struct h2s *s)
 {
-    return EBB_MAX(cl->cfg->pool_max_idle, (uint32_t)H2_H1_MIN_CONNS);
-}
-
-static void h2_waiting_init(struct ebb_cluster_rt *cl)
-{
-    if (!cl->h2_waiting.next)
-        ebb_list_init(&cl->h2_waiting);
-}
-
-/* Takes waiting stream s off the queue and lends it a connection.  Never
- * calls back: s is advanced by its own connection's h2_run() (kicked). */
-static void h2s_h1_lend(struct h2s *s, struct ebb_cluster_rt *cl, struct ebb_worker *w)
-{
-    ebb_list_del(&s->wlink);
-    ebb_timer_stop(w->loop, &s->timer);
-    int rc = ebb_upstream_acquire(cl, w, h2s_up_cb, s, &s->u);
-    if (rc == 0 || rc == EBB_EAGAIN) {
-        cl->h2_h1_busy++;   /* the head is queued by h2s_pump_h1 or on CONNECTED */
-    } else {
-        s->u = NULL;
-        s->up_err = rc;
-    }
-    h2s_wake_async(s);
-}
-
-/* Lends connections given back to waiting streams, oldest first. */
-static void h2_h1_grant(struct ebb_cluster_rt *cl, struct ebb_worker *w)
-{
-    h2_waiting_init(cl);
-    while (!ebb_list_empty(&cl->h2_waiting) && cl->h2_h1_busy < h2_h1_limit(cl))
-        h2s_h1_lend(ebb_list_entry(cl->h2_waiting.next, struct h2s, wlink), cl, w);
-}
-
-static void h2s_release_upstream(struct h2s *s, bool reusable)
-{
-    ebb_list_del(&s->wlink);
-    if (s->u) {
-        struct ebb_cluster_rt *cl = s->u->cl;
-        if (s->head_queued)
-            ebb_stat_dec(s->u->cl->st->rq_active);
-        s->x.up_addr = s->u->addr_str;   /* lives as long as the server; for the log */
-        ebb_upstream_release(s->u, reusable);
-        s->u = NULL;
-        cl->h2_h1_busy--;
-        h2_h1_grant(cl, s->h->c->w);
-    }
     if (s->us) {
-        ebb_h2u_close(s->us);
+        const char *addr = ebb_us_addr(s->us);
+        if (addr)
+            s->x.up_addr = addr;   /* lives as long as the server; for the log */
+        ebb_us_close(s->us);
         s->us = NULL;
     }
     ebb_timer_stop(s->h->c->w->loop, &s->timer);
@@ -279,10 +206,10 @@ static void h2s_finish(struct h2s *s, uint32_t error_code)
             s->x.rf |= EBB_RF_DR;
             ebb_stat_inc(h2_st(h)->rq_completed_in_drain);
         }
-        ebb_xrec_log(&s->x, h->c, "HTTP/2", s->u ? s->u->addr_str : NULL);
+        ebb_xrec_log(&s->x, h->c, "HTTP/2", s->us ? ebb_us_addr(s->us) : NULL);
         ebb_stat_dec(h2_st(h)->rq_active);
     }
-    h2s_release_upstream(s, false);
+    h2s_release_upstream(s);
     /* body bytes we never consumed still count against the connection window */
     if (ebb_buf_len(&s->reqb) && !h->dead)
         nghttp2_session_consume_connection(h->ng, ebb_buf_len(&s->reqb));
@@ -363,7 +290,7 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
     va_list ap;
 
     s->x.rf |= rf;
-    h2s_release_upstream(s, false);
+    h2s_release_upstream(s);
     h2s_wake(s);
     if (s->resp_head_done) {
         ebb_stat_inc(h2_st(h)->rq_tx_reset);
@@ -399,19 +326,6 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
 static void h2s_timeout(struct ebb_loop *loop, struct ebb_timer *t)
 {
     struct h2s *s = t->data;
-    if (ebb_list_linked(&s->wlink)) {
-        /* waited H2_H1_WAIT_MS for a connection: one more, within the hard cap */
-        struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->x.cluster];
-        if (cl->h2_h1_busy >= H2_H1_MAX_CONNS) {
-            ebb_timer_start(loop, &s->timer, H2_H1_WAIT_MS);
-            return;
-        }
-        ebb_debug("h2", "#%llu stream %d waited %d ms for a connection to \"%s\": one more",
-                  (unsigned long long)s->h->c->id, s->id, H2_H1_WAIT_MS, cl->cfg->name);
-        h2s_h1_lend(s, cl, s->h->c->w);
-        h2_run(s->h);
-        return;
-    }
     if (s->resp_head_done || s->state != H2S_UPSTREAM)
         return;
     ebb_stat_inc(s->h->c->w->clusters[s->x.cluster].st->rq_timeout);
@@ -438,7 +352,7 @@ static void h2s_resp_head(struct h2s *s, const struct ebb_resp *r)
     ebb_nvlist_free(&nvl);
 }
 
-/* --- h2 stream -> HTTP/1.1 upstream --- */
+/* --- the request as it goes upstream --- */
 
 static bool hdr_is(const struct h2_hdr *hd, const char *lit) { return rc_is(hd->name, lit); }
 
@@ -479,240 +393,6 @@ static int h2s_forward(struct h2s *s, struct ebb_req *req, struct ebb_fwd *f)
 {
     h2s_req_of(s, req);
     return ebb_fwd_prepare(f, req, s->h->c->peer_str, s->h->c->w, s->x.request_id);
-}
-
-/* Builds the HTTP/1.1 request head into b. */
-static int h2s_build_h1_head(struct h2s *s, struct ebb_buf *b)
-{
-    struct ebb_req req;
-    struct ebb_fwd f;
-
-    if (h2s_forward(s, &req, &f) < 0)
-        return EBB_ETOOBIG;
-    return ebb_fwd_write_h1(&f, b, &s->req_chunked);
-}
-
-static void h2s_queue_head(struct h2s *s)
-{
-    struct ebb_upconn *u = s->u;
-    if (h2s_build_h1_head(s, &u->wbuf) < 0) {
-        h2s_reply(s, 431, 0, "ebb: request headers too large\n");
-        return;
-    }
-    s->head_queued = true;
-    u->nrequests++;
-    ebb_stat_inc(u->cl->st->rq_total);
-    ebb_stat_inc(u->cl->st->rq_active);
-    uint64_t rt = u->cl->cfg->request_timeout_ms;
-    if (rt)
-        ebb_timer_start(s->h->c->w->loop, &s->timer, rt);
-}
-
-static void h2s_connect_h1(struct h2s *s)
-{
-    struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->x.cluster];
-
-    h2_waiting_init(cl);
-    if (cl->h2_h1_busy >= h2_h1_limit(cl) || !ebb_list_empty(&cl->h2_waiting)) {
-        ebb_list_add_tail(&cl->h2_waiting, &s->wlink);   /* h2_h1_grant() wakes it */
-        ebb_timer_start(s->h->c->w->loop, &s->timer, H2_H1_WAIT_MS);
-        return;
-    }
-    int rc = ebb_upstream_acquire(cl, s->h->c->w, h2s_up_cb, s, &s->u);
-    if (rc == 0 || rc == EBB_EAGAIN)
-        cl->h2_h1_busy++;
-    if (rc == 0) {
-        h2s_queue_head(s);
-    } else if (rc != EBB_EAGAIN) {
-        s->u = NULL;
-        h2s_reply(s, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\": %s\n",
-                  cl->cfg->name, ebb_strerror(rc));
-    }
-}
-
-/* Client body -> upstream h1 connection.  Returns true on progress. */
-static bool h2s_pump_h1_request(struct h2s *s)
-{
-    struct ebb_upconn *u = s->u;
-    bool progress = false;
-
-    while (ebb_buf_len(&s->reqb) && ebb_buf_room(&u->wbuf) > 64) {
-        size_t n = EBB_MIN(ebb_buf_len(&s->reqb), ebb_buf_room(&u->wbuf) - 32);
-        ebb_h1c_put_body(&u->wbuf, s->req_chunked, ebb_buf_start(&s->reqb), n);
-        ebb_buf_consume(&s->reqb, n);
-        nghttp2_session_consume(s->h->ng, s->id, n);
-        progress = true;
-    }
-    if (s->req_end && !s->req_fwd_end && ebb_buf_len(&s->reqb) == 0 &&
-        ebb_buf_room(&u->wbuf) > 4096) {
-        if (s->req_chunked) {
-            ebb_buf_append(&u->wbuf, "0\r\n", 3);
-            for (size_t i = s->ntrl_at; s->ntrl_at && i < s->nhdrs; i++) {
-                const struct h2_hdr *hd = &s->hdrs[i];
-                if (ebb_buf_room(&u->wbuf) < rc_len(hd->name) + rc_len(hd->value) + 8)
-                    break;   /* trailers that do not fit are dropped */
-                ebb_buf_appendf(&u->wbuf, "%.*s: %.*s\r\n", (int)rc_len(hd->name),
-                                rc_ptr(hd->name), (int)rc_len(hd->value), rc_ptr(hd->value));
-            }
-            ebb_buf_append(&u->wbuf, "\r\n", 2);
-        }
-        s->req_fwd_end = true;
-        progress = true;
-    }
-    return progress;
-}
-
-/* Response head from the h1 upstream -> HEADERS.  Returns true on progress. */
-static bool h2s_h1_response_head(struct h2s *s)
-{
-    struct ebb_upconn *u = s->u;
-    struct ebb_h1_msg *m = &h2_msg;
-    const struct ebb_config *cfg = h2_cfg(s->h);
-
-    if (ebb_buf_len(&u->rbuf) == 0)
-        return false;
-    s->resp_started = true;
-    char method[24];
-    copy_str(method, sizeof(method), rc_ptr(s->method), rc_len(s->method));
-    int rc = ebb_h1_parse_response(ebb_buf_start(&u->rbuf), ebb_buf_len(&u->rbuf),
-                                   &cfg->limits.h1, method, strlen(method), m);
-    if (rc == EBB_H1_AGAIN)
-        return false;
-    if (rc < 0 || m->status == 101) {
-        h2s_reply(s, 502, EBB_RF_UC, "ebb: malformed response from upstream cluster \"%s\"\n",
-                  u->cl->cfg->name);
-        return true;
-    }
-    if (m->status < 200) {
-        ebb_buf_consume(&u->rbuf, (size_t)rc);   /* interim responses are not forwarded */
-        return true;
-    }
-    s->resp_in = m->framing;
-    s->up_keepalive = !(m->flags & EBB_H1_F_CONN_CLOSE);
-    ebb_h1_body_init(&s->rbody, m);
-    struct ebb_resp r;
-    ebb_resp_of_h1(m, &r);
-    h2s_resp_head(s, &r);                  /* copies the fields */
-    ebb_buf_consume(&u->rbuf, (size_t)rc); /* they pointed into rbuf */
-    return true;
-}
-
-/* Upstream h1 body -> respb.  Returns true on progress.  A body cut by a reset
- * never ends: h2s_pump_h1 then resets the stream (never END_STREAM on a cut body). */
-static bool h2s_pump_h1_response(struct h2s *s)
-{
-    struct ebb_h1c_sink k = { .out = &s->respb, .trl = &s->trl };
-    int rc = ebb_h1c_decode_body(&s->rbody, s->resp_in, s->u, &k, &s->resp_done);
-
-    if (rc == EBB_H1_EBAD) {
-        ebb_warn("h2", "#%llu stream %d: malformed response body from %s",
-                 (unsigned long long)s->h->c->id, s->id, s->u->addr_str);
-        h2s_reply(s, 502, EBB_RF_UC, "ebb: malformed response body\n");
-        return true;
-    }
-    return rc > 0;
-}
-
-/* The h1 upstream closed or failed before the exchange finished. */
-static void h2s_h1_upstream_gone(struct h2s *s)
-{
-    struct ebb_upconn *u = s->u;
-    const char *name = u->cl->cfg->name;
-
-    if (s->req_end && ebb_h1c_may_retry(u, s->resp_started, s->x.req_bytes > 0, s->retries,
-                                        s->x.method)) {
-        s->retries++;
-        h2s_release_upstream(s, false);
-        s->head_queued = false;
-        h2s_connect_h1(s);
-        return;
-    }
-    ebb_stat_inc(u->cl->st->rq_reset);
-    if (!s->resp_head_done) {
-        h2s_reply(s, 503, EBB_RF_UC,
-                  "ebb: upstream reset before response headers: cluster \"%s\"\n", name);
-        return;
-    }
-    h2s_reply(s, 0, EBB_RF_URX | EBB_RF_UC, "-");   /* resets the stream */
-}
-
-/* Advances one stream with an h1 upstream.  Returns true on progress. */
-static bool h2s_pump_h1(struct h2s *s)
-{
-    struct ebb_upconn *u = s->u;
-    bool progress = false;
-
-    if (u && u->state == EBB_UP_BUSY && !s->head_queued) {
-        h2s_queue_head(s);   /* a connection granted from the pool (h2_h1_grant) */
-        if (!s->u || s->state != H2S_UPSTREAM)
-            return true;
-    }
-    if (!u || u->state != EBB_UP_BUSY || !s->head_queued)
-        return false;
-    if (!s->req_fwd_end)
-        progress |= h2s_pump_h1_request(s);
-    if (!s->resp_head_done)
-        progress |= h2s_h1_response_head(s);
-    if (!s->u || s->state != H2S_UPSTREAM)
-        return true;
-    if (s->resp_head_done)
-        progress |= h2s_pump_h1_response(s);
-    if (!s->u || s->state != H2S_UPSTREAM)
-        return true;
-    h2s_resume(s);
-    ebb_h1c_flush(u);
-    if (s->resp_done) {
-        /* the upstream side is over: give the connection back as early as possible */
-        bool reusable = s->req_fwd_end && s->up_keepalive && s->resp_in != EBB_H1_BODY_EOF &&
-                        ebb_buf_len(&u->wbuf) == 0;
-        if (!s->req_fwd_end)
-            s->req_discard = true;
-        h2s_release_upstream(s, reusable);
-        return true;
-    }
-    if (u->eof && ebb_buf_len(&u->rbuf) == 0) {
-        h2s_h1_upstream_gone(s);
-        return true;
-    }
-    return progress;
-}
-
-static void h2s_up_cb(void *owner, struct ebb_upconn *u, uint32_t events)
-{
-    struct h2s *s = owner;
-
-    if (events & EBB_UP_EV_FAILED) {
-        const char *name = u->cl->cfg->name;
-        int err = u->err;
-        h2s_release_upstream(s, false);
-        h2s_reply(s, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\": %s\n", name,
-                  err == EBB_ETIMEDOUT ? "connect timeout" : ebb_strerror(err));
-        h2s_wake_async(s);
-        return;
-    }
-    if (events & EBB_UP_EV_CONNECTED)
-        h2s_queue_head(s);
-    if (s->u && (events & (EBB_READ | EPOLLHUP | EPOLLERR)))
-        ebb_h1c_read(u);
-    if (s->u && (events & EBB_WRITE))
-        ebb_h1c_flush(u);
-    /* after this epoll batch: one h2_run (one write to the client) for every
-     * upstream event of the batch, not one per event */
-    h2s_wake_async(s);
-}
-
-static void h2s_set_interest(struct h2s *s)
-{
-    struct ebb_upconn *u = s->u;
-    uint32_t ev = 0;
-    if (!u || u->state != EBB_UP_BUSY)
-        return;
-    if (s->head_queued && !u->eof && ebb_buf_room(&u->rbuf) > 0 &&
-        (!s->resp_head_done || ebb_buf_room(&s->respb) > 0))
-        ev |= EBB_READ;
-    if (ebb_buf_len(&u->wbuf))
-        ev |= EBB_WRITE;
-    ebb_upstream_want(u, ev);
 }
 
 /* --- starting a stream's exchange --- */
@@ -765,13 +445,11 @@ static void h2s_start(struct h2s *s)
         h2s_reply(s, 413, 0, "ebb: request body larger than %llu bytes\n", (unsigned long long)maxb);
         return;
     }
-    if (c->w->clusters[s->x.cluster].cfg->protocol == EBB_UP_H2C)
-        h2s_start_h2u(s);
-    else
-        h2s_connect_h1(s);
+    h2s_open_upstream(s);
 }
 
-/* --- h2 stream -> upstream h2c stream --- */
+/* --- the upstream's callbacks (they run inside the upstream's events: the
+ * downstream connection runs once after the epoll batch, h2s_wake_async) --- */
 
 static void h2s_us_head(void *owner, const struct ebb_resp *r)
 {
@@ -781,9 +459,6 @@ static void h2s_us_head(void *owner, const struct ebb_resp *r)
     h2s_wake_async(s);
 }
 
-/* h2u callbacks run inside the upstream connection's receive: the downstream
- * connection runs once after the epoll batch (h2s_wake_async), however many
- * of its streams the upstream frames concerned. */
 static void h2s_us_data(void *owner) { h2s_wake_async(owner); }
 static void h2s_us_writable(void *owner) { h2s_wake_async(owner); }
 
@@ -801,24 +476,33 @@ static void h2s_us_end(void *owner)
     h2s_wake_async(s);
 }
 
-static void h2s_us_error(void *owner, unsigned rf, bool head_seen)
+static void h2s_us_interim(void *owner, const struct ebb_resp *r)
+{
+    struct h2s *s = owner;
+    s->resp_started = true;   /* interim responses are not forwarded */
+}
+
+static void h2s_us_error(void *owner, unsigned rf, bool head_seen, int status)
 {
     struct h2s *s = owner;
     struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->x.cluster];
+    const char *addr = ebb_us_addr(s->us);
+    if (addr)
+        s->x.up_addr = addr;
     s->us = NULL;   /* the upstream stream is gone with this callback */
-    if (rf & EBB_RF_UF)
-        h2s_reply(s, 503, rf, "ebb: upstream connect error: cluster \"%s\"\n", cl->cfg->name);
-    else if (rf & EBB_RF_UT)
-        h2s_reply(s, 504, rf, "ebb: upstream request timeout: cluster \"%s\"\n", cl->cfg->name);
-    else if (!head_seen)
-        h2s_reply(s, 503, rf, "ebb: upstream reset before response headers: cluster \"%s\"\n",
-                  cl->cfg->name);
+    if (head_seen || s->resp_head_done)
+        h2s_reply(s, 0, rf | EBB_RF_URX, "-");   /* resets the stream */
     else
-        h2s_reply(s, 0, rf | EBB_RF_URX, "-");
+        h2s_reply(s, status, rf, "ebb: upstream %s: cluster \"%s\"\n",
+                  status == 502 ? "sent a malformed or unexpected response"
+                  : status == 504 ? "request timeout"
+                  : (rf & EBB_RF_UF) ? "connect error" : "reset before response headers",
+                  cl->cfg->name);
     h2s_wake_async(s);
 }
 
-static const struct ebb_h2u_cbs h2s_us_cbs = {
+static const struct ebb_us_cbs h2s_us_cbs = {
+    .on_interim = h2s_us_interim,
     .on_head = h2s_us_head,
     .on_data = h2s_us_data,
     .on_trailers = h2s_us_trailers,
@@ -827,39 +511,36 @@ static const struct ebb_h2u_cbs h2s_us_cbs = {
     .on_error = h2s_us_error,
 };
 
-static void h2s_start_h2u(struct h2s *s)
+static void h2s_open_upstream(struct h2s *s)
 {
     struct h2c *h = s->h;
     struct ebb_cluster_rt *cl = &h->c->w->clusters[s->x.cluster];
     struct ebb_req req;
     struct ebb_fwd f;
-    struct ebb_nvlist nvl;
 
-    if (h2s_forward(s, &req, &f) < 0 || ebb_fwd_to_nv(&f, &nvl) < 0) {
+    if (h2s_forward(s, &req, &f) < 0) {
         h2s_reply(s, 431, 0, "ebb: request headers too large\n");
         return;
     }
-    s->us = ebb_h2u_open(cl, h->c->w, nvl.nv, nvl.n, s->req_end && ebb_buf_len(&s->reqb) == 0 &&
-                         s->x.req_bytes == 0, &h2s_us_cbs, s);
-    ebb_nvlist_free(&nvl);
+    s->us = ebb_us_open(cl, h->c->w, &f, EBB_US_F_SHARED, &h2s_us_cbs, s);
     if (!s->us) {
         h2s_reply(s, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\"\n",
                   cl->cfg->name);
         return;
     }
-    if (s->req_end && s->x.req_bytes == 0)
+    if (!req.body)
         s->req_fwd_end = true;
     if (cl->cfg->request_timeout_ms)
         ebb_timer_start(h->c->w->loop, &s->timer, cl->cfg->request_timeout_ms);
 }
 
-/* Advances one stream with an h2c upstream.  Returns true on progress. */
-static bool h2s_pump_h2u(struct h2s *s)
+/* Advances one stream's exchange.  Returns true on progress. */
+static bool h2s_pump(struct h2s *s)
 {
     bool progress = false;
 
     while (ebb_buf_len(&s->reqb)) {
-        size_t n = ebb_h2u_write(s->us, ebb_buf_start(&s->reqb), ebb_buf_len(&s->reqb));
+        size_t n = ebb_us_write(s->us, ebb_buf_start(&s->reqb), ebb_buf_len(&s->reqb));
         if (n == 0)
             break;
         ebb_buf_consume(&s->reqb, n);
@@ -867,41 +548,40 @@ static bool h2s_pump_h2u(struct h2s *s)
         progress = true;
     }
     if (s->req_end && !s->req_fwd_end && ebb_buf_len(&s->reqb) == 0) {
-        nghttp2_nv tv[128];
+        struct ebb_hdr t[128];
         size_t tn = 0;
-        for (size_t i = s->ntrl_at; s->ntrl_at && i < s->nhdrs && tn < EBB_ARRAY_LEN(tv); i++)
-            tv[tn++] = (nghttp2_nv){ (uint8_t *)rc_ptr(s->hdrs[i].name),
-                                     (uint8_t *)rc_ptr(s->hdrs[i].value),
-                                     rc_len(s->hdrs[i].name), rc_len(s->hdrs[i].value), 0 };
-        ebb_h2u_end(s->us, tv, tn);
+        for (size_t i = s->ntrl_at; s->ntrl_at && i < s->nhdrs && tn < EBB_ARRAY_LEN(t); i++)
+            t[tn++] = (struct ebb_hdr){ { rc_ptr(s->hdrs[i].name), rc_len(s->hdrs[i].name) },
+                                        { rc_ptr(s->hdrs[i].value), rc_len(s->hdrs[i].value) } };
+        ebb_us_end(s->us, t, tn);
         s->req_fwd_end = true;
         progress = true;
     }
     if (s->resp_head_done && !s->head_req) {
-        while (ebb_h2u_readable(s->us) && ebb_buf_room(&s->respb) > 0) {
+        while (ebb_us_readable(s->us) && ebb_buf_room(&s->respb) > 0) {
             if (ebb_buf_reserve(&s->respb, EBB_MIN(ebb_buf_room(&s->respb), 16384)) < 0)
                 break;
             size_t room = EBB_MIN(ebb_buf_tailroom(&s->respb), ebb_buf_room(&s->respb));
-            size_t n = ebb_h2u_read(s->us, ebb_buf_end(&s->respb), room);
+            size_t n = ebb_us_read(s->us, ebb_buf_end(&s->respb), room);
             if (n == 0)
                 break;
             s->respb.tail += n;
             progress = true;
         }
     }
-    if (s->up_end && ebb_h2u_readable(s->us) == 0)
+    if (s->up_end && ebb_us_readable(s->us) == 0)
         s->resp_done = true;
     h2s_resume(s);
-    if (s->resp_done && ebb_h2u_readable(s->us) == 0) {
+    if (s->resp_done && ebb_us_readable(s->us) == 0) {
         if (!s->req_fwd_end)
             s->req_discard = true;
-        h2s_release_upstream(s, false);
+        h2s_release_upstream(s);
         progress = true;
     }
     return progress;
 }
 
-/* --- nghttp2 callbacks --- */
+/* --- nghttp2 callbacks --- *//* --- nghttp2 callbacks --- */
 
 /* Rewrites SETTINGS_MAX_CONCURRENT_STREAMS in our first SETTINGS frame
  * (whole in p, n bytes) to the configured limit.  nghttp2 1.52 treats a
@@ -1221,24 +901,14 @@ static bool h2s_advance(struct h2s *s)
 {
     bool progress = false;
 
-    if (s->state == H2S_UPSTREAM && s->u) {
-        progress = h2s_pump_h1(s);
-    } else if (s->state == H2S_UPSTREAM && s->us) {
-        progress = h2s_pump_h2u(s);
-    } else if (s->state == H2S_UPSTREAM && s->up_err) {
-        int err = s->up_err;
-        s->up_err = 0;
-        h2s_reply(s, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\": %s\n",
-                  s->h->c->w->clusters[s->x.cluster].cfg->name, ebb_strerror(err));
-        progress = true;
+    if (s->state == H2S_UPSTREAM && s->us) {
+        progress = h2s_pump(s);
     } else if (s->req_discard && ebb_buf_len(&s->reqb)) {
         nghttp2_session_consume(s->h->ng, s->id, ebb_buf_len(&s->reqb));
         ebb_buf_reset(&s->reqb);
     }
-    if (s->state != H2S_CLOSED) {
+    if (s->state != H2S_CLOSED)
         h2s_resume(s);
-        h2s_set_interest(s);
-    }
     return progress;
 }
 

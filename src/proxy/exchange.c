@@ -10,6 +10,7 @@
 #include "ebb/exchange.h"
 #include "ebb/proxy.h"
 #include "ebb/server.h"
+#include "ebb/ustream.h"
 
 static bool str_ieq(struct ebb_str s, const char *lit)
 {
@@ -296,4 +297,15 @@ void ebb_xrec_log(const struct ebb_xrec *x, const struct ebb_conn *c, const char
         .peer = c->peer_str,
     };
     ebb_access_log(&a);
+}
+
+/* --- the upstream side --- */
+
+struct ebb_us *ebb_us_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+                           const struct ebb_fwd *f, unsigned flags,
+                           const struct ebb_us_cbs *cbs, void *owner)
+{
+    if (cl->cfg->protocol == EBB_UP_H2C)
+        return ebb_h2u_open(cl, w, f, flags, cbs, owner);
+    return ebb_h1u_open(cl, w, f, flags, cbs, owner);
 }
