@@ -13,6 +13,7 @@
 #ifndef EBB_EXCHANGE_H
 #define EBB_EXCHANGE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -123,6 +124,14 @@ bool ebb_method_idempotent(const char *method);
 /* True for the fixed hop-by-hop fields (RFC 9110 §7.6.1, RFC 9113 §8.2.2):
  * connection, keep-alive, proxy-connection, te, transfer-encoding, upgrade. */
 bool ebb_hdr_is_hop(const char *name, size_t len);
+
+/* Formats a local answer's body into out (cap bytes, NUL-terminated, cut
+ * when longer).  Returns its length. */
+size_t ebb_xch_format(char *out, size_t cap, const char *fmt, va_list ap);
+
+/* What went wrong upstream, in words, for a local answer (rf and status of
+ * ebb_us_cbs.on_error). */
+const char *ebb_us_failure(unsigned rf, int status);
 
 /* The record of one exchange: what the stats and the access log need. */
 struct ebb_xrec {

@@ -296,12 +296,8 @@ static void h1_reply(struct h1 *h, int status, unsigned rf, const char *fmt, ...
         return;
     }
     va_start(ap, fmt);
-    int n = vsnprintf(body, sizeof(body), fmt, ap);
+    int n = (int)ebb_xch_format(body, sizeof(body), fmt, ap);
     va_end(ap);
-    if (n < 0)
-        n = 0;
-    if ((size_t)n >= sizeof(body))
-        n = sizeof(body) - 1;
 
     if (h->state == H1_IDLE) {
         /* the request never became an exchange: account for it here */
@@ -761,10 +757,8 @@ static void h1_us_error(void *owner, unsigned rf, bool head_seen, int status)
     }
     if (status == 502)
         h->close_after = true;
-    h1_reply(h, status, rf, "ebb: upstream %s: cluster \"%s\"\n",
-             status == 502 ? "sent a malformed or unexpected response"
-             : status == 504 ? "request timeout"
-             : (rf & EBB_RF_UF) ? "connect error" : "reset before response headers", name);
+    h1_reply(h, status, rf, "ebb: upstream %s: cluster \"%s\"\n", ebb_us_failure(rf, status),
+             name);
     h1_kick(h);
 }
 

@@ -299,12 +299,8 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
         return;
     }
     va_start(ap, fmt);
-    int len = vsnprintf(body, sizeof(body), fmt, ap);
+    int len = (int)ebb_xch_format(body, sizeof(body), fmt, ap);
     va_end(ap);
-    if (len < 0)
-        len = 0;
-    if ((size_t)len >= sizeof(body))
-        len = sizeof(body) - 1;
     s->state = H2S_REPLY;
     s->req_discard = true;
     ebb_buf_reset(&s->respb);
@@ -494,10 +490,7 @@ static void h2s_us_error(void *owner, unsigned rf, bool head_seen, int status)
         h2s_reply(s, 0, rf | EBB_RF_URX, "-");   /* resets the stream */
     else
         h2s_reply(s, status, rf, "ebb: upstream %s: cluster \"%s\"\n",
-                  status == 502 ? "sent a malformed or unexpected response"
-                  : status == 504 ? "request timeout"
-                  : (rf & EBB_RF_UF) ? "connect error" : "reset before response headers",
-                  cl->cfg->name);
+                  ebb_us_failure(rf, status), cl->cfg->name);
     h2s_wake_async(s);
 }
 

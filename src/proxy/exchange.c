@@ -2,6 +2,8 @@
  * exchange.c - the request rewrite, the head writers, the retry policy and
  * the exchange record, written once for every pair of protocols.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -249,6 +251,25 @@ int ebb_hdrs_write_h1(struct ebb_buf *b, const struct ebb_hdr *hdrs, size_t n)
     if (rc)
         return rc == EBB_ENOMEM ? EBB_ENOMEM : EBB_ETOOBIG;
     return 0;
+}
+
+/* --- local answers --- */
+
+size_t ebb_xch_format(char *out, size_t cap, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(out, cap, fmt, ap);
+    if (n < 0)
+        return 0;
+    return (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
+const char *ebb_us_failure(unsigned rf, int status)
+{
+    if (status == 502)
+        return "sent a malformed or unexpected response";
+    if (status == 504)
+        return "request timeout";
+    return (rf & EBB_RF_UF) ? "connect error" : "reset before response headers";
 }
 
 /* --- the record --- */
