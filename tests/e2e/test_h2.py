@@ -450,8 +450,12 @@ def test_h2load_through_ebb_to_h2c_and_h1(env):
         check_eq(codes, [H2LOAD_N, 0, 0, 0], "h2load status codes via ebb to %s origin" % name)
         if proto == "http1":
             # 1024 concurrent streams share at most pool.max_idle (64) keep-alive connections
-            # per worker (2 workers): no connect/close per request
+            # per worker (2 workers): no connect/close per request (without the bound it was
+            # about 190,000 connections for 200,000 requests).  A stream that waited 200 ms
+            # connects one more (test_h2_to_h1_connection_bound), and on a busy machine some
+            # do: so the check is that connections are reused, not that none was added.
             cx = e.stat("cluster.app.upstream_cx_total")
-            check(cx <= 2 * 64, "upstream connections for %d requests: %d" % (H2LOAD_N, cx))
+            check(cx <= H2LOAD_N // 20, "upstream connections for %d requests: %d"
+                  % (H2LOAD_N, cx))
         print("h2load -n %d -c 16 -m 64 via ebb -> %s origin: %.0f req/s" % (H2LOAD_N, name, rps))
         e.stop()
