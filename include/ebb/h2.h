@@ -20,6 +20,8 @@
 struct ebb_conn;
 struct ebb_worker;
 struct ebb_cluster_rt;
+struct ebb_resp;
+struct ebb_hdr;
 
 #define EBB_H2_PREFACE     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define EBB_H2_PREFACE_LEN 24
@@ -64,58 +66,7 @@ extern const struct ebb_codec_ops ebb_h2_codec;
  * connection is closed.  Can call back into nothing of the caller. */
 void ebb_h2_takeover(struct ebb_conn *c);
 
-/* --- upstream h2c streams (h2_upstream.c) --- */
-
-struct ebb_h2u_stream;
-
-/* What an upstream h2c stream tells its owner (a downstream h1 exchange or
- * h2 stream).  Every callback may be followed by more; after on_end or
- * on_error none follows.  The owner may call ebb_h2u_close() inside them. */
-struct ebb_h2u_cbs {
-    /* final response head: status and regular headers (lowercase names) */
-    void (*on_head)(void *owner, int status, const nghttp2_nv *nv, size_t n);
-    /* response body bytes are waiting: call ebb_h2u_read() */
-    void (*on_data)(void *owner);
-    /* response trailers (the body ends after them) */
-    void (*on_trailers)(void *owner, const nghttp2_nv *nv, size_t n);
-    /* the response is complete (every byte was read or is readable) */
-    void (*on_end)(void *owner);
-    /* request body room is available again: call ebb_h2u_write() */
-    void (*on_writable)(void *owner);
-    /* the exchange failed: rf EBB_RF_UF/UC/UT; head_seen says whether
-     * on_head was called before (then the owner must reset its client) */
-    void (*on_error)(void *owner, unsigned rf, bool head_seen);
-};
-
-/* Opens a stream on a shared upstream h2c connection of cluster cl
- * (connecting a new one when none has room).  nv holds the request head
- * (pseudo-headers first, lowercase names, hop-by-hop headers removed);
- * end_stream when there is no request body.  Returns the stream, or NULL
- * on allocation failure.  Never calls back synchronously. */
-struct ebb_h2u_stream *ebb_h2u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
-                                    const nghttp2_nv *nv, size_t n, bool end_stream,
-                                    const struct ebb_h2u_cbs *cbs, void *owner);
-
-/* Queues request body bytes; returns how many were taken (0 when the
- * stream's send buffer is full: wait for on_writable). */
-size_t ebb_h2u_write(struct ebb_h2u_stream *s, const void *p, size_t n);
-
-/* Request body bytes ebb_h2u_write() would take now. */
-size_t ebb_h2u_writable(const struct ebb_h2u_stream *s);
-
-/* Ends the request body, with optional trailers (copied). */
-void ebb_h2u_end(struct ebb_h2u_stream *s, const nghttp2_nv *trailers, size_t n);
-
-/* Copies up to n response body bytes into out and returns them to the
- * upstream's flow-control window. */
-size_t ebb_h2u_read(struct ebb_h2u_stream *s, void *out, size_t n);
-
-/* Response body bytes waiting to be read. */
-size_t ebb_h2u_readable(const struct ebb_h2u_stream *s);
-
-/* The owner lets go: an unfinished stream is reset (CANCEL).  No callback
- * follows; s is freed later. */
-void ebb_h2u_close(struct ebb_h2u_stream *s);
+/* --- upstream h2c connections (h2_upstream.c; streams: ustream.h) --- */
 
 /* Closes the worker's upstream h2c connections of cl (at exit). */
 void ebb_h2u_close_all(struct ebb_cluster_rt *cl);

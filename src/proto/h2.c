@@ -2,17 +2,16 @@
  * h2.c - the HTTP/2 (h2c) downstream codec.
  *
  * One nghttp2 server session per connection and one struct h2s per stream.
- * A stream is proxied either as an HTTP/1.1 exchange on a pooled upstream
- * connection (the request head is rebuilt as h1.c does, the response is
- * parsed with ebb_h1_parse_response and the body decoder) or as a stream
- * of a shared upstream h2c connection (h2_upstream.c).
+ * A stream's upstream side is an exchange of either upstream codec behind
+ * ustream.h (HTTP/1.1: h1_client.c, with connections shared in a bounded
+ * set; h2c: h2_upstream.c); the request head is rewritten by exchange.c.
  *
  * Back-pressure: automatic WINDOW_UPDATE is off.  Request body bytes are
  * held in the stream's bounded reqb until they are written upstream; only
  * then are they returned to the client's window (nghttp2_session_consume).
  * Response bytes wait in the bounded respb until the client's window lets
  * the deferred data provider send them; while respb is full the upstream
- * is not read (h1) or not given window (h2).  No body is ever buffered
+ * exchange is not read from.  No body is ever buffered
  * whole.
  *
  * nghttp2 callbacks only record state and submit frames; I/O and
@@ -23,20 +22,17 @@
 #include <strings.h>
 
 #include "ebb/core.h"
-#include "ebb/h1_parse.h"
+#include "ebb/exchange.h"
 #include "ebb/h2.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
 #include "ebb/server.h"
-#include "ebb/upstream.h"
+#include "ebb/ustream.h"
 
 #define H2_STREAM_WINDOW   65535u        /* per-stream receive window (default size) */
 #define H2_BODY_BUF        (64 * 1024)   /* ceiling of reqb / respb */
 #define H2_PING_DRAIN      "ebbdrain"    /* opaque data of the drain PING */
 #define H2_RESET_WINDOW_MS 10000         /* rapid-reset accounting window */
-#define H2_H1_MIN_CONNS    16            /* floor of the h2->h1 connection bound */
-#define H2_H1_MAX_CONNS    1024          /* hard cap, with streams that waited too long */
-#define H2_H1_WAIT_MS      200           /* a stream waiting this long gets its own connection */
 
 enum h2s_state {
     H2S_HEADERS = 0,  /* receiving the request head */
@@ -59,16 +55,14 @@ struct h2_hdr {
 struct h2c;
 
 /* One request/response.  Owned by its connection's codec; holds at most
- * one upstream (an h1 connection from the pool or an h2u stream). */
+ * one upstream exchange (ustream.h). */
 struct h2s {
     struct h2c        *h;
     int32_t            id;
     struct ebb_list    link;          /* in h->streams */
     struct ebb_list    rlink;         /* in h->ready while it has something to do */
-    struct ebb_list    wlink;         /* in cl->h2_waiting while waiting for an h1 connection */
     enum h2s_state     state;
-    uint64_t           start_ms;
-    const char        *up_addr;       /* endpoint of the last upstream connection used (log) */
+    struct ebb_xrec    x;             /* the exchange's record: request line, status, bytes */
     /* request head */
     struct h2_hdr     *hdrs;          /* regular headers, then request trailers */
     size_t             nhdrs, cap;
@@ -82,32 +76,18 @@ struct h2s {
     bool               req_fwd_end;   /* end of the request forwarded upstream */
     bool               req_discard;   /* response over: consume and drop further body */
     struct ebb_buf     reqb;          /* body bytes received, not yet forwarded/consumed */
-    uint64_t           req_bytes;
     /* upstream */
-    long               cluster;       /* cluster index, -1 none */
-    struct ebb_upconn *u;             /* h1 upstream connection */
-    struct ebb_h2u_stream *us;        /* h2c upstream stream */
-    int                up_err;        /* connect error when a granted connection failed at once */
-    bool               head_queued;   /* h1 request head written into u->wbuf */
-    bool               req_chunked;   /* h1 request body is chunked */
-    int                retries;
+    struct ebb_us     *us;            /* the upstream side (either protocol), NULL when none */
     struct ebb_timer   timer;         /* upstream request timeout */
     /* response */
     bool               resp_started;  /* any upstream response byte */
     bool               resp_head_done;/* response HEADERS submitted */
     bool               resp_done;     /* the whole body is in respb (or sent) */
-    bool               up_end;        /* h2c upstream: response ended (bytes may still wait there) */
-    bool               up_keepalive;
+    bool               up_end;        /* the upstream's response ended (bytes may still wait there) */
     bool               deferred;      /* data provider returned DEFERRED */
     bool               head_req;
-    enum ebb_h1_framing resp_in;
-    struct ebb_h1_body rbody;
     struct ebb_buf     respb;         /* body bytes waiting for the client's window */
     struct ebb_buf     trl;           /* response trailers: raw h1 field lines */
-    int                status;
-    uint64_t           resp_bytes;
-    unsigned           rf;            /* EBB_RF_* */
-    char               request_id[64];
 };
 
 /* Codec state of one downstream h2 connection.  Owned by the conn. */
@@ -131,11 +111,8 @@ struct h2c {
     struct ebb_h2_rate resets;        /* streams reset by the client before their response ended */
 };
 
-static __thread struct ebb_h1_msg h2_msg;   /* scratch for upstream response heads */
-
 static void h2_run(struct h2c *h);
-static void h2s_up_cb(void *owner, struct ebb_upconn *u, uint32_t events);
-static void h2s_start_h2u(struct h2s *s);
+static void h2s_open_upstream(struct h2s *s);
 
 static const struct ebb_config *h2_cfg(const struct h2c *h) { return h->c->w->srv->cfg; }
 static struct ebb_listener_stats *h2_st(const struct h2c *h) { return h->c->l->st; }
@@ -184,104 +161,16 @@ static void h2s_wake_async(struct h2s *s)
         ebb_timer_start(h->c->w->loop, &h->kick, 0);
 }
 
-static void h2s_count_status(struct h2s *s, int status)
+static void h2s_release_upstream(struct h2s *s)
 {
-    s->status = status;
-    if (status >= 100 && status < 600)
-        ebb_stat_inc(h2_st(s->h)->rq_xx[status / 100]);
-}
-
-/* --- bounded h1 upstream connections ---
- *
- * Streams of all h2 connections of a worker share at most h2_h1_limit()
- * HTTP/1.1 connections per cluster (pool.max_idle, at least
- * H2_H1_MIN_CONNS): with keep-alive every one of them goes back to the
- * pool and is reused, instead of one connect and close per request once
- * the streams outnumber the pool.  A stream that finds them all lent waits
- * in cl->h2_waiting, in order, and gets the next one given back.  One that
- * waited H2_H1_WAIT_MS (the connections are held by long responses: long
- * polls, downloads) connects one more, up to H2_H1_MAX_CONNS: the bound
- * gives reuse under load without letting slow exchanges starve the rest. */
-
-static uint32_t h2_h1_limit(const struct ebb_cluster_rt *cl)
-{
-    return EBB_MAX(cl->cfg->pool_max_idle, (uint32_t)H2_H1_MIN_CONNS);
-}
-
-static void h2_waiting_init(struct ebb_cluster_rt *cl)
-{
-    if (!cl->h2_waiting.next)
-        ebb_list_init(&cl->h2_waiting);
-}
-
-/* Takes waiting stream s off the queue and lends it a connection.  Never
- * calls back: s is advanced by its own connection's h2_run() (kicked). */
-static void h2s_h1_lend(struct h2s *s, struct ebb_cluster_rt *cl, struct ebb_worker *w)
-{
-    ebb_list_del(&s->wlink);
-    ebb_timer_stop(w->loop, &s->timer);
-    int rc = ebb_upstream_acquire(cl, w, h2s_up_cb, s, &s->u);
-    if (rc == 0 || rc == EBB_EAGAIN) {
-        cl->h2_h1_busy++;   /* the head is queued by h2s_pump_h1 or on CONNECTED */
-    } else {
-        s->u = NULL;
-        s->up_err = rc;
-    }
-    h2s_wake_async(s);
-}
-
-/* Lends connections given back to waiting streams, oldest first. */
-static void h2_h1_grant(struct ebb_cluster_rt *cl, struct ebb_worker *w)
-{
-    h2_waiting_init(cl);
-    while (!ebb_list_empty(&cl->h2_waiting) && cl->h2_h1_busy < h2_h1_limit(cl))
-        h2s_h1_lend(ebb_list_entry(cl->h2_waiting.next, struct h2s, wlink), cl, w);
-}
-
-static void h2s_release_upstream(struct h2s *s, bool reusable)
-{
-    ebb_list_del(&s->wlink);
-    if (s->u) {
-        struct ebb_cluster_rt *cl = s->u->cl;
-        if (s->head_queued)
-            ebb_stat_dec(s->u->cl->st->rq_active);
-        s->up_addr = s->u->addr_str;   /* lives as long as the server; for the log */
-        ebb_upstream_release(s->u, reusable);
-        s->u = NULL;
-        cl->h2_h1_busy--;
-        h2_h1_grant(cl, s->h->c->w);
-    }
     if (s->us) {
-        ebb_h2u_close(s->us);
+        const char *addr = ebb_us_addr(s->us);
+        if (addr)
+            s->x.up_addr = addr;   /* lives as long as the server; for the log */
+        ebb_us_close(s->us);
         s->us = NULL;
     }
     ebb_timer_stop(s->h->c->w->loop, &s->timer);
-}
-
-static void h2s_log(struct h2s *s)
-{
-    struct h2c *h = s->h;
-    char method[24], path[512], authority[256];
-    copy_str(method, sizeof(method), rc_ptr(s->method), rc_len(s->method));
-    copy_str(path, sizeof(path), rc_ptr(s->path), rc_len(s->path));
-    copy_str(authority, sizeof(authority), rc_ptr(s->authority), rc_len(s->authority));
-    struct ebb_access a = {
-        .listener = h->c->l->cfg->name,
-        .method = method,
-        .authority = authority,
-        .path = path,
-        .protocol = "HTTP/2",
-        .status = s->status,
-        .bytes_received = s->req_bytes,
-        .bytes_sent = s->resp_bytes,
-        .duration_ms = ebb_loop_now(h->c->w->loop) - s->start_ms,
-        .upstream_host = s->u ? s->u->addr_str : s->up_addr,
-        .upstream_cluster = s->cluster >= 0 ? h->c->w->clusters[s->cluster].cfg->name : NULL,
-        .flags = s->rf,
-        .request_id = s->request_id,
-        .peer = h->c->peer_str,
-    };
-    ebb_access_log(&a);
 }
 
 static void h2s_free(struct h2s *s)
@@ -312,15 +201,15 @@ static void h2s_finish(struct h2s *s, uint32_t error_code)
         return;
     if (s->state != H2S_HEADERS) {
         if (error_code != NGHTTP2_NO_ERROR && !(s->resp_done && ebb_buf_len(&s->respb) == 0))
-            s->rf |= EBB_RF_DC;
+            s->x.rf |= EBB_RF_DC;
         if (h->c->flags & EBB_CONN_F_DRAINING) {
-            s->rf |= EBB_RF_DR;
+            s->x.rf |= EBB_RF_DR;
             ebb_stat_inc(h2_st(h)->rq_completed_in_drain);
         }
-        h2s_log(s);
+        ebb_xrec_log(&s->x, h->c, "HTTP/2", s->us ? ebb_us_addr(s->us) : NULL);
         ebb_stat_dec(h2_st(h)->rq_active);
     }
-    h2s_release_upstream(s, false);
+    h2s_release_upstream(s);
     /* body bytes we never consumed still count against the connection window */
     if (ebb_buf_len(&s->reqb) && !h->dead)
         nghttp2_session_consume_connection(h->ng, ebb_buf_len(&s->reqb));
@@ -347,7 +236,7 @@ static ssize_t h2s_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t
     if (n) {
         memcpy(buf, ebb_buf_start(&s->respb), n);
         ebb_buf_consume(&s->respb, n);
-        s->resp_bytes += n;
+        s->x.resp_bytes += n;
         h2s_wake(s);   /* respb has room: the upstream may be read again */
     }
     if (ebb_buf_len(&s->respb) == 0 && s->resp_done) {
@@ -400,8 +289,8 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
     char body[512], st[8], cl[24];
     va_list ap;
 
-    s->rf |= rf;
-    h2s_release_upstream(s, false);
+    s->x.rf |= rf;
+    h2s_release_upstream(s);
     h2s_wake(s);
     if (s->resp_head_done) {
         ebb_stat_inc(h2_st(h)->rq_tx_reset);
@@ -410,12 +299,8 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
         return;
     }
     va_start(ap, fmt);
-    int len = vsnprintf(body, sizeof(body), fmt, ap);
+    int len = (int)ebb_xch_format(body, sizeof(body), fmt, ap);
     va_end(ap);
-    if (len < 0)
-        len = 0;
-    if ((size_t)len >= sizeof(body))
-        len = sizeof(body) - 1;
     s->state = H2S_REPLY;
     s->req_discard = true;
     ebb_buf_reset(&s->respb);
@@ -423,7 +308,7 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
     if (!s->head_req)
         ebb_buf_append(&s->respb, body, (size_t)len);
     s->resp_done = true;
-    h2s_count_status(s, status);
+    ebb_xrec_status(&s->x, h2_st(s->h), status);
     snprintf(st, sizeof(st), "%d", status);
     snprintf(cl, sizeof(cl), "%d", len);
     nghttp2_nv nv[] = {
@@ -437,408 +322,73 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
 static void h2s_timeout(struct ebb_loop *loop, struct ebb_timer *t)
 {
     struct h2s *s = t->data;
-    if (ebb_list_linked(&s->wlink)) {
-        /* waited H2_H1_WAIT_MS for a connection: one more, within the hard cap */
-        struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->cluster];
-        if (cl->h2_h1_busy >= H2_H1_MAX_CONNS) {
-            ebb_timer_start(loop, &s->timer, H2_H1_WAIT_MS);
-            return;
-        }
-        ebb_debug("h2", "#%llu stream %d waited %d ms for a connection to \"%s\": one more",
-                  (unsigned long long)s->h->c->id, s->id, H2_H1_WAIT_MS, cl->cfg->name);
-        h2s_h1_lend(s, cl, s->h->c->w);
-        h2_run(s->h);
-        return;
-    }
     if (s->resp_head_done || s->state != H2S_UPSTREAM)
         return;
-    ebb_stat_inc(s->h->c->w->clusters[s->cluster].st->rq_timeout);
+    ebb_stat_inc(s->h->c->w->clusters[s->x.cluster].st->rq_timeout);
     h2s_reply(s, 504, EBB_RF_UT, "ebb: upstream request timeout: cluster \"%s\"\n",
-              s->h->c->w->clusters[s->cluster].cfg->name);
+              s->h->c->w->clusters[s->x.cluster].cfg->name);
     h2_run(s->h);
 }
 
-/* --- h2 stream -> HTTP/1.1 upstream --- */
+/* The response head from the upstream (either protocol) -> HEADERS. */
+static void h2s_resp_head(struct h2s *s, const struct ebb_resp *r)
+{
+    struct ebb_nvlist nvl;
+
+    ebb_timer_stop(s->h->c->w->loop, &s->timer);
+    s->resp_started = true;
+    ebb_xrec_status(&s->x, h2_st(s->h), r->status);
+    if (!r->body || s->head_req)
+        s->resp_done = true;   /* HEADERS ends the stream */
+    if (ebb_resp_to_nv(r, &nvl) < 0) {
+        h2s_reply(s, 502, EBB_RF_UC, "ebb: out of memory\n");
+        return;
+    }
+    h2s_submit_head(s, nvl.nv, nvl.n, !s->resp_done);   /* copies nv */
+    ebb_nvlist_free(&nvl);
+}
+
+/* --- the request as it goes upstream --- */
 
 static bool hdr_is(const struct h2_hdr *hd, const char *lit) { return rc_is(hd->name, lit); }
 
-/* Builds the HTTP/1.1 request head into b (like h1.c's build_upstream_head). */
-static int h2s_build_h1_head(struct h2s *s, struct ebb_buf *b)
+/* The request head in the exchange's terms (valid while s is).  HTTP/2 has no
+ * connection-specific fields but TE, which the rewrite drops. */
+static void h2s_req_of(const struct h2s *s, struct ebb_req *r)
 {
-    struct h2c *h = s->h;
-    size_t end = s->ntrl_at ? s->ntrl_at : s->nhdrs;
-    const struct h2_hdr *xff = NULL;
-    bool have_rid = false, cookie = false;
-    int rc = 0;
+    static __thread struct ebb_hdr hdrs[EBB_XCH_MAX_FIELDS];
+    size_t end = s->ntrl_at ? s->ntrl_at : s->nhdrs, n = 0;
+    struct ebb_str auth = { rc_ptr(s->authority), rc_len(s->authority) };
+    bool te = false;
 
-    rc |= ebb_buf_appendf(b, "%.*s %.*s HTTP/1.1\r\n", (int)rc_len(s->method), rc_ptr(s->method),
-                          (int)rc_len(s->path), rc_ptr(s->path));
-    if (s->authority)
-        rc |= ebb_buf_appendf(b, "host: %.*s\r\n", (int)rc_len(s->authority),
-                              rc_ptr(s->authority));
-    for (size_t i = 0; i < end; i++) {
+    for (size_t i = 0; i < end && n < EBB_ARRAY_LEN(hdrs); i++) {
         const struct h2_hdr *hd = &s->hdrs[i];
-        if (hdr_is(hd, "te") || hdr_is(hd, "content-length") || hdr_is(hd, "x-forwarded-proto") ||
-            (s->authority && hdr_is(hd, "host")))
-            continue;
-        if (hdr_is(hd, "cookie")) {
-            cookie = true;
-            continue;
-        }
-        if (hdr_is(hd, "x-forwarded-for")) {
-            xff = hd;
-            continue;
-        }
-        if (hdr_is(hd, "x-request-id") && rc_len(hd->value) > 0) {
-            if (have_rid)
-                continue;
-            have_rid = true;
-            copy_str(s->request_id, sizeof(s->request_id), rc_ptr(hd->value), rc_len(hd->value));
-        }
-        rc |= ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)rc_len(hd->name), rc_ptr(hd->name),
-                              (int)rc_len(hd->value), rc_ptr(hd->value));
+        if (hdr_is(hd, "te"))
+            te = rc_is(hd->value, "trailers");
+        else if (!s->authority && hdr_is(hd, "host"))
+            auth = (struct ebb_str){ rc_ptr(hd->value), rc_len(hd->value) };
+        hdrs[n++] = (struct ebb_hdr){ { rc_ptr(hd->name), rc_len(hd->name) },
+                                      { rc_ptr(hd->value), rc_len(hd->value) } };
     }
-    if (cookie) {
-        /* RFC 9113 §8.2.3: cookie crumbs are joined with "; " for HTTP/1.1 */
-        const char *sep = "";
-        rc |= ebb_buf_appendf(b, "cookie: ");
-        for (size_t i = 0; i < end; i++) {
-            if (!hdr_is(&s->hdrs[i], "cookie"))
-                continue;
-            rc |= ebb_buf_appendf(b, "%s%.*s", sep, (int)rc_len(s->hdrs[i].value),
-                                  rc_ptr(s->hdrs[i].value));
-            sep = "; ";
-        }
-        rc |= ebb_buf_append(b, "\r\n", 2);
-    }
-    if (xff)
-        rc |= ebb_buf_appendf(b, "x-forwarded-for: %.*s, %s\r\n", (int)rc_len(xff->value),
-                              rc_ptr(xff->value), h->c->peer_str);
-    else
-        rc |= ebb_buf_appendf(b, "x-forwarded-for: %s\r\n", h->c->peer_str);
-    rc |= ebb_buf_appendf(b, "x-forwarded-proto: http\r\n");
-    if (!have_rid) {
-        if (!s->request_id[0])
-            ebb_request_id(h->c->w, s->request_id);
-        rc |= ebb_buf_appendf(b, "x-request-id: %s\r\n", s->request_id);
-    }
-    s->req_chunked = false;
-    if (s->content_length >= 0)
-        rc |= ebb_buf_appendf(b, "content-length: %lld\r\n", (long long)s->content_length);
-    else if (!s->req_end || s->req_bytes > 0) {
-        rc |= ebb_buf_appendf(b, "transfer-encoding: chunked\r\n");
-        s->req_chunked = true;
-    }
-    rc |= ebb_buf_append(b, "\r\n", 2);
-    return rc ? EBB_ETOOBIG : 0;
+    *r = (struct ebb_req){
+        .method = { rc_ptr(s->method), rc_len(s->method) },
+        .path = { rc_ptr(s->path), rc_len(s->path) },
+        .authority = auth,
+        .scheme = { rc_ptr(s->scheme), rc_len(s->scheme) },
+        .hdrs = hdrs,
+        .nhdrs = n,
+        .content_length = s->content_length,
+        .body = !s->req_end || s->x.req_bytes > 0,
+        .te_trailers = te,
+        .join_cookies = true,
+    };
 }
 
-static void h2s_queue_head(struct h2s *s)
+/* The request as it goes upstream (into f, pointing into s and req). */
+static int h2s_forward(struct h2s *s, struct ebb_req *req, struct ebb_fwd *f)
 {
-    struct ebb_upconn *u = s->u;
-    if (h2s_build_h1_head(s, &u->wbuf) < 0) {
-        h2s_reply(s, 431, 0, "ebb: request headers too large\n");
-        return;
-    }
-    s->head_queued = true;
-    u->nrequests++;
-    ebb_stat_inc(u->cl->st->rq_total);
-    ebb_stat_inc(u->cl->st->rq_active);
-    uint64_t rt = u->cl->cfg->request_timeout_ms;
-    if (rt)
-        ebb_timer_start(s->h->c->w->loop, &s->timer, rt);
-}
-
-static void h2s_connect_h1(struct h2s *s)
-{
-    struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->cluster];
-
-    h2_waiting_init(cl);
-    if (cl->h2_h1_busy >= h2_h1_limit(cl) || !ebb_list_empty(&cl->h2_waiting)) {
-        ebb_list_add_tail(&cl->h2_waiting, &s->wlink);   /* h2_h1_grant() wakes it */
-        ebb_timer_start(s->h->c->w->loop, &s->timer, H2_H1_WAIT_MS);
-        return;
-    }
-    int rc = ebb_upstream_acquire(cl, s->h->c->w, h2s_up_cb, s, &s->u);
-    if (rc == 0 || rc == EBB_EAGAIN)
-        cl->h2_h1_busy++;
-    if (rc == 0) {
-        h2s_queue_head(s);
-    } else if (rc != EBB_EAGAIN) {
-        s->u = NULL;
-        h2s_reply(s, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\": %s\n",
-                  cl->cfg->name, ebb_strerror(rc));
-    }
-}
-
-/* Client body -> upstream h1 connection.  Returns true on progress. */
-static bool h2s_pump_h1_request(struct h2s *s)
-{
-    struct ebb_upconn *u = s->u;
-    bool progress = false;
-
-    while (ebb_buf_len(&s->reqb) && ebb_buf_room(&u->wbuf) > 64) {
-        size_t n = EBB_MIN(ebb_buf_len(&s->reqb), ebb_buf_room(&u->wbuf) - 32);
-        if (s->req_chunked)
-            ebb_buf_appendf(&u->wbuf, "%zx\r\n", n);
-        ebb_buf_append(&u->wbuf, ebb_buf_start(&s->reqb), n);
-        if (s->req_chunked)
-            ebb_buf_append(&u->wbuf, "\r\n", 2);
-        ebb_buf_consume(&s->reqb, n);
-        nghttp2_session_consume(s->h->ng, s->id, n);
-        progress = true;
-    }
-    if (s->req_end && !s->req_fwd_end && ebb_buf_len(&s->reqb) == 0 &&
-        ebb_buf_room(&u->wbuf) > 4096) {
-        if (s->req_chunked) {
-            ebb_buf_append(&u->wbuf, "0\r\n", 3);
-            for (size_t i = s->ntrl_at; s->ntrl_at && i < s->nhdrs; i++) {
-                const struct h2_hdr *hd = &s->hdrs[i];
-                if (ebb_buf_room(&u->wbuf) < rc_len(hd->name) + rc_len(hd->value) + 8)
-                    break;   /* trailers that do not fit are dropped */
-                ebb_buf_appendf(&u->wbuf, "%.*s: %.*s\r\n", (int)rc_len(hd->name),
-                                rc_ptr(hd->name), (int)rc_len(hd->value), rc_ptr(hd->value));
-            }
-            ebb_buf_append(&u->wbuf, "\r\n", 2);
-        }
-        s->req_fwd_end = true;
-        progress = true;
-    }
-    return progress;
-}
-
-/* Response head from the h1 upstream -> HEADERS.  Returns true on progress. */
-static bool h2s_h1_response_head(struct h2s *s)
-{
-    struct ebb_upconn *u = s->u;
-    struct ebb_h1_msg *m = &h2_msg;
-    const struct ebb_config *cfg = h2_cfg(s->h);
-    static __thread char names[64 * 1024];
-
-    if (ebb_buf_len(&u->rbuf) == 0)
-        return false;
-    s->resp_started = true;
-    char method[24];
-    copy_str(method, sizeof(method), rc_ptr(s->method), rc_len(s->method));
-    int rc = ebb_h1_parse_response(ebb_buf_start(&u->rbuf), ebb_buf_len(&u->rbuf),
-                                   &cfg->limits.h1, method, strlen(method), m);
-    if (rc == EBB_H1_AGAIN)
-        return false;
-    if (rc < 0 || m->status == 101) {
-        h2s_reply(s, 502, EBB_RF_UC, "ebb: malformed response from upstream cluster \"%s\"\n",
-                  u->cl->cfg->name);
-        return true;
-    }
-    if (m->status < 200) {
-        ebb_buf_consume(&u->rbuf, (size_t)rc);   /* interim responses are not forwarded */
-        return true;
-    }
-    ebb_timer_stop(s->h->c->w->loop, &s->timer);
-    s->resp_in = m->framing;
-    s->up_keepalive = !(m->flags & EBB_H1_F_CONN_CLOSE);
-    h2s_count_status(s, m->status);
-
-    nghttp2_nv nv[EBB_H1_MAX_HEADERS_CAP + 1];
-    size_t n = 0, used = 0;
-    char st[8];
-    snprintf(st, sizeof(st), "%d", m->status);
-    nv[n++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)st, 7, strlen(st), 0 };
-    for (size_t i = 0; i < m->nheaders; i++) {
-        const struct ebb_h1_header *hd = &m->headers[i];
-        if (ebb_h1_is_hop_by_hop(m, &hd->name) || ebb_h2_is_conn_header(hd->name.p, hd->name.len))
-            continue;
-        if (hd->name.len == 14 && strncasecmp(hd->name.p, "content-length", 14) == 0 &&
-            m->framing != EBB_H1_BODY_LENGTH && m->framing != EBB_H1_BODY_NONE)
-            continue;
-        if (used + hd->name.len > sizeof(names))
-            break;
-        char *lower = names + used;
-        for (size_t k = 0; k < hd->name.len; k++) {
-            char ch = hd->name.p[k];
-            lower[k] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-        }
-        used += hd->name.len;
-        nv[n++] = (nghttp2_nv){ (uint8_t *)lower, (uint8_t *)hd->value.p, hd->name.len,
-                                hd->value.len, NGHTTP2_NV_FLAG_NONE };
-    }
-    ebb_h1_body_init(&s->rbody, m);
-    if (m->framing == EBB_H1_BODY_NONE ||
-        (m->framing == EBB_H1_BODY_LENGTH && m->content_length == 0))
-        s->resp_done = true;
-    h2s_submit_head(s, nv, n, !s->resp_done);   /* copies nv */
-    ebb_buf_consume(&u->rbuf, (size_t)rc);      /* nv pointed into rbuf */
-    return true;
-}
-
-/* Upstream h1 body -> respb.  Returns true on progress. */
-static bool h2s_pump_h1_response(struct h2s *s)
-{
-    struct ebb_upconn *u = s->u;
-    bool progress = false;
-
-    while (!s->resp_done && (ebb_buf_len(&u->rbuf) || ebb_h1_body_done(&s->rbody)) &&
-           ebb_buf_room(&s->respb) > 0) {
-        size_t len = EBB_MIN(ebb_buf_len(&u->rbuf), ebb_buf_room(&s->respb));
-        size_t consumed = 0, dlen = 0;
-        const char *data = NULL;
-        int rc = ebb_h1_body_parse(&s->rbody, ebb_buf_start(&u->rbuf), len, &consumed, &data,
-                                   &dlen);
-        if (rc == EBB_H1_EBAD) {
-            ebb_warn("h2", "#%llu stream %d: malformed response body from %s",
-                     (unsigned long long)s->h->c->id, s->id, u->addr_str);
-            h2s_reply(s, 502, EBB_RF_UC, "ebb: malformed response body\n");
-            return true;
-        }
-        if (rc == EBB_H1_BODY_DATA && dlen)
-            ebb_buf_append(&s->respb, data, dlen);
-        else if (rc == EBB_H1_BODY_TRAILER) {
-            s->trl.max = 64 * 1024;
-            ebb_buf_append(&s->trl, data, dlen);   /* too large: truncated, then dropped */
-        } else if (rc == EBB_H1_BODY_DONE)
-            s->resp_done = true;
-        ebb_buf_consume(&u->rbuf, consumed);
-        progress = true;
-        if (rc == EBB_H1_AGAIN)
-            break;
-    }
-    /* a close-delimited body ends with the upstream's FIN; a reset truncates it, and
-     * h2s_pump_h1 then resets the stream (never END_STREAM on a cut body) */
-    if (!s->resp_done && s->resp_in == EBB_H1_BODY_EOF && u->eof && !u->reset &&
-        !ebb_buf_len(&u->rbuf)) {
-        s->resp_done = true;
-        progress = true;
-    }
-    return progress;
-}
-
-/* A method that may be repeated (RFC 9110 §9.2.2), as h1.c decides. */
-static bool h2s_idempotent(const struct h2s *s)
-{
-    static const char *const m[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE" };
-    for (size_t i = 0; i < EBB_ARRAY_LEN(m); i++)
-        if (rc_is(s->method, m[i]))
-            return true;
-    return false;
-}
-
-/* The h1 upstream closed or failed before the exchange finished. */
-static void h2s_h1_upstream_gone(struct h2s *s)
-{
-    struct ebb_upconn *u = s->u;
-    const char *name = u->cl->cfg->name;
-
-    if (!s->resp_started && u->reused && s->req_end && s->req_bytes == 0 && s->retries == 0 &&
-        h2s_idempotent(s)) {
-        /* a pooled connection the upstream had closed: one fresh try is safe, for a method
-         * that may be repeated (RFC 9110 §9.2.2, RFC 9112 §9.3.1: the upstream may have
-         * acted on a POST before closing) */
-        s->retries++;
-        h2s_release_upstream(s, false);
-        s->head_queued = false;
-        h2s_connect_h1(s);
-        return;
-    }
-    ebb_stat_inc(u->cl->st->rq_reset);
-    if (!s->resp_head_done) {
-        h2s_reply(s, 503, EBB_RF_UC,
-                  "ebb: upstream reset before response headers: cluster \"%s\"\n", name);
-        return;
-    }
-    h2s_reply(s, 0, EBB_RF_URX | EBB_RF_UC, "-");   /* resets the stream */
-}
-
-/* Advances one stream with an h1 upstream.  Returns true on progress. */
-static bool h2s_pump_h1(struct h2s *s)
-{
-    struct ebb_upconn *u = s->u;
-    bool progress = false;
-
-    if (u && u->state == EBB_UP_BUSY && !s->head_queued) {
-        h2s_queue_head(s);   /* a connection granted from the pool (h2_h1_grant) */
-        if (!s->u || s->state != H2S_UPSTREAM)
-            return true;
-    }
-    if (!u || u->state != EBB_UP_BUSY || !s->head_queued)
-        return false;
-    if (!s->req_fwd_end)
-        progress |= h2s_pump_h1_request(s);
-    if (!s->resp_head_done)
-        progress |= h2s_h1_response_head(s);
-    if (!s->u || s->state != H2S_UPSTREAM)
-        return true;
-    if (s->resp_head_done)
-        progress |= h2s_pump_h1_response(s);
-    if (!s->u || s->state != H2S_UPSTREAM)
-        return true;
-    h2s_resume(s);
-    if (ebb_upstream_flush(u) < 0) {
-        /* the upstream stopped reading: drop what it will not take, but keep reading,
-         * an answer it sent before closing (413, 401) is still there */
-        u->wr_failed = true;
-        ebb_buf_reset(&u->wbuf);
-    }
-    if (s->resp_done) {
-        /* the upstream side is over: give the connection back as early as possible */
-        bool reusable = s->req_fwd_end && s->up_keepalive && s->resp_in != EBB_H1_BODY_EOF &&
-                        ebb_buf_len(&u->wbuf) == 0;
-        if (!s->req_fwd_end)
-            s->req_discard = true;
-        h2s_release_upstream(s, reusable);
-        return true;
-    }
-    if (u->eof && ebb_buf_len(&u->rbuf) == 0) {
-        h2s_h1_upstream_gone(s);
-        return true;
-    }
-    return progress;
-}
-
-static void h2s_up_cb(void *owner, struct ebb_upconn *u, uint32_t events)
-{
-    struct h2s *s = owner;
-
-    if (events & EBB_UP_EV_FAILED) {
-        const char *name = u->cl->cfg->name;
-        int err = u->err;
-        h2s_release_upstream(s, false);
-        h2s_reply(s, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\": %s\n", name,
-                  err == EBB_ETIMEDOUT ? "connect timeout" : ebb_strerror(err));
-        h2s_wake_async(s);
-        return;
-    }
-    if (events & EBB_UP_EV_CONNECTED)
-        h2s_queue_head(s);
-    if (s->u && (events & (EBB_READ | EPOLLHUP | EPOLLERR))) {
-        for (int i = 0; i < 4; i++) {
-            ssize_t n = ebb_upstream_read(u);   /* sets eof (and reset) */
-            if (n > 0 && ebb_buf_tailroom(&u->rbuf) && ebb_buf_room(&u->rbuf))
-                break;
-            if (n > 0)
-                continue;
-            break;
-        }
-    }
-    if (s->u && (events & EBB_WRITE) && ebb_upstream_flush(u) < 0) {
-        u->wr_failed = true;   /* see h2s_pump_h1 */
-        ebb_buf_reset(&u->wbuf);
-    }
-    /* after this epoll batch: one h2_run (one write to the client) for every
-     * upstream event of the batch, not one per event */
-    h2s_wake_async(s);
-}
-
-static void h2s_set_interest(struct h2s *s)
-{
-    struct ebb_upconn *u = s->u;
-    uint32_t ev = 0;
-    if (!u || u->state != EBB_UP_BUSY)
-        return;
-    if (s->head_queued && !u->eof && ebb_buf_room(&u->rbuf) > 0 &&
-        (!s->resp_head_done || ebb_buf_room(&s->respb) > 0))
-        ev |= EBB_READ;
-    if (ebb_buf_len(&u->wbuf))
-        ev |= EBB_WRITE;
-    ebb_upstream_want(u, ev);
+    h2s_req_of(s, req);
+    return ebb_fwd_prepare(f, req, s->h->c->peer_str, s->h->c->w, s->x.request_id);
 }
 
 /* --- starting a stream's exchange --- */
@@ -850,7 +400,9 @@ static void h2s_start(struct h2s *s)
     struct ebb_conn *c = h->c;
 
     s->state = H2S_UPSTREAM;
-    s->start_ms = ebb_loop_now(c->w->loop);
+    ebb_xrec_begin(&s->x, ebb_loop_now(c->w->loop), (struct ebb_str){ rc_ptr(s->method), rc_len(s->method) },
+                   (struct ebb_str){ rc_ptr(s->path), rc_len(s->path) },
+                   (struct ebb_str){ rc_ptr(s->authority), rc_len(s->authority) });
     ebb_stat_inc(h2_st(h)->rq_total);
     ebb_stat_inc(h2_st(h)->rq_active);
     s->head_req = rc_is(s->method, "HEAD");
@@ -877,8 +429,8 @@ static void h2s_start(struct h2s *s)
         h2s_reply(s, 400, 0, "ebb: missing :authority\n");
         return;
     }
-    s->cluster = ebb_route(c->l, auth, alen);
-    if (s->cluster < 0) {
+    s->x.cluster = ebb_route(c->l, auth, alen);
+    if (s->x.cluster < 0) {
         ebb_stat_inc(h2_st(h)->no_route);
         h2s_reply(s, 404, EBB_RF_NR, "ebb: no route for host \"%.*s\"\n", (int)EBB_MIN(alen, 255),
                   auth);
@@ -889,48 +441,28 @@ static void h2s_start(struct h2s *s)
         h2s_reply(s, 413, 0, "ebb: request body larger than %llu bytes\n", (unsigned long long)maxb);
         return;
     }
-    if (c->w->clusters[s->cluster].cfg->protocol == EBB_UP_H2C)
-        h2s_start_h2u(s);
-    else
-        h2s_connect_h1(s);
+    h2s_open_upstream(s);
 }
 
-/* --- h2 stream -> upstream h2c stream --- */
+/* --- the upstream's callbacks (they run inside the upstream's events: the
+ * downstream connection runs once after the epoll batch, h2s_wake_async) --- */
 
-static void h2s_us_head(void *owner, int status, const nghttp2_nv *nv, size_t n)
+static void h2s_us_head(void *owner, const struct ebb_resp *r)
 {
     struct h2s *s = owner;
-    nghttp2_nv out[EBB_H1_MAX_HEADERS_CAP + 1];
-    char st[8];
-    size_t k = 0;
-
-    ebb_timer_stop(s->h->c->w->loop, &s->timer);
     h2s_wake(s);
-    s->resp_started = true;
-    h2s_count_status(s, status);
-    snprintf(st, sizeof(st), "%d", status);
-    out[k++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)st, 7, strlen(st), 0 };
-    for (size_t i = 0; i < n && k < EBB_ARRAY_LEN(out); i++)
-        out[k++] = nv[i];
-    h2s_submit_head(s, out, k, !s->head_req);
-    if (s->head_req)
-        s->resp_done = true;
+    h2s_resp_head(s, r);
     h2s_wake_async(s);
 }
 
-/* h2u callbacks run inside the upstream connection's receive: the downstream
- * connection runs once after the epoll batch (h2s_wake_async), however many
- * of its streams the upstream frames concerned. */
 static void h2s_us_data(void *owner) { h2s_wake_async(owner); }
 static void h2s_us_writable(void *owner) { h2s_wake_async(owner); }
 
-static void h2s_us_trailers(void *owner, const nghttp2_nv *nv, size_t n)
+static void h2s_us_trailers(void *owner, const struct ebb_hdr *t, size_t n)
 {
     struct h2s *s = owner;
     s->trl.max = 64 * 1024;
-    for (size_t i = 0; i < n; i++)
-        ebb_buf_appendf(&s->trl, "%.*s: %.*s\r\n", (int)nv[i].namelen, nv[i].name,
-                        (int)nv[i].valuelen, nv[i].value);
+    ebb_hdrs_write_h1(&s->trl, t, n);
 }
 
 static void h2s_us_end(void *owner)
@@ -940,24 +472,30 @@ static void h2s_us_end(void *owner)
     h2s_wake_async(s);
 }
 
-static void h2s_us_error(void *owner, unsigned rf, bool head_seen)
+static void h2s_us_interim(void *owner, const struct ebb_resp *r)
 {
     struct h2s *s = owner;
-    struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->cluster];
+    s->resp_started = true;   /* interim responses are not forwarded */
+}
+
+static void h2s_us_error(void *owner, unsigned rf, bool head_seen, int status)
+{
+    struct h2s *s = owner;
+    struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->x.cluster];
+    const char *addr = ebb_us_addr(s->us);
+    if (addr)
+        s->x.up_addr = addr;
     s->us = NULL;   /* the upstream stream is gone with this callback */
-    if (rf & EBB_RF_UF)
-        h2s_reply(s, 503, rf, "ebb: upstream connect error: cluster \"%s\"\n", cl->cfg->name);
-    else if (rf & EBB_RF_UT)
-        h2s_reply(s, 504, rf, "ebb: upstream request timeout: cluster \"%s\"\n", cl->cfg->name);
-    else if (!head_seen)
-        h2s_reply(s, 503, rf, "ebb: upstream reset before response headers: cluster \"%s\"\n",
-                  cl->cfg->name);
+    if (head_seen || s->resp_head_done)
+        h2s_reply(s, 0, rf | EBB_RF_URX, "-");   /* resets the stream */
     else
-        h2s_reply(s, 0, rf | EBB_RF_URX, "-");
+        h2s_reply(s, status, rf, "ebb: upstream %s: cluster \"%s\"\n",
+                  ebb_us_failure(rf, status), cl->cfg->name);
     h2s_wake_async(s);
 }
 
-static const struct ebb_h2u_cbs h2s_us_cbs = {
+static const struct ebb_us_cbs h2s_us_cbs = {
+    .on_interim = h2s_us_interim,
     .on_head = h2s_us_head,
     .on_data = h2s_us_data,
     .on_trailers = h2s_us_trailers,
@@ -966,76 +504,36 @@ static const struct ebb_h2u_cbs h2s_us_cbs = {
     .on_error = h2s_us_error,
 };
 
-static void h2s_start_h2u(struct h2s *s)
+static void h2s_open_upstream(struct h2s *s)
 {
     struct h2c *h = s->h;
-    struct ebb_cluster_rt *cl = &h->c->w->clusters[s->cluster];
-    size_t end = s->ntrl_at ? s->ntrl_at : s->nhdrs;
-    nghttp2_nv *nv = calloc(end + 8, sizeof(*nv));
-    size_t n = 0;
-    char xff[512];
-    const struct h2_hdr *oxff = NULL;
-    bool have_rid = false;
+    struct ebb_cluster_rt *cl = &h->c->w->clusters[s->x.cluster];
+    struct ebb_req req;
+    struct ebb_fwd f;
 
-    if (!nv) {
-        h2s_reply(s, 503, 0, "ebb: out of memory\n");
+    if (h2s_forward(s, &req, &f) < 0) {
+        h2s_reply(s, 431, 0, "ebb: request headers too large\n");
         return;
     }
-#define NV(nm, nl, v, vl) nv[n++] = (nghttp2_nv){ (uint8_t *)(nm), (uint8_t *)(v), (nl), (vl), 0 }
-    NV(":method", 7, rc_ptr(s->method), rc_len(s->method));
-    NV(":scheme", 7, s->scheme ? rc_ptr(s->scheme) : "http", s->scheme ? rc_len(s->scheme) : 4);
-    if (s->authority)
-        NV(":authority", 10, rc_ptr(s->authority), rc_len(s->authority));
-    NV(":path", 5, rc_ptr(s->path), rc_len(s->path));
-    for (size_t i = 0; i < end; i++) {
-        const struct h2_hdr *hd = &s->hdrs[i];
-        if (hdr_is(hd, "x-forwarded-proto"))
-            continue;
-        if (hdr_is(hd, "x-forwarded-for")) {
-            oxff = hd;
-            continue;
-        }
-        if (hdr_is(hd, "x-request-id") && rc_len(hd->value) > 0) {
-            if (have_rid)
-                continue;
-            have_rid = true;
-            copy_str(s->request_id, sizeof(s->request_id), rc_ptr(hd->value), rc_len(hd->value));
-        }
-        NV(rc_ptr(hd->name), rc_len(hd->name), rc_ptr(hd->value), rc_len(hd->value));
-    }
-    if (oxff)
-        snprintf(xff, sizeof(xff), "%.*s, %s", (int)EBB_MIN(rc_len(oxff->value), 400),
-                 rc_ptr(oxff->value), h->c->peer_str);
-    else
-        snprintf(xff, sizeof(xff), "%s", h->c->peer_str);
-    NV("x-forwarded-for", 15, xff, strlen(xff));
-    NV("x-forwarded-proto", 17, "http", 4);
-    if (!have_rid) {
-        ebb_request_id(h->c->w, s->request_id);
-        NV("x-request-id", 12, s->request_id, strlen(s->request_id));
-    }
-#undef NV
-    s->us = ebb_h2u_open(cl, h->c->w, nv, n, s->req_end && ebb_buf_len(&s->reqb) == 0 &&
-                         s->req_bytes == 0, &h2s_us_cbs, s);
-    free(nv);
+    s->us = ebb_us_open(cl, h->c->w, &f, EBB_US_F_SHARED, &h2s_us_cbs, s);
     if (!s->us) {
         h2s_reply(s, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\"\n",
                   cl->cfg->name);
         return;
     }
-    if (s->req_end && s->req_bytes == 0)
+    if (!req.body)
         s->req_fwd_end = true;
     if (cl->cfg->request_timeout_ms)
         ebb_timer_start(h->c->w->loop, &s->timer, cl->cfg->request_timeout_ms);
 }
 
-/* Advances one stream with an h2c upstream.  Returns true on progress. */
-static bool h2s_pump_h2u(struct h2s *s)
+/* Advances one stream's exchange.  Returns true on progress. */
+static bool h2s_pump(struct h2s *s)
 {
     bool progress = false;
 
     while (ebb_buf_len(&s->reqb)) {
-        size_t n = ebb_h2u_write(s->us, ebb_buf_start(&s->reqb), ebb_buf_len(&s->reqb));
+        size_t n = ebb_us_write(s->us, ebb_buf_start(&s->reqb), ebb_buf_len(&s->reqb));
         if (n == 0)
             break;
         ebb_buf_consume(&s->reqb, n);
@@ -1043,41 +541,40 @@ static bool h2s_pump_h2u(struct h2s *s)
         progress = true;
     }
     if (s->req_end && !s->req_fwd_end && ebb_buf_len(&s->reqb) == 0) {
-        nghttp2_nv tv[128];
+        struct ebb_hdr t[128];
         size_t tn = 0;
-        for (size_t i = s->ntrl_at; s->ntrl_at && i < s->nhdrs && tn < EBB_ARRAY_LEN(tv); i++)
-            tv[tn++] = (nghttp2_nv){ (uint8_t *)rc_ptr(s->hdrs[i].name),
-                                     (uint8_t *)rc_ptr(s->hdrs[i].value),
-                                     rc_len(s->hdrs[i].name), rc_len(s->hdrs[i].value), 0 };
-        ebb_h2u_end(s->us, tv, tn);
+        for (size_t i = s->ntrl_at; s->ntrl_at && i < s->nhdrs && tn < EBB_ARRAY_LEN(t); i++)
+            t[tn++] = (struct ebb_hdr){ { rc_ptr(s->hdrs[i].name), rc_len(s->hdrs[i].name) },
+                                        { rc_ptr(s->hdrs[i].value), rc_len(s->hdrs[i].value) } };
+        ebb_us_end(s->us, t, tn);
         s->req_fwd_end = true;
         progress = true;
     }
     if (s->resp_head_done && !s->head_req) {
-        while (ebb_h2u_readable(s->us) && ebb_buf_room(&s->respb) > 0) {
+        while (ebb_us_readable(s->us) && ebb_buf_room(&s->respb) > 0) {
             if (ebb_buf_reserve(&s->respb, EBB_MIN(ebb_buf_room(&s->respb), 16384)) < 0)
                 break;
             size_t room = EBB_MIN(ebb_buf_tailroom(&s->respb), ebb_buf_room(&s->respb));
-            size_t n = ebb_h2u_read(s->us, ebb_buf_end(&s->respb), room);
+            size_t n = ebb_us_read(s->us, ebb_buf_end(&s->respb), room);
             if (n == 0)
                 break;
             s->respb.tail += n;
             progress = true;
         }
     }
-    if (s->up_end && ebb_h2u_readable(s->us) == 0)
+    if (s->up_end && ebb_us_readable(s->us) == 0)
         s->resp_done = true;
     h2s_resume(s);
-    if (s->resp_done && ebb_h2u_readable(s->us) == 0) {
+    if (s->resp_done && ebb_us_readable(s->us) == 0) {
         if (!s->req_fwd_end)
             s->req_discard = true;
-        h2s_release_upstream(s, false);
+        h2s_release_upstream(s);
         progress = true;
     }
     return progress;
 }
 
-/* --- nghttp2 callbacks --- */
+/* --- nghttp2 callbacks --- *//* --- nghttp2 callbacks --- */
 
 /* Rewrites SETTINGS_MAX_CONCURRENT_STREAMS in our first SETTINGS frame
  * (whole in p, n bytes) to the configured limit.  nghttp2 1.52 treats a
@@ -1138,7 +635,7 @@ static int h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     s->h = h;
     s->id = f->hd.stream_id;
-    s->cluster = -1;
+    s->x.cluster = -1;
     s->content_length = -1;
     s->reqb.max = H2_BODY_BUF + 16384;
     s->respb.max = H2_BODY_BUF;
@@ -1225,10 +722,10 @@ static int h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, cons
         nghttp2_session_consume(ng, id, len);
         return 0;
     }
-    s->req_bytes += len;
+    s->x.req_bytes += len;
     h2s_wake(s);
     uint64_t maxb = h2_cfg(h)->limits.max_request_body;
-    if (maxb && s->req_bytes > maxb) {
+    if (maxb && s->x.req_bytes > maxb) {
         nghttp2_session_consume(ng, id, len);
         h2s_reply(s, 413, 0, "ebb: request body larger than %llu bytes\n", (unsigned long long)maxb);
         return 0;
@@ -1397,24 +894,14 @@ static bool h2s_advance(struct h2s *s)
 {
     bool progress = false;
 
-    if (s->state == H2S_UPSTREAM && s->u) {
-        progress = h2s_pump_h1(s);
-    } else if (s->state == H2S_UPSTREAM && s->us) {
-        progress = h2s_pump_h2u(s);
-    } else if (s->state == H2S_UPSTREAM && s->up_err) {
-        int err = s->up_err;
-        s->up_err = 0;
-        h2s_reply(s, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\": %s\n",
-                  s->h->c->w->clusters[s->cluster].cfg->name, ebb_strerror(err));
-        progress = true;
+    if (s->state == H2S_UPSTREAM && s->us) {
+        progress = h2s_pump(s);
     } else if (s->req_discard && ebb_buf_len(&s->reqb)) {
         nghttp2_session_consume(s->h->ng, s->id, ebb_buf_len(&s->reqb));
         ebb_buf_reset(&s->reqb);
     }
-    if (s->state != H2S_CLOSED) {
+    if (s->state != H2S_CLOSED)
         h2s_resume(s);
-        h2s_set_interest(s);
-    }
     return progress;
 }
 
@@ -1655,7 +1142,7 @@ static void h2_destroy(struct ebb_conn *c)
     ebb_list_for_each_safe(pos, tmp, &h->streams) {
         struct h2s *s = ebb_list_entry(pos, struct h2s, link);
         if (s->state != H2S_CLOSED && !(s->resp_done && ebb_buf_len(&s->respb) == 0))
-            s->rf |= (c->flags & EBB_CONN_F_FORCED) ? EBB_RF_DR : EBB_RF_DC;
+            s->x.rf |= (c->flags & EBB_CONN_F_FORCED) ? EBB_RF_DR : EBB_RF_DC;
         h2s_finish(s, NGHTTP2_CANCEL);
     }
     h->dead = true;

@@ -11,7 +11,7 @@
  *
  * Flow control is the back-pressure: automatic WINDOW_UPDATE is off, and
  * response bytes are returned to the upstream's window only when the owner
- * has taken them (ebb_h2u_read).  Request bytes wait in a bounded buffer
+ * has taken them (ebb_us_read).  Request bytes wait in a bounded buffer
  * read by a deferred data provider.
  *
  * Re-entrancy: owner callbacks are only made from nghttp2's receive
@@ -23,11 +23,13 @@
 #include <string.h>
 
 #include "ebb/core.h"
+#include "ebb/exchange.h"
 #include "ebb/h2.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
 #include "ebb/server.h"
 #include "ebb/upstream.h"
+#include "ebb/ustream.h"
 
 #define H2U_WINDOW      65535u          /* per-stream receive window */
 #define H2U_BUF         (64 * 1024)     /* request buffer ceiling per stream */
@@ -46,13 +48,12 @@ struct h2u_conn;
 /* One proxied exchange.  Referenced by its owner until ebb_h2u_close()
  * (or on_error); referenced by the connection while nghttp2 has it. */
 struct ebb_h2u_stream {
+    struct ebb_us      base;          /* ops, the owner's callbacks, the owner */
     struct h2u_conn   *uc;
     struct ebb_cluster_rt *cl;
     struct ebb_worker *w;
     struct ebb_list    link;          /* in uc->streams */
     int32_t            id;            /* nghttp2 stream id, 0 before submission */
-    const struct ebb_h2u_cbs *cbs;
-    void              *owner;         /* NULL once the owner let go */
     nghttp2_nv        *nv;            /* request head copy (for retries) */
     size_t             nnv;
     char              *nvbuf;
@@ -138,7 +139,7 @@ static void h2u_stream_free_cb(void *p) { h2u_stream_free(p); }
 /* Frees s once neither nghttp2 nor the owner refer to it. */
 static void h2u_stream_maybe_free(struct ebb_h2u_stream *s)
 {
-    if (s->owner || !s->closed)
+    if (s->base.owner || !s->closed)
         return;
     if (s->uc) {
         ebb_list_del(&s->link);
@@ -152,14 +153,14 @@ static void h2u_stream_maybe_free(struct ebb_h2u_stream *s)
 /* Tells the owner the exchange failed and forgets it. */
 static void h2u_stream_fail(struct ebb_h2u_stream *s, unsigned rf)
 {
-    void *owner = s->owner;
-    s->owner = NULL;
+    void *owner = s->base.owner;
+    s->base.owner = NULL;
     if (s->uc && s->id)
         nghttp2_session_set_stream_user_data(s->uc->ng, s->id, NULL);
     s->closed = true;
     if (owner && !s->ended) {
         ebb_stat_inc(s->cl->st->rq_reset);
-        s->cbs->on_error(owner, rf, s->head_seen);
+        s->base.cbs->on_error(owner, rf, s->head_seen, rf & EBB_RF_UT ? 504 : 503);
     }
     h2u_stream_maybe_free(s);
 }
@@ -220,9 +221,9 @@ static void h2u_conn_close(struct h2u_conn *uc, unsigned rf)
         uc->nstreams--;
         s->uc = NULL;
         s->closed = true;
-        if (s->owner && !s->ended)
+        if (s->base.owner && !s->ended)
             h2u_stream_fail(s, rf);
-        else if (!s->owner)
+        else if (!s->base.owner)
             h2u_stream_maybe_free(s);
         /* else: the owner is still reading the rest of the body; ebb_h2u_close frees */
     }
@@ -294,7 +295,7 @@ static int h2u_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, con
                              size_t len, void *ud)
 {
     struct ebb_h2u_stream *s = nghttp2_session_get_stream_user_data(ng, id);
-    if (!s || !s->owner) {
+    if (!s || !s->base.owner) {
         nghttp2_session_consume(ng, id, len);
         return 0;
     }
@@ -303,6 +304,40 @@ static int h2u_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, con
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_FLOW_CONTROL_ERROR);
     }
     return 0;
+}
+
+/* The header block received, as exchange fields (valid until the next block). */
+static const struct ebb_hdr *h2u_fields(struct h2u_conn *uc)
+{
+    static __thread struct ebb_hdr hdrs[H2U_MAX_NV];
+    for (size_t i = 0; i < uc->hn; i++)
+        hdrs[i] = (struct ebb_hdr){ { (const char *)uc->hnv[i].name, uc->hnv[i].namelen },
+                                    { (const char *)uc->hnv[i].value, uc->hnv[i].valuelen } };
+    return hdrs;
+}
+
+/* Gives s's owner the final response head.  end: the HEADERS frame ended the
+ * stream (no body; a trailers-only answer keeps its fields in the head). */
+static void h2u_deliver_head(struct h2u_conn *uc, struct ebb_h2u_stream *s, bool end)
+{
+    struct ebb_hdr *hdrs = (struct ebb_hdr *)h2u_fields(uc);
+    struct ebb_resp r = { .status = uc->hstatus, .hdrs = hdrs, .content_length = -1 };
+    bool head = s->nnv && s->nv[0].valuelen == 4 && memcmp(s->nv[0].value, "HEAD", 4) == 0;
+    size_t n = 0;
+
+    for (size_t i = 0; i < uc->hn; i++) {
+        if (hdrs[i].name.len == 14 && memcmp(hdrs[i].name.p, "content-length", 14) == 0) {
+            int64_t v = 0;   /* nghttp2 checked it is a number */
+            for (size_t k = 0; k < hdrs[i].value.len; k++)
+                v = v * 10 + (hdrs[i].value.p[k] - '0');
+            r.content_length = v;
+            continue;
+        }
+        hdrs[n++] = hdrs[i];
+    }
+    r.nhdrs = n;
+    r.body = !end && !head && r.status != 204 && r.status != 304;
+    s->base.cbs->on_head(s->base.owner, &r);
 }
 
 static int h2u_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
@@ -314,19 +349,19 @@ static int h2u_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *
 
     switch (f->hd.type) {
     case NGHTTP2_HEADERS:
-        if (s && s->owner) {
+        if (s && s->base.owner) {
             if (!s->head_seen && uc->hstatus >= 200) {
                 s->head_seen = true;
-                s->cbs->on_head(s->owner, uc->hstatus, uc->hnv, uc->hn);
-            } else if (f->headers.cat == NGHTTP2_HCAT_HEADERS && s->head_seen && s->owner) {
-                s->cbs->on_trailers(s->owner, uc->hnv, uc->hn);
+                h2u_deliver_head(uc, s, end);
+            } else if (f->headers.cat == NGHTTP2_HCAT_HEADERS && s->head_seen && s->base.owner) {
+                s->base.cbs->on_trailers(s->base.owner, h2u_fields(uc), uc->hn);
             }
         }
         h2u_headers_reset(uc);
         break;
     case NGHTTP2_DATA:
-        if (s && s->owner && ebb_buf_len(&s->respb))
-            s->cbs->on_data(s->owner);
+        if (s && s->base.owner && ebb_buf_len(&s->respb))
+            s->base.cbs->on_data(s->base.owner);
         break;
     case NGHTTP2_GOAWAY:
         ebb_stat_inc(h2u_sst(uc->w)->h2_up_goaway_rx);
@@ -340,10 +375,10 @@ static int h2u_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *
     }
     /* the owner may have let go inside the callbacks above */
     s = f->hd.stream_id ? nghttp2_session_get_stream_user_data(ng, f->hd.stream_id) : NULL;
-    if (s && s->owner && end && (f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
+    if (s && s->base.owner && end && (f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
         s->head_seen && !s->ended) {
         s->ended = true;
-        s->cbs->on_end(s->owner);
+        s->base.cbs->on_end(s->base.owner);
     }
     return 0;
 }
@@ -355,7 +390,7 @@ static int h2u_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_c
     if (!s)
         return 0;
     nghttp2_session_set_stream_user_data(ng, id, NULL);
-    if (error_code == NGHTTP2_REFUSED_STREAM && s->owner && !s->head_seen && !s->req_sent &&
+    if (error_code == NGHTTP2_REFUSED_STREAM && s->base.owner && !s->head_seen && !s->req_sent &&
         !s->retried) {
         /* never processed by the upstream (GOAWAY / REFUSED_STREAM): safe to retry */
         s->retried = true;
@@ -386,7 +421,7 @@ static int h2u_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_c
         return 0;
     }
     s->closed = true;
-    if (s->owner && !s->ended)
+    if (s->base.owner && !s->ended)
         h2u_stream_fail(s, EBB_RF_UC);
     else
         h2u_stream_maybe_free(s);
@@ -487,9 +522,9 @@ restart:
         still_full = false;
         ebb_list_for_each_safe(pos, tmp, &uc->streams) {
             struct ebb_h2u_stream *s = ebb_list_entry(pos, struct ebb_h2u_stream, link);
-            if (s->was_full && ebb_buf_room(&s->reqb) > H2U_BUF / 2 && s->owner) {
+            if (s->was_full && ebb_buf_room(&s->reqb) > H2U_BUF / 2 && s->base.owner) {
                 s->was_full = false;
-                s->cbs->on_writable(s->owner);
+                s->base.cbs->on_writable(s->base.owner);
                 if (uc->state == H2U_CLOSED)
                     return;
                 /* the owner may have let go of other streams (even tmp): walk again */
@@ -595,16 +630,26 @@ static int h2u_submit(struct h2u_conn *uc, struct ebb_h2u_stream *s)
     return 0;
 }
 
-struct ebb_h2u_stream *ebb_h2u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
-                                    const nghttp2_nv *nv, size_t n, bool end_stream,
-                                    const struct ebb_h2u_cbs *cbs, void *owner)
+static const struct ebb_us_ops h2u_ops;
+
+struct ebb_us *ebb_h2u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+                            const struct ebb_fwd *f, unsigned flags,
+                            const struct ebb_us_cbs *cbs, void *owner)
 {
     struct ebb_h2u_stream *s = calloc(1, sizeof(*s));
+    struct ebb_nvlist nvl;
     size_t bytes = 0;
 
     h2u_list_init(cl);
     if (!s)
         return NULL;
+    if (ebb_fwd_to_nv(f, &nvl) < 0) {
+        free(s);
+        return NULL;
+    }
+    const nghttp2_nv *nv = nvl.nv;
+    size_t n = nvl.n;
+    bool end_stream = !f->req->body;
     for (size_t i = 0; i < n; i++)
         bytes += nv[i].namelen + nv[i].valuelen;
     s->nv = calloc(n ? n : 1, sizeof(*s->nv));
@@ -622,11 +667,11 @@ struct ebb_h2u_stream *ebb_h2u_open(struct ebb_cluster_rt *cl, struct ebb_worker
         s->nv[i].valuelen = nv[i].valuelen;
         p += nv[i].valuelen;
     }
+    ebb_nvlist_free(&nvl);
     s->nnv = n;
     s->cl = cl;
     s->w = w;
-    s->cbs = cbs;
-    s->owner = owner;
+    s->base = (struct ebb_us){ &h2u_ops, cbs, owner };
     s->end_stream = end_stream;
     s->req_end = end_stream;
     s->reqb.max = H2U_BUF;
@@ -648,15 +693,17 @@ struct ebb_h2u_stream *ebb_h2u_open(struct ebb_cluster_rt *cl, struct ebb_worker
         goto fail;
     ebb_stat_inc(cl->st->rq_total);
     h2u_kick(uc);
-    return s;
+    return &s->base;
 
 fail:
+    ebb_nvlist_free(&nvl);
     h2u_stream_free(s);
     return NULL;
 }
 
-size_t ebb_h2u_write(struct ebb_h2u_stream *s, const void *p, size_t n)
+static size_t h2u_write(struct ebb_us *us, const void *p, size_t n)
 {
+    struct ebb_h2u_stream *s = (struct ebb_h2u_stream *)us;
     if (s->closed || s->req_end)
         return n;   /* nowhere to go: drop */
     size_t k = EBB_MIN(n, ebb_buf_room(&s->reqb));
@@ -674,36 +721,38 @@ size_t ebb_h2u_write(struct ebb_h2u_stream *s, const void *p, size_t n)
     return k;
 }
 
-size_t ebb_h2u_writable(const struct ebb_h2u_stream *s)
+static size_t h2u_writable(const struct ebb_us *us)
 {
+    const struct ebb_h2u_stream *s = (const struct ebb_h2u_stream *)us;
     if (s->closed || s->req_end)
         return 64 * 1024;   /* dropped anyway */
     size_t room = ebb_buf_room(&s->reqb);
     if (room == 0)
-        h2u_set_full((struct ebb_h2u_stream *)s);
+        h2u_set_full((struct ebb_h2u_stream *)us);
     return room;
 }
 
-void ebb_h2u_end(struct ebb_h2u_stream *s, const nghttp2_nv *t, size_t n)
+static void h2u_end(struct ebb_us *us, const struct ebb_hdr *t, size_t n)
 {
+    struct ebb_h2u_stream *s = (struct ebb_h2u_stream *)us;
     if (s->req_end)
         return;
     s->req_end = true;
     if (n) {
         size_t bytes = 0;
         for (size_t i = 0; i < n; i++)
-            bytes += t[i].namelen + t[i].valuelen;
+            bytes += t[i].name.len + t[i].value.len;
         s->tnv = calloc(n, sizeof(*s->tnv));
         s->tbuf = malloc(bytes ? bytes : 1);
         if (s->tnv && s->tbuf) {
             char *p = s->tbuf;
             for (size_t i = 0; i < n; i++) {
-                memcpy(p, t[i].name, t[i].namelen);
-                s->tnv[i] = (nghttp2_nv){ (uint8_t *)p, NULL, t[i].namelen, t[i].valuelen, 0 };
-                p += t[i].namelen;
-                memcpy(p, t[i].value, t[i].valuelen);
+                memcpy(p, t[i].name.p, t[i].name.len);
+                s->tnv[i] = (nghttp2_nv){ (uint8_t *)p, NULL, t[i].name.len, t[i].value.len, 0 };
+                p += t[i].name.len;
+                memcpy(p, t[i].value.p, t[i].value.len);
                 s->tnv[i].value = (uint8_t *)p;
-                p += t[i].valuelen;
+                p += t[i].value.len;
             }
             s->ntnv = n;
         }
@@ -715,8 +764,9 @@ void ebb_h2u_end(struct ebb_h2u_stream *s, const nghttp2_nv *t, size_t n)
     h2u_kick(s->uc);
 }
 
-size_t ebb_h2u_read(struct ebb_h2u_stream *s, void *out, size_t n)
+static size_t h2u_read(struct ebb_us *us, void *out, size_t n)
 {
+    struct ebb_h2u_stream *s = (struct ebb_h2u_stream *)us;
     size_t k = EBB_MIN(n, ebb_buf_len(&s->respb));
     if (!k)
         return 0;
@@ -732,16 +782,23 @@ size_t ebb_h2u_read(struct ebb_h2u_stream *s, void *out, size_t n)
     return k;
 }
 
-size_t ebb_h2u_readable(const struct ebb_h2u_stream *s)
+static size_t h2u_readable(const struct ebb_us *us)
 {
-    return ebb_buf_len(&s->respb);
+    return ebb_buf_len(&((const struct ebb_h2u_stream *)us)->respb);
 }
 
-void ebb_h2u_close(struct ebb_h2u_stream *s)
+static const char *h2u_addr(const struct ebb_us *us)
 {
-    if (!s)
-        return;
-    s->owner = NULL;
+    const struct ebb_h2u_stream *s = (const struct ebb_h2u_stream *)us;
+    return s->uc && s->uc->u ? s->uc->u->addr_str : NULL;
+}
+
+static struct ebb_upconn *h2u_take_conn(struct ebb_us *us) { return NULL; }
+
+static void h2u_close(struct ebb_us *us)
+{
+    struct ebb_h2u_stream *s = (struct ebb_h2u_stream *)us;
+    s->base.owner = NULL;
     if (s->uc && !s->closed && s->id) {
         if (!s->ended || !s->req_end)
             nghttp2_submit_rst_stream(s->uc->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
@@ -752,6 +809,18 @@ void ebb_h2u_close(struct ebb_h2u_stream *s)
     }
     h2u_stream_maybe_free(s);
 }
+
+static const struct ebb_us_ops h2u_ops = {
+    .name = "h2c",
+    .write = h2u_write,
+    .writable = h2u_writable,
+    .end = h2u_end,
+    .read = h2u_read,
+    .readable = h2u_readable,
+    .addr = h2u_addr,
+    .take_conn = h2u_take_conn,
+    .close = h2u_close,
+};
 
 void ebb_h2u_close_all(struct ebb_cluster_rt *cl)
 {

@@ -14,6 +14,7 @@ Endpoints (query parameters in brackets):
                               names of the request trailers received
   /headers                    the request headers as JSON
   /status [code]              that status
+  /trailers-only              200 with grpc-status 5 in one HEADERS frame that ends the stream
   /goaway                     200, then GOAWAY (last stream = this one) and close after 200 ms
 Every stream is served by its own task, so streams are concurrent.
 """
@@ -235,6 +236,12 @@ class Conn(asyncio.Protocol):
                 await self.drain(st)
                 code = int(q.get("code", "200"))
                 self.respond(sid, code, [("content-length", "0")], end=True)
+            elif name == "trailers-only":
+                # a gRPC error as servers send it: one HEADERS frame with END_STREAM
+                await self.drain(st)
+                self.respond(sid, 200, [("content-type", "application/grpc"),
+                                        ("grpc-status", "5"), ("grpc-message", "no such thing")],
+                             end=True)
             elif name == "goaway":
                 await self.drain(st)
                 self.respond(sid, 200, [("content-length", "3")])

@@ -173,6 +173,33 @@ def test_h2_to_h2c_and_h1_to_h2c(env):
     c.close()
 
 
+def test_h2c_answer_ending_with_its_headers(env):
+    """An h2c origin's answer that is a single HEADERS frame with END_STREAM (gRPC's
+    trailers-only error) keeps its fields on the way to either client: one HEADERS with
+    END_STREAM for an h2 client, an empty body with content-length: 0 for an HTTP/1.1 one."""
+    e = start_h2(env)
+    port = e.port("inbound")
+    c = H2Raw(port)
+    sid = c.request("/trailers-only")
+    st = c.wait_stream(sid)
+    check_eq(st.status, 200, "h2 status")
+    hd = dict(st.headers)
+    check_eq(hd.get("grpc-status"), "5", "grpc-status in the head")
+    check_eq(hd.get("grpc-message"), "no such thing", "grpc-message in the head")
+    check_eq(bytes(st.body), b"", "no body")
+    check(c.first(h2lib.DATA, sid) is None, "a DATA frame was sent for an answer without a body")
+    c.close()
+    with Client(port) as hc:
+        hc.request("GET", "/trailers-only")
+        r = hc.response()
+        check_eq(r.status, 200, "h1 status")
+        check_eq(r.header("grpc-status"), "5", "h1 grpc-status")
+        check_eq(r.header("content-length"), "0", "h1 content-length")
+        check_eq(r.body, b"", "h1 body")
+        hc.request("GET", "/hello")   # the connection is still good for the next request
+        check_eq(hc.response().body, b"hello\n", "next request on the same connection")
+
+
 @timeout(60)
 def test_h2_large_bodies_both_ways(env):
     """20 MiB up and down through h2->h1 and h2->h2c, checked by digest."""
@@ -423,8 +450,12 @@ def test_h2load_through_ebb_to_h2c_and_h1(env):
         check_eq(codes, [H2LOAD_N, 0, 0, 0], "h2load status codes via ebb to %s origin" % name)
         if proto == "http1":
             # 1024 concurrent streams share at most pool.max_idle (64) keep-alive connections
-            # per worker (2 workers): no connect/close per request
+            # per worker (2 workers): no connect/close per request (without the bound it was
+            # about 190,000 connections for 200,000 requests).  A stream that waited 200 ms
+            # connects one more (test_h2_to_h1_connection_bound), and on a busy machine some
+            # do: so the check is that connections are reused, not that none was added.
             cx = e.stat("cluster.app.upstream_cx_total")
-            check(cx <= 2 * 64, "upstream connections for %d requests: %d" % (H2LOAD_N, cx))
+            check(cx <= H2LOAD_N // 20, "upstream connections for %d requests: %d"
+                  % (H2LOAD_N, cx))
         print("h2load -n %d -c 16 -m 64 via ebb -> %s origin: %.0f req/s" % (H2LOAD_N, name, rps))
         e.stop()

@@ -1,0 +1,332 @@
+/*
+ * exchange.c - the request rewrite, the head writers, the retry policy and
+ * the exchange record, written once for every pair of protocols.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ebb/core.h"
+#include "ebb/exchange.h"
+#include "ebb/proxy.h"
+#include "ebb/server.h"
+#include "ebb/ustream.h"
+
+static bool str_ieq(struct ebb_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && strncasecmp(s.p, lit, n) == 0;
+}
+
+bool ebb_hdr_is_hop(const char *name, size_t len)
+{
+    static const char *const hop[] = {
+        "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
+    };
+    struct ebb_str s = { name, len };
+    for (size_t i = 0; i < EBB_ARRAY_LEN(hop); i++)
+        if (str_ieq(s, hop[i]))
+            return true;
+    return false;
+}
+
+bool ebb_method_idempotent(const char *method)
+{
+    static const char *const m[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE" };
+    for (size_t i = 0; i < EBB_ARRAY_LEN(m); i++)
+        if (strcmp(method, m[i]) == 0)
+            return true;
+    return false;
+}
+
+/* --- the rewrite --- */
+
+int ebb_fwd_prepare(struct ebb_fwd *f, const struct ebb_req *req, const char *peer,
+                    struct ebb_worker *w, char rid[64])
+{
+    bool have_rid = false;
+
+    f->req = req;
+    f->nkeep = 0;
+    f->xff = NULL;
+    f->peer = peer;
+    for (size_t i = 0; i < req->nhdrs; i++) {
+        const struct ebb_hdr *hd = &req->hdrs[i];
+        if (ebb_hdr_is_hop(hd->name.p, hd->name.len) || str_ieq(hd->name, "content-length") ||
+            str_ieq(hd->name, "host") || str_ieq(hd->name, "x-forwarded-proto"))
+            continue;
+        if (str_ieq(hd->name, "x-forwarded-for")) {
+            if (!f->xff)
+                f->xff = hd;
+            continue;
+        }
+        if (str_ieq(hd->name, "x-request-id") && hd->value.len > 0) {
+            if (have_rid)
+                continue;   /* one id per request: the first */
+            have_rid = true;
+            size_t n = EBB_MIN(hd->value.len, (size_t)63);
+            memcpy(rid, hd->value.p, n);
+            rid[n] = '\0';
+        }
+        if (f->nkeep == EBB_ARRAY_LEN(f->keep))
+            return EBB_ETOOBIG;
+        f->keep[f->nkeep++] = hd;
+    }
+    if (!have_rid && !rid[0])
+        ebb_request_id(w, rid);
+    f->request_id = rid;
+    f->rid_added = !have_rid;
+    return 0;
+}
+
+int ebb_fwd_write_h1(const struct ebb_fwd *f, struct ebb_buf *b, bool *chunked)
+{
+    const struct ebb_req *r = f->req;
+    bool cookie = false;
+    int rc = 0;
+
+    rc |= ebb_buf_appendf(b, "%.*s %.*s HTTP/1.1\r\n", (int)r->method.len, r->method.p,
+                          (int)r->path.len, r->path.p);
+    /* Host is written from the parsed authority (the URI's for absolute-form, RFC 9112
+     * §3.2.2), never copied: "Connection: host" must not be able to drop it */
+    if (r->authority.len)
+        rc |= ebb_buf_appendf(b, "host: %.*s\r\n", (int)r->authority.len, r->authority.p);
+    for (size_t i = 0; i < f->nkeep; i++) {
+        const struct ebb_hdr *hd = f->keep[i];
+        if (r->join_cookies && str_ieq(hd->name, "cookie")) {
+            cookie = true;
+            continue;
+        }
+        rc |= ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)hd->name.len, hd->name.p,
+                              (int)hd->value.len, hd->value.p);
+    }
+    if (cookie) {
+        /* RFC 9113 §8.2.3: cookie crumbs are joined with "; " for HTTP/1.1 */
+        const char *sep = "";
+        rc |= ebb_buf_appendf(b, "cookie: ");
+        for (size_t i = 0; i < f->nkeep; i++) {
+            if (!str_ieq(f->keep[i]->name, "cookie"))
+                continue;
+            rc |= ebb_buf_appendf(b, "%s%.*s", sep, (int)f->keep[i]->value.len,
+                                  f->keep[i]->value.p);
+            sep = "; ";
+        }
+        rc |= ebb_buf_append(b, "\r\n", 2);
+    }
+    if (f->xff)
+        rc |= ebb_buf_appendf(b, "x-forwarded-for: %.*s, %s\r\n", (int)f->xff->value.len,
+                              f->xff->value.p, f->peer);
+    else
+        rc |= ebb_buf_appendf(b, "x-forwarded-for: %s\r\n", f->peer);
+    rc |= ebb_buf_appendf(b, "x-forwarded-proto: http\r\n");
+    if (f->rid_added)
+        rc |= ebb_buf_appendf(b, "x-request-id: %s\r\n", f->request_id);
+    *chunked = r->content_length < 0 && r->body;
+    if (r->content_length >= 0)
+        rc |= ebb_buf_appendf(b, "content-length: %lld\r\n", (long long)r->content_length);
+    else if (*chunked)
+        rc |= ebb_buf_appendf(b, "transfer-encoding: chunked\r\n");
+    if (r->upgrade.len)
+        rc |= ebb_buf_appendf(b, "connection: upgrade\r\nupgrade: %.*s\r\n",
+                              (int)r->upgrade.len, r->upgrade.p);
+    rc |= ebb_buf_append(b, "\r\n", 2);
+    if (rc)
+        return rc == EBB_ENOMEM ? EBB_ENOMEM : EBB_ETOOBIG;
+    return 0;
+}
+
+void ebb_nvlist_free(struct ebb_nvlist *l)
+{
+    free(l->nv);
+    free(l->names);
+    l->nv = NULL;
+    l->names = NULL;
+    l->n = 0;
+}
+
+static void nv_add(struct ebb_nvlist *l, const char *name, size_t nlen, const char *value,
+                   size_t vlen)
+{
+    l->nv[l->n++] = (nghttp2_nv){ (uint8_t *)name, (uint8_t *)value, nlen, vlen,
+                                  NGHTTP2_NV_FLAG_NONE };
+}
+
+static void lower_copy(char *dst, struct ebb_str name)
+{
+    for (size_t k = 0; k < name.len; k++) {   /* HTTP/2 names are lowercase */
+        char ch = name.p[k];
+        dst[k] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+    }
+}
+
+int ebb_fwd_to_nv(const struct ebb_fwd *f, struct ebb_nvlist *out)
+{
+    const struct ebb_req *r = f->req;
+    size_t names = 0, xff_len = strlen(f->peer) + 1;
+
+    for (size_t i = 0; i < f->nkeep; i++)
+        names += f->keep[i]->name.len;
+    if (f->xff)
+        xff_len += f->xff->value.len + 2;
+    /* lowercased names, then the x-forwarded-for value, then content-length digits */
+    out->names = malloc(names + xff_len + 24);
+    out->nv = calloc(f->nkeep + 10, sizeof(*out->nv));
+    out->n = 0;
+    if (!out->names || !out->nv) {
+        ebb_nvlist_free(out);
+        return EBB_ENOMEM;
+    }
+    nv_add(out, ":method", 7, r->method.p, r->method.len);
+    nv_add(out, ":scheme", 7, r->scheme.len ? r->scheme.p : "http", r->scheme.len ? r->scheme.len : 4);
+    if (r->authority.len)
+        nv_add(out, ":authority", 10, r->authority.p, r->authority.len);
+    nv_add(out, ":path", 5, r->path.p, r->path.len);
+    char *p = out->names;
+    for (size_t i = 0; i < f->nkeep; i++) {
+        const struct ebb_hdr *hd = f->keep[i];
+        lower_copy(p, hd->name);
+        nv_add(out, p, hd->name.len, hd->value.p, hd->value.len);
+        p += hd->name.len;
+    }
+    char *xff = p;
+    int xn = f->xff ? snprintf(xff, xff_len, "%.*s, %s", (int)f->xff->value.len, f->xff->value.p,
+                               f->peer)
+                    : snprintf(xff, xff_len, "%s", f->peer);
+    nv_add(out, "x-forwarded-for", 15, xff, (size_t)xn);
+    nv_add(out, "x-forwarded-proto", 17, "http", 4);
+    if (f->rid_added)
+        nv_add(out, "x-request-id", 12, f->request_id, strlen(f->request_id));
+    if (r->content_length >= 0) {
+        char *cl = xff + xn + 1;
+        int cn = snprintf(cl, 24, "%lld", (long long)r->content_length);
+        nv_add(out, "content-length", 14, cl, (size_t)cn);
+    }
+    if (r->te_trailers || (r->body && r->content_length < 0))
+        nv_add(out, "te", 2, "trailers", 8);
+    return 0;
+}
+
+int ebb_resp_to_nv(const struct ebb_resp *r, struct ebb_nvlist *out)
+{
+    size_t names = 0;
+
+    for (size_t i = 0; i < r->nhdrs; i++)
+        names += r->hdrs[i].name.len;
+    /* lowercased names, then the status and content-length digits */
+    out->names = malloc(names + 8 + 24);
+    out->nv = calloc(r->nhdrs + 2, sizeof(*out->nv));
+    out->n = 0;
+    if (!out->names || !out->nv) {
+        ebb_nvlist_free(out);
+        return EBB_ENOMEM;
+    }
+    char *st = out->names + names;
+    int sn = snprintf(st, 8, "%d", r->status);
+    nv_add(out, ":status", 7, st, (size_t)sn);
+    char *p = out->names;
+    for (size_t i = 0; i < r->nhdrs; i++) {
+        const struct ebb_hdr *hd = &r->hdrs[i];
+        if (ebb_hdr_is_hop(hd->name.p, hd->name.len))
+            continue;
+        lower_copy(p, hd->name);
+        nv_add(out, p, hd->name.len, hd->value.p, hd->value.len);
+        p += hd->name.len;
+    }
+    if (r->content_length >= 0) {
+        char *cl = st + 8;
+        int cn = snprintf(cl, 24, "%lld", (long long)r->content_length);
+        nv_add(out, "content-length", 14, cl, (size_t)cn);
+    }
+    return 0;
+}
+
+int ebb_hdrs_write_h1(struct ebb_buf *b, const struct ebb_hdr *hdrs, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        rc |= ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)hdrs[i].name.len, hdrs[i].name.p,
+                              (int)hdrs[i].value.len, hdrs[i].value.p);
+    if (rc)
+        return rc == EBB_ENOMEM ? EBB_ENOMEM : EBB_ETOOBIG;
+    return 0;
+}
+
+/* --- local answers --- */
+
+size_t ebb_xch_format(char *out, size_t cap, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(out, cap, fmt, ap);
+    if (n < 0)
+        return 0;
+    return (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
+const char *ebb_us_failure(unsigned rf, int status)
+{
+    if (status == 502)
+        return "sent a malformed or unexpected response";
+    if (status == 504)
+        return "request timeout";
+    return (rf & EBB_RF_UF) ? "connect error" : "reset before response headers";
+}
+
+/* --- the record --- */
+
+static void str_copy(char *dst, size_t cap, struct ebb_str s)
+{
+    size_t n = EBB_MIN(s.len, cap - 1);
+    if (n)
+        memcpy(dst, s.p, n);
+    dst[n] = '\0';
+}
+
+void ebb_xrec_begin(struct ebb_xrec *x, uint64_t now_ms, struct ebb_str method,
+                    struct ebb_str path, struct ebb_str authority)
+{
+    x->start_ms = now_ms;
+    str_copy(x->method, sizeof(x->method), method);
+    str_copy(x->path, sizeof(x->path), path);
+    str_copy(x->authority, sizeof(x->authority), authority);
+}
+
+void ebb_xrec_status(struct ebb_xrec *x, struct ebb_listener_stats *st, int status)
+{
+    x->status = status;
+    if (status >= 100 && status < 600)
+        ebb_stat_inc(st->rq_xx[status / 100]);
+}
+
+void ebb_xrec_log(const struct ebb_xrec *x, const struct ebb_conn *c, const char *protocol,
+                  const char *up_addr)
+{
+    struct ebb_access a = {
+        .listener = c->l->cfg->name,
+        .method = x->method,
+        .authority = x->authority,
+        .path = x->path,
+        .protocol = protocol,
+        .status = x->status,
+        .bytes_received = x->req_bytes,
+        .bytes_sent = x->resp_bytes,
+        .duration_ms = ebb_loop_now(c->w->loop) - x->start_ms,
+        .upstream_host = up_addr ? up_addr : x->up_addr,
+        .upstream_cluster = x->cluster >= 0 ? c->w->clusters[x->cluster].cfg->name : NULL,
+        .flags = x->rf,
+        .request_id = x->request_id,
+        .peer = c->peer_str,
+    };
+    ebb_access_log(&a);
+}
+
+/* --- the upstream side --- */
+
+struct ebb_us *ebb_us_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+                           const struct ebb_fwd *f, unsigned flags,
+                           const struct ebb_us_cbs *cbs, void *owner)
+{
+    if (cl->cfg->protocol == EBB_UP_H2C)
+        return ebb_h2u_open(cl, w, f, flags, cbs, owner);
+    return ebb_h1u_open(cl, w, f, flags, cbs, owner);
+}

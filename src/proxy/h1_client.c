@@ -1,0 +1,655 @@
+/*
+ * h1_client.c - the HTTP/1.1 client half of an exchange (see h1_client.h).
+ */
+#include <string.h>
+#include <strings.h>
+
+#include <stdlib.h>
+
+#include "ebb/buf.h"
+#include "ebb/core.h"
+#include "ebb/exchange.h"
+#include "ebb/h1_client.h"
+#include "ebb/h2.h"
+#include "ebb/log.h"
+#include "ebb/proxy.h"
+#include "ebb/server.h"
+#include "ebb/upstream.h"
+#include "ebb/ustream.h"
+
+size_t ebb_h1_fields(const struct ebb_h1_msg *m, struct ebb_hdr *out, bool keep_length)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->nheaders; i++) {
+        const struct ebb_h1_header *hd = &m->headers[i];
+        if (ebb_h1_is_hop_by_hop(m, &hd->name))
+            continue;
+        if (!keep_length && hd->name.len == 14 &&
+            strncasecmp(hd->name.p, "content-length", 14) == 0)
+            continue;
+        out[n++] = (struct ebb_hdr){ { hd->name.p, hd->name.len }, { hd->value.p, hd->value.len } };
+    }
+    return n;
+}
+
+void ebb_resp_of_h1(const struct ebb_h1_msg *m, struct ebb_resp *r)
+{
+    static __thread struct ebb_hdr hdrs[EBB_H1_MAX_HEADERS_CAP];
+    /* the length of a body that follows is re-sent from content_length */
+    size_t n = ebb_h1_fields(m, hdrs, m->framing == EBB_H1_BODY_NONE);
+
+    *r = (struct ebb_resp){
+        .status = m->status,
+        .reason = { m->reason.p, m->reason.len },
+        .hdrs = hdrs,
+        .nhdrs = n,
+        .content_length = m->framing == EBB_H1_BODY_LENGTH ? (int64_t)m->content_length : -1,
+        .body = m->framing != EBB_H1_BODY_NONE &&
+                !(m->framing == EBB_H1_BODY_LENGTH && m->content_length == 0),
+    };
+    if (m->status == 101) {
+        const struct ebb_h1_header *up = ebb_h1_find(m, "upgrade");
+        if (up)
+            r->upgrade = (struct ebb_str){ up->value.p, up->value.len };
+    }
+}
+
+void ebb_h1c_read(struct ebb_upconn *u)
+{
+    for (int i = 0; i < 4; i++) {
+        ssize_t n = ebb_upstream_read(u);   /* sets eof (and reset) */
+        if (n > 0 && ebb_buf_tailroom(&u->rbuf) && ebb_buf_room(&u->rbuf))
+            break;   /* short read: the socket is drained, skip the EAGAIN round trip */
+        if (n <= 0)
+            break;
+    }
+}
+
+void ebb_h1c_flush(struct ebb_upconn *u)
+{
+    if (ebb_upstream_flush(u) < 0) {
+        u->wr_failed = true;
+        ebb_buf_reset(&u->wbuf);
+    }
+}
+
+int ebb_h1c_put_body(struct ebb_buf *b, bool chunked, const char *data, size_t n)
+{
+    int rc = 0;
+    if (chunked)
+        rc |= ebb_buf_appendf(b, "%zx\r\n", n);
+    rc |= ebb_buf_append(b, data, n);
+    if (chunked)
+        rc |= ebb_buf_append(b, "\r\n", 2);
+    return rc;
+}
+
+/* One decoded piece into the sink. */
+static void sink_put(struct ebb_h1c_sink *k, int rc, const char *data, size_t dlen)
+{
+    if (rc == EBB_H1_BODY_DATA && dlen) {
+        k->bytes += dlen;
+        ebb_h1c_put_body(k->out, k->chunk_out, data, dlen);
+    } else if (rc == EBB_H1_BODY_TRAILER) {
+        if (k->chunk_out) {
+            if (!k->last_chunk)
+                ebb_buf_append(k->out, "0\r\n", 3);
+            k->last_chunk = true;
+            ebb_buf_append(k->out, data, dlen);
+        } else if (k->trl) {
+            k->trl->max = 64 * 1024;
+            ebb_buf_append(k->trl, data, dlen);   /* too large: truncated, then dropped */
+        }
+    } else if (rc == EBB_H1_BODY_DONE && k->chunk_out) {
+        if (!k->last_chunk)
+            ebb_buf_append(k->out, "0\r\n", 3);
+        ebb_buf_append(k->out, "\r\n", 2);
+    }
+}
+
+int ebb_h1c_decode_body(struct ebb_h1_body *b, enum ebb_h1_framing in, struct ebb_upconn *u,
+                        struct ebb_h1c_sink *k, bool *done)
+{
+    size_t reserve = k->chunk_out ? 32 : 0;   /* room for the chunk framing */
+    int progress = 0;
+
+    while (!*done && (ebb_buf_len(&u->rbuf) || ebb_h1_body_done(b)) &&
+           ebb_buf_room(k->out) > reserve * 2) {
+        size_t len = EBB_MIN(ebb_buf_len(&u->rbuf), ebb_buf_room(k->out) - reserve);
+        size_t consumed = 0, dlen = 0;
+        const char *data = NULL;
+        int rc = ebb_h1_body_parse(b, ebb_buf_start(&u->rbuf), len, &consumed, &data, &dlen);
+        if (rc == EBB_H1_EBAD)
+            return EBB_H1_EBAD;
+        sink_put(k, rc, data, dlen);
+        if (rc == EBB_H1_BODY_DONE)
+            *done = true;
+        ebb_buf_consume(&u->rbuf, consumed);
+        progress = 1;
+        if (rc == EBB_H1_AGAIN)
+            break;
+    }
+    /* a close-delimited body ends with the upstream's FIN (a reset truncates it) */
+    if (!*done && in == EBB_H1_BODY_EOF && u->eof && !u->reset && !ebb_buf_len(&u->rbuf)) {
+        if (k->chunk_out)
+            ebb_buf_append(k->out, "0\r\n\r\n", 5);
+        *done = true;
+        progress = 1;
+    }
+    return progress;
+}
+
+bool ebb_h1c_may_retry(const struct ebb_upconn *u, bool resp_started, bool has_body,
+                       int retries, const char *method)
+{
+    return !resp_started && u->reused && !has_body && retries == 0 &&
+           ebb_method_idempotent(method);
+}
+
+/* --- the HTTP/1.1 upstream codec (struct ebb_us behind h1u_ops) ---
+ *
+ * One request/response on a connection lent by the cluster's pool.  The
+ * request head is written once (kept for one transparent retry), the body is
+ * framed into the connection's write buffer as far as it has room, and the
+ * response body is decoded into respb, which the owner drains with
+ * ebb_us_read(); while respb is full the upstream is not read (back-pressure).
+ * The connection goes back to the pool as soon as both messages are complete.
+ *
+ * Owners with EBB_US_F_SHARED (HTTP/2 streams: many exchanges per client
+ * connection) share at most max(pool.max_idle, H1U_SHARED_MIN) connections
+ * per cluster and worker: with keep-alive each is reused instead of one
+ * connect per request once the streams outnumber the pool.  A stream that
+ * finds them all lent waits in order for the next one given back; one that
+ * waited H1U_WAIT_MS (held by long responses: long polls, downloads) connects
+ * one more, up to H1U_SHARED_MAX. */
+
+#define H1U_RESP_BUF   (64 * 1024)   /* ceiling of the decoded response body buffer */
+#define H1U_SHARED_MIN 16            /* floor of the shared connection bound */
+#define H1U_SHARED_MAX 1024          /* hard cap, with streams that waited too long */
+#define H1U_WAIT_MS    200           /* a stream waiting this long gets its own connection */
+
+struct h1u {
+    struct ebb_us          base;
+    struct ebb_cluster_rt *cl;
+    struct ebb_worker     *w;
+    struct ebb_upconn     *u;           /* lent connection; NULL before, and after release */
+    const char            *addr;        /* endpoint of the last connection (for the log) */
+    struct ebb_list        wlink;       /* in cl->h2_waiting while waiting (shared mode) */
+    struct ebb_timer       kick;        /* zero-delay run */
+    struct ebb_timer       wait;        /* shared mode: waited long enough for a connection */
+    struct ebb_buf         head;        /* request head as sent (kept for one retry) */
+    struct ebb_buf         tail;        /* request end: "0\r\n", trailers, "\r\n" (chunked) */
+    char                   method[24];
+    bool                   shared;      /* EBB_US_F_SHARED */
+    bool                   counted;     /* u counts in cl->h2_h1_busy */
+    bool                   chunked;     /* request body sent chunked */
+    bool                   has_body;    /* the request has a body */
+    bool                   upgrade;     /* the request asks for an upgrade (101 expected) */
+    bool                   head_queued; /* head written into u->wbuf */
+    bool                   req_end;     /* the owner ended the request */
+    bool                   req_sent;    /* ... and its end is in u->wbuf */
+    bool                   was_full;    /* a write found no room: on_writable owed */
+    bool                   resp_started;/* any response byte */
+    bool                   head_seen;   /* on_head delivered */
+    bool                   resp_done;   /* the body is decoded whole into respb */
+    bool                   ended;       /* on_end (or on_error) delivered */
+    bool                   keepalive;   /* the upstream allows reuse */
+    int                    err;         /* pending failure to report: EBB_E* */
+    int                    retries;
+    enum ebb_h1_framing    resp_in;
+    struct ebb_h1_body     rbody;
+    struct ebb_buf         respb;       /* decoded response body, not read yet */
+    struct ebb_buf         trl;         /* response trailers, raw field lines */
+};
+
+static __thread struct ebb_h1_msg h1u_msg;   /* scratch for response heads (large) */
+
+static void h1u_run(struct h1u *s);
+static size_t h1u_writable(const struct ebb_us *us);
+static void h1u_io(void *owner, struct ebb_upconn *u, uint32_t events);
+
+static void h1u_kick(struct h1u *s)
+{
+    if (!ebb_timer_active(&s->kick))
+        ebb_timer_start(s->w->loop, &s->kick, 0);
+}
+
+static void h1u_kick_cb(struct ebb_loop *loop, struct ebb_timer *t) { h1u_run(t->data); }
+
+static uint32_t h1u_limit(const struct ebb_cluster_rt *cl)
+{
+    return EBB_MAX(cl->cfg->pool_max_idle, (uint32_t)H1U_SHARED_MIN);
+}
+
+static void h1u_waiting_init(struct ebb_cluster_rt *cl)
+{
+    if (!cl->h2_waiting.next)
+        ebb_list_init(&cl->h2_waiting);
+}
+
+/* Gets s a connection (from the pool or a new connect).  Never calls back. */
+static void h1u_acquire(struct h1u *s)
+{
+    ebb_list_del(&s->wlink);
+    ebb_timer_stop(s->w->loop, &s->wait);
+    int rc = ebb_upstream_acquire(s->cl, s->w, h1u_io, s, &s->u);
+    if (rc != 0 && rc != EBB_EAGAIN) {
+        s->u = NULL;
+        s->err = rc;
+    } else {
+        s->addr = s->u->addr_str;   /* lives as long as the server */
+        if (s->shared) {
+            s->counted = true;
+            s->cl->h2_h1_busy++;
+        }
+    }
+    h1u_kick(s);
+}
+
+/* Lends connections given back to waiting shared streams, oldest first. */
+static void h1u_grant(struct ebb_cluster_rt *cl)
+{
+    h1u_waiting_init(cl);
+    while (!ebb_list_empty(&cl->h2_waiting) && cl->h2_h1_busy < h1u_limit(cl))
+        h1u_acquire(ebb_list_entry(cl->h2_waiting.next, struct h1u, wlink));
+}
+
+static void h1u_wait_cb(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    struct h1u *s = t->data;
+    if (s->cl->h2_h1_busy >= H1U_SHARED_MAX) {
+        ebb_timer_start(loop, &s->wait, H1U_WAIT_MS);
+        return;
+    }
+    ebb_debug("h1u", "waited %d ms for a connection to \"%s\": one more", H1U_WAIT_MS,
+              s->cl->cfg->name);
+    h1u_acquire(s);
+}
+
+/* Lets go of the connection: back to the pool when reusable, else closed. */
+static void h1u_release(struct h1u *s, bool reusable)
+{
+    struct ebb_cluster_rt *cl = s->cl;
+    if (!s->u)
+        return;
+    if (s->head_queued)
+        ebb_stat_dec(cl->st->rq_active);
+    ebb_upstream_release(s->u, reusable);
+    s->u = NULL;
+    if (s->counted) {
+        s->counted = false;
+        cl->h2_h1_busy--;
+        h1u_grant(cl);
+    }
+}
+
+static void h1u_queue_head(struct h1u *s)
+{
+    struct ebb_upconn *u = s->u;
+    if (ebb_buf_append(&u->wbuf, ebb_buf_start(&s->head), ebb_buf_len(&s->head)) < 0) {
+        s->err = EBB_ETOOBIG;
+        return;
+    }
+    s->head_queued = true;
+    u->nrequests++;
+    ebb_stat_inc(s->cl->st->rq_total);
+    ebb_stat_inc(s->cl->st->rq_active);
+}
+
+static void h1u_close(struct ebb_us *us);
+
+/* Reports the failure to the owner; the stream is gone with the callback.
+ * Returns false (the owner let go), for the callers' convenience. */
+static bool h1u_fail(struct h1u *s, unsigned rf, int status)
+{
+    void *owner = s->base.owner;
+    s->ended = true;
+    if (s->u)
+        s->addr = s->u->addr_str;
+    h1u_close(&s->base);
+    s->base.cbs->on_error(owner, rf, s->head_seen, status);
+    return false;
+}
+
+/* The connection closed or failed before the response was complete. */
+static bool h1u_gone(struct h1u *s)
+{
+    struct ebb_upconn *u = s->u;
+    if (ebb_h1c_may_retry(u, s->resp_started, s->has_body, s->retries, s->method)) {
+        /* a pooled connection the upstream had closed: one fresh try */
+        s->retries++;
+        ebb_debug("h1u", "pooled connection to %s closed, retrying", u->addr_str);
+        h1u_release(s, false);
+        s->head_queued = false;
+        h1u_acquire(s);
+        return true;
+    }
+    ebb_stat_inc(s->cl->st->rq_reset);
+    if (s->head_seen)
+        ebb_info("h1u", "upstream %s reset after response headers", u->addr_str);
+    return h1u_fail(s, EBB_RF_UC, 503);
+}
+
+/* Parses the response head(s) in u->rbuf.  Returns false when the owner let go. */
+static bool h1u_head(struct h1u *s)
+{
+    struct ebb_upconn *u = s->u;
+    struct ebb_h1_msg *m = &h1u_msg;
+    const struct ebb_config *cfg = s->w->srv->cfg;
+    struct ebb_resp r;
+
+    while (!s->head_seen && ebb_buf_len(&u->rbuf)) {
+        s->resp_started = true;
+        int rc = ebb_h1_parse_response(ebb_buf_start(&u->rbuf), ebb_buf_len(&u->rbuf),
+                                       &cfg->limits.h1, s->method, strlen(s->method), m);
+        if (rc == EBB_H1_AGAIN)
+            return true;
+        if (rc < 0 || (m->status == 101 && !s->upgrade))
+            return h1u_fail(s, EBB_RF_UC, 502);
+        ebb_resp_of_h1(m, &r);
+        if (m->status < 200 && m->status != 101) {
+            s->base.cbs->on_interim(s->base.owner, &r);   /* 100 Continue and others */
+            ebb_buf_consume(&u->rbuf, (size_t)rc);
+            if (!s->base.owner)
+                return false;
+            continue;
+        }
+        s->head_seen = true;
+        s->resp_in = m->framing;
+        s->keepalive = !(m->flags & EBB_H1_F_CONN_CLOSE);
+        ebb_h1_body_init(&s->rbody, m);
+        s->resp_done = !r.body || m->status == 101;
+        s->base.cbs->on_head(s->base.owner, &r);
+        /* r pointed into rbuf; after a 101 the owner's tunnel starts after the head (u is
+         * alive this iteration even if the owner let go: frees are deferred) */
+        ebb_buf_consume(&u->rbuf, (size_t)rc);
+        return s->base.owner != NULL;
+    }
+    return true;
+}
+
+/* Delivers the end of a complete response and gives the connection back. */
+static void h1u_finish(struct h1u *s)
+{
+    bool reusable = s->req_sent && s->keepalive && s->resp_in != EBB_H1_BODY_EOF &&
+                    s->u && ebb_buf_len(&s->u->wbuf) == 0;
+    h1u_release(s, reusable);
+    s->ended = true;
+    if (ebb_buf_len(&s->trl)) {
+        static __thread struct ebb_hdr t[128];
+        nghttp2_nv nv[128];
+        int n = ebb_h2_split_trailers(ebb_buf_start(&s->trl), ebb_buf_len(&s->trl), nv,
+                                      EBB_ARRAY_LEN(nv));
+        for (int i = 0; i < n; i++)
+            t[i] = (struct ebb_hdr){ { (const char *)nv[i].name, nv[i].namelen },
+                                     { (const char *)nv[i].value, nv[i].valuelen } };
+        if (n > 0)
+            s->base.cbs->on_trailers(s->base.owner, t, (size_t)n);
+        if (!s->base.owner)
+            return;
+    }
+    s->base.cbs->on_end(s->base.owner);
+}
+
+/* Request side: the head, then the end of the body when the owner gave it. */
+static void h1u_send(struct h1u *s)
+{
+    struct ebb_upconn *u = s->u;
+    if (!s->head_queued)
+        h1u_queue_head(s);
+    if (s->req_end && !s->req_sent && s->head_queued && ebb_buf_room(&u->wbuf) > ebb_buf_len(&s->tail)) {
+        ebb_buf_append(&u->wbuf, ebb_buf_start(&s->tail), ebb_buf_len(&s->tail));
+        ebb_buf_reset(&s->tail);
+        s->req_sent = true;
+    }
+    ebb_h1c_flush(u);
+}
+
+static void h1u_set_interest(struct h1u *s)
+{
+    struct ebb_upconn *u = s->u;
+    uint32_t ev = 0;
+    if (!u || u->state != EBB_UP_BUSY || s->ended)
+        return;
+    if (s->head_queued && !u->eof && ebb_buf_room(&u->rbuf) > 0 &&
+        (!s->head_seen || ebb_buf_room(&s->respb) > 0))
+        ev |= EBB_READ;
+    if (ebb_buf_len(&u->wbuf))
+        ev |= EBB_WRITE;
+    ebb_upstream_want(u, ev);
+}
+
+/* Advances the exchange as far as the buffers allow, then calls the owner. */
+static void h1u_run(struct h1u *s)
+{
+    const struct ebb_us_cbs *cbs = s->base.cbs;
+
+    ebb_timer_stop(s->w->loop, &s->kick);
+    if (!s->base.owner || s->ended)
+        return;
+    if (s->err) {
+        int err = s->err;
+        s->err = 0;
+        ebb_debug("h1u", "cluster \"%s\": %s", s->cl->cfg->name, ebb_strerror(err));
+        h1u_fail(s, err == EBB_ETOOBIG ? 0 : EBB_RF_UF, err == EBB_ETOOBIG ? 502 : 503);
+        return;
+    }
+    struct ebb_upconn *u = s->u;
+    if (!u || u->state != EBB_UP_BUSY)
+        return;   /* waiting for a connection, or connecting */
+    h1u_send(s);
+    if (s->err) {
+        h1u_run(s);
+        return;
+    }
+    if (!h1u_head(s) || s->ended || !s->u)
+        return;
+    bool data = false;
+    if (s->head_seen && !s->resp_done) {
+        struct ebb_h1c_sink k = { .out = &s->respb, .trl = &s->trl };
+        int rc = ebb_h1c_decode_body(&s->rbody, s->resp_in, u, &k, &s->resp_done);
+        if (rc == EBB_H1_EBAD) {
+            ebb_warn("h1u", "malformed response body from %s", u->addr_str);
+            h1u_fail(s, EBB_RF_UC, 502);
+            return;
+        }
+        data = k.bytes > 0;
+    }
+    if (s->was_full && h1u_writable(&s->base) > 0) {
+        s->was_full = false;
+        cbs->on_writable(s->base.owner);
+        if (!s->base.owner)
+            return;
+    }
+    if (data) {
+        cbs->on_data(s->base.owner);
+        if (!s->base.owner)
+            return;
+    }
+    if (s->resp_done) {
+        h1u_finish(s);
+        return;
+    }
+    if (u->eof && ebb_buf_len(&u->rbuf) == 0 &&
+        (s->resp_in != EBB_H1_BODY_EOF || !s->head_seen || u->reset)) {
+        h1u_gone(s);
+        return;
+    }
+    h1u_set_interest(s);
+}
+
+static void h1u_io(void *owner, struct ebb_upconn *u, uint32_t events)
+{
+    struct h1u *s = owner;
+
+    if (events & EBB_UP_EV_FAILED) {
+        s->err = u->err == EBB_ETIMEDOUT ? EBB_ETIMEDOUT : (u->err ? u->err : EBB_EIO);
+        h1u_release(s, false);
+        h1u_run(s);
+        return;
+    }
+    if (events & (EBB_READ | EPOLLHUP | EPOLLERR))
+        ebb_h1c_read(u);
+    if (events & EBB_WRITE)
+        ebb_h1c_flush(u);
+    h1u_run(s);
+}
+
+/* --- ops --- */
+
+static size_t h1u_writable(const struct ebb_us *us)
+{
+    const struct h1u *s = (const struct h1u *)us;
+    if (s->req_end || s->ended || (s->u && s->u->wr_failed))
+        return 64 * 1024;   /* dropped anyway */
+    if (!s->u || !s->head_queued || ebb_buf_room(&s->u->wbuf) <= 64) {
+        ((struct h1u *)s)->was_full = true;   /* the owner waits for on_writable */
+        return 0;
+    }
+    return ebb_buf_room(&s->u->wbuf) - 32;
+}
+
+static size_t h1u_write(struct ebb_us *us, const void *p, size_t n)
+{
+    struct h1u *s = (struct h1u *)us;
+    size_t room = h1u_writable(us);
+    if (s->req_end || s->ended || (s->u && s->u->wr_failed))
+        return n;
+    if (room == 0) {
+        s->was_full = true;
+        return 0;
+    }
+    size_t k = EBB_MIN(n, room);
+    ebb_h1c_put_body(&s->u->wbuf, s->chunked, p, k);
+    if (k < n)
+        s->was_full = true;
+    h1u_kick(s);
+    return k;
+}
+
+static void h1u_end(struct ebb_us *us, const struct ebb_hdr *t, size_t n)
+{
+    struct h1u *s = (struct h1u *)us;
+    if (s->req_end)
+        return;
+    s->req_end = true;
+    s->tail.max = 64 * 1024;
+    if (s->chunked) {
+        ebb_buf_append(&s->tail, "0\r\n", 3);
+        for (size_t i = 0; i < n; i++)
+            if (ebb_buf_room(&s->tail) > t[i].name.len + t[i].value.len + 8)
+                ebb_hdrs_write_h1(&s->tail, &t[i], 1);   /* trailers that do not fit are dropped */
+        ebb_buf_append(&s->tail, "\r\n", 2);
+    }
+    h1u_kick(s);
+}
+
+static size_t h1u_read(struct ebb_us *us, void *out, size_t n)
+{
+    struct h1u *s = (struct h1u *)us;
+    size_t k = EBB_MIN(n, ebb_buf_len(&s->respb));
+    if (!k)
+        return 0;
+    memcpy(out, ebb_buf_start(&s->respb), k);
+    ebb_buf_consume(&s->respb, k);
+    if (s->u && ebb_buf_len(&s->u->rbuf))
+        h1u_kick(s);   /* bytes wait that respb had no room for */
+    else
+        h1u_set_interest(s);
+    return k;
+}
+
+static size_t h1u_readable(const struct ebb_us *us)
+{
+    return ebb_buf_len(&((const struct h1u *)us)->respb);
+}
+
+static const char *h1u_addr(const struct ebb_us *us)
+{
+    const struct h1u *s = (const struct h1u *)us;
+    return s->u ? s->u->addr_str : s->addr;
+}
+
+static struct ebb_upconn *h1u_take_conn(struct ebb_us *us)
+{
+    struct h1u *s = (struct h1u *)us;
+    struct ebb_upconn *u = s->u;
+    if (!u)
+        return NULL;
+    if (s->head_queued)
+        ebb_stat_dec(s->cl->st->rq_active);
+    s->u = NULL;
+    s->ended = true;
+    u->cb = NULL;
+    u->owner = NULL;
+    return u;
+}
+
+static void h1u_free(void *p)
+{
+    struct h1u *s = p;
+    ebb_buf_free(&s->head);
+    ebb_buf_free(&s->tail);
+    ebb_buf_free(&s->respb);
+    ebb_buf_free(&s->trl);
+    free(s);
+}
+
+static void h1u_close(struct ebb_us *us)
+{
+    struct h1u *s = (struct h1u *)us;
+    s->base.owner = NULL;
+    ebb_list_del(&s->wlink);
+    ebb_timer_stop(s->w->loop, &s->kick);
+    ebb_timer_stop(s->w->loop, &s->wait);
+    h1u_release(s, false);
+    if (ebb_loop_defer(s->w->loop, h1u_free, s) < 0)
+        EBB_BUG_ON(1);
+}
+
+static const struct ebb_us_ops h1u_ops = {
+    .name = "h1",
+    .write = h1u_write,
+    .writable = h1u_writable,
+    .end = h1u_end,
+    .read = h1u_read,
+    .readable = h1u_readable,
+    .addr = h1u_addr,
+    .take_conn = h1u_take_conn,
+    .close = h1u_close,
+};
+
+struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+                            const struct ebb_fwd *f, unsigned flags,
+                            const struct ebb_us_cbs *cbs, void *owner)
+{
+    struct h1u *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->base = (struct ebb_us){ &h1u_ops, cbs, owner };
+    s->cl = cl;
+    s->w = w;
+    s->kick = (struct ebb_timer){ .cb = h1u_kick_cb, .data = s };
+    s->wait = (struct ebb_timer){ .cb = h1u_wait_cb, .data = s };
+    ebb_list_init(&s->wlink);
+    s->head.max = w->srv->cfg->limits.h1.max_head + 4096;
+    s->respb.max = H1U_RESP_BUF;
+    if (ebb_fwd_write_h1(f, &s->head, &s->chunked) < 0) {
+        h1u_free(s);
+        return NULL;
+    }
+    size_t ml = EBB_MIN(f->req->method.len, sizeof(s->method) - 1);
+    memcpy(s->method, f->req->method.p, ml);
+    s->has_body = f->req->body;
+    s->req_end = s->req_sent = !f->req->body;
+    s->upgrade = f->req->upgrade.len > 0;
+    s->shared = (flags & EBB_US_F_SHARED) != 0;
+    h1u_waiting_init(cl);
+    if (s->shared && (cl->h2_h1_busy >= h1u_limit(cl) || !ebb_list_empty(&cl->h2_waiting))) {
+        ebb_list_add_tail(&cl->h2_waiting, &s->wlink);   /* h1u_grant() lends it one */
+        ebb_timer_start(w->loop, &s->wait, H1U_WAIT_MS);
+        return &s->base;
+    }
+    h1u_acquire(s);
+    return &s->base;
+}
