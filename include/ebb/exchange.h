@@ -21,41 +21,11 @@
 #include <nghttp2/nghttp2.h>
 
 #include "ebb/buf.h"
+#include "ebb/http.h"
 
 struct ebb_conn;
 struct ebb_worker;
 struct ebb_listener_stats;
-
-#define EBB_XCH_MAX_FIELDS 320   /* fields of one head (limits.h1.max_headers <= 256) */
-
-/* A byte string that is not NUL-terminated. */
-struct ebb_str {
-    const char *p;
-    size_t      len;
-};
-
-/* One header field as received (HTTP/1: name case preserved; HTTP/2: lowercase). */
-struct ebb_hdr {
-    struct ebb_str name;
-    struct ebb_str value;
-};
-
-/* A request head.  The downstream codec leaves out its own connection-specific
- * fields (HTTP/1's Connection and the fields it names); the rewrite drops the
- * fixed hop-by-hop set again, whatever the codec. */
-struct ebb_req {
-    struct ebb_str        method;
-    struct ebb_str        path;
-    struct ebb_str        authority;      /* :authority, absolute-form authority or Host */
-    struct ebb_str        scheme;         /* empty: "http" */
-    const struct ebb_hdr *hdrs;           /* regular fields, in order, no pseudo-headers */
-    size_t                nhdrs;
-    int64_t               content_length; /* -1 when not known in advance */
-    bool                  body;           /* body bytes may follow (chunked when no length) */
-    bool                  te_trailers;    /* the client accepts trailers (TE: trailers) */
-    bool                  join_cookies;   /* HTTP/2 cookie crumbs: one field for HTTP/1.1 */
-    struct ebb_str        upgrade;        /* HTTP/1.1 Upgrade to forward; empty when none */
-};
 
 /* A request head as it goes upstream: the fields kept, in order, and what
  * the proxy adds. */
@@ -94,36 +64,14 @@ struct ebb_nvlist {
 int ebb_fwd_to_nv(const struct ebb_fwd *f, struct ebb_nvlist *out);
 void ebb_nvlist_free(struct ebb_nvlist *l);
 
-/* A response head.  hdrs holds the end-to-end fields but content-length, which
- * is content_length's when known (an HTTP/1.1 answer to HEAD keeps its own
- * content-length field among hdrs). */
-struct ebb_resp {
-    int                   status;
-    struct ebb_str        reason;         /* HTTP/1 reason phrase; may be empty */
-    const struct ebb_hdr *hdrs;
-    size_t                nhdrs;
-    int64_t               content_length; /* length of the body (carried or not, as for
-                                             HEAD), -1 when not known in advance */
-    bool                  body;           /* body bytes follow (false for an empty body) */
-    struct ebb_str        upgrade;        /* 101: the protocol switched to */
-};
-
 /* Builds the HTTP/2 response header list (:status, then the fields with
  * lowercase names, hop-by-hop ones dropped, then content_length when known)
  * into out.  Returns 0 or EBB_ENOMEM. */
 int ebb_resp_to_nv(const struct ebb_resp *r, struct ebb_nvlist *out);
 
-/* Appends "name: value\r\n" for each field (an HTTP/1.1 trailer section
- * without its final empty line).  Returns 0 or EBB_ETOOBIG/EBB_ENOMEM. */
-int ebb_hdrs_write_h1(struct ebb_buf *b, const struct ebb_hdr *hdrs, size_t n);
-
 /* True for a method that may be repeated (RFC 9110 §9.2.2): a request that
  * may have reached a dying pooled connection is retried only for these. */
 bool ebb_method_idempotent(const char *method);
-
-/* True for the fixed hop-by-hop fields (RFC 9110 §7.6.1, RFC 9113 §8.2.2):
- * connection, keep-alive, proxy-connection, te, transfer-encoding, upgrade. */
-bool ebb_hdr_is_hop(const char *name, size_t len);
 
 /* Formats a local answer's body into out (cap bytes, NUL-terminated, cut
  * when longer).  Returns its length. */

@@ -73,6 +73,15 @@ void ebb_upstream_want(struct ebb_upconn *u, uint32_t events);
 ssize_t ebb_upstream_read(struct ebb_upconn *u);
 int ebb_upstream_flush(struct ebb_upconn *u);
 
+/* Reads what the socket has (a few reads at most, stopping at a short one),
+ * with ebb_upstream_read's eof/reset marks. */
+void ebb_upstream_read_some(struct ebb_upconn *u);
+
+/* Writes u->wbuf.  A failed write means the upstream stopped reading: its
+ * bytes are dropped and u->wr_failed set, but reading goes on, since an
+ * answer it sent before closing (413, 401) may still be there. */
+void ebb_upstream_send(struct ebb_upconn *u);
+
 /* Closes every idle pooled connection of the worker (at exit). */
 void ebb_upstream_close_idle(struct ebb_cluster_rt *cl);
 

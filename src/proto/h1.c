@@ -17,9 +17,9 @@
 
 #include "ebb/core.h"
 #include "ebb/exchange.h"
-#include "ebb/h1_client.h"
 #include "ebb/h1_parse.h"
 #include "ebb/h2.h"
+#include "ebb/http.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
 #include "ebb/server.h"
@@ -586,7 +586,7 @@ static bool h1_pump_response(struct h1 *h)
         if (h->head_req)
             continue;
         h->x.resp_bytes += n;
-        ebb_h1c_put_body(&c->wbuf, h->resp_chunk_out, tmp, n);
+        ebb_h1_put_body(&c->wbuf, h->resp_chunk_out, tmp, n);
         progress = true;
     }
     size_t wmax = c->wbuf.max ? c->wbuf.max : EBB_BUF_DEFAULT_MAX;
@@ -899,9 +899,9 @@ static void h1_run(struct h1 *h)
 static void h1_tunnel_cb(void *owner, struct ebb_upconn *u, uint32_t events)
 {
     if (events & (EBB_READ | EPOLLHUP | EPOLLERR))
-        ebb_h1c_read(u);
+        ebb_upstream_read_some(u);
     if (events & EBB_WRITE)
-        ebb_h1c_flush(u);
+        ebb_upstream_send(u);
     h1_run(owner);
 }
 

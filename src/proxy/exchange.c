@@ -10,6 +10,7 @@
 
 #include "ebb/core.h"
 #include "ebb/exchange.h"
+#include "ebb/http.h"
 #include "ebb/proxy.h"
 #include "ebb/server.h"
 #include "ebb/ustream.h"
@@ -20,17 +21,6 @@ static bool str_ieq(struct ebb_str s, const char *lit)
     return s.len == n && strncasecmp(s.p, lit, n) == 0;
 }
 
-bool ebb_hdr_is_hop(const char *name, size_t len)
-{
-    static const char *const hop[] = {
-        "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
-    };
-    struct ebb_str s = { name, len };
-    for (size_t i = 0; i < EBB_ARRAY_LEN(hop); i++)
-        if (str_ieq(s, hop[i]))
-            return true;
-    return false;
-}
 
 bool ebb_method_idempotent(const char *method)
 {
@@ -242,16 +232,6 @@ int ebb_resp_to_nv(const struct ebb_resp *r, struct ebb_nvlist *out)
     return 0;
 }
 
-int ebb_hdrs_write_h1(struct ebb_buf *b, const struct ebb_hdr *hdrs, size_t n)
-{
-    int rc = 0;
-    for (size_t i = 0; i < n; i++)
-        rc |= ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)hdrs[i].name.len, hdrs[i].name.p,
-                              (int)hdrs[i].value.len, hdrs[i].value.p);
-    if (rc)
-        return rc == EBB_ENOMEM ? EBB_ENOMEM : EBB_ETOOBIG;
-    return 0;
-}
 
 /* --- local answers --- */
 

@@ -1,38 +1,25 @@
 /*
- * h1_client.c - the HTTP/1.1 client half of an exchange (see h1_client.h).
+ * h1_client.c - the HTTP/1.1 upstream codec: one exchange on a connection
+ * lent by the cluster's pool, behind the ops of ustream.h (ebb_h1u_open).
  */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <stdlib.h>
 
 #include "ebb/buf.h"
 #include "ebb/core.h"
 #include "ebb/exchange.h"
-#include "ebb/h1_client.h"
 #include "ebb/h2.h"
+#include "ebb/http.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
 #include "ebb/server.h"
 #include "ebb/upstream.h"
 #include "ebb/ustream.h"
 
-size_t ebb_h1_fields(const struct ebb_h1_msg *m, struct ebb_hdr *out, bool keep_length)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < m->nheaders; i++) {
-        const struct ebb_h1_header *hd = &m->headers[i];
-        if (ebb_h1_is_hop_by_hop(m, &hd->name))
-            continue;
-        if (!keep_length && hd->name.len == 14 &&
-            strncasecmp(hd->name.p, "content-length", 14) == 0)
-            continue;
-        out[n++] = (struct ebb_hdr){ { hd->name.p, hd->name.len }, { hd->value.p, hd->value.len } };
-    }
-    return n;
-}
-
-void ebb_resp_of_h1(const struct ebb_h1_msg *m, struct ebb_resp *r)
+/* The response head of m in the exchange's terms (fields point into m; the
+ * field array is per thread and valid until the next call). */
+static void resp_of_h1(const struct ebb_h1_msg *m, struct ebb_resp *r)
 {
     static __thread struct ebb_hdr hdrs[EBB_H1_MAX_HEADERS_CAP];
     /* the length of a body that follows is re-sent from content_length */
@@ -54,76 +41,41 @@ void ebb_resp_of_h1(const struct ebb_h1_msg *m, struct ebb_resp *r)
     }
 }
 
-void ebb_h1c_read(struct ebb_upconn *u)
-{
-    for (int i = 0; i < 4; i++) {
-        ssize_t n = ebb_upstream_read(u);   /* sets eof (and reset) */
-        if (n > 0 && ebb_buf_tailroom(&u->rbuf) && ebb_buf_room(&u->rbuf))
-            break;   /* short read: the socket is drained, skip the EAGAIN round trip */
-        if (n <= 0)
-            break;
-    }
-}
 
-void ebb_h1c_flush(struct ebb_upconn *u)
-{
-    if (ebb_upstream_flush(u) < 0) {
-        u->wr_failed = true;
-        ebb_buf_reset(&u->wbuf);
-    }
-}
 
-int ebb_h1c_put_body(struct ebb_buf *b, bool chunked, const char *data, size_t n)
-{
-    int rc = 0;
-    if (chunked)
-        rc |= ebb_buf_appendf(b, "%zx\r\n", n);
-    rc |= ebb_buf_append(b, data, n);
-    if (chunked)
-        rc |= ebb_buf_append(b, "\r\n", 2);
-    return rc;
-}
 
-/* One decoded piece into the sink. */
-static void sink_put(struct ebb_h1c_sink *k, int rc, const char *data, size_t dlen)
-{
-    if (rc == EBB_H1_BODY_DATA && dlen) {
-        k->bytes += dlen;
-        ebb_h1c_put_body(k->out, k->chunk_out, data, dlen);
-    } else if (rc == EBB_H1_BODY_TRAILER) {
-        if (k->chunk_out) {
-            if (!k->last_chunk)
-                ebb_buf_append(k->out, "0\r\n", 3);
-            k->last_chunk = true;
-            ebb_buf_append(k->out, data, dlen);
-        } else if (k->trl) {
-            k->trl->max = 64 * 1024;
-            ebb_buf_append(k->trl, data, dlen);   /* too large: truncated, then dropped */
-        }
-    } else if (rc == EBB_H1_BODY_DONE && k->chunk_out) {
-        if (!k->last_chunk)
-            ebb_buf_append(k->out, "0\r\n", 3);
-        ebb_buf_append(k->out, "\r\n", 2);
-    }
-}
+/* Where a decoded response body goes: the bytes, and the raw trailer lines. */
+struct sink {
+    struct ebb_buf *out;       /* body bytes */
+    struct ebb_buf *trl;       /* raw trailer field lines */
+    uint64_t        bytes;     /* body bytes written */
+};
 
-int ebb_h1c_decode_body(struct ebb_h1_body *b, enum ebb_h1_framing in, struct ebb_upconn *u,
-                        struct ebb_h1c_sink *k, bool *done)
+/* Decodes the response body from u->rbuf into the sink, as far as it has
+ * room; a close-delimited body ends at the upstream's FIN (never at a reset).
+ * Returns 1 on progress, 0 when nothing moved, EBB_H1_EBAD on a malformed body.
+ * *done is set once the body is complete. */
+static int decode_body(struct ebb_h1_body *b, enum ebb_h1_framing in, struct ebb_upconn *u,
+                       struct sink *k, bool *done)
 {
-    size_t reserve = k->chunk_out ? 32 : 0;   /* room for the chunk framing */
     int progress = 0;
 
-    while (!*done && (ebb_buf_len(&u->rbuf) || ebb_h1_body_done(b)) &&
-           ebb_buf_room(k->out) > reserve * 2) {
-        size_t len = EBB_MIN(ebb_buf_len(&u->rbuf), ebb_buf_room(k->out) - reserve);
+    while (!*done && (ebb_buf_len(&u->rbuf) || ebb_h1_body_done(b)) && ebb_buf_room(k->out) > 0) {
+        size_t len = EBB_MIN(ebb_buf_len(&u->rbuf), ebb_buf_room(k->out));
         size_t consumed = 0, dlen = 0;
         const char *data = NULL;
         int rc = ebb_h1_body_parse(b, ebb_buf_start(&u->rbuf), len, &consumed, &data, &dlen);
         if (rc == EBB_H1_EBAD)
             return EBB_H1_EBAD;
-        sink_put(k, rc, data, dlen);
-        if (rc == EBB_H1_BODY_DONE)
+        if (rc == EBB_H1_BODY_DATA && dlen) {
+            k->bytes += dlen;
+            ebb_buf_append(k->out, data, dlen);
+        } else if (rc == EBB_H1_BODY_TRAILER) {
+            k->trl->max = 64 * 1024;
+            ebb_buf_append(k->trl, data, dlen);   /* too large: truncated, then dropped */
+        } else if (rc == EBB_H1_BODY_DONE) {
             *done = true;
+        }
         ebb_buf_consume(&u->rbuf, consumed);
         progress = 1;
         if (rc == EBB_H1_AGAIN)
@@ -131,15 +83,17 @@ int ebb_h1c_decode_body(struct ebb_h1_body *b, enum ebb_h1_framing in, struct eb
     }
     /* a close-delimited body ends with the upstream's FIN (a reset truncates it) */
     if (!*done && in == EBB_H1_BODY_EOF && u->eof && !u->reset && !ebb_buf_len(&u->rbuf)) {
-        if (k->chunk_out)
-            ebb_buf_append(k->out, "0\r\n\r\n", 5);
         *done = true;
         progress = 1;
     }
     return progress;
 }
 
-bool ebb_h1c_may_retry(const struct ebb_upconn *u, bool resp_started, bool has_body,
+/* True when a request that met a closed pooled connection may be sent again
+ * on a fresh one: nothing of the answer came, the connection was reused, the
+ * request had no body, it was not retried yet and its method is idempotent
+ * (RFC 9110 §9.2.2, RFC 9112 §9.3.1: the upstream may have acted on a POST). */
+static bool may_retry(const struct ebb_upconn *u, bool resp_started, bool has_body,
                        int retries, const char *method)
 {
     return !resp_started && u->reused && !has_body && retries == 0 &&
@@ -315,7 +269,7 @@ static bool h1u_fail(struct h1u *s, unsigned rf, int status)
 static bool h1u_gone(struct h1u *s)
 {
     struct ebb_upconn *u = s->u;
-    if (ebb_h1c_may_retry(u, s->resp_started, s->has_body, s->retries, s->method)) {
+    if (may_retry(u, s->resp_started, s->has_body, s->retries, s->method)) {
         /* a pooled connection the upstream had closed: one fresh try */
         s->retries++;
         ebb_debug("h1u", "pooled connection to %s closed, retrying", u->addr_str);
@@ -346,7 +300,7 @@ static bool h1u_head(struct h1u *s)
             return true;
         if (rc < 0 || (m->status == 101 && !s->upgrade))
             return h1u_fail(s, EBB_RF_UC, 502);
-        ebb_resp_of_h1(m, &r);
+        resp_of_h1(m, &r);
         if (m->status < 200 && m->status != 101) {
             s->base.cbs->on_interim(s->base.owner, &r);   /* 100 Continue and others */
             ebb_buf_consume(&u->rbuf, (size_t)rc);
@@ -402,7 +356,7 @@ static void h1u_send(struct h1u *s)
         ebb_buf_reset(&s->tail);
         s->req_sent = true;
     }
-    ebb_h1c_flush(u);
+    ebb_upstream_send(u);
 }
 
 static void h1u_set_interest(struct h1u *s)
@@ -446,8 +400,8 @@ static void h1u_run(struct h1u *s)
         return;
     bool data = false;
     if (s->head_seen && !s->resp_done) {
-        struct ebb_h1c_sink k = { .out = &s->respb, .trl = &s->trl };
-        int rc = ebb_h1c_decode_body(&s->rbody, s->resp_in, u, &k, &s->resp_done);
+        struct sink k = { .out = &s->respb, .trl = &s->trl };
+        int rc = decode_body(&s->rbody, s->resp_in, u, &k, &s->resp_done);
         if (rc == EBB_H1_EBAD) {
             ebb_warn("h1u", "malformed response body from %s", u->addr_str);
             h1u_fail(s, EBB_RF_UC, 502);
@@ -489,9 +443,9 @@ static void h1u_io(void *owner, struct ebb_upconn *u, uint32_t events)
         return;
     }
     if (events & (EBB_READ | EPOLLHUP | EPOLLERR))
-        ebb_h1c_read(u);
+        ebb_upstream_read_some(u);
     if (events & EBB_WRITE)
-        ebb_h1c_flush(u);
+        ebb_upstream_send(u);
     h1u_run(s);
 }
 
@@ -520,7 +474,7 @@ static size_t h1u_write(struct ebb_us *us, const void *p, size_t n)
         return 0;
     }
     size_t k = EBB_MIN(n, room);
-    ebb_h1c_put_body(&s->u->wbuf, s->chunked, p, k);
+    ebb_h1_put_body(&s->u->wbuf, s->chunked, p, k);
     if (k < n)
         s->was_full = true;
     h1u_kick(s);

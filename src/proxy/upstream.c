@@ -259,6 +259,25 @@ int ebb_upstream_flush(struct ebb_upconn *u)
     return 0;
 }
 
+void ebb_upstream_read_some(struct ebb_upconn *u)
+{
+    for (int i = 0; i < 4; i++) {
+        ssize_t n = ebb_upstream_read(u);   /* sets eof (and reset) */
+        if (n > 0 && ebb_buf_tailroom(&u->rbuf) && ebb_buf_room(&u->rbuf))
+            break;   /* short read: the socket is drained, skip the EAGAIN round trip */
+        if (n <= 0)
+            break;
+    }
+}
+
+void ebb_upstream_send(struct ebb_upconn *u)
+{
+    if (ebb_upstream_flush(u) < 0) {
+        u->wr_failed = true;
+        ebb_buf_reset(&u->wbuf);
+    }
+}
+
 void ebb_upstream_close_idle(struct ebb_cluster_rt *cl)
 {
     while (!ebb_list_empty(&cl->idle)) {

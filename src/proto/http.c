@@ -1,0 +1,57 @@
+/*
+ * http.c - pure helpers on HTTP message heads (see http.h).
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "ebb/buf.h"
+#include "ebb/core.h"
+#include "ebb/http.h"
+
+bool ebb_hdr_is_hop(const char *name, size_t len)
+{
+    static const char *const hop[] = {
+        "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
+    };
+    for (size_t i = 0; i < EBB_ARRAY_LEN(hop); i++)
+        if (strlen(hop[i]) == len && strncasecmp(name, hop[i], len) == 0)
+            return true;
+    return false;
+}
+
+int ebb_hdrs_write_h1(struct ebb_buf *b, const struct ebb_hdr *hdrs, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        rc |= ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)hdrs[i].name.len, hdrs[i].name.p,
+                              (int)hdrs[i].value.len, hdrs[i].value.p);
+    if (rc)
+        return rc == EBB_ENOMEM ? EBB_ENOMEM : EBB_ETOOBIG;
+    return 0;
+}
+
+size_t ebb_h1_fields(const struct ebb_h1_msg *m, struct ebb_hdr *out, bool keep_length)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->nheaders; i++) {
+        const struct ebb_h1_header *hd = &m->headers[i];
+        if (ebb_h1_is_hop_by_hop(m, &hd->name))
+            continue;
+        if (!keep_length && hd->name.len == 14 &&
+            strncasecmp(hd->name.p, "content-length", 14) == 0)
+            continue;
+        out[n++] = (struct ebb_hdr){ { hd->name.p, hd->name.len }, { hd->value.p, hd->value.len } };
+    }
+    return n;
+}
+
+int ebb_h1_put_body(struct ebb_buf *b, bool chunked, const char *data, size_t n)
+{
+    int rc = 0;
+    if (chunked)
+        rc |= ebb_buf_appendf(b, "%zx\r\n", n);
+    rc |= ebb_buf_append(b, data, n);
+    if (chunked)
+        rc |= ebb_buf_append(b, "\r\n", 2);
+    return rc;
+}
