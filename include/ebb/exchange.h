@@ -60,7 +60,8 @@ struct ebb_nvlist {
 };
 
 /* Builds the HTTP/2 request header list into out (freed with
- * ebb_nvlist_free; valid while f's request is).  Returns 0 or EBB_ENOMEM. */
+ * ebb_nvlist_free; valid while f's request is, and until the next list is
+ * built on this thread: per-thread storage).  Returns 0 or EBB_ENOMEM. */
 int ebb_fwd_to_nv(const struct ebb_fwd *f, struct ebb_nvlist *out);
 void ebb_nvlist_free(struct ebb_nvlist *l);
 

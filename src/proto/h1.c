@@ -582,11 +582,22 @@ static bool h1_pump_response(struct h1 *h)
     if (!h->resp_head_done)
         return false;
     while (h->us && ebb_us_readable(h->us) && ebb_buf_room(&c->wbuf) > 64) {
-        size_t n = ebb_us_read(h->us, tmp, EBB_MIN(sizeof(tmp), ebb_buf_room(&c->wbuf) - 32));
-        if (h->head_req)
-            continue;
+        size_t n;
+        if (h->resp_chunk_out) {
+            n = ebb_us_read(h->us, tmp, EBB_MIN(sizeof(tmp), ebb_buf_room(&c->wbuf) - 32));
+            if (n)
+                ebb_h1_put_body(&c->wbuf, true, tmp, n);
+        } else {
+            /* straight into the client's buffer */
+            size_t want = EBB_MIN(ebb_buf_room(&c->wbuf), ebb_us_readable(h->us));
+            if (ebb_buf_reserve(&c->wbuf, want) < 0)
+                break;
+            n = ebb_us_read(h->us, ebb_buf_end(&c->wbuf), want);
+            c->wbuf.tail += n;
+        }
+        if (n == 0)
+            break;   /* framing only, or the end: the upstream side reports it */
         h->x.resp_bytes += n;
-        ebb_h1_put_body(&c->wbuf, h->resp_chunk_out, tmp, n);
         progress = true;
     }
     size_t wmax = c->wbuf.max ? c->wbuf.max : EBB_BUF_DEFAULT_MAX;

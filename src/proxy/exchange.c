@@ -127,10 +127,37 @@ int ebb_fwd_write_h1(const struct ebb_fwd *f, struct ebb_buf *b, bool *chunked)
     return 0;
 }
 
+/* Per-thread storage of the lists: a list is consumed (nghttp2 copies it)
+ * before the next one is built, and heads fit in max_head (<= 64 KiB). */
+#define NV_SCRATCH_NAMES (72 * 1024)
+static __thread nghttp2_nv nv_scratch[EBB_XCH_MAX_FIELDS + 16];
+static __thread char nv_scratch_names[NV_SCRATCH_NAMES];
+
+/* Points l at the per-thread storage when names bytes and n entries fit, else
+ * allocates.  Returns 0 or EBB_ENOMEM. */
+static int nvlist_alloc(struct ebb_nvlist *l, size_t names, size_t n)
+{
+    l->n = 0;
+    if (names <= NV_SCRATCH_NAMES && n <= EBB_ARRAY_LEN(nv_scratch)) {
+        l->nv = nv_scratch;
+        l->names = nv_scratch_names;
+        return 0;
+    }
+    l->names = malloc(names);
+    l->nv = calloc(n, sizeof(*l->nv));
+    if (!l->names || !l->nv) {
+        ebb_nvlist_free(l);
+        return EBB_ENOMEM;
+    }
+    return 0;
+}
+
 void ebb_nvlist_free(struct ebb_nvlist *l)
 {
-    free(l->nv);
-    free(l->names);
+    if (l->nv != nv_scratch) {
+        free(l->nv);
+        free(l->names);
+    }
     l->nv = NULL;
     l->names = NULL;
     l->n = 0;
@@ -161,13 +188,8 @@ int ebb_fwd_to_nv(const struct ebb_fwd *f, struct ebb_nvlist *out)
     if (f->xff)
         xff_len += f->xff->value.len + 2;
     /* lowercased names, then the x-forwarded-for value, then content-length digits */
-    out->names = malloc(names + xff_len + 24);
-    out->nv = calloc(f->nkeep + 10, sizeof(*out->nv));
-    out->n = 0;
-    if (!out->names || !out->nv) {
-        ebb_nvlist_free(out);
+    if (nvlist_alloc(out, names + xff_len + 24, f->nkeep + 10) < 0)
         return EBB_ENOMEM;
-    }
     nv_add(out, ":method", 7, r->method.p, r->method.len);
     nv_add(out, ":scheme", 7, r->scheme.len ? r->scheme.p : "http", r->scheme.len ? r->scheme.len : 4);
     if (r->authority.len)
@@ -205,13 +227,8 @@ int ebb_resp_to_nv(const struct ebb_resp *r, struct ebb_nvlist *out)
     for (size_t i = 0; i < r->nhdrs; i++)
         names += r->hdrs[i].name.len;
     /* lowercased names, then the status and content-length digits */
-    out->names = malloc(names + 8 + 24);
-    out->nv = calloc(r->nhdrs + 2, sizeof(*out->nv));
-    out->n = 0;
-    if (!out->names || !out->nv) {
-        ebb_nvlist_free(out);
+    if (nvlist_alloc(out, names + 8 + 24, r->nhdrs + 2) < 0)
         return EBB_ENOMEM;
-    }
     char *st = out->names + names;
     int sn = snprintf(st, 8, "%d", r->status);
     nv_add(out, ":status", 7, st, (size_t)sn);

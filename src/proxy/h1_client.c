@@ -44,51 +44,6 @@ static void resp_of_h1(const struct ebb_h1_msg *m, struct ebb_resp *r)
 
 
 
-/* Where a decoded response body goes: the bytes, and the raw trailer lines. */
-struct sink {
-    struct ebb_buf *out;       /* body bytes */
-    struct ebb_buf *trl;       /* raw trailer field lines */
-    uint64_t        bytes;     /* body bytes written */
-};
-
-/* Decodes the response body from u->rbuf into the sink, as far as it has
- * room; a close-delimited body ends at the upstream's FIN (never at a reset).
- * Returns 1 on progress, 0 when nothing moved, EBB_H1_EBAD on a malformed body.
- * *done is set once the body is complete. */
-static int decode_body(struct ebb_h1_body *b, enum ebb_h1_framing in, struct ebb_upconn *u,
-                       struct sink *k, bool *done)
-{
-    int progress = 0;
-
-    while (!*done && (ebb_buf_len(&u->rbuf) || ebb_h1_body_done(b)) && ebb_buf_room(k->out) > 0) {
-        size_t len = EBB_MIN(ebb_buf_len(&u->rbuf), ebb_buf_room(k->out));
-        size_t consumed = 0, dlen = 0;
-        const char *data = NULL;
-        int rc = ebb_h1_body_parse(b, ebb_buf_start(&u->rbuf), len, &consumed, &data, &dlen);
-        if (rc == EBB_H1_EBAD)
-            return EBB_H1_EBAD;
-        if (rc == EBB_H1_BODY_DATA && dlen) {
-            k->bytes += dlen;
-            ebb_buf_append(k->out, data, dlen);
-        } else if (rc == EBB_H1_BODY_TRAILER) {
-            k->trl->max = 64 * 1024;
-            ebb_buf_append(k->trl, data, dlen);   /* too large: truncated, then dropped */
-        } else if (rc == EBB_H1_BODY_DONE) {
-            *done = true;
-        }
-        ebb_buf_consume(&u->rbuf, consumed);
-        progress = 1;
-        if (rc == EBB_H1_AGAIN)
-            break;
-    }
-    /* a close-delimited body ends with the upstream's FIN (a reset truncates it) */
-    if (!*done && in == EBB_H1_BODY_EOF && u->eof && !u->reset && !ebb_buf_len(&u->rbuf)) {
-        *done = true;
-        progress = 1;
-    }
-    return progress;
-}
-
 /* True when a request that met a closed pooled connection may be sent again
  * on a fresh one: nothing of the answer came, the connection was reused, the
  * request had no body, it was not retried yet and its method is idempotent
@@ -105,8 +60,9 @@ static bool may_retry(const struct ebb_upconn *u, bool resp_started, bool has_bo
  * One request/response on a connection lent by the cluster's pool.  The
  * request head is written once (kept for one transparent retry), the body is
  * framed into the connection's write buffer as far as it has room, and the
- * response body is decoded into respb, which the owner drains with
- * ebb_us_read(); while respb is full the upstream is not read (back-pressure).
+ * response body stays in the connection's read buffer until the owner takes
+ * it with ebb_us_read(), which decodes it straight into the owner's buffer;
+ * while the read buffer is full the upstream is not read (back-pressure).
  * The connection goes back to the pool as soon as both messages are complete.
  *
  * Owners with EBB_US_F_SHARED (HTTP/2 streams: many exchanges per client
@@ -117,7 +73,6 @@ static bool may_retry(const struct ebb_upconn *u, bool resp_started, bool has_bo
  * waited H1U_WAIT_MS (held by long responses: long polls, downloads) connects
  * one more, up to H1U_SHARED_MAX. */
 
-#define H1U_RESP_BUF   (64 * 1024)   /* ceiling of the decoded response body buffer */
 #define H1U_SHARED_MIN 16            /* floor of the shared connection bound */
 #define H1U_SHARED_MAX 1024          /* hard cap, with streams that waited too long */
 #define H1U_WAIT_MS    200           /* a stream waiting this long gets its own connection */
@@ -145,14 +100,14 @@ struct h1u {
     bool                   was_full;    /* a write found no room: on_writable owed */
     bool                   resp_started;/* any response byte */
     bool                   head_seen;   /* on_head delivered */
-    bool                   resp_done;   /* the body is decoded whole into respb */
+    bool                   resp_done;   /* the body is decoded whole (read by the owner) */
+    bool                   resp_bad;    /* the body's framing is malformed (reported by run) */
     bool                   ended;       /* on_end (or on_error) delivered */
     bool                   keepalive;   /* the upstream allows reuse */
     int                    err;         /* pending failure to report: EBB_E* */
     int                    retries;
     enum ebb_h1_framing    resp_in;
     struct ebb_h1_body     rbody;
-    struct ebb_buf         respb;       /* decoded response body, not read yet */
     struct ebb_buf         trl;         /* response trailers, raw field lines */
 };
 
@@ -366,7 +321,7 @@ static void h1u_set_interest(struct h1u *s)
     if (!u || u->state != EBB_UP_BUSY || s->ended)
         return;
     if (s->head_queued && !u->eof && ebb_buf_room(&u->rbuf) > 0 &&
-        (!s->head_seen || ebb_buf_room(&s->respb) > 0))
+        !s->resp_done)
         ev |= EBB_READ;
     if (ebb_buf_len(&u->wbuf))
         ev |= EBB_WRITE;
@@ -398,17 +353,16 @@ static void h1u_run(struct h1u *s)
     }
     if (!h1u_head(s) || s->ended || !s->u)
         return;
-    bool data = false;
-    if (s->head_seen && !s->resp_done) {
-        struct sink k = { .out = &s->respb, .trl = &s->trl };
-        int rc = decode_body(&s->rbody, s->resp_in, u, &k, &s->resp_done);
-        if (rc == EBB_H1_EBAD) {
-            ebb_warn("h1u", "malformed response body from %s", u->addr_str);
-            h1u_fail(s, EBB_RF_UC, 502);
-            return;
-        }
-        data = k.bytes > 0;
+    if (s->resp_bad) {
+        ebb_warn("h1u", "malformed response body from %s", u->addr_str);
+        h1u_fail(s, EBB_RF_UC, 502);
+        return;
     }
+    /* a close-delimited body ends with the upstream's FIN (a reset truncates it) */
+    if (s->head_seen && !s->resp_done && s->resp_in == EBB_H1_BODY_EOF && u->eof && !u->reset &&
+        ebb_buf_len(&u->rbuf) == 0)
+        s->resp_done = true;
+    bool data = s->head_seen && !s->resp_done && ebb_buf_len(&u->rbuf) > 0;
     if (s->was_full && h1u_writable(&s->base) > 0) {
         s->was_full = false;
         cbs->on_writable(s->base.owner);
@@ -498,24 +452,54 @@ static void h1u_end(struct ebb_us *us, const struct ebb_hdr *t, size_t n)
     h1u_kick(s);
 }
 
+/* Decodes response body bytes from u->rbuf straight into out (at most n);
+ * trailers are kept for h1u_finish, the end and a malformed body are
+ * reported by the run it kicks. */
 static size_t h1u_read(struct ebb_us *us, void *out, size_t n)
 {
     struct h1u *s = (struct h1u *)us;
-    size_t k = EBB_MIN(n, ebb_buf_len(&s->respb));
-    if (!k)
-        return 0;
-    memcpy(out, ebb_buf_start(&s->respb), k);
-    ebb_buf_consume(&s->respb, k);
-    if (s->u && ebb_buf_len(&s->u->rbuf))
-        h1u_kick(s);   /* bytes wait that respb had no room for */
+    struct ebb_upconn *u = s->u;
+    size_t got = 0;
+
+    while (u && s->head_seen && !s->resp_done && !s->resp_bad &&
+           ((ebb_buf_len(&u->rbuf) && got < n) || ebb_h1_body_done(&s->rbody))) {
+        size_t consumed = 0, dlen = 0;
+        const char *data = NULL;
+        /* a payload byte costs at least one input byte: n - got bounds the output */
+        size_t len = EBB_MIN(ebb_buf_len(&u->rbuf), n - got);
+        int rc = ebb_h1_body_parse(&s->rbody, ebb_buf_start(&u->rbuf), len, &consumed, &data,
+                                   &dlen);
+        if (rc == EBB_H1_EBAD) {
+            s->resp_bad = true;
+            break;
+        }
+        if (rc == EBB_H1_BODY_DATA && dlen) {
+            memcpy((char *)out + got, data, dlen);
+            got += dlen;
+        } else if (rc == EBB_H1_BODY_TRAILER) {
+            s->trl.max = 64 * 1024;
+            ebb_buf_append(&s->trl, data, dlen);   /* too large: truncated, then dropped */
+        } else if (rc == EBB_H1_BODY_DONE) {
+            s->resp_done = true;
+        }
+        ebb_buf_consume(&u->rbuf, consumed);
+        if (rc == EBB_H1_AGAIN)
+            break;
+    }
+    if (s->resp_done || s->resp_bad)
+        h1u_kick(s);
     else
-        h1u_set_interest(s);
-    return k;
+        h1u_set_interest(s);   /* room in the read buffer again */
+    return got;
 }
 
+/* Raw bytes of the body waiting (framing included: a read may return 0). */
 static size_t h1u_readable(const struct ebb_us *us)
 {
-    return ebb_buf_len(&((const struct h1u *)us)->respb);
+    const struct h1u *s = (const struct h1u *)us;
+    if (!s->u || !s->head_seen || s->resp_done || s->resp_bad)
+        return 0;
+    return ebb_buf_len(&s->u->rbuf);
 }
 
 static const char *h1u_addr(const struct ebb_us *us)
@@ -544,7 +528,6 @@ static void h1u_free(void *p)
     struct h1u *s = p;
     ebb_buf_free(&s->head);
     ebb_buf_free(&s->tail);
-    ebb_buf_free(&s->respb);
     ebb_buf_free(&s->trl);
     free(s);
 }
@@ -587,7 +570,6 @@ struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
     s->wait = (struct ebb_timer){ .cb = h1u_wait_cb, .data = s };
     ebb_list_init(&s->wlink);
     s->head.max = w->srv->cfg->limits.h1.max_head + 4096;
-    s->respb.max = H1U_RESP_BUF;
     if (ebb_fwd_write_h1(f, &s->head, &s->chunked) < 0) {
         h1u_free(s);
         return NULL;
