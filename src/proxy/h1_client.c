@@ -86,7 +86,8 @@ struct h1u {
     struct ebb_list        wlink;       /* in cl->h2_waiting while waiting (shared mode) */
     struct ebb_timer       kick;        /* zero-delay run */
     struct ebb_timer       wait;        /* shared mode: waited long enough for a connection */
-    struct ebb_buf         head;        /* request head as sent (kept for one retry) */
+    char                  *head;        /* request head as sent (kept for one retry), owned */
+    size_t                 head_len;
     struct ebb_buf         tail;        /* request end: "0\r\n", trailers, "\r\n" (chunked) */
     char                   method[24];
     bool                   shared;      /* EBB_US_F_SHARED */
@@ -114,6 +115,8 @@ struct h1u {
 static __thread struct ebb_h1_msg h1u_msg;   /* scratch for response heads (large) */
 
 static void h1u_run(struct h1u *s);
+static void h1u_send(struct h1u *s);
+static void h1u_set_interest(struct h1u *s);
 static size_t h1u_writable(const struct ebb_us *us);
 static void h1u_io(void *owner, struct ebb_upconn *u, uint32_t events);
 
@@ -145,14 +148,22 @@ static void h1u_acquire(struct h1u *s)
     if (rc != 0 && rc != EBB_EAGAIN) {
         s->u = NULL;
         s->err = rc;
-    } else {
-        s->addr = s->u->addr_str;   /* lives as long as the server */
-        if (s->shared) {
-            s->counted = true;
-            s->cl->h2_h1_busy++;
-        }
+        h1u_kick(s);   /* reported from the run: never a callback from here */
+        return;
     }
-    h1u_kick(s);
+    s->addr = s->u->addr_str;   /* lives as long as the server */
+    if (s->shared) {
+        s->counted = true;
+        s->cl->h2_h1_busy++;
+    }
+    if (rc == 0) {
+        /* a pooled connection: the head goes out now (no callback involved) */
+        h1u_send(s);
+        if (s->err)
+            h1u_kick(s);
+        else
+            h1u_set_interest(s);
+    }
 }
 
 /* Lends connections given back to waiting shared streams, oldest first. */
@@ -195,7 +206,7 @@ static void h1u_release(struct h1u *s, bool reusable)
 static void h1u_queue_head(struct h1u *s)
 {
     struct ebb_upconn *u = s->u;
-    if (ebb_buf_append(&u->wbuf, ebb_buf_start(&s->head), ebb_buf_len(&s->head)) < 0) {
+    if (ebb_buf_append(&u->wbuf, s->head, s->head_len) < 0) {
         s->err = EBB_ETOOBIG;
         return;
     }
@@ -526,7 +537,7 @@ static struct ebb_upconn *h1u_take_conn(struct ebb_us *us)
 static void h1u_free(void *p)
 {
     struct h1u *s = p;
-    ebb_buf_free(&s->head);
+    free(s->head);
     ebb_buf_free(&s->tail);
     ebb_buf_free(&s->trl);
     free(s);
@@ -556,6 +567,28 @@ static const struct ebb_us_ops h1u_ops = {
     .close = h1u_close,
 };
 
+/* Writes the request head and keeps it at its size (1024 streams waiting for
+ * a connection must not hold a 4 KiB buffer each): a head that fits the stack
+ * buffer costs one small allocation.  Returns 0 or an EBB_E* error. */
+static int h1u_keep_head(struct h1u *s, const struct ebb_fwd *f, size_t max)
+{
+    char stack[2048];
+    /* a buffer whose ceiling is its capacity never reallocates: too large is ETOOBIG */
+    struct ebb_buf hb = { .data = stack, .cap = sizeof(stack), .max = sizeof(stack) };
+    int rc = ebb_fwd_write_h1(f, &hb, &s->chunked);
+    if (rc == EBB_ETOOBIG) {
+        hb = (struct ebb_buf){ .max = max };
+        rc = ebb_fwd_write_h1(f, &hb, &s->chunked);
+    }
+    if (rc == 0 && (s->head = malloc(ebb_buf_len(&hb))))
+        memcpy(s->head, ebb_buf_start(&hb), (s->head_len = ebb_buf_len(&hb)));
+    else if (rc == 0)
+        rc = EBB_ENOMEM;
+    if (hb.data != stack)
+        ebb_buf_free(&hb);
+    return rc;
+}
+
 struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
                             const struct ebb_fwd *f, unsigned flags,
                             const struct ebb_us_cbs *cbs, void *owner)
@@ -569,8 +602,7 @@ struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
     s->kick = (struct ebb_timer){ .cb = h1u_kick_cb, .data = s };
     s->wait = (struct ebb_timer){ .cb = h1u_wait_cb, .data = s };
     ebb_list_init(&s->wlink);
-    s->head.max = w->srv->cfg->limits.h1.max_head + 4096;
-    if (ebb_fwd_write_h1(f, &s->head, &s->chunked) < 0) {
+    if (h1u_keep_head(s, f, w->srv->cfg->limits.h1.max_head + 4096) < 0) {
         h1u_free(s);
         return NULL;
     }
