@@ -22,13 +22,19 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ebb/cluster.h"
+#include "ebb/config.h"
+#include "ebb/conn.h"
 #include "ebb/core.h"
 #include "ebb/h1_parse.h"
 #include "ebb/h2.h"
+#include "ebb/listener.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
 #include "ebb/server.h"
+#include "ebb/stats.h"
 #include "ebb/upstream.h"
+#include "ebb/worker.h"
 
 #define H2_STREAM_WINDOW   65535u        /* per-stream receive window (default size) */
 #define H2_BODY_BUF        (64 * 1024)   /* ceiling of reqb / respb */
@@ -519,7 +525,7 @@ static int h2s_build_h1_head(struct h2s *s, struct ebb_buf *b)
     rc |= ebb_buf_appendf(b, "x-forwarded-proto: http\r\n");
     if (!have_rid) {
         if (!s->request_id[0])
-            ebb_request_id(h->c->w, s->request_id);
+            ebb_request_id(&h->c->w->rand_state, s->request_id);
         rc |= ebb_buf_appendf(b, "x-request-id: %s\r\n", s->request_id);
     }
     s->req_chunked = false;
@@ -1011,7 +1017,7 @@ static void h2s_start_h2u(struct h2s *s)
     NV("x-forwarded-for", 15, xff, strlen(xff));
     NV("x-forwarded-proto", 17, "http", 4);
     if (!have_rid) {
-        ebb_request_id(h->c->w, s->request_id);
+        ebb_request_id(&h->c->w->rand_state, s->request_id);
         NV("x-request-id", 12, s->request_id, strlen(s->request_id));
     }
 #undef NV
