@@ -69,10 +69,13 @@ drill_run.h  cli
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*([<"])([^">]+)[">]')
 
 
-def parse_headers():
+def parse_headers(fails):
     table = {}
     for line in HEADERS.strip().splitlines():
         name, layer = line.split()[:2]
+        if layer not in LAYERS:
+            fails.append(f"HEADERS: {name}: unknown layer {layer!r} (one of {', '.join(LAYERS)})")
+            continue
         table[name] = layer
     return table
 
@@ -96,12 +99,9 @@ def read_allow(path, fails):
 
 
 class Tree:
-    def __init__(self, root):
+    def __init__(self, root, fails):
         self.root = root
-        self.headers = parse_headers()
-
-    def rel(self, path):
-        return os.path.relpath(path, self.root)
+        self.headers = parse_headers(fails)
 
     def layer_of(self, relpath):
         """Layer of a tree file, None when it is outside the layered tree,
@@ -145,8 +145,9 @@ class Tree:
 
 
 def check(root):
-    tree = Tree(root)
     fails, passes = [], 0
+    tree = Tree(root, fails)
+    files = tree.files()
     allow_path = os.path.join(root, "scripts", "layers.allow")
     allow = read_allow(allow_path, fails)
     used = set()
@@ -158,7 +159,7 @@ def check(root):
         if not os.path.exists(os.path.join(root, "include", "ebb", name)):
             fails.append(f"include/ebb/{name}: in HEADERS but the file is gone (remove it)")
 
-    for f in tree.files():
+    for f in files:
         mine = tree.layer_of(f)
         if mine == "?":
             if f.startswith("include"):   # a src/ file: its directory is reported above
@@ -170,9 +171,10 @@ def check(root):
             if theirs is None:
                 continue   # system or third-party header
             if theirs == "?":
-                fails.append(f"{f}:{n}: includes {name}, which is not placed in a layer")
-                clean = False
-                continue
+                if not os.path.exists(os.path.join(root, target)):
+                    fails.append(f"{f}:{n}: includes {name}, which does not exist")
+                    clean = False
+                continue   # an unplaced header on disk is reported once, as itself
             if LAYERS.index(theirs) <= LAYERS.index(mine):
                 continue
             key = (f, name)
@@ -192,7 +194,7 @@ def check(root):
 
     for msg in fails:
         print("FAIL " + msg)
-    print(f"layers: {len(tree.files())} files checked, {len(used)} upward includes allowed "
+    print(f"layers: {len(files)} files checked, {len(used)} upward includes allowed "
           f"(scripts/layers.allow)")
     print(f"{passes} passed, {len(fails)} failed")
     return 1 if fails else 0
