@@ -70,6 +70,12 @@ def plant_stale_allow_entry(tree):
     return [f"{f} no longer includes {header} upward: remove the entry"]
 
 
+def plant_allow_entry_without_reason(tree):
+    with open(os.path.join(tree, "scripts/layers.allow"), "a") as f:
+        f.write("src/net/conn.c ebb/server.h\n")
+    return ["needs three fields: file header reason"]
+
+
 def plant_unplaced_header(tree):
     with open(os.path.join(tree, "include/ebb/zz_new.h"), "w") as f:
         f.write("/* zz_new.h */\n")
@@ -93,6 +99,7 @@ CASES = [
     ("allowlisted file including another upward header",
      upward("src/proto/tcp.c", "ebb/control.h", "control", "proto")),
     ("allowlist entry whose include is gone", plant_stale_allow_entry),
+    ("allowlist entry without a reason", plant_allow_entry_without_reason),
     ("header not placed in a layer", plant_unplaced_header),
     ("src directory not placed in a layer", plant_unplaced_dir),
 ]
