@@ -1,6 +1,7 @@
 # ebb - one plain Makefile.
 #   make            build/ebb
-#   make test       unit + end-to-end tests, closing "N passed, N failed"
+#   make test       layer check + unit + end-to-end tests, closing "N passed, N failed"
+#   make layers     only the layer check (no include points up; docs/design.md)
 #   make SAN=1 test the same under ASan+UBSan (objects in build/san)
 #   make fuzz       build and briefly run the libFuzzer drivers (clang)
 #   make bench      ebb vs nginx vs HAProxy vs direct; writes docs/performance.md
@@ -30,7 +31,7 @@ UNITBIN := $(UNITSRC:tests/unit/%.c=$(OUT)/tests/%)
 TOOLSRC := $(sort $(wildcard tests/tools/*.c))
 TOOLBIN := $(TOOLSRC:tests/tools/%.c=$(OUT)/tools/%)
 
-.PHONY: all test check unit e2e fuzz bench clean deps
+.PHONY: all test check unit e2e layers fuzz bench clean deps
 all: $(OUT)/ebb $(TOOLBIN)
 
 $(OUT)/obj/%.o: %.c
@@ -70,6 +71,9 @@ unit: all $(UNITBIN)
 
 e2e: all
 	@scripts/run-tests.sh $(OUT) e2e
+
+layers:
+	@/usr/bin/python3 scripts/check-layers.py
 
 FUZZSRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZBIN := $(FUZZSRC:fuzz/%.c=build/fuzz/%)

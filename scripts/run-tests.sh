@@ -2,8 +2,9 @@
 # scripts/run-tests.sh OUT [unit|e2e] - run ebb's tests, end with one "N passed, N failed" line.
 #
 # `make test` calls it with OUT=build (OUT=build/san for `make SAN=1 test`).
-#   unit  every OUT/tests/test_* binary (tests/unit/t.h prints "N passed, N failed" last), each
-#         under a timeout (UNIT_TIMEOUT, default 120 s)
+#   unit  the layer check (scripts/check-layers.py: no include points up the layers) and its own
+#         test (tests/unit/test_layers.py), then every OUT/tests/test_* binary (tests/unit/t.h
+#         prints "N passed, N failed" last), each under a timeout (UNIT_TIMEOUT, default 120 s)
 #   e2e   /usr/bin/python3 tests/e2e/run.py --ebb OUT/ebb (E2E_TIMEOUT, default 1800 s); skipped
 #         with a note while tests/e2e/run.py does not exist
 # Default: both. The counts of every binary are summed; a crash, timeout, non-zero exit with no
@@ -66,7 +67,19 @@ account() {
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
+# run_entry NAME LOG CMD... - run one summary-printing command under UNIT_TIMEOUT and account it.
+run_entry() {
+    local name=$1 log=$2 t0 st
+    shift 2
+    t0=$(now)
+    timeout -k 5 "$UNIT_TIMEOUT" "$@" </dev/null >"$log" 2>&1
+    st=$?
+    account "$name" "$st" "$log" "$(elapsed "$t0")" "$UNIT_TIMEOUT"
+}
+
 if [ "$MODE" != e2e ]; then
+    run_entry layers "$LOGS/layers.log" /usr/bin/python3 scripts/check-layers.py
+    run_entry test_layers "$LOGS/test_layers.log" /usr/bin/python3 tests/unit/test_layers.py
     shopt -s nullglob
     bins=()
     for b in "$OUT"/tests/test_*; do
@@ -78,11 +91,7 @@ if [ "$MODE" != e2e ]; then
     fi
     for b in "${bins[@]}"; do
         name=$(basename "$b")
-        log=$LOGS/$name.log
-        t0=$(now)
-        timeout -k 5 "$UNIT_TIMEOUT" "$b" </dev/null >"$log" 2>&1
-        st=$?
-        account "$name" "$st" "$log" "$(elapsed "$t0")" "$UNIT_TIMEOUT"
+        run_entry "$name" "$LOGS/$name.log" "$b"
     done
 fi
 

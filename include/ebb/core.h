@@ -62,4 +62,9 @@ void *ebb_xcalloc(size_t n, size_t sz);
 char *ebb_xstrdup(const char *s);
 char *ebb_xstrndup(const char *s, size_t n);
 
+/* Fast non-cryptographic random numbers (xorshift32): advances *state and
+ * returns the new value.  *state must start nonzero and is owned by one
+ * thread (a worker keeps one for idle-close spread and request ids). */
+uint32_t ebb_rand(uint32_t *state);
+
 #endif

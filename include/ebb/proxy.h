@@ -26,8 +26,9 @@ struct ebb_worker;
  * Returns the cluster index or -1 when no route matches. */
 long ebb_route(const struct ebb_listener *l, const char *authority, size_t len);
 
-/* Writes a random RFC 4122 v4 UUID (36 chars + NUL) into out. */
-void ebb_request_id(struct ebb_worker *w, char out[37]);
+/* Writes a random RFC 4122 v4 UUID (36 chars + NUL) into out, drawing on
+ * the caller's ebb_rand() state (the worker's). */
+void ebb_request_id(uint32_t *rand_state, char out[37]);
 
 /* One access-log record. */
 struct ebb_access {

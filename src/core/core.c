@@ -1,4 +1,4 @@
-/* core.c - error strings, assertions, startup allocation helpers. */
+/* core.c - error strings, assertions, startup allocation helpers, xorshift. */
 #include <string.h>
 
 #include "ebb/core.h"
@@ -54,4 +54,13 @@ char *ebb_xstrndup(const char *s, size_t n)
     memcpy(p, s, n);
     p[n] = '\0';
     return p;
+}
+
+uint32_t ebb_rand(uint32_t *state)
+{
+    uint32_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *state = x;
 }

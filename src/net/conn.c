@@ -9,9 +9,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ebb/conn.h"
 #include "ebb/core.h"
+#include "ebb/listener.h"
 #include "ebb/log.h"
-#include "ebb/server.h"
+#include "ebb/stats.h"
 
 #define CONN_SEND_TIMEOUT_MS 60000
 
@@ -48,12 +50,12 @@ void ebb_conn_want(struct ebb_conn *c, uint32_t events)
 {
     if (c->flags & EBB_CONN_F_FREED)
         return;
-    ebb_io_set(c->w->loop, &c->io, events);
+    ebb_io_set(c->l->loop, &c->io, events);
 }
 
 void ebb_conn_close(struct ebb_conn *c, bool reset)
 {
-    struct ebb_loop *loop = c->w->loop;
+    struct ebb_loop *loop = c->l->loop;
 
     if (c->flags & EBB_CONN_F_FREED)
         return;
@@ -73,7 +75,7 @@ void ebb_conn_close(struct ebb_conn *c, bool reset)
     ebb_stat_dec(c->l->st->cx_active);
     ebb_stat_inc(c->l->st->cx_destroy);
     ebb_debug("conn", "#%llu closed%s", (unsigned long long)c->id, reset ? " (reset)" : "");
-    ebb_server_conn_gone(c->w->srv);
+    c->l->env->conn_closed(c->l->env->owner);
     if (ebb_loop_defer(loop, conn_free, c) < 0)
         EBB_BUG_ON(1);   /* cannot free safely; the defer list only fails on OOM */
 }
@@ -96,7 +98,7 @@ static void linger_io(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
             return;
         shutdown(c->io.fd, SHUT_WR);
         ebb_io_set(loop, &c->io, EBB_READ);
-        ebb_timer_start(loop, &c->close_timer, c->w->srv->cfg->drain.linger_ms);
+        ebb_timer_start(loop, &c->close_timer, c->l->env->linger_ms);
     }
     if (!(events & (EBB_READ | EPOLLHUP | EPOLLERR)))
         return;
@@ -119,7 +121,7 @@ static void linger_timeout(struct ebb_loop *loop, struct ebb_timer *t)
 
 void ebb_conn_close_staged(struct ebb_conn *c)
 {
-    struct ebb_loop *loop = c->w->loop;
+    struct ebb_loop *loop = c->l->loop;
 
     if (c->flags & (EBB_CONN_F_FREED | EBB_CONN_F_CLOSING))
         return;
@@ -142,7 +144,7 @@ void ebb_conn_close_staged(struct ebb_conn *c)
         ebb_io_set(loop, &c->io, EBB_WRITE);
         return;
     }
-    ebb_timer_start(loop, &c->close_timer, c->w->srv->cfg->drain.linger_ms);
+    ebb_timer_start(loop, &c->close_timer, c->l->env->linger_ms);
     shutdown(c->io.fd, SHUT_WR);
     ebb_io_set(loop, &c->io, EBB_READ);
 }

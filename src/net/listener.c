@@ -10,9 +10,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ebb/config.h"
+#include "ebb/conn.h"
 #include "ebb/core.h"
+#include "ebb/listener.h"
 #include "ebb/log.h"
-#include "ebb/server.h"
+#include "ebb/stats.h"
 
 int ebb_listen_socket(const char *addr, uint16_t port, bool reuseport, char *err, size_t errlen)
 {
@@ -92,8 +95,7 @@ static void accept_resume(struct ebb_loop *loop, struct ebb_timer *t)
 static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
 {
     struct ebb_listener *l = io->data;
-    struct ebb_worker *w = l->w;
-    struct ebb_server *srv = w->srv;
+    const struct ebb_listener_env *env = l->env;
 
     /* bounded batch so one busy listener cannot starve the loop */
     for (int i = 0; i < 64 && l->io.fd >= 0; i++) {
@@ -137,19 +139,17 @@ static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t even
         c->io.cb = conn_io;
         c->io.data = c;
         c->l = l;
-        c->w = w;
-        c->ops = l->cfg->protocol == EBB_PROTO_TCP ? &ebb_tcp_codec : &ebb_h1_codec;
-        c->id = atomic_fetch_add(&srv->next_conn_id, 1) + 1;
+        c->w = l->w;
+        c->ops = l->ops;
         c->peer = ss;
         c->accepted_ms = ebb_loop_now(loop);
         peer_string(c);
-        size_t bsz = srv->cfg->limits.buffer_size;
-        c->rbuf.max = EBB_MAX(bsz, srv->cfg->limits.h1.max_head + 4096);
-        c->wbuf.max = bsz;
+        c->rbuf.max = env->rbuf_max;
+        c->wbuf.max = env->wbuf_max;
         ebb_list_add_tail(&l->conns, &c->link);
         ebb_stat_inc(l->st->cx_active);
         ebb_stat_inc(l->st->cx_total);
-        atomic_fetch_add(&srv->active_cx, 1);
+        c->id = env->conn_opened(env->owner);
         ebb_debug("conn", "#%llu accepted on %s from %s", (unsigned long long)c->id,
                   l->cfg->name, c->peer_str);
         if (c->ops->init(c) < 0) {
@@ -163,17 +163,17 @@ int ebb_listener_start(struct ebb_listener *l)
 {
     l->io.cb = accept_ready;
     l->io.data = l;
-    return ebb_io_set(l->w->loop, &l->io, EBB_READ);
+    return ebb_io_set(l->loop, &l->io, EBB_READ);
 }
 
 void ebb_listener_stop(struct ebb_listener *l)
 {
-    if (!l->w)
+    if (!l->loop)
         return;   /* never set up (startup failed before this listener) */
-    ebb_timer_stop(l->w->loop, &l->accept_pause);
+    ebb_timer_stop(l->loop, &l->accept_pause);
     if (l->io.fd < 0)
         return;
-    ebb_io_stop(l->w->loop, &l->io);
+    ebb_io_stop(l->loop, &l->io);
     close(l->io.fd);
     l->io.fd = -1;
 }

@@ -15,17 +15,24 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "ebb/cluster.h"
+#include "ebb/codecs.h"
+#include "ebb/config.h"
+#include "ebb/conn.h"
 #include "ebb/core.h"
 #include "ebb/exchange.h"
 #include "ebb/h1_parse.h"
 #include "ebb/h2.h"
 #include "ebb/http.h"
+#include "ebb/listener.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
 #include "ebb/server.h"
+#include "ebb/stats.h"
 #include "ebb/tunnel.h"
 #include "ebb/upstream.h"
 #include "ebb/ustream.h"
+#include "ebb/worker.h"
 
 enum h1_state {
     H1_IDLE = 0,   /* waiting for (the rest of) a request head */
@@ -962,7 +969,7 @@ static void h1_arm_drain_close(struct h1 *h)
     uint64_t at = w->drain_started_ms + cfg->drain.idle_close_after_ms;
     uint64_t delay = at > now ? at - now : 0;
     if (cfg->drain.idle_close_spread_ms)
-        delay += ebb_worker_rand(w) % cfg->drain.idle_close_spread_ms;
+        delay += ebb_rand(&w->rand_state) % cfg->drain.idle_close_spread_ms;
     ebb_timer_start(w->loop, &h->drain_timer, delay);
 }
 

@@ -21,13 +21,19 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ebb/cluster.h"
+#include "ebb/config.h"
+#include "ebb/conn.h"
 #include "ebb/core.h"
 #include "ebb/exchange.h"
 #include "ebb/h2.h"
+#include "ebb/listener.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
 #include "ebb/server.h"
+#include "ebb/stats.h"
 #include "ebb/ustream.h"
+#include "ebb/worker.h"
 
 #define H2_STREAM_WINDOW   65535u        /* per-stream receive window (default size) */
 #define H2_BODY_BUF        (64 * 1024)   /* ceiling of reqb / respb */

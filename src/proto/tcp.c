@@ -6,11 +6,16 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "ebb/cluster.h"
+#include "ebb/codecs.h"
+#include "ebb/config.h"
+#include "ebb/conn.h"
 #include "ebb/core.h"
+#include "ebb/listener.h"
 #include "ebb/log.h"
-#include "ebb/server.h"
 #include "ebb/tunnel.h"
 #include "ebb/upstream.h"
+#include "ebb/worker.h"
 
 static size_t move_bytes(struct ebb_buf *from, struct ebb_buf *to)
 {

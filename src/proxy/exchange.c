@@ -12,7 +12,12 @@
 #include "ebb/exchange.h"
 #include "ebb/http.h"
 #include "ebb/proxy.h"
-#include "ebb/server.h"
+#include "ebb/cluster.h"
+#include "ebb/config.h"
+#include "ebb/conn.h"
+#include "ebb/listener.h"
+#include "ebb/stats.h"
+#include "ebb/worker.h"
 #include "ebb/ustream.h"
 
 static bool str_ieq(struct ebb_str s, const char *lit)
@@ -65,7 +70,7 @@ int ebb_fwd_prepare(struct ebb_fwd *f, const struct ebb_req *req, const char *pe
         f->keep[f->nkeep++] = hd;
     }
     if (!have_rid && !rid[0])
-        ebb_request_id(w, rid);
+        ebb_request_id(&w->rand_state, rid);
     f->request_id = rid;
     f->rid_added = !have_rid;
     return 0;

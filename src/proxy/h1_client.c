@@ -14,6 +14,12 @@
 #include "ebb/log.h"
 #include "ebb/proxy.h"
 #include "ebb/server.h"
+#include "ebb/cluster.h"
+#include "ebb/config.h"
+#include "ebb/conn.h"
+#include "ebb/listener.h"
+#include "ebb/stats.h"
+#include "ebb/worker.h"
 #include "ebb/upstream.h"
 #include "ebb/ustream.h"
 

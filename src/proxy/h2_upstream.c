@@ -22,14 +22,18 @@
  */
 #include <string.h>
 
+#include "ebb/cluster.h"
+#include "ebb/config.h"
 #include "ebb/core.h"
 #include "ebb/exchange.h"
 #include "ebb/h2.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
 #include "ebb/server.h"
+#include "ebb/stats.h"
 #include "ebb/upstream.h"
 #include "ebb/ustream.h"
+#include "ebb/worker.h"
 
 #define H2U_WINDOW      65535u          /* per-stream receive window */
 #define H2U_BUF         (64 * 1024)     /* request buffer ceiling per stream */

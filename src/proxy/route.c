@@ -7,9 +7,10 @@
 #include <unistd.h>
 
 #include "ebb/buf.h"
+#include "ebb/config.h"
 #include "ebb/core.h"
+#include "ebb/listener.h"
 #include "ebb/proxy.h"
-#include "ebb/server.h"
 
 static size_t host_len(const char *a, size_t len)
 {
@@ -46,12 +47,12 @@ long ebb_route(const struct ebb_listener *l, const char *authority, size_t len)
     return -1;
 }
 
-void ebb_request_id(struct ebb_worker *w, char out[37])
+void ebb_request_id(uint32_t *rand_state, char out[37])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
     for (int i = 0; i < 16; i += 4) {
-        uint32_t r = ebb_worker_rand(w);
+        uint32_t r = ebb_rand(rand_state);
         memcpy(b + i, &r, 4);
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);

@@ -10,10 +10,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ebb/cluster.h"
+#include "ebb/config.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
 #include "ebb/server.h"
+#include "ebb/stats.h"
 #include "ebb/upstream.h"
+#include "ebb/worker.h"
 
 #define UPCONN_PEEK_AFTER_MS 1000
 

@@ -1,0 +1,46 @@
+/*
+ * cluster.h - an upstream cluster as one worker sees it (proxy layer): its
+ * resolved endpoints, its round-robin cursor and its connection pools.
+ * upstream.c keeps the HTTP/1.1 pool, h2_upstream.c the shared h2c
+ * connections, h2.c the h2 streams waiting for an HTTP/1.1 connection.
+ *
+ * Ownership: the server resolves every cluster's endpoints once and owns
+ * the lists (shared, read-only); a worker owns one struct ebb_cluster_rt
+ * per configured cluster and, through it, the pooled connections.
+ */
+#ifndef EBB_CLUSTER_H
+#define EBB_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "ebb/list.h"
+
+struct ebb_cluster_cfg;
+struct ebb_cluster_stats;
+
+/* Resolved endpoint addresses of a cluster, in configuration order. */
+struct ebb_sockaddr_list {
+    size_t n;                               /* entries in a[] */
+    struct {
+        struct sockaddr_storage sa;         /* address to connect to */
+        socklen_t               len;        /* its length */
+        char                    str[80];    /* "host:port", for logs and stats */
+    } a[];
+};
+
+/* One upstream cluster's per-worker runtime. */
+struct ebb_cluster_rt {
+    const struct ebb_cluster_cfg *cfg;
+    struct ebb_cluster_stats     *st;     /* cluster.<name>.* counters (shared) */
+    struct ebb_sockaddr_list     *addrs;  /* resolved endpoints (shared, read-only) */
+    size_t                        rr;     /* round-robin cursor */
+    struct ebb_list               idle;   /* idle pooled upstream connections */
+    uint32_t                      nidle;  /* entries in idle */
+    struct ebb_list               h2conns; /* upstream h2c connections (h2_upstream.c); zeroed = empty */
+    struct ebb_list               h2_waiting; /* h2 streams waiting for an h1 connection (h2.c); zeroed = empty */
+    uint32_t                      h2_h1_busy; /* h1 connections lent to h2 streams (h2.c) */
+};
+
+#endif

@@ -1,0 +1,15 @@
+/*
+ * codecs.h - the downstream codecs a listener can run (proto layer).  A
+ * connection starts with one of these (chosen by the listener's protocol);
+ * h1 hands a connection that opens with the HTTP/2 preface to ebb_h2_codec
+ * (h2.h).
+ */
+#ifndef EBB_CODECS_H
+#define EBB_CODECS_H
+
+#include "ebb/conn.h"
+
+extern const struct ebb_codec_ops ebb_h1_codec;    /* HTTP/1.1, h1.c */
+extern const struct ebb_codec_ops ebb_tcp_codec;   /* raw TCP relay, tcp.c */
+
+#endif

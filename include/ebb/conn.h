@@ -1,0 +1,81 @@
+/*
+ * conn.h - a downstream connection (net layer, src/net/conn.c): its socket,
+ * its two bounded buffers, its staged close, and the ops table of the
+ * protocol codec that runs on it.
+ *
+ * Ownership: a listener owns the connections it accepted (l->conns); a
+ * connection owns its codec state (c->codec) and its buffers.  A closed
+ * connection is freed after the loop iteration in which it was closed.
+ */
+#ifndef EBB_CONN_H
+#define EBB_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "ebb/buf.h"
+#include "ebb/list.h"
+#include "ebb/loop.h"
+
+struct ebb_conn;
+struct ebb_listener;
+struct ebb_worker;
+
+/* The per-protocol half of a downstream connection.  The listener, the
+ * worker's drain and the net layer only ever call these. */
+struct ebb_codec_ops {
+    const char *name;                              /* "h1", "h2", "tcp" */
+    int  (*init)(struct ebb_conn *c);              /* after accept; 0 or error (conn closed) */
+    void (*on_io)(struct ebb_conn *c, uint32_t events); /* downstream fd ready */
+    void (*drain)(struct ebb_conn *c);             /* the listener started draining */
+    void (*destroy)(struct ebb_conn *c);           /* free codec state, release upstreams */
+};
+
+/* Connection flags. */
+#define EBB_CONN_F_DRAINING   0x01u   /* drain started for this connection */
+#define EBB_CONN_F_CLOSING    0x02u   /* staged close in progress */
+#define EBB_CONN_F_FREED      0x04u   /* destroy scheduled; ignore further events */
+#define EBB_CONN_F_FORCED     0x08u   /* closed by exit, not gracefully */
+
+/* A downstream connection.  Owned by its listener; freed after the loop
+ * iteration in which it was closed. */
+struct ebb_conn {
+    struct ebb_io        io;          /* downstream socket */
+    struct ebb_listener *l;           /* accepting listener (owner); its loop runs c */
+    struct ebb_worker   *w;           /* worker of l: opaque here, for the codecs */
+    const struct ebb_codec_ops *ops;  /* protocol codec */
+    void                *codec;       /* codec state, owned */
+    struct ebb_list      link;        /* in l->conns */
+    uint64_t             id;          /* process-unique, for logs */
+    unsigned             flags;       /* EBB_CONN_F_* */
+    struct sockaddr_storage peer;     /* client address */
+    char                 peer_str[64];/* "ip" for logs and x-forwarded-for */
+    struct ebb_buf       rbuf;        /* bytes read from the client, not yet used */
+    struct ebb_buf       wbuf;        /* bytes waiting to be written to the client */
+    struct ebb_timer     close_timer; /* staged-close linger deadline */
+    uint64_t             accepted_ms; /* accept time */
+};
+
+/* Reads into c->rbuf.  Returns >0, 0 on EOF, EBB_EAGAIN, EBB_ETOOBIG, EBB_EIO. */
+ssize_t ebb_conn_read(struct ebb_conn *c);
+/* Writes c->wbuf.  Returns 0 (all written or would block) or EBB_EIO. */
+int ebb_conn_flush(struct ebb_conn *c);
+/* Graceful close per RFC 9112 §9.6: destroy the codec state, flush wbuf,
+ * shutdown(SHUT_WR), read and discard until EOF or the listener's linger
+ * time, then close.  Idempotent. */
+void ebb_conn_close_staged(struct ebb_conn *c);
+/* Immediate close; with reset, SO_LINGER 0 so the peer sees RST.  Calls
+ * c->ops->destroy and the listener's conn_closed hook; the memory is freed
+ * after the loop iteration.  Idempotent. */
+void ebb_conn_close(struct ebb_conn *c, bool reset);
+/* Sets the downstream interest (EBB_READ|EBB_WRITE); no-op once closed. */
+void ebb_conn_want(struct ebb_conn *c, uint32_t events);
+/* True once the connection is closed: callers stop processing. */
+static inline bool ebb_conn_dead(const struct ebb_conn *c)
+{
+    return (c->flags & (EBB_CONN_F_FREED)) != 0;
+}
+
+#endif

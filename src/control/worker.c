@@ -1,0 +1,196 @@
+/*
+ * worker.c - the worker runtime: one thread and one event loop per worker,
+ * each with its own SO_REUSEPORT socket for every data-plane listener and
+ * its own upstream pools.  The control thread talks to a worker only by
+ * posting EBB_CMD_* bits and waking its loop (worker_wake()).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "ebb/codecs.h"
+#include "ebb/core.h"
+#include "ebb/h2.h"
+#include "ebb/log.h"
+#include "ebb/server.h"
+#include "ebb/upstream.h"
+#include "ebb/worker.h"
+
+/* Binds w's socket for every data-plane listener.  0 or EBB_EIO. */
+static int worker_listeners_init(struct ebb_worker *w, char *err, size_t errlen)
+{
+    struct ebb_server *srv = w->srv;
+    const struct ebb_config *cfg = srv->cfg;
+
+    w->nlisteners = cfg->nlisteners;
+    w->listeners = ebb_xcalloc(cfg->nlisteners, sizeof(*w->listeners));
+    for (size_t j = 0; j < cfg->nlisteners; j++)
+        w->listeners[j].io.fd = -1;
+    for (size_t j = 0; j < cfg->nlisteners; j++) {
+        struct ebb_listener *l = &w->listeners[j];
+        const struct ebb_listener_cfg *lc = &cfg->listeners[j];
+        l->cfg = lc;
+        l->idx = j;
+        l->w = w;
+        l->loop = w->loop;
+        l->ops = lc->protocol == EBB_PROTO_TCP ? &ebb_tcp_codec : &ebb_h1_codec;
+        l->env = &srv->lenv;
+        l->st = &srv->stats->listeners[j];
+        ebb_list_init(&l->conns);
+        l->io.fd = ebb_listen_socket(lc->address, lc->port, true, err, errlen);
+        if (l->io.fd < 0) {
+            char tmp[256];
+            snprintf(tmp, sizeof(tmp), "listener \"%s\": %s", lc->name, err);
+            snprintf(err, errlen, "%s", tmp);
+            return EBB_EIO;
+        }
+    }
+    return 0;
+}
+
+int ebb_worker_init(struct ebb_worker *w, struct ebb_server *srv, int id, char *err,
+                    size_t errlen)
+{
+    const struct ebb_config *cfg = srv->cfg;
+
+    w->id = id;
+    w->srv = srv;
+    w->rand_state = (uint32_t)(ebb_now_us() ^ (0x9e3779b9u * (uint32_t)(id + 1))) | 1u;
+    w->wake.io.fd = -1;
+    w->loop = ebb_loop_new();
+    if (!w->loop) {
+        snprintf(err, errlen, "cannot create event loop: %s", strerror(errno));
+        return EBB_EIO;
+    }
+    ebb_loop_set_data(w->loop, w);
+    if (worker_listeners_init(w, err, errlen) < 0)
+        return EBB_EIO;
+    w->nclusters = cfg->nclusters;
+    w->clusters = ebb_xcalloc(cfg->nclusters, sizeof(*w->clusters));
+    for (size_t j = 0; j < cfg->nclusters; j++) {
+        struct ebb_cluster_rt *cl = &w->clusters[j];
+        cl->cfg = &cfg->clusters[j];
+        cl->st = &srv->stats->clusters[j];
+        cl->addrs = srv->addrs[j];
+        cl->rr = (size_t)id;   /* spread workers over the endpoints */
+        ebb_list_init(&cl->idle);
+    }
+    return 0;
+}
+
+static void worker_close_conns(struct ebb_listener *l, bool forced)
+{
+    struct ebb_list *pos, *tmp;
+    ebb_list_for_each_safe(pos, tmp, &l->conns) {
+        struct ebb_conn *c = ebb_list_entry(pos, struct ebb_conn, link);
+        if (forced && !(c->flags & EBB_CONN_F_CLOSING)) {
+            c->flags |= EBB_CONN_F_FORCED;   /* codecs log what this cuts as DR */
+            ebb_stat_inc(l->w->srv->stats->server.drain_forced_close);
+        }
+        ebb_conn_close(c, false);
+    }
+}
+
+static void worker_drain(struct ebb_worker *w, enum ebb_direction dir)
+{
+    if (!w->drain_started_ms)
+        w->drain_started_ms = ebb_loop_now(w->loop);
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        struct ebb_listener *l = &w->listeners[i];
+        if (l->cfg->direction != dir || l->draining)
+            continue;
+        l->draining = true;
+        struct ebb_list *pos, *tmp;
+        ebb_list_for_each_safe(pos, tmp, &l->conns) {
+            struct ebb_conn *c = ebb_list_entry(pos, struct ebb_conn, link);
+            if (!(c->flags & (EBB_CONN_F_FREED | EBB_CONN_F_CLOSING)))
+                c->ops->drain(c);
+        }
+    }
+}
+
+static void worker_stop_listeners(struct ebb_worker *w, enum ebb_direction dir)
+{
+    for (size_t i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i].cfg->direction == dir)
+            ebb_listener_stop(&w->listeners[i]);
+}
+
+/* EBB_CMD_EXIT: closes every socket of w and stops its loop. */
+static void worker_exit(struct ebb_worker *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        ebb_listener_stop(&w->listeners[i]);
+        worker_close_conns(&w->listeners[i], true);
+    }
+    for (size_t i = 0; i < w->nclusters; i++) {
+        ebb_upstream_close_idle(&w->clusters[i]);
+        ebb_h2u_close_all(&w->clusters[i]);
+    }
+    ebb_loop_stop(w->loop);
+}
+
+/* The control thread posted commands: applies each new bit once. */
+static void worker_wake(struct ebb_loop *loop, void *data)
+{
+    struct ebb_worker *w = data;
+    unsigned cmds = atomic_load(&w->cmds) & ~w->done_cmds;
+
+    w->done_cmds |= cmds;
+    if (cmds & EBB_CMD_DRAIN_INBOUND)
+        worker_drain(w, EBB_DIR_INBOUND);
+    if (cmds & EBB_CMD_DRAIN_OUTBOUND)
+        worker_drain(w, EBB_DIR_OUTBOUND);
+    if (cmds & EBB_CMD_STOP_INBOUND)
+        worker_stop_listeners(w, EBB_DIR_INBOUND);
+    if (cmds & EBB_CMD_STOP_OUTBOUND)
+        worker_stop_listeners(w, EBB_DIR_OUTBOUND);
+    if (cmds & EBB_CMD_EXIT)
+        worker_exit(w);
+}
+
+static void *worker_main(void *arg)
+{
+    struct ebb_worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "ebb-worker-%d", w->id);
+    pthread_setname_np(pthread_self(), name);
+    ebb_loop_run(w->loop);
+    return NULL;
+}
+
+int ebb_worker_start(struct ebb_worker *w)
+{
+    if (ebb_async_init(w->loop, &w->wake, worker_wake, w) < 0)
+        return EBB_EIO;
+    for (size_t j = 0; j < w->nlisteners; j++)
+        if (ebb_listener_start(&w->listeners[j]) < 0)
+            return EBB_EIO;
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+        return EBB_EIO;
+    return 0;
+}
+
+void ebb_worker_post(struct ebb_worker *w, unsigned cmds)
+{
+    atomic_fetch_or(&w->cmds, cmds);
+    ebb_async_send(&w->wake);
+}
+
+void ebb_worker_join(struct ebb_worker *w)
+{
+    pthread_join(w->thread, NULL);
+}
+
+void ebb_worker_free(struct ebb_worker *w)
+{
+    if (!w->loop)
+        return;   /* ebb_worker_init() failed before the loop, or never ran */
+    for (size_t j = 0; w->listeners && j < w->nlisteners; j++)
+        ebb_listener_stop(&w->listeners[j]);
+    ebb_async_close(w->loop, &w->wake);
+    ebb_loop_free(w->loop);
+    w->loop = NULL;
+    free(w->listeners);
+    free(w->clusters);
+}
