@@ -97,6 +97,15 @@ struct ebb_xrec {
     char        request_id[64];
 };
 
+struct ebb_us;
+
+/* Lets go of *us (if any), keeping its endpoint in x for the log; *us is NULL after. */
+void ebb_us_release(struct ebb_us **us, struct ebb_xrec *x);
+
+/* Keeps response trailers as HTTP/1.1 field lines in b (replacing what was
+ * there, at most 64 KiB) for a writer that sends them after the body. */
+void ebb_trailers_keep(struct ebb_buf *b, const struct ebb_hdr *t, size_t n);
+
 /* Starts a record at now_ms for the request line given (copied, truncated). */
 void ebb_xrec_begin(struct ebb_xrec *x, uint64_t now_ms, struct ebb_str method,
                     struct ebb_str path, struct ebb_str authority);

@@ -38,6 +38,12 @@ struct ebb_timer {
     void        *data;
 };
 
+/* Sets up an inactive timer that calls cb with t->data = data. */
+static inline void ebb_timer_init(struct ebb_timer *t, ebb_timer_cb cb, void *data)
+{
+    *t = (struct ebb_timer){ .cb = cb, .data = data };
+}
+
 /* Monotonic clock in ms / us (CLOCK_MONOTONIC). */
 uint64_t ebb_now_ms(void);
 uint64_t ebb_now_us(void);

@@ -132,8 +132,7 @@ void ebb_conn_close_staged(struct ebb_conn *c)
     c->codec = NULL;
     ebb_buf_reset(&c->rbuf);
     c->io.cb = linger_io;
-    c->close_timer.cb = linger_timeout;
-    c->close_timer.data = c;
+    ebb_timer_init(&c->close_timer, linger_timeout, c);
     if (ebb_conn_flush(c) < 0) {
         ebb_conn_close(c, false);
         return;

@@ -196,13 +196,7 @@ static void h1_account_end(struct h1 *h)
 
 static void h1_release_upstream(struct h1 *h)
 {
-    if (h->us) {
-        const char *addr = ebb_us_addr(h->us);
-        if (addr)
-            h->x.up_addr = addr;   /* lives as long as the server; for the log */
-        ebb_us_close(h->us);
-        h->us = NULL;
-    }
+    ebb_us_release(&h->us, &h->x);
     if (h->tun_u) {
         ebb_upstream_release(h->tun_u, false);
         h->tun_u = NULL;
@@ -746,10 +740,7 @@ static void h1_us_head(void *owner, const struct ebb_resp *r)
 
 static void h1_us_trailers(void *owner, const struct ebb_hdr *t, size_t n)
 {
-    struct h1 *h = owner;
-    ebb_buf_reset(&h->us_trl);
-    h->us_trl.max = 64 * 1024;
-    ebb_hdrs_write_h1(&h->us_trl, t, n);
+    ebb_trailers_keep(&((struct h1 *)owner)->us_trl, t, n);
 }
 
 static void h1_us_end(void *owner)
@@ -980,14 +971,10 @@ static int h1_init(struct ebb_conn *c)
         return EBB_ENOMEM;
     h->c = c;
     h->x.cluster = -1;
-    h->timer.cb = h1_timeout;
-    h->timer.data = h;
-    h->drain_timer.cb = h1_drain_timeout;
-    h->drain_timer.data = h;
-    h->stall_timer.cb = h1_stall_timeout;
-    h->stall_timer.data = h;
-    h->kick.cb = h1_kick_cb;
-    h->kick.data = h;
+    ebb_timer_init(&h->timer, h1_timeout, h);
+    ebb_timer_init(&h->drain_timer, h1_drain_timeout, h);
+    ebb_timer_init(&h->stall_timer, h1_stall_timeout, h);
+    ebb_timer_init(&h->kick, h1_kick_cb, h);
     c->codec = h;
     if (c->l->draining) {
         c->flags |= EBB_CONN_F_DRAINING;

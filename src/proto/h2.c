@@ -169,13 +169,7 @@ static void h2s_wake_async(struct h2s *s)
 
 static void h2s_release_upstream(struct h2s *s)
 {
-    if (s->us) {
-        const char *addr = ebb_us_addr(s->us);
-        if (addr)
-            s->x.up_addr = addr;   /* lives as long as the server; for the log */
-        ebb_us_close(s->us);
-        s->us = NULL;
-    }
+    ebb_us_release(&s->us, &s->x);
     ebb_timer_stop(s->h->c->w->loop, &s->timer);
 }
 
@@ -466,9 +460,7 @@ static void h2s_us_writable(void *owner) { h2s_wake_async(owner); }
 
 static void h2s_us_trailers(void *owner, const struct ebb_hdr *t, size_t n)
 {
-    struct h2s *s = owner;
-    s->trl.max = 64 * 1024;
-    ebb_hdrs_write_h1(&s->trl, t, n);
+    ebb_trailers_keep(&((struct h2s *)owner)->trl, t, n);
 }
 
 static void h2s_us_end(void *owner)
@@ -645,8 +637,7 @@ static int h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void
     s->content_length = -1;
     s->reqb.max = H2_BODY_BUF + 16384;
     s->respb.max = H2_BODY_BUF;
-    s->timer.cb = h2s_timeout;
-    s->timer.data = s;
+    ebb_timer_init(&s->timer, h2s_timeout, s);
     ebb_list_add_tail(&h->streams, &s->link);
     h->nstreams++;
     ebb_stat_inc(h2_sst(h)->h2_streams_active);
@@ -1079,12 +1070,9 @@ static int h2_init(struct ebb_conn *c)
     h->c = c;
     ebb_list_init(&h->streams);
     ebb_list_init(&h->ready);
-    h->kick.cb = h2_kick;
-    h->kick.data = h;
-    h->drain_timer.cb = h2_drain_timeout;
-    h->drain_timer.data = h;
-    h->idle_timer.cb = h2_idle_timeout;
-    h->idle_timer.data = h;
+    ebb_timer_init(&h->kick, h2_kick, h);
+    ebb_timer_init(&h->drain_timer, h2_drain_timeout, h);
+    ebb_timer_init(&h->idle_timer, h2_idle_timeout, h);
     uint32_t maxs = cfg->limits.h2_max_concurrent_streams ? cfg->limits.h2_max_concurrent_streams
                                                           : 100;
     /* nghttp2's own limit: excess streams up to it are refused by ebb, a

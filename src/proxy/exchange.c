@@ -274,6 +274,24 @@ const char *ebb_us_failure(unsigned rf, int status)
     return (rf & EBB_RF_UF) ? "connect error" : "reset before response headers";
 }
 
+void ebb_us_release(struct ebb_us **us, struct ebb_xrec *x)
+{
+    if (!*us)
+        return;
+    const char *addr = ebb_us_addr(*us);
+    if (addr)
+        x->up_addr = addr;   /* lives as long as the server; for the log */
+    ebb_us_close(*us);
+    *us = NULL;
+}
+
+void ebb_trailers_keep(struct ebb_buf *b, const struct ebb_hdr *t, size_t n)
+{
+    ebb_buf_reset(b);
+    b->max = 64 * 1024;
+    ebb_hdrs_write_h1(b, t, n);   /* too large: truncated, then dropped by the writer */
+}
+
 /* --- the record --- */
 
 static void str_copy(char *dst, size_t cap, struct ebb_str s)

@@ -605,8 +605,8 @@ struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
     s->base = (struct ebb_us){ &h1u_ops, cbs, owner };
     s->cl = cl;
     s->w = w;
-    s->kick = (struct ebb_timer){ .cb = h1u_kick_cb, .data = s };
-    s->wait = (struct ebb_timer){ .cb = h1u_wait_cb, .data = s };
+    ebb_timer_init(&s->kick, h1u_kick_cb, s);
+    ebb_timer_init(&s->wait, h1u_wait_cb, s);
     ebb_list_init(&s->wlink);
     if (h1u_keep_head(s, f, w->srv->cfg->limits.h1.max_head + 4096) < 0) {
         h1u_free(s);

@@ -468,10 +468,8 @@ static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_worke
     uc->cl = cl;
     uc->w = w;
     ebb_list_init(&uc->streams);
-    uc->kick.cb = h2u_kick_cb;
-    uc->kick.data = uc;
-    uc->idle.cb = h2u_idle_cb;
-    uc->idle.data = uc;
+    ebb_timer_init(&uc->kick, h2u_kick_cb, uc);
+    ebb_timer_init(&uc->idle, h2u_idle_cb, uc);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_peer_max_concurrent_streams(opt, H2U_GUESS_MAXS);
     int rv = nghttp2_session_client_new2(&uc->ng, cbs, uc, opt);

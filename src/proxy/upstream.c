@@ -175,8 +175,7 @@ int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_worker *w, ebb_up
     u->owner = owner;
     u->addr_str = cl->addrs->a[i].str;
     u->state = EBB_UP_CONNECTING;
-    u->timer.cb = upconn_timer;
-    u->timer.data = u;
+    ebb_timer_init(&u->timer, upconn_timer, u);
     u->rbuf.max = w->srv->cfg->limits.buffer_size;
     u->wbuf.max = w->srv->cfg->limits.buffer_size;
     /* a whole head must fit either way, whatever buffer_size says (the rewritten request
