@@ -295,11 +295,18 @@ static bool h1u_head(struct h1u *s)
 }
 
 /* Delivers the end of a complete response and gives the connection back. */
-static void h1u_finish(struct h1u *s)
+/* The response is whole: the connection goes back to the pool (or is closed)
+ * at once, so a waiting stream can have it.  Never calls back. */
+static void h1u_give_back(struct h1u *s)
 {
     bool reusable = s->req_sent && s->keepalive && s->resp_in != EBB_H1_BODY_EOF &&
                     s->u && ebb_buf_len(&s->u->wbuf) == 0;
     h1u_release(s, reusable);
+}
+
+static void h1u_finish(struct h1u *s)
+{
+    h1u_give_back(s);
     s->ended = true;
     if (ebb_buf_len(&s->trl)) {
         static __thread struct ebb_hdr t[128];
@@ -358,6 +365,10 @@ static void h1u_run(struct h1u *s)
         s->err = 0;
         ebb_debug("h1u", "cluster \"%s\": %s", s->cl->cfg->name, ebb_strerror(err));
         h1u_fail(s, err == EBB_ETOOBIG ? 0 : EBB_RF_UF, err == EBB_ETOOBIG ? 502 : 503);
+        return;
+    }
+    if (s->resp_done && !s->u) {
+        h1u_finish(s);   /* the owner read the whole body: the connection is back already */
         return;
     }
     struct ebb_upconn *u = s->u;
@@ -503,6 +514,8 @@ static size_t h1u_read(struct ebb_us *us, void *out, size_t n)
         if (rc == EBB_H1_AGAIN)
             break;
     }
+    if (s->resp_done)
+        h1u_give_back(s);   /* on_end follows from the run */
     if (s->resp_done || s->resp_bad)
         h1u_kick(s);
     else
