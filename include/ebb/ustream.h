@@ -35,7 +35,8 @@ struct ebb_us_cbs {
     void (*on_data)(void *owner);
     /* response trailers (the body ends after them) */
     void (*on_trailers)(void *owner, const struct ebb_hdr *t, size_t n);
-    /* the response is complete (every byte was read or is readable) */
+    /* the response is complete (every byte was read or is readable); not sent
+     * when the owner's own ebb_us_read() took the end: ebb_us_done() says so */
     void (*on_end)(void *owner);
     /* request body room is available again: call ebb_us_write() */
     void (*on_writable)(void *owner);
@@ -54,6 +55,7 @@ struct ebb_us_ops {
     void   (*end)(struct ebb_us *s, const struct ebb_hdr *trailers, size_t n);
     size_t (*read)(struct ebb_us *s, void *out, size_t n);
     size_t (*readable)(const struct ebb_us *s);
+    bool   (*done)(const struct ebb_us *s);                /* the whole response was read */
     const char *(*addr)(const struct ebb_us *s);           /* endpoint, NULL before one */
     struct ebb_upconn *(*take_conn)(struct ebb_us *s);     /* after a 101 (h1 only) */
     void   (*close)(struct ebb_us *s);
@@ -96,6 +98,9 @@ static inline size_t ebb_us_read(struct ebb_us *s, void *out, size_t n)
 }
 /* Response body bytes waiting to be read. */
 static inline size_t ebb_us_readable(const struct ebb_us *s) { return s->ops->readable(s); }
+/* True once the owner has read the whole response, trailers delivered: after
+ * a read that took the end, on_end does not come. */
+static inline bool ebb_us_done(const struct ebb_us *s) { return s->ops->done(s); }
 /* "host:port" of the upstream endpoint, NULL before one was picked. */
 static inline const char *ebb_us_addr(const struct ebb_us *s) { return s->ops->addr(s); }
 /* After a 101: the connection, now the caller's (NULL if the codec has none). */

@@ -1,4 +1,5 @@
 /* run.c - `ebb run` and `ebb validate`: load configuration, start the sidecar. */
+#include <malloc.h>
 #include <signal.h>
 #include <string.h>
 
@@ -74,6 +75,12 @@ int ebb_cmd_run(int argc, char **argv)
 
     if (parse_flags(argc, argv, &args, "run"))
         return 2;
+    /* Each exchange allocates a few small objects and buffers and frees them when it ends.
+     * With glibc's default trim threshold (128 KiB, adjusted dynamically) a burst of
+     * streams made every worker arena give memory back to the kernel and take it again
+     * (sysmalloc + madvise were 13% of the CPU of an h2load run to an HTTP/1.1 cluster,
+     * and req/s fell by a third); a fixed 4 MiB keeps that much per arena instead. */
+    mallopt(M_TRIM_THRESHOLD, 4 << 20);
     if (args.log_level && ebb_log_parse_level(args.log_level, &level) < 0) {
         fprintf(stderr, "ebb: --log-level: \"%s\" is not one of error, warn, info, debug\n",
                 args.log_level);

@@ -4,8 +4,8 @@
  * A connection carries one exchange at a time; pipelined requests wait in
  * the read buffer until the previous response is complete (so they are
  * answered in order).  The upstream side of an exchange is an ebb_us of
- * either upstream codec (ustream.h); its callbacks only record and write
- * heads, and kick h1_run(), which advances the state machine as far as the
+ * either upstream codec (ustream.h); its callbacks record and write heads,
+ * then call h1_run(), which advances the state machine as far as the
  * buffers allow and sets the socket interests.  Bodies are decoded and
  * re-framed through bounded buffers, so memory stays flat whatever the body
  * size.  After a 101 the exchange becomes a byte tunnel (tunnel.h).
@@ -58,7 +58,6 @@ struct h1 {
     bool               drain_close;   /* ... because of the drain */
     bool               headers_timer; /* timer is the request-headers timeout */
     bool               seen_request;  /* a request head arrived: no h2c preface any more */
-    struct ebb_timer   kick;          /* zero-delay h1_run() after upstream callbacks */
     /* the current exchange */
     struct ebb_xrec    x;             /* its record: request line, status, bytes, flags */
     struct ebb_us     *us;            /* its upstream side (either protocol), NULL when none */
@@ -601,6 +600,8 @@ static bool h1_pump_response(struct h1 *h)
         h->x.resp_bytes += n;
         progress = true;
     }
+    if (h->us && !h->us_end && ebb_us_done(h->us))
+        h->us_end = true;   /* our read took the end: no on_end comes */
     size_t wmax = c->wbuf.max ? c->wbuf.max : EBB_BUF_DEFAULT_MAX;
     if (!h->resp_chunk_out || ebb_buf_len(&h->us_trl) + 16 > wmax)
         ebb_buf_reset(&h->us_trl);   /* no chunked framing, or can never fit: dropped */
@@ -675,15 +676,7 @@ static int h1_write_resp_head(struct h1 *h, const struct ebb_resp *r)
     return 0;
 }
 
-/* --- the upstream's callbacks: they record and write, h1_run() (kicked) moves bytes --- */
-
-static void h1_kick(struct h1 *h)
-{
-    if (!h->dead && !ebb_timer_active(&h->kick))
-        ebb_timer_start(h->c->w->loop, &h->kick, 0);
-}
-
-static void h1_kick_cb(struct ebb_loop *loop, struct ebb_timer *t) { h1_run(t->data); }
+/* --- the upstream's callbacks: they record and write, then h1_run() moves bytes --- */
 
 static void h1_us_interim(void *owner, const struct ebb_resp *r)
 {
@@ -692,7 +685,7 @@ static void h1_us_interim(void *owner, const struct ebb_resp *r)
     if (h->minor >= 1)   /* 100 Continue and other 1xx, as they are */
         ebb_buf_appendf(&h->c->wbuf, "HTTP/1.1 %d %.*s\r\n\r\n", r->status, (int)r->reason.len,
                         r->reason.p);
-    h1_kick(h);
+    h1_run(h);
 }
 
 /* A 101: the exchange becomes a byte tunnel over the upstream's connection. */
@@ -728,14 +721,14 @@ static void h1_us_head(void *owner, const struct ebb_resp *r)
         h->close_after = true;
         h1_reply(h, 502, EBB_RF_UC, "ebb: response head from upstream cluster \"%s\" is larger "
                  "than the client buffer\n", h->c->w->clusters[h->x.cluster].cfg->name);
-        h1_kick(h);
+        h1_run(h);
         return;
     }
     ebb_xrec_status(&h->x, h1_st(h), rr.status);
     h->resp_head_done = true;
     if (rr.status == 101)
         h1_us_upgrade(h);
-    h1_kick(h);
+    h1_run(h);
 }
 
 static void h1_us_trailers(void *owner, const struct ebb_hdr *t, size_t n)
@@ -747,10 +740,10 @@ static void h1_us_end(void *owner)
 {
     struct h1 *h = owner;
     h->us_end = true;
-    h1_kick(h);
+    h1_run(h);
 }
 
-static void h1_us_wake(void *owner) { h1_kick(owner); }
+static void h1_us_wake(void *owner) { h1_run(owner); }
 
 static void h1_us_error(void *owner, unsigned rf, bool head_seen, int status)
 {
@@ -768,7 +761,7 @@ static void h1_us_error(void *owner, unsigned rf, bool head_seen, int status)
         h->close_after = true;
     h1_reply(h, status, rf, "ebb: upstream %s: cluster \"%s\"\n", ebb_us_failure(rf, status),
              name);
-    h1_kick(h);
+    h1_run(h);
 }
 
 static const struct ebb_us_cbs h1_us_cbs = {
@@ -974,7 +967,6 @@ static int h1_init(struct ebb_conn *c)
     ebb_timer_init(&h->timer, h1_timeout, h);
     ebb_timer_init(&h->drain_timer, h1_drain_timeout, h);
     ebb_timer_init(&h->stall_timer, h1_stall_timeout, h);
-    ebb_timer_init(&h->kick, h1_kick_cb, h);
     c->codec = h;
     if (c->l->draining) {
         c->flags |= EBB_CONN_F_DRAINING;
@@ -1016,7 +1008,6 @@ static void h1_destroy(struct ebb_conn *c)
     ebb_timer_stop(c->w->loop, &h->timer);
     ebb_timer_stop(c->w->loop, &h->drain_timer);
     ebb_timer_stop(c->w->loop, &h->stall_timer);
-    ebb_timer_stop(c->w->loop, &h->kick);
     h1_release_upstream(h);
     ebb_debug("h1", "#%llu destroyed in state %s", (unsigned long long)c->id,
               h1_state_names[h->state]);

@@ -550,7 +550,9 @@ static bool h2s_pump(struct h2s *s)
     }
     if (s->resp_head_done && !s->head_req) {
         while (ebb_us_readable(s->us) && ebb_buf_room(&s->respb) > 0) {
-            if (ebb_buf_reserve(&s->respb, EBB_MIN(ebb_buf_room(&s->respb), 16384)) < 0)
+            /* no more than what waits: a small answer costs a small buffer */
+            size_t want = EBB_MIN(ebb_buf_room(&s->respb), ebb_us_readable(s->us));
+            if (ebb_buf_reserve(&s->respb, EBB_MIN(want, 16384)) < 0)
                 break;
             size_t room = EBB_MIN(ebb_buf_tailroom(&s->respb), ebb_buf_room(&s->respb));
             size_t n = ebb_us_read(s->us, ebb_buf_end(&s->respb), room);
@@ -560,6 +562,8 @@ static bool h2s_pump(struct h2s *s)
             progress = true;
         }
     }
+    if (!s->up_end && ebb_us_done(s->us))
+        s->up_end = true;   /* our read took the end: no on_end comes */
     if (s->up_end && ebb_us_readable(s->us) == 0)
         s->resp_done = true;
     h2s_resume(s);

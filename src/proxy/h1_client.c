@@ -274,8 +274,8 @@ static bool h1u_head(struct h1u *s)
             return h1u_fail(s, EBB_RF_UC, 502);
         resp_of_h1(m, &r);
         if (m->status < 200 && m->status != 101) {
-            s->base.cbs->on_interim(s->base.owner, &r);   /* 100 Continue and others */
             ebb_buf_consume(&u->rbuf, (size_t)rc);
+            s->base.cbs->on_interim(s->base.owner, &r);   /* 100 Continue and others */
             if (!s->base.owner)
                 return false;
             continue;
@@ -285,10 +285,11 @@ static bool h1u_head(struct h1u *s)
         s->keepalive = !(m->flags & EBB_H1_F_CONN_CLOSE);
         ebb_h1_body_init(&s->rbody, m);
         s->resp_done = !r.body || m->status == 101;
-        s->base.cbs->on_head(s->base.owner, &r);
-        /* r pointed into rbuf; after a 101 the owner's tunnel starts after the head (u is
-         * alive this iteration even if the owner let go: frees are deferred) */
+        /* consumed first: the owner reads the body (or, after a 101, starts its tunnel)
+         * inside on_head; r still points at the bytes, which nothing overwrites before
+         * the next socket read */
         ebb_buf_consume(&u->rbuf, (size_t)rc);
+        s->base.cbs->on_head(s->base.owner, &r);
         return s->base.owner != NULL;
     }
     return true;
@@ -514,11 +515,14 @@ static size_t h1u_read(struct ebb_us *us, void *out, size_t n)
         if (rc == EBB_H1_AGAIN)
             break;
     }
-    if (s->resp_done)
-        h1u_give_back(s);   /* on_end follows from the run */
-    if (s->resp_done || s->resp_bad)
-        h1u_kick(s);
-    else
+    if (s->resp_done) {
+        h1u_give_back(s);
+        if (ebb_buf_len(&s->trl) == 0)
+            s->ended = true;   /* the owner sees it with ebb_us_done(): no on_end */
+    }
+    if ((s->resp_done && !s->ended) || s->resp_bad)
+        h1u_kick(s);   /* trailers and on_end, or the failure, from the run */
+    else if (!s->resp_done)
         h1u_set_interest(s);   /* room in the read buffer again */
     return got;
 }
@@ -530,6 +534,12 @@ static size_t h1u_readable(const struct ebb_us *us)
     if (!s->u || !s->head_seen || s->resp_done || s->resp_bad)
         return 0;
     return ebb_buf_len(&s->u->rbuf);
+}
+
+static bool h1u_done(const struct ebb_us *us)
+{
+    const struct h1u *s = (const struct h1u *)us;
+    return s->resp_done && s->ended;
 }
 
 static const char *h1u_addr(const struct ebb_us *us)
@@ -581,6 +591,7 @@ static const struct ebb_us_ops h1u_ops = {
     .end = h1u_end,
     .read = h1u_read,
     .readable = h1u_readable,
+    .done = h1u_done,
     .addr = h1u_addr,
     .take_conn = h1u_take_conn,
     .close = h1u_close,

@@ -789,6 +789,12 @@ static size_t h2u_readable(const struct ebb_us *us)
     return ebb_buf_len(&((const struct ebb_h2u_stream *)us)->respb);
 }
 
+static bool h2u_done(const struct ebb_us *us)
+{
+    const struct ebb_h2u_stream *s = (const struct ebb_h2u_stream *)us;
+    return s->ended && ebb_buf_len(&s->respb) == 0;
+}
+
 static const char *h2u_addr(const struct ebb_us *us)
 {
     const struct ebb_h2u_stream *s = (const struct ebb_h2u_stream *)us;
@@ -819,6 +825,7 @@ static const struct ebb_us_ops h2u_ops = {
     .end = h2u_end,
     .read = h2u_read,
     .readable = h2u_readable,
+    .done = h2u_done,
     .addr = h2u_addr,
     .take_conn = h2u_take_conn,
     .close = h2u_close,
