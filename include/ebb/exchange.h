@@ -26,6 +26,7 @@
 struct ebb_conn;
 struct ebb_worker;
 struct ebb_listener_stats;
+struct ebb_cluster_cfg;
 
 /* A request head as it goes upstream: the fields kept, in order, and what
  * the proxy adds. */
@@ -37,15 +38,21 @@ struct ebb_fwd {
     const char           *peer;           /* client address appended to x-forwarded-for */
     const char           *request_id;     /* x-request-id sent (points into the caller's id) */
     bool                  rid_added;      /* ... and not from the client: add the field */
+    struct ebb_str        authority;      /* sent as Host / :authority: the request's, or for a
+                                             request without one (HTTP/1.0) the endpoint's */
+    char                  endpoint[280];  /* "host:port" of the cluster's first endpoint */
 };
 
 /* Decides what goes upstream: drops hop-by-hop fields, content-length, Host
- * (sent from req->authority), x-forwarded-proto (set to "http"), folds the
- * client's x-forwarded-for, keeps the client's first non-empty x-request-id or
- * takes rid (generated with w's PRNG when rid is empty; kept as is on a retry).
- * rid has room for 64 bytes.  Returns 0, or EBB_ETOOBIG over EBB_XCH_MAX_FIELDS. */
+ * (sent from req->authority, or for a request without one — HTTP/1.0 may omit
+ * it, HTTP/1.1 requires it, RFC 9112 §3.2 — the first endpoint of cluster cl,
+ * as nginx sends its upstream's name), x-forwarded-proto (set to "http"), folds
+ * the client's x-forwarded-for, keeps the client's first non-empty x-request-id
+ * or takes rid (generated with w's PRNG when rid is empty; kept as is on a
+ * retry).  rid has room for 64 bytes.  Returns 0, or EBB_ETOOBIG over
+ * EBB_XCH_MAX_FIELDS. */
 int ebb_fwd_prepare(struct ebb_fwd *f, const struct ebb_req *req, const char *peer,
-                    struct ebb_worker *w, char rid[64]);
+                    struct ebb_worker *w, const struct ebb_cluster_cfg *cl, char rid[64]);
 
 /* Appends the HTTP/1.1 request head (request line to the empty line) to b;
  * *chunked says whether the body must be sent chunked.  Returns 0, or

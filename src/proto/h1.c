@@ -406,7 +406,8 @@ static void h1_dispatch(struct h1 *h, const struct ebb_h1_msg *m)
         return;
     }
     h1_req_of(h, m, &req);
-    if (ebb_fwd_prepare(&f, &req, h->c->peer_str, h->c->w, h->x.request_id) < 0) {
+    if (ebb_fwd_prepare(&f, &req, h->c->peer_str, h->c->w,
+                        h->c->w->clusters[h->x.cluster].cfg, h->x.request_id) < 0) {
         h1_reply(h, 431, 0, "ebb: request headers too large\n");
         return;
     }

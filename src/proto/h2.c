@@ -388,7 +388,8 @@ static void h2s_req_of(const struct h2s *s, struct ebb_req *r)
 static int h2s_forward(struct h2s *s, struct ebb_req *req, struct ebb_fwd *f)
 {
     h2s_req_of(s, req);
-    return ebb_fwd_prepare(f, req, s->h->c->peer_str, s->h->c->w, s->x.request_id);
+    return ebb_fwd_prepare(f, req, s->h->c->peer_str, s->h->c->w,
+                           s->h->c->w->clusters[s->x.cluster].cfg, s->x.request_id);
 }
 
 /* --- starting a stream's exchange --- */

@@ -38,8 +38,24 @@ bool ebb_method_idempotent(const char *method)
 
 /* --- the rewrite --- */
 
+/* The authority a request without one is sent with: "host:port" of the cluster's first
+ * endpoint (IPv6 literals bracketed), written into f->endpoint. */
+static struct ebb_str endpoint_authority(struct ebb_fwd *f, const struct ebb_cluster_cfg *cl)
+{
+    int n = 0;
+    if (cl && cl->nendpoints) {
+        const struct ebb_endpoint *ep = &cl->endpoints[0];
+        bool v6 = strchr(ep->host, ':') != NULL;
+        n = snprintf(f->endpoint, sizeof(f->endpoint), v6 ? "[%s]:%u" : "%s:%u", ep->host,
+                     (unsigned)ep->port);
+        if (n < 0 || (size_t)n >= sizeof(f->endpoint))
+            n = 0;
+    }
+    return (struct ebb_str){ f->endpoint, (size_t)n };
+}
+
 int ebb_fwd_prepare(struct ebb_fwd *f, const struct ebb_req *req, const char *peer,
-                    struct ebb_worker *w, char rid[64])
+                    struct ebb_worker *w, const struct ebb_cluster_cfg *cl, char rid[64])
 {
     bool have_rid = false;
 
@@ -47,6 +63,7 @@ int ebb_fwd_prepare(struct ebb_fwd *f, const struct ebb_req *req, const char *pe
     f->nkeep = 0;
     f->xff = NULL;
     f->peer = peer;
+    f->authority = req->authority.len ? req->authority : endpoint_authority(f, cl);
     for (size_t i = 0; i < req->nhdrs; i++) {
         const struct ebb_hdr *hd = &req->hdrs[i];
         if (ebb_hdr_is_hop(hd->name.p, hd->name.len) || str_ieq(hd->name, "content-length") ||
@@ -86,8 +103,8 @@ int ebb_fwd_write_h1(const struct ebb_fwd *f, struct ebb_buf *b, bool *chunked)
                           (int)r->path.len, r->path.p);
     /* Host is written from the parsed authority (the URI's for absolute-form, RFC 9112
      * §3.2.2), never copied: "Connection: host" must not be able to drop it */
-    if (r->authority.len)
-        rc |= ebb_buf_appendf(b, "host: %.*s\r\n", (int)r->authority.len, r->authority.p);
+    if (f->authority.len)
+        rc |= ebb_buf_appendf(b, "host: %.*s\r\n", (int)f->authority.len, f->authority.p);
     for (size_t i = 0; i < f->nkeep; i++) {
         const struct ebb_hdr *hd = f->keep[i];
         if (r->join_cookies && str_ieq(hd->name, "cookie")) {
@@ -197,8 +214,8 @@ int ebb_fwd_to_nv(const struct ebb_fwd *f, struct ebb_nvlist *out)
         return EBB_ENOMEM;
     nv_add(out, ":method", 7, r->method.p, r->method.len);
     nv_add(out, ":scheme", 7, r->scheme.len ? r->scheme.p : "http", r->scheme.len ? r->scheme.len : 4);
-    if (r->authority.len)
-        nv_add(out, ":authority", 10, r->authority.p, r->authority.len);
+    if (f->authority.len)
+        nv_add(out, ":authority", 10, f->authority.p, f->authority.len);
     nv_add(out, ":path", 5, r->path.p, r->path.len);
     char *p = out->names;
     for (size_t i = 0; i < f->nkeep; i++) {

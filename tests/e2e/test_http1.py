@@ -261,6 +261,19 @@ def test_http10_client(env):
         check(c.closed_by_peer(3) is True, "HTTP/1.0 connection without keep-alive not closed")
 
 
+def test_http10_without_host_gets_one_upstream(env):
+    """HTTP/1.0 may omit Host; HTTP/1.1, which ebb speaks upstream, requires it (RFC 9112
+    §3.2), so a strict origin would answer 400.  ebb sends the cluster endpoint's authority,
+    as nginx sends its upstream's name."""
+    e = env.start()
+    with Client(e.port("inbound")) as c:
+        c.request("GET", "/headers", host=None, version="HTTP/1.0")
+        r = c.response()
+        check_eq(r.status, 200, "status")
+        hosts = [v for k, v in r.json()["headers"] if k.lower() == "host"]
+        check_eq(hosts, [env.be.addr], "Host the origin saw")
+
+
 def test_status_codes_passed_through(env):
     e = env.start()
     for code in (201, 404, 500, 503):
