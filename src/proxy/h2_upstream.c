@@ -1,5 +1,7 @@
 /*
- * h2_upstream.c - shared upstream h2c connections ("h2u") of a cluster.
+ * h2_upstream.c - the h2c upstream codec: shared upstream h2c connections
+ * ("h2u") of a cluster, each exchange one stream behind ustream.h's ops
+ * (ebb_h2u_open).
  *
  * Each worker keeps, per h2c cluster, a few HTTP/2 client connections
  * (nghttp2 client sessions over sockets connected by the upstream pool's
@@ -49,7 +51,7 @@ enum h2u_state {
 
 struct h2u_conn;
 
-/* One proxied exchange.  Referenced by its owner until ebb_h2u_close()
+/* One proxied exchange.  Referenced by its owner until ebb_us_close()
  * (or on_error); referenced by the connection while nghttp2 has it. */
 struct ebb_h2u_stream {
     struct ebb_us      base;          /* ops, the owner's callbacks, the owner */
@@ -229,7 +231,7 @@ static void h2u_conn_close(struct h2u_conn *uc, unsigned rf)
             h2u_stream_fail(s, rf);
         else if (!s->base.owner)
             h2u_stream_maybe_free(s);
-        /* else: the owner is still reading the rest of the body; ebb_h2u_close frees */
+        /* else: the owner is still reading the rest of the body; ebb_us_close frees */
     }
     for (size_t i = 0; i < uc->hn * 2; i++)
         nghttp2_rcbuf_decref(uc->hrc[i]);
