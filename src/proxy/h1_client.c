@@ -295,7 +295,6 @@ static bool h1u_head(struct h1u *s)
     return true;
 }
 
-/* Delivers the end of a complete response and gives the connection back. */
 /* The response is whole: the connection goes back to the pool (or is closed)
  * at once, so a waiting stream can have it.  Never calls back. */
 static void h1u_give_back(struct h1u *s)
@@ -305,6 +304,8 @@ static void h1u_give_back(struct h1u *s)
     h1u_release(s, reusable);
 }
 
+/* Delivers the end of a complete response (trailers, on_end) and gives the
+ * connection back. */
 static void h1u_finish(struct h1u *s)
 {
     h1u_give_back(s);
@@ -400,8 +401,8 @@ static void h1u_run(struct h1u *s)
     }
     if (data) {
         cbs->on_data(s->base.owner);
-        if (!s->base.owner)
-            return;
+        if (!s->base.owner || s->ended)
+            return;   /* let go, or the owner's read took the end (ebb_us_done) */
     }
     if (s->resp_done) {
         h1u_finish(s);
