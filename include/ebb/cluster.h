@@ -39,8 +39,8 @@ struct ebb_cluster_rt {
     struct ebb_list               idle;   /* idle pooled upstream connections */
     uint32_t                      nidle;  /* entries in idle */
     struct ebb_list               h2conns; /* upstream h2c connections (h2_upstream.c); zeroed = empty */
-    struct ebb_list               h2_waiting; /* h2 streams waiting for an h1 connection (h2.c); zeroed = empty */
-    uint32_t                      h2_h1_busy; /* h1 connections lent to h2 streams (h2.c) */
+    struct ebb_list               shared_waiting; /* EBB_US_F_SHARED exchanges waiting for a connection (h1_client.c); zeroed = empty */
+    uint32_t                      shared_busy; /* connections lent to EBB_US_F_SHARED exchanges (h1_client.c) */
 };
 
 #endif

@@ -34,12 +34,6 @@ struct ebb_hdr;
  * prefix of it (need more bytes), -1 when it is not HTTP/2. */
 int ebb_h2_preface_match(const char *buf, size_t len);
 
-/* True for header names that must not cross a proxy in either HTTP version
- * (RFC 9113 §8.2.2 / RFC 9110 §7.6.1): connection, keep-alive,
- * proxy-connection, transfer-encoding, upgrade, te (te: trailers is handled
- * by the caller).  name is lowercase or not; len bytes. */
-bool ebb_h2_is_conn_header(const char *name, size_t len);
-
 /* Splits a raw HTTP/1.1 trailer section (field lines with CRLF, without the
  * final empty line) into at most max name/value pairs pointing into buf,
  * lowercasing names in place (buf is writable).  Fields that must not be

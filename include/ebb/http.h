@@ -70,6 +70,12 @@ bool ebb_hdr_is_hop(const char *name, size_t len);
  * without its final empty line).  Returns 0 or EBB_ETOOBIG/EBB_ENOMEM. */
 int ebb_hdrs_write_h1(struct ebb_buf *b, const struct ebb_hdr *hdrs, size_t n);
 
+/* Splits a raw HTTP/1.1 trailer section held in raw (field lines with their
+ * CRLFs) into at most max fields pointing into raw, names lowercased in place
+ * and fields that must not be trailers dropped (ebb_h2_split_trailers).
+ * Returns how many; 0 for none or a malformed section. */
+size_t ebb_trailers_parse(struct ebb_buf *raw, struct ebb_hdr *out, size_t max);
+
 /* Copies m's end-to-end fields (not the connection-specific ones: Connection
  * and the fields it names, Keep-Alive, TE, Transfer-Encoding, Upgrade) into
  * out, which has room for m->nheaders; content-length only with keep_length.

@@ -529,14 +529,7 @@ static int h1_req_body_step(struct h1 *h, size_t limit, size_t *consumed, const 
 static void h1_end_request(struct h1 *h)
 {
     struct ebb_hdr t[64];
-    nghttp2_nv nv[64];
-    int n = ebb_buf_len(&h->us_trl)
-          ? ebb_h2_split_trailers(ebb_buf_start(&h->us_trl), ebb_buf_len(&h->us_trl), nv,
-                                  EBB_ARRAY_LEN(nv)) : 0;
-    for (int i = 0; i < n; i++)
-        t[i] = (struct ebb_hdr){ { (const char *)nv[i].name, nv[i].namelen },
-                                 { (const char *)nv[i].value, nv[i].valuelen } };
-    ebb_us_end(h->us, t, n > 0 ? (size_t)n : 0);
+    ebb_us_end(h->us, t, ebb_trailers_parse(&h->us_trl, t, EBB_ARRAY_LEN(t)));
     ebb_buf_reset(&h->us_trl);
     h->req_done = true;
     h1_arm_request_timeout(h);

@@ -86,7 +86,6 @@ struct h2s {
     struct ebb_us     *us;            /* the upstream side (either protocol), NULL when none */
     struct ebb_timer   timer;         /* upstream request timeout */
     /* response */
-    bool               resp_started;  /* any upstream response byte */
     bool               resp_head_done;/* response HEADERS submitted */
     bool               resp_done;     /* the whole body is in respb (or sent) */
     bool               up_end;        /* the upstream's response ended (bytes may still wait there) */
@@ -336,7 +335,6 @@ static void h2s_resp_head(struct h2s *s, const struct ebb_resp *r)
     struct ebb_nvlist nvl;
 
     ebb_timer_stop(s->h->c->w->loop, &s->timer);
-    s->resp_started = true;
     ebb_xrec_status(&s->x, h2_st(s->h), r->status);
     if (!r->body || s->head_req)
         s->resp_done = true;   /* HEADERS ends the stream */
@@ -471,11 +469,8 @@ static void h2s_us_end(void *owner)
     h2s_wake_async(s);
 }
 
-static void h2s_us_interim(void *owner, const struct ebb_resp *r)
-{
-    struct h2s *s = owner;
-    s->resp_started = true;   /* interim responses are not forwarded */
-}
+/* Interim responses (100 Continue) are not forwarded to an HTTP/2 client. */
+static void h2s_us_interim(void *owner, const struct ebb_resp *r) { }
 
 static void h2s_us_error(void *owner, unsigned rf, bool head_seen, int status)
 {

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "ebb/h2.h"
+#include "ebb/http.h"
 
 int ebb_h2_preface_match(const char *buf, size_t len)
 {
@@ -22,20 +23,9 @@ static bool name_is(const char *name, size_t len, const char *lit)
     return len == n && strncasecmp(name, lit, n) == 0;
 }
 
-bool ebb_h2_is_conn_header(const char *name, size_t len)
-{
-    static const char *const names[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te",
-    };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (name_is(name, len, names[i]))
-            return true;
-    return false;
-}
-
 static bool trailer_forbidden(const char *name, size_t len)
 {
-    return ebb_h2_is_conn_header(name, len) || name_is(name, len, "content-length") ||
+    return ebb_hdr_is_hop(name, len) || name_is(name, len, "content-length") ||
            name_is(name, len, "host") || name_is(name, len, "trailer");
 }
 

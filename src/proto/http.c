@@ -6,17 +6,24 @@
 
 #include "ebb/buf.h"
 #include "ebb/core.h"
+#include "ebb/h2.h"
 #include "ebb/http.h"
 
 bool ebb_hdr_is_hop(const char *name, size_t len)
 {
-    static const char *const hop[] = {
-        "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
-    };
-    for (size_t i = 0; i < EBB_ARRAY_LEN(hop); i++)
-        if (strlen(hop[i]) == len && strncasecmp(name, hop[i], len) == 0)
-            return true;
-    return false;
+    const struct ebb_h1_span s = { name, len };
+    return ebb_h1_is_hop_by_hop(NULL, &s);   /* the fixed set: one list, the parser's */
+}
+
+size_t ebb_trailers_parse(struct ebb_buf *raw, struct ebb_hdr *out, size_t max)
+{
+    nghttp2_nv nv[128];
+    int n = ebb_buf_len(raw) ? ebb_h2_split_trailers(ebb_buf_start(raw), ebb_buf_len(raw), nv,
+                                                      EBB_MIN(max, EBB_ARRAY_LEN(nv))) : 0;
+    for (int i = 0; i < n; i++)
+        out[i] = (struct ebb_hdr){ { (const char *)nv[i].name, nv[i].namelen },
+                                   { (const char *)nv[i].value, nv[i].valuelen } };
+    return n > 0 ? (size_t)n : 0;
 }
 
 int ebb_hdrs_write_h1(struct ebb_buf *b, const struct ebb_hdr *hdrs, size_t n)

@@ -89,7 +89,7 @@ struct h1u {
     struct ebb_worker     *w;
     struct ebb_upconn     *u;           /* lent connection; NULL before, and after release */
     const char            *addr;        /* endpoint of the last connection (for the log) */
-    struct ebb_list        wlink;       /* in cl->h2_waiting while waiting (shared mode) */
+    struct ebb_list        wlink;       /* in cl->shared_waiting while waiting (shared mode) */
     struct ebb_timer       kick;        /* zero-delay run */
     struct ebb_timer       wait;        /* shared mode: waited long enough for a connection */
     char                  *head;        /* request head as sent (kept for one retry), owned */
@@ -97,7 +97,7 @@ struct h1u {
     struct ebb_buf         tail;        /* request end: "0\r\n", trailers, "\r\n" (chunked) */
     char                   method[24];
     bool                   shared;      /* EBB_US_F_SHARED */
-    bool                   counted;     /* u counts in cl->h2_h1_busy */
+    bool                   counted;     /* u counts in cl->shared_busy */
     bool                   chunked;     /* request body sent chunked */
     bool                   has_body;    /* the request has a body */
     bool                   upgrade;     /* the request asks for an upgrade (101 expected) */
@@ -141,8 +141,8 @@ static uint32_t h1u_limit(const struct ebb_cluster_rt *cl)
 
 static void h1u_waiting_init(struct ebb_cluster_rt *cl)
 {
-    if (!cl->h2_waiting.next)
-        ebb_list_init(&cl->h2_waiting);
+    if (!cl->shared_waiting.next)
+        ebb_list_init(&cl->shared_waiting);
 }
 
 /* Gets s a connection (from the pool or a new connect).  Never calls back. */
@@ -160,7 +160,7 @@ static void h1u_acquire(struct h1u *s)
     s->addr = s->u->addr_str;   /* lives as long as the server */
     if (s->shared) {
         s->counted = true;
-        s->cl->h2_h1_busy++;
+        s->cl->shared_busy++;
     }
     if (rc == 0) {
         /* a pooled connection: the head goes out now (no callback involved) */
@@ -176,14 +176,14 @@ static void h1u_acquire(struct h1u *s)
 static void h1u_grant(struct ebb_cluster_rt *cl)
 {
     h1u_waiting_init(cl);
-    while (!ebb_list_empty(&cl->h2_waiting) && cl->h2_h1_busy < h1u_limit(cl))
-        h1u_acquire(ebb_list_entry(cl->h2_waiting.next, struct h1u, wlink));
+    while (!ebb_list_empty(&cl->shared_waiting) && cl->shared_busy < h1u_limit(cl))
+        h1u_acquire(ebb_list_entry(cl->shared_waiting.next, struct h1u, wlink));
 }
 
 static void h1u_wait_cb(struct ebb_loop *loop, struct ebb_timer *t)
 {
     struct h1u *s = t->data;
-    if (s->cl->h2_h1_busy >= H1U_SHARED_MAX) {
+    if (s->cl->shared_busy >= H1U_SHARED_MAX) {
         ebb_timer_start(loop, &s->wait, H1U_WAIT_MS);
         return;
     }
@@ -204,7 +204,7 @@ static void h1u_release(struct h1u *s, bool reusable)
     s->u = NULL;
     if (s->counted) {
         s->counted = false;
-        cl->h2_h1_busy--;
+        cl->shared_busy--;
         h1u_grant(cl);
     }
 }
@@ -311,15 +311,10 @@ static void h1u_finish(struct h1u *s)
     h1u_give_back(s);
     s->ended = true;
     if (ebb_buf_len(&s->trl)) {
-        static __thread struct ebb_hdr t[128];
-        nghttp2_nv nv[128];
-        int n = ebb_h2_split_trailers(ebb_buf_start(&s->trl), ebb_buf_len(&s->trl), nv,
-                                      EBB_ARRAY_LEN(nv));
-        for (int i = 0; i < n; i++)
-            t[i] = (struct ebb_hdr){ { (const char *)nv[i].name, nv[i].namelen },
-                                     { (const char *)nv[i].value, nv[i].valuelen } };
+        struct ebb_hdr t[128];
+        size_t n = ebb_trailers_parse(&s->trl, t, EBB_ARRAY_LEN(t));
         if (n > 0)
-            s->base.cbs->on_trailers(s->base.owner, t, (size_t)n);
+            s->base.cbs->on_trailers(s->base.owner, t, n);
         if (!s->base.owner)
             return;
     }
@@ -644,8 +639,8 @@ struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
     s->upgrade = f->req->upgrade.len > 0;
     s->shared = (flags & EBB_US_F_SHARED) != 0;
     h1u_waiting_init(cl);
-    if (s->shared && (cl->h2_h1_busy >= h1u_limit(cl) || !ebb_list_empty(&cl->h2_waiting))) {
-        ebb_list_add_tail(&cl->h2_waiting, &s->wlink);   /* h1u_grant() lends it one */
+    if (s->shared && (cl->shared_busy >= h1u_limit(cl) || !ebb_list_empty(&cl->shared_waiting))) {
+        ebb_list_add_tail(&cl->shared_waiting, &s->wlink);   /* h1u_grant() lends it one */
         ebb_timer_start(w->loop, &s->wait, H1U_WAIT_MS);
         return &s->base;
     }

@@ -6,6 +6,7 @@
 
 #include "ebb/core.h"
 #include "ebb/h2.h"
+#include "ebb/http.h"
 #include "t.h"
 
 /* --- ebb_h2_preface_match --- */
@@ -60,7 +61,7 @@ static void test_preface_every_prefix_and_byte(void)
     }
 }
 
-/* --- ebb_h2_is_conn_header --- */
+/* --- ebb_hdr_is_hop (http.h): the fixed hop-by-hop set, by name and length --- */
 
 struct conn_hdr_case {
     const char *name;
@@ -83,14 +84,14 @@ static void test_conn_header_table(void)
 {
     for (size_t i = 0; i < EBB_ARRAY_LEN(conn_hdr_cases); i++) {
         const struct conn_hdr_case *hc = &conn_hdr_cases[i];
-        bool got = ebb_h2_is_conn_header(hc->name, strlen(hc->name));
+        bool got = ebb_hdr_is_hop(hc->name, strlen(hc->name));
         if (got != hc->want)
             fprintf(stderr, "  header \"%s\"\n", hc->name);
         T_EQ_INT(got, hc->want);
     }
     /* the length counts, not a NUL: "te" inside a longer buffer */
-    T_EQ_INT(ebb_h2_is_conn_header("tex", 2), true);
-    T_EQ_INT(ebb_h2_is_conn_header("connection", 4), false);
+    T_EQ_INT(ebb_hdr_is_hop("tex", 2), true);
+    T_EQ_INT(ebb_hdr_is_hop("connection", 4), false);
 }
 
 /* --- ebb_h2_split_trailers --- */
