@@ -9,6 +9,7 @@
 #ifndef EBB_BUF_H
 #define EBB_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -39,9 +40,11 @@ static inline size_t ebb_buf_tailroom(const struct ebb_buf *b) { return b->cap -
 
 /* Appends n bytes.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
 int ebb_buf_append(struct ebb_buf *b, const void *p, size_t n);
-/* printf-append.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
+/* printf-append, whole or not at all.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
 int ebb_buf_appendf(struct ebb_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The same with a va_list (ap is consumed). */
+int ebb_buf_vappendf(struct ebb_buf *b, const char *fmt, va_list ap);
 /* The one JSON string escaper.  Looks at the next character of s[0..n)
  * (n > 0) and sets *used to its length in bytes.  Returns 0 when those bytes
  * go into a JSON string as they are (printable ASCII other than " and \, or

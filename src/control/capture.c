@@ -454,16 +454,17 @@ struct emit {
 static void line(struct emit *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void line(struct emit *e, const char *fmt, ...)
 {
-    char tmp[512];
     va_list ap;
 
+    if (strncmp(fmt, "-A ", 3) == 0)
+        e->rules++;
+    if (e->rc)
+        return;
     va_start(ap, fmt);
-    vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    e->rc = ebb_buf_vappendf(e->b, fmt, ap);
     va_end(ap);
     if (e->rc == 0)
-        e->rc = ebb_buf_appendf(e->b, "%s\n", tmp);
-    if (strncmp(tmp, "-A ", 3) == 0)
-        e->rules++;
+        e->rc = ebb_buf_append(e->b, "\n", 1);
 }
 
 /* PREROUTING -> ISTIO_INBOUND (Istio's handleInboundPortsInclude, REDIRECT mode). */

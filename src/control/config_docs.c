@@ -17,13 +17,12 @@
 static void md(struct ebb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void md(struct ebb_buf *b, const char *fmt, ...)
 {
-    char line[1024];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    int rc = ebb_buf_vappendf(b, fmt, ap);
     va_end(ap);
-    if (ebb_buf_append(b, line, strlen(line)) != 0) {
+    if (rc != 0) {
         fprintf(stderr, "ebb: out of memory\n");
         exit(2);
     }

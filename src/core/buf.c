@@ -58,27 +58,33 @@ int ebb_buf_append(struct ebb_buf *b, const void *p, size_t n)
     return 0;
 }
 
+int ebb_buf_vappendf(struct ebb_buf *b, const char *fmt, va_list ap)
+{
+    char small[256];
+    va_list again;
+
+    va_copy(again, ap);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    if (n < 0 || (size_t)n < sizeof(small)) {
+        va_end(again);
+        return n < 0 ? EBB_EINVAL : ebb_buf_append(b, small, (size_t)n);
+    }
+    int rc = ebb_buf_reserve(b, (size_t)n + 1);
+    if (rc == 0) {
+        vsnprintf(b->data + b->tail, (size_t)n + 1, fmt, again);
+        b->tail += (size_t)n;
+    }
+    va_end(again);
+    return rc;
+}
+
 int ebb_buf_appendf(struct ebb_buf *b, const char *fmt, ...)
 {
     va_list ap;
-    char small[256];
-    int n;
-
     va_start(ap, fmt);
-    n = vsnprintf(small, sizeof(small), fmt, ap);
+    int rc = ebb_buf_vappendf(b, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return EBB_EINVAL;
-    if ((size_t)n < sizeof(small))
-        return ebb_buf_append(b, small, (size_t)n);
-    int rc = ebb_buf_reserve(b, (size_t)n + 1);
-    if (rc < 0)
-        return rc;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->tail, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->tail += (size_t)n;
-    return 0;
+    return rc;
 }
 
 size_t ebb_json_escape(const char *s, size_t n, size_t *used, char *esc)
