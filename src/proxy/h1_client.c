@@ -349,6 +349,16 @@ static void h1u_set_interest(struct h1u *s)
     ebb_upstream_want(u, ev);
 }
 
+/* A close-delimited body ends with the upstream's FIN once every byte before it
+ * was taken (a reset truncates it instead). */
+static void h1u_check_eof_end(struct h1u *s)
+{
+    struct ebb_upconn *u = s->u;
+    if (u && s->head_seen && !s->resp_done && s->resp_in == EBB_H1_BODY_EOF && u->eof &&
+        !u->reset && ebb_buf_len(&u->rbuf) == 0)
+        s->resp_done = true;
+}
+
 /* Advances the exchange as far as the buffers allow, then calls the owner. */
 static void h1u_run(struct h1u *s)
 {
@@ -383,10 +393,7 @@ static void h1u_run(struct h1u *s)
         h1u_fail(s, EBB_RF_UC, 502);
         return;
     }
-    /* a close-delimited body ends with the upstream's FIN (a reset truncates it) */
-    if (s->head_seen && !s->resp_done && s->resp_in == EBB_H1_BODY_EOF && u->eof && !u->reset &&
-        ebb_buf_len(&u->rbuf) == 0)
-        s->resp_done = true;
+    h1u_check_eof_end(s);
     bool data = s->head_seen && !s->resp_done && ebb_buf_len(&u->rbuf) > 0;
     if (s->was_full && h1u_writable(&s->base) > 0) {
         s->was_full = false;
@@ -511,13 +518,16 @@ static size_t h1u_read(struct ebb_us *us, void *out, size_t n)
         if (rc == EBB_H1_AGAIN)
             break;
     }
+    /* the FIN may have come with the last bytes: no socket event will say so again */
+    h1u_check_eof_end(s);
     if (s->resp_done) {
         h1u_give_back(s);
         if (ebb_buf_len(&s->trl) == 0)
             s->ended = true;   /* the owner sees it with ebb_us_done(): no on_end */
     }
-    if ((s->resp_done && !s->ended) || s->resp_bad)
-        h1u_kick(s);   /* trailers and on_end, or the failure, from the run */
+    if ((s->resp_done && !s->ended) || s->resp_bad ||
+        (!s->resp_done && u && u->eof && ebb_buf_len(&u->rbuf) == 0))
+        h1u_kick(s);   /* trailers and on_end, the failure, or the upstream gone: from the run */
     else if (!s->resp_done)
         h1u_set_interest(s);   /* room in the read buffer again */
     return got;
