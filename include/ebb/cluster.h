@@ -11,10 +11,12 @@
 #ifndef EBB_CLUSTER_H
 #define EBB_CLUSTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "ebb/conn.h"
 #include "ebb/list.h"
 
 struct ebb_cluster_cfg;
@@ -41,6 +43,8 @@ struct ebb_cluster_rt {
     struct ebb_list               h2conns; /* upstream h2c connections (h2_upstream.c); zeroed = empty */
     struct ebb_list               shared_waiting; /* EBB_US_F_SHARED exchanges waiting for a connection (h1_client.c); zeroed = empty */
     uint32_t                      shared_busy; /* connections lent to EBB_US_F_SHARED exchanges (h1_client.c) */
+    union ebb_sockaddr            source; /* upstream source address (cfg->bind_address); family 0 = none */
+    bool                          bind_warned; /* a failed bind was logged */
 };
 
 #endif

@@ -11,5 +11,7 @@
 
 extern const struct ebb_codec_ops ebb_h1_codec;    /* HTTP/1.1, h1.c */
 extern const struct ebb_codec_ops ebb_tcp_codec;   /* raw TCP relay, tcp.c */
+extern const struct ebb_codec_ops ebb_sniff_codec; /* a captured connection's first bytes pick
+                                                      h1 or tcp (SPEC §9.2), sniff.c */
 
 #endif

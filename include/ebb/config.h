@@ -18,6 +18,12 @@
 enum ebb_direction { EBB_DIR_INBOUND = 0, EBB_DIR_OUTBOUND = 1 };
 enum ebb_proto { EBB_PROTO_HTTP = 0, EBB_PROTO_TCP = 1 };
 enum ebb_upstream_proto { EBB_UP_HTTP1 = 0, EBB_UP_H2C = 1 };
+/* How a cluster finds its upstream: its endpoints, the original destination of a
+ * captured connection (SPEC §9), or nowhere. */
+enum ebb_cluster_kind { EBB_CLUSTER_STATIC = 0, EBB_CLUSTER_ORIGINAL_DST = 1,
+                        EBB_CLUSTER_BLACKHOLE = 2 };
+/* MeshConfig outboundTrafficPolicy.mode: where outbound traffic no route names goes. */
+enum ebb_outbound_policy { EBB_ALLOW_ANY = 0, EBB_REGISTRY_ONLY = 1 };
 
 #define EBB_NO_CLUSTER ((size_t)-1)   /* cluster_idx of a listener without a fixed cluster */
 
@@ -35,6 +41,9 @@ struct ebb_cluster_cfg {
     uint64_t request_timeout_ms;   /* upstream response timeout -> 504 UT; default 0 = none */
     uint32_t pool_max_idle;        /* idle keep-alive upstream connections kept per worker; default 64 */
     uint64_t pool_idle_timeout_ms; /* default 60000 */
+    /* the built-in clusters of SPEC §9.4 (config.c adds them; ebb.yaml cannot) */
+    enum ebb_cluster_kind kind;    /* STATIC for every ebb.yaml cluster */
+    char    *bind_address;         /* upstream source address (127.0.0.6, ::6), NULL = any */
 };
 
 struct ebb_route_cfg {
@@ -74,6 +83,24 @@ struct ebb_drain_cfg {
     uint64_t linger_ms;             /* staged-close read-and-discard time, default 2000 */
 };
 
+/* Transparent capture (SPEC §9): what ebb does with redirected connections. */
+struct ebb_capture_cfg {
+    uint16_t *tcp_ports;                   /* original ports relayed as TCP without detection */
+    size_t    ntcp_ports;
+    uint64_t  detect_timeout_ms;           /* protocolDetectionTimeout; 0 = wait forever */
+    bool      detect_timeout_set;          /* ... set in ebb.yaml (outranks the mesh config) */
+    enum ebb_outbound_policy outbound_policy; /* outboundTrafficPolicy.mode */
+    bool      outbound_policy_set;         /* ... set in ebb.yaml (outranks the mesh config) */
+};
+
+/* Indices of the built-in clusters in cfg->clusters (always present, last). */
+struct ebb_builtin_clusters {
+    size_t inbound4;    /* InboundPassthroughClusterIpv4: original destination from 127.0.0.6 */
+    size_t inbound6;    /* InboundPassthroughClusterIpv6: ... from ::6 */
+    size_t passthrough; /* PassthroughCluster: outbound, no route matched, ALLOW_ANY */
+    size_t blackhole;   /* BlackHoleCluster: REGISTRY_ONLY, and capture loops */
+};
+
 struct ebb_config {
     char    *file;                /* ebb.yaml path, NULL = built-in default */
     char    *mesh_file;           /* --mesh-config path read, NULL = none (default path missing) */
@@ -89,6 +116,8 @@ struct ebb_config {
     size_t   nclusters;
     struct ebb_limits_cfg limits;
     struct ebb_drain_cfg  drain;
+    struct ebb_capture_cfg capture;
+    struct ebb_builtin_clusters builtin;
     char    *access_log;          /* "-" stdout (default), "off", or a file path */
     char    *log_level;           /* "info" default; --log-level overrides (validated) */
 };

@@ -25,6 +25,7 @@ enum ebb_dkind {
     EBB_D_ENDPOINTS,    /* struct ebb_endpoint array "host:port" (parsed by the hook) */
     EBB_D_METADATA,     /* struct ebb_kv array: string to string (parsed by the hook) */
     EBB_D_PROXY_CONFIG, /* a ProxyConfig map (parsed by the hook; dumped with its sources) */
+    EBB_D_PORTS,        /* uint16_t array of ports (parsed by the hook) */
 };
 
 #define EBB_D_F_REQUIRED 0x01u  /* error "name: missing (hint)" when absent */

@@ -12,12 +12,24 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 #include "ebb/buf.h"
 #include "ebb/list.h"
 #include "ebb/loop.h"
+
+/* An IPv4 or IPv6 socket address, without sockaddr_storage's 128 bytes. */
+union ebb_sockaddr {
+    struct sockaddr     sa;
+    struct sockaddr_in  in;
+    struct sockaddr_in6 in6;
+};
+
+/* getsockopt(SOL_IP / SOL_IPV6) of a REDIRECTed connection's original destination
+ * (linux/netfilter_ipv4.h SO_ORIGINAL_DST, ip6_tables.h IP6T_SO_ORIGINAL_DST). */
+#define EBB_SO_ORIGINAL_DST 80
 
 struct ebb_conn;
 struct ebb_listener;
@@ -38,6 +50,7 @@ struct ebb_codec_ops {
 #define EBB_CONN_F_CLOSING    0x02u   /* staged close in progress */
 #define EBB_CONN_F_FREED      0x04u   /* destroy scheduled; ignore further events */
 #define EBB_CONN_F_FORCED     0x08u   /* closed by exit, not gracefully */
+#define EBB_CONN_F_REDIRECTED 0x10u   /* captured by iptables: orig_dst is where it was going */
 
 /* A downstream connection.  Owned by its listener; freed after the loop
  * iteration in which it was closed. */
@@ -56,7 +69,13 @@ struct ebb_conn {
     struct ebb_buf       wbuf;        /* bytes waiting to be written to the client */
     struct ebb_timer     close_timer; /* staged-close linger deadline */
     uint64_t             accepted_ms; /* accept time */
+    union ebb_sockaddr   orig_dst;    /* with EBB_CONN_F_REDIRECTED: the original destination */
 };
+
+/* True when a and b are the same address and port. */
+bool ebb_sockaddr_same(const union ebb_sockaddr *a, const union ebb_sockaddr *b);
+/* "ip:port" or "[ip6]:port" (at most 48 bytes with the NUL). */
+void ebb_sockaddr_str(const union ebb_sockaddr *a, char *out, size_t len);
 
 /* Reads into c->rbuf.  Returns >0, 0 on EOF, EBB_EAGAIN, EBB_ETOOBIG, EBB_EIO. */
 ssize_t ebb_conn_read(struct ebb_conn *c);

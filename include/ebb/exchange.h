@@ -41,18 +41,21 @@ struct ebb_fwd {
     struct ebb_str        authority;      /* sent as Host / :authority: the request's, or for a
                                              request without one (HTTP/1.0) the endpoint's */
     char                  endpoint[280];  /* "host:port" of the cluster's first endpoint */
+    const union ebb_sockaddr *dst;        /* ORIGINAL_DST cluster: the captured connection's
+                                             original destination (SPEC §9), else NULL */
 };
 
 /* Decides what goes upstream: drops hop-by-hop fields, content-length, Host
  * (sent from req->authority, or for a request without one — HTTP/1.0 may omit
  * it, HTTP/1.1 requires it, RFC 9112 §3.2 — the first endpoint of cluster cl,
- * as nginx sends its upstream's name), x-forwarded-proto (set to "http"), folds
- * the client's x-forwarded-for, keeps the client's first non-empty x-request-id
- * or takes rid (generated with w's PRNG when rid is empty; kept as is on a
- * retry).  rid has room for 64 bytes.  Returns 0, or EBB_ETOOBIG over
+ * as nginx sends its upstream's name, or the original destination for an
+ * ORIGINAL_DST cluster), x-forwarded-proto (set to "http"), folds the client's
+ * (c's peer) x-forwarded-for, keeps the client's first non-empty x-request-id
+ * or takes rid (generated with c's worker's PRNG when rid is empty; kept as is
+ * on a retry).  For an ORIGINAL_DST cluster f->dst is c's original destination.  rid has room for 64 bytes.  Returns 0, or EBB_ETOOBIG over
  * EBB_XCH_MAX_FIELDS. */
-int ebb_fwd_prepare(struct ebb_fwd *f, const struct ebb_req *req, const char *peer,
-                    struct ebb_worker *w, const struct ebb_cluster_cfg *cl, char rid[64]);
+int ebb_fwd_prepare(struct ebb_fwd *f, const struct ebb_req *req, const struct ebb_conn *c,
+                    const struct ebb_cluster_cfg *cl, char rid[64]);
 
 /* Appends the HTTP/1.1 request head (request line to the empty line) to b;
  * *chunked says whether the body must be sent chunked.  Returns 0, or
@@ -97,7 +100,7 @@ struct ebb_xrec {
     unsigned    rf;             /* EBB_RF_* */
     uint64_t    req_bytes;      /* request body bytes */
     uint64_t    resp_bytes;     /* response body bytes */
-    const char *up_addr;        /* endpoint of the last upstream tried (lives with the server) */
+    char        up_addr[48];    /* endpoint of the last upstream tried, "" none (for the log) */
     char        method[24];
     char        path[512];
     char        authority[256];
@@ -105,6 +108,9 @@ struct ebb_xrec {
 };
 
 struct ebb_us;
+
+/* Keeps addr (may be NULL) as the exchange's upstream endpoint, for the log. */
+void ebb_xrec_upstream(struct ebb_xrec *x, const char *addr);
 
 /* Lets go of *us (if any), keeping its endpoint in x for the log; *us is NULL after. */
 void ebb_us_release(struct ebb_us **us, struct ebb_xrec *x);

@@ -46,6 +46,7 @@ struct ebb_listener {
     struct ebb_worker          *w;      /* owning worker: opaque here, for the codecs */
     struct ebb_loop            *loop;   /* the worker's loop: runs l and its connections */
     const struct ebb_codec_ops *ops;    /* codec of accepted connections */
+    const struct ebb_codec_ops *captured_ops; /* ... of those iptables redirected here */
     const struct ebb_listener_env *env; /* shared settings and hooks */
     struct ebb_listener_stats  *st;     /* listener.<name>.* counters */
     struct ebb_list             conns;  /* struct ebb_conn.link */

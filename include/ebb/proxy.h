@@ -5,9 +5,11 @@
 #ifndef EBB_PROXY_H
 #define EBB_PROXY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+struct ebb_config;
 struct ebb_conn;
 struct ebb_listener;
 struct ebb_worker;
@@ -25,6 +27,21 @@ struct ebb_worker;
  * (Host or absolute-form authority; the port is ignored when matching).
  * Returns the cluster index or -1 when no route matches. */
 long ebb_route(const struct ebb_listener *l, const char *authority, size_t len);
+
+/* The cluster for a request on connection c (ebb_route for an ordinary one).  A
+ * connection captured by iptables (SPEC §9) goes to its original destination's
+ * built-in cluster: inbound always (InboundPassthroughClusterIpv4/6); outbound
+ * when no route matches (PassthroughCluster, or BlackHoleCluster under
+ * REGISTRY_ONLY). */
+long ebb_route_conn(const struct ebb_conn *c, const struct ebb_config *cfg,
+                    const char *authority, size_t len);
+/* The same for a connection relayed as TCP: the listener's cluster, or for a captured
+ * one (outbound tcp listeners excepted: their cluster is a route) the built-in
+ * cluster of its original destination.  -1 when none. */
+long ebb_route_tcp(const struct ebb_conn *c, const struct ebb_config *cfg);
+/* True when c was captured on its way to one of ebb's own listener ports: a capture
+ * loop, never forwarded (SPEC §9.2). */
+bool ebb_capture_loop(const struct ebb_conn *c, const struct ebb_config *cfg);
 
 /* Writes a random RFC 4122 v4 UUID (36 chars + NUL) into out, drawing on
  * the caller's ebb_rand() state (the worker's). */

@@ -49,6 +49,7 @@ struct ebb_cluster_stats {
     ebb_counter cx_total;         /* upstream_cx_total */
     ebb_counter cx_connect_fail;  /* upstream_cx_connect_fail */
     ebb_counter cx_connect_timeout; /* upstream_cx_connect_timeout */
+    ebb_counter cx_none_healthy;  /* upstream_cx_none_healthy: refused (BlackHoleCluster) */
     ebb_counter cx_destroy;       /* upstream_cx_destroy */
     ebb_gauge   rq_active;        /* upstream_rq_active */
     ebb_counter rq_total;         /* upstream_rq_total */

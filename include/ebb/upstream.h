@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "ebb/buf.h"
+#include "ebb/conn.h"
 #include "ebb/list.h"
 #include "ebb/loop.h"
 
@@ -50,7 +51,9 @@ struct ebb_upconn {
     bool                   wr_failed; /* a write failed: request bytes are dropped, never reused */
     uint32_t               nrequests; /* requests sent over this connection */
     uint64_t               idle_since_ms; /* when it last went back to the pool */
-    const char            *addr_str;  /* "host:port" of the endpoint */
+    const char            *addr_str;  /* "host:port" of the endpoint (or dst_str) */
+    union ebb_sockaddr     dst;       /* where it is connected; the pool's key */
+    char                   dst_str[48]; /* "ip:port" / "[ip6]:port" of an original destination */
 };
 
 /* Lends a connection of cluster cl to owner.  Returns 0 with *out BUSY
@@ -59,6 +62,13 @@ struct ebb_upconn {
  * error when no socket could be started (*out NULL). */
 int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_worker *w, ebb_upconn_cb cb,
                          void *owner, struct ebb_upconn **out);
+
+/* The same for a connection to dst instead of one of the cluster's endpoints (the original
+ * destination of a captured connection, SPEC §9): the pool gives out only connections to
+ * dst, and the socket is bound to the cluster's source address if it has one. */
+int ebb_upstream_acquire_to(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+                            const union ebb_sockaddr *dst, ebb_upconn_cb cb, void *owner,
+                            struct ebb_upconn **out);
 
 /* Gives u back.  reusable: the exchange ended cleanly and the connection
  * may carry another request; else it is closed.  The owner must not touch

@@ -70,9 +70,16 @@ struct ebb_us {
 
 #define EBB_US_F_SHARED 0x1u  /* the owner is one of many streams of a multiplexed client:
                                  HTTP/1.1 connections are lent from a bounded set */
+#define EBB_US_F_H2     0x2u  /* the owner is an HTTP/2 stream: an ORIGINAL_DST cluster speaks
+                                 h2c upstream (Envoy's USE_DOWNSTREAM_PROTOCOL) */
+
+/* True when cluster cl refuses every exchange (BlackHoleCluster, SPEC §9.3):
+ * counted there (upstream_cx_none_healthy); the owner answers 502. */
+bool ebb_us_refused(struct ebb_cluster_rt *cl);
 
 /* Starts the exchange f on cluster cl (the cluster's protocol picks the
- * codec).  The request body, if any, follows with ebb_us_write/ebb_us_end.
+ * codec; for an ORIGINAL_DST cluster the owner's: EBB_US_F_H2 -> h2c), to
+ * f->dst when set.  The request body, if any, follows with ebb_us_write/ebb_us_end.
  * Returns the stream, or NULL when none could be started (out of memory, no
  * socket); never calls back synchronously. */
 struct ebb_us *ebb_us_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,

@@ -101,6 +101,7 @@ static const struct stat_def cluster_defs[] = {    /* cluster.<name>.* */
     CS(false, cx_total, "upstream_cx_total"),
     CS(false, cx_connect_fail, "upstream_cx_connect_fail"),
     CS(false, cx_connect_timeout, "upstream_cx_connect_timeout"),
+    CS(false, cx_none_healthy, "upstream_cx_none_healthy"),
     CS(false, cx_destroy, "upstream_cx_destroy"),
     CS(true, rq_active, "upstream_rq_active"),
     CS(false, rq_total, "upstream_rq_total"),

@@ -74,16 +74,6 @@ static void default_topology(struct ebb_config *cfg)
     default_listener(&cfg->listeners[1], "outbound", "127.0.0.1", 15001, EBB_DIR_OUTBOUND);
 }
 
-struct ebb_config *ebb_config_default(void)
-{
-    struct ebb_config *cfg = ebb_xcalloc(1, sizeof(*cfg));
-
-    ebb_proxy_config_default(&cfg->proxy);
-    ebb_ddefaults(&ebb_file_section, cfg);
-    cfg->drain.idle_close_after_ms = cfg->proxy.min_drain_ms;
-    default_topology(cfg);
-    return cfg;
-}
 
 /* ------------------------------------------------------------------ */
 /* ebb.yaml                                                           */
@@ -193,10 +183,97 @@ bad:
                     "%s is not host:port (e.g. 127.0.0.1:8080, [::1]:8080, app.local:80)", q);
 }
 
+/* The clusters every config has (SPEC §9.4), named as Envoy names them in an Istio sidecar. */
+static const struct {
+    const char           *name;
+    enum ebb_cluster_kind kind;
+    const char           *bind;
+    size_t                off;   /* its index's place in struct ebb_builtin_clusters */
+} builtin_clusters[] = {
+    { "InboundPassthroughClusterIpv4", EBB_CLUSTER_ORIGINAL_DST, "127.0.0.6",
+      offsetof(struct ebb_builtin_clusters, inbound4) },
+    { "InboundPassthroughClusterIpv6", EBB_CLUSTER_ORIGINAL_DST, "::6",
+      offsetof(struct ebb_builtin_clusters, inbound6) },
+    { "PassthroughCluster", EBB_CLUSTER_ORIGINAL_DST, NULL,
+      offsetof(struct ebb_builtin_clusters, passthrough) },
+    { "BlackHoleCluster", EBB_CLUSTER_BLACKHOLE, NULL,
+      offsetof(struct ebb_builtin_clusters, blackhole) },
+};
+
+/* Appends the built-in clusters after the configured ones. */
+static void add_builtin_clusters(struct ebb_config *cfg)
+{
+    size_t n = cfg->nclusters, nb = EBB_ARRAY_LEN(builtin_clusters);
+    struct ebb_cluster_cfg *c = realloc(cfg->clusters, (n + nb) * sizeof(*c));
+
+    if (!c) {
+        fprintf(stderr, "ebb: out of memory\n");
+        exit(2);
+    }
+    cfg->clusters = c;
+    for (size_t i = 0; i < nb; i++) {
+        struct ebb_cluster_cfg *b = &c[n + i];
+        memset(b, 0, sizeof(*b));
+        cluster_defaults(b);
+        b->name = ebb_xstrdup(builtin_clusters[i].name);
+        b->kind = builtin_clusters[i].kind;
+        b->bind_address = builtin_clusters[i].bind ? ebb_xstrdup(builtin_clusters[i].bind) : NULL;
+        *(size_t *)((char *)&cfg->builtin + builtin_clusters[i].off) = n + i;
+        cfg->nclusters++;
+    }
+}
+
 static int parse_cluster(struct file_ctx *fc, const yaml_node_t *n, const struct list_item *it)
 {
-    cluster_defaults(it->item);
-    return ebb_dparse(&fc->x, n, it->path, &ebb_cluster_section, it->item, NULL);
+    struct ebb_cluster_cfg *c = it->item;
+    const yaml_node_t *seen[EBB_DSECTION_MAX];
+    int rc;
+
+    cluster_defaults(c);
+    rc = ebb_dparse(&fc->x, n, it->path, &ebb_cluster_section, c, seen);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < EBB_ARRAY_LEN(builtin_clusters); i++) {
+        if (strcmp(c->name, builtin_clusters[i].name) == 0) {
+            char sub[256];
+            ebb_ypath(sub, sizeof(sub), it->path, "name");
+            return ebb_yerr(&fc->d, seen_node(&ebb_cluster_section, seen, "name"), sub,
+                            fc->x.err, fc->x.errlen, "\"%s\" is a built-in cluster (SPEC "
+                            "§9.4); pick another name", c->name);
+        }
+    }
+    return 0;
+}
+
+/* The built-in config without the built-in clusters: ebb.yaml's clusters replace its own. */
+static struct ebb_config *config_base(void)
+{
+    struct ebb_config *cfg = ebb_xcalloc(1, sizeof(*cfg));
+
+    ebb_proxy_config_default(&cfg->proxy);
+    ebb_ddefaults(&ebb_file_section, cfg);
+    cfg->drain.idle_close_after_ms = cfg->proxy.min_drain_ms;
+    default_topology(cfg);
+    return cfg;
+}
+
+struct ebb_config *ebb_config_default(void)
+{
+    struct ebb_config *cfg = config_base();
+
+    add_builtin_clusters(cfg);
+    return cfg;
+}
+
+/* One port of a PORTS list. */
+static int parse_port(struct file_ctx *fc, const yaml_node_t *n, const struct list_item *it)
+{
+    uint64_t port;
+    int rc = ebb_yuint(&fc->d, n, it->path, 1, 65535, "a port", &port, fc->x.err, fc->x.errlen);
+
+    if (rc == 0)
+        *(uint16_t *)it->item = (uint16_t)port;
+    return rc;
 }
 
 static int parse_route(struct file_ctx *fc, const yaml_node_t *n, const struct list_item *it)
@@ -297,7 +374,7 @@ static int check_unique_name(struct file_ctx *fc, const struct ebb_directive *di
     return 0;
 }
 
-/* A LIST or ENDPOINTS value: replaces the list at base with v's items. */
+/* A LIST, ENDPOINTS or PORTS value: replaces the list at base with v's items. */
 static int parse_list(struct file_ctx *fc, const struct ebb_directive *dir, const yaml_node_t *v,
                       const char *path, void *base, item_fn parse_item)
 {
@@ -329,7 +406,7 @@ static int parse_list(struct file_ctx *fc, const struct ebb_directive *dir, cons
     return 0;
 }
 
-/* LIST, ENDPOINTS and PROXY_CONFIG values of ebb.yaml. */
+/* LIST, ENDPOINTS, PORTS and PROXY_CONFIG values of ebb.yaml. */
 static int file_hook(struct ebb_dctx *x, const struct ebb_directive *dir, const yaml_node_t *v,
                      const char *path, void *base)
 {
@@ -340,6 +417,8 @@ static int file_hook(struct ebb_dctx *x, const struct ebb_directive *dir, const 
         return ebb_pc_parse(&fc->d, v, path, &fc->pc, x->err, x->errlen);
     case EBB_D_ENDPOINTS:
         return parse_list(fc, dir, v, path, base, parse_endpoint);
+    case EBB_D_PORTS:
+        return parse_list(fc, dir, v, path, base, parse_port);
     case EBB_D_LIST:
         if (dir->sub == &ebb_route_section)
             return parse_list(fc, dir, v, path, base, parse_route);
@@ -406,6 +485,7 @@ struct port_use {
     char               what[160]; /* "listeners[0] (inbound)", "the admin port", ... */
     char               path[64];  /* ebb.yaml key path, or the ProxyConfig field */
     uint16_t           port;
+    bool               v6;        /* bound to an IPv6 address: shares ports with IPv4 ones */
     const yaml_node_t *node;      /* ebb.yaml node, or NULL */
     enum ebb_source    src;
 };
@@ -434,7 +514,8 @@ static int port_blame(const struct port_use *u, bool proxy)
     return proxy && u->src != EBB_SRC_DEFAULT ? 2 : 1;
 }
 
-/* Every listener, admin, status and readiness port must be distinct. */
+/* Every listener, admin, status and readiness port must be distinct within an address
+ * family (IPv6 listeners take IPv6 only: a dual-stack pod has 0.0.0.0:15006 and [::]:15006). */
 static int check_ports(struct file_ctx *fc, const struct ebb_config *cfg, char *err,
                        size_t errlen)
 {
@@ -453,17 +534,21 @@ static int check_ports(struct file_ctx *fc, const struct ebb_config *cfg, char *
     u[2].port = cfg->ready_port;
     u[2].node = ebb_dnode_of(&fc->x, &cfg->ready_port);
     u[2].src = EBB_SRC_FILE;
+    u[0].v6 = strchr(cfg->admin_address, ':') != NULL;
+    u[1].v6 = strchr(cfg->status_address, ':') != NULL;
+    u[2].v6 = strchr(cfg->ready_address, ':') != NULL;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         struct port_use *p = &u[3 + i];
         snprintf(p->what, sizeof(p->what), "listeners[%zu] (%s)", i, cfg->listeners[i].name);
         snprintf(p->path, sizeof(p->path), "listeners[%zu].port", i);
         p->port = cfg->listeners[i].port;
+        p->v6 = strchr(cfg->listeners[i].address, ':') != NULL;
         p->node = ebb_dnode_of(&fc->x, &cfg->listeners[i].port);
         p->src = EBB_SRC_FILE;
     }
     for (size_t i = 1; i < n && rc == 0; i++) {
         for (size_t j = 0; j < i; j++) {
-            if (u[i].port != u[j].port)
+            if (u[i].port != u[j].port || u[i].v6 != u[j].v6)
                 continue;
             /* blame what the user wrote: an ebb.yaml line, else a ProxyConfig source */
             size_t b = port_blame(&u[i], i < 2) >= port_blame(&u[j], j < 2) ? i : j;
@@ -513,7 +598,7 @@ int ebb_config_load_text(const struct ebb_config_args *args, const char *text, s
                          struct ebb_config **out, char *err, size_t errlen)
 {
     static const struct ebb_config_args no_args;
-    struct ebb_config *cfg = ebb_config_default();
+    struct ebb_config *cfg = config_base();
     struct file_ctx fc;
     int rc, level;
 
@@ -546,6 +631,7 @@ int ebb_config_load_text(const struct ebb_config_args *args, const char *text, s
     rc = check_ports(&fc, cfg, err, errlen);
     if (rc)
         goto fail;
+    add_builtin_clusters(cfg);
     if (args->log_level) {
         if (ebb_log_parse_level(args->log_level, &level) != 0) {
             snprintf(err, errlen, "--log-level: \"%s\" is not a log level (error, warn, info, "

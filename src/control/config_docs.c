@@ -65,6 +65,7 @@ static void value(struct ebb_buf *b, const struct ebb_directive *dir)
     case EBB_D_ENDPOINTS: md(b, "list of %" PRIu64 "–%" PRIu64 " %s", dir->min, dir->max,
                              dir->unit); break;
     case EBB_D_METADATA: md(b, "map of string to string"); break;
+    case EBB_D_PORTS: md(b, "list of at most %" PRIu64 " ports", dir->max); break;
     case EBB_D_PROXY_CONFIG: md(b, "ProxyConfig map"); break;
     default: break;
     }

@@ -109,7 +109,7 @@ static void jb_dur(struct jbuf *b, uint64_t ms)
 
 static void dump_section(struct jbuf *b, const struct ebb_dsection *sec, const void *base);
 
-/* The items of a LIST, ENDPOINTS or METADATA value. */
+/* The items of a LIST, ENDPOINTS, PORTS or METADATA value. */
 static void dump_items(struct jbuf *b, const struct ebb_directive *dir, const void *base)
 {
     const char *arr = *(char *const *)((const char *)base + dir->off);
@@ -127,6 +127,8 @@ static void dump_items(struct jbuf *b, const struct ebb_directive *dir, const vo
         jb_sep(b);
         if (dir->kind == EBB_D_LIST) {
             dump_section(b, dir->sub, item);
+        } else if (dir->kind == EBB_D_PORTS) {
+            jb_printf(b, "%u", *(const uint16_t *)item);
         } else {
             const struct ebb_endpoint *ep = item;
             char s[320];

@@ -32,6 +32,8 @@
 static const char *const direction_names[] = { "inbound", "outbound", NULL };
 static const char *const proto_names[] = { "http", "tcp", NULL };
 static const char *const upstream_names[] = { "http1", "h2c", NULL };
+static const char *const kind_names[] = { "STATIC", "ORIGINAL_DST", "BLACKHOLE", NULL };
+static const char *const policy_names[] = { "ALLOW_ANY", "REGISTRY_ONLY", NULL };
 static const char *const level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const mode_names[] = { "termination_drain_duration",
                                           "exit_on_zero_active_connections", NULL };
@@ -146,6 +148,8 @@ static const struct ebb_directive cluster_d[] = {
       .doc = "0 = none; else 504 UT when no response head arrives this long after the "
              "request ended (like Envoy's route timeout)" },
     { "pool", EBB_D_SECTION, 0, .off = 0, .sub = &pool_section },
+    { "type", EBB_D_ENUM, EBB_D_F_DUMP, KF(kind), .names = kind_names },
+    { "bind_address", EBB_D_STRING, EBB_D_F_DUMP, KF(bind_address) },
 };
 const struct ebb_dsection ebb_cluster_section = SECTION_OF(cluster_d, false, NULL);
 
@@ -193,6 +197,24 @@ static const struct ebb_directive drain_d[] = {
       .doc = "staged close: read-and-discard time after shutdown(WR)" },
 };
 static const struct ebb_dsection drain_section = SECTION_OF(drain_d, false, NULL);
+
+#define XF(field) AT(struct ebb_capture_cfg, field)
+static const struct ebb_directive capture_d[] = {
+    { "tcp_ports", EBB_D_PORTS, 0, LIST_OF(uint16_t, struct ebb_capture_cfg, tcp_ports,
+                                           ntcp_ports), .max = 1024, .unit = "a port",
+      .doc = "original destination ports relayed as TCP without protocol detection "
+             "(server-first protocols: MySQL, SMTP, ...)" },
+    { "protocol_detection_timeout", EBB_D_DURATION, 0, XF(detect_timeout_ms), .dflt = "0s",
+      .set_off = offsetof(struct ebb_capture_cfg, detect_timeout_set),
+      .doc = "a captured connection silent this long is relayed as TCP; 0 = wait forever; "
+             "outranks the mesh config's `protocolDetectionTimeout`" },
+    { "outbound_traffic_policy", EBB_D_ENUM, 0, XF(outbound_policy), .names = policy_names,
+      .dflt = "ALLOW_ANY", .set_off = offsetof(struct ebb_capture_cfg, outbound_policy_set),
+      .doc = "captured outbound traffic no route names: to its original destination "
+             "(`PassthroughCluster`), or refused (`BlackHoleCluster`); outranks the mesh "
+             "config's `outboundTrafficPolicy.mode`" },
+};
+static const struct ebb_dsection capture_section = SECTION_OF(capture_d, false, NULL);
 
 static const struct ebb_directive admin_d[] = {
     { "address", EBB_D_ADDRESS, 0, CF(admin_address), .dflt = "127.0.0.1", .doc = "numeric" },
@@ -242,6 +264,8 @@ static const struct ebb_directive file_d[] = {
       .doc = "replaces the built-in `inbound` cluster" },
     { "limits", EBB_D_SECTION, 0, .off = offsetof(struct ebb_config, limits),
       .sub = &limits_section },
+    { "capture", EBB_D_SECTION, 0, .off = offsetof(struct ebb_config, capture),
+      .sub = &capture_section },
 };
 const struct ebb_dsection ebb_file_section = SECTION_OF(file_d, false, NULL);
 
@@ -333,6 +357,8 @@ void ebb_dfree_list(const struct ebb_directive *dir, void *base)
         void *item = *arr + i * dir->elem_size;
         if (dir->kind == EBB_D_LIST) {
             ebb_dfree(dir->sub, item);
+        } else if (dir->kind == EBB_D_PORTS) {
+            continue;   /* plain numbers */
         } else if (dir->kind == EBB_D_ENDPOINTS) {
             free(((struct ebb_endpoint *)item)->host);
         } else {
@@ -364,6 +390,7 @@ void ebb_dfree(const struct ebb_dsection *sec, void *base)
         case EBB_D_LIST:
         case EBB_D_ENDPOINTS:
         case EBB_D_METADATA:
+        case EBB_D_PORTS:
             ebb_dfree_list(dir, base);
             break;
         default:

@@ -303,6 +303,47 @@ static int read_source(const char *given, const char *dflt, const char *what, ch
     return 0;
 }
 
+/* The two MeshConfig fields of transparent capture (SPEC §9), unless ebb.yaml's capture:
+ * section set them. */
+static int mesh_capture(const struct ebb_ydoc *d, const char *key, const yaml_node_t *v,
+                        struct ebb_capture_cfg *cap, char *err, size_t errlen)
+{
+    const char *k, *mode;
+    const yaml_node_t *mv;
+    uint64_t ms;
+    int rc;
+
+    if (ebb_ykey_is(key, "protocol_detection_timeout")) {
+        rc = ebb_yduration(d, v, key, &ms, err, errlen);
+        if (rc == 0 && !cap->detect_timeout_set)
+            cap->detect_timeout_ms = ms;
+        return rc;
+    }
+    rc = ebb_ymap(d, v, key, true, err, errlen);
+    if (rc)
+        return rc;
+    EBB_YMAP_EACH(d, v, pair, k, mv) {
+        if (!ebb_ykey_is(k, "mode"))
+            continue;   /* egressProxy: not used by ebb */
+        char path[96];
+        snprintf(path, sizeof(path), "%s.mode", key);
+        rc = ebb_ystr(d, mv, path, &mode, err, errlen);
+        if (rc)
+            return rc;
+        enum ebb_outbound_policy p;
+        if (strcmp(mode, "ALLOW_ANY") == 0)
+            p = EBB_ALLOW_ANY;
+        else if (strcmp(mode, "REGISTRY_ONLY") == 0)
+            p = EBB_REGISTRY_ONLY;
+        else
+            return ebb_yerr(d, mv, path, err, errlen,
+                            "\"%s\" is not ALLOW_ANY or REGISTRY_ONLY", mode);
+        if (!cap->outbound_policy_set)
+            cap->outbound_policy = p;
+    }
+    return 0;
+}
+
 static int load_mesh(struct ebb_config *cfg, const struct ebb_config_args *args,
                      struct ebb_pc_src *out, char *err, size_t errlen)
 {
@@ -331,6 +372,11 @@ static int load_mesh(struct ebb_config *cfg, const struct ebb_config_args *args,
         const char *key = (const char *)ebb_ynode(&d, pair->key)->data.scalar.value;
         if (ebb_ykey_is(key, "default_config")) {
             rc = ebb_pc_parse(&d, ebb_ynode(&d, pair->value), key, out, err, errlen);
+            if (rc)
+                goto out;
+        } else if (ebb_ykey_is(key, "outbound_traffic_policy") ||
+                   ebb_ykey_is(key, "protocol_detection_timeout")) {
+            rc = mesh_capture(&d, key, ebb_ynode(&d, pair->value), &cfg->capture, err, errlen);
             if (rc)
                 goto out;
         } else {

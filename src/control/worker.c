@@ -4,6 +4,7 @@
  * its own upstream pools.  The control thread talks to a worker only by
  * posting EBB_CMD_* bits and waking its loop (worker_wake()).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -34,6 +35,8 @@ static int worker_listeners_init(struct ebb_worker *w, char *err, size_t errlen)
         l->w = w;
         l->loop = w->loop;
         l->ops = lc->protocol == EBB_PROTO_TCP ? &ebb_tcp_codec : &ebb_h1_codec;
+        /* a captured connection on an http listener may be anything (SPEC §9.2) */
+        l->captured_ops = lc->protocol == EBB_PROTO_TCP ? &ebb_tcp_codec : &ebb_sniff_codec;
         l->env = &srv->lenv;
         l->st = &srv->stats->listeners[j];
         ebb_list_init(&l->conns);
@@ -46,6 +49,20 @@ static int worker_listeners_init(struct ebb_worker *w, char *err, size_t errlen)
         }
     }
     return 0;
+}
+
+/* The upstream source address of a cluster that has one (the built-in inbound passthrough
+ * clusters: 127.0.0.6, ::6), parsed once. */
+static void cluster_source(struct ebb_cluster_rt *cl)
+{
+    const char *a = cl->cfg->bind_address;
+
+    if (!a)
+        return;
+    if (inet_pton(AF_INET, a, &cl->source.in.sin_addr) == 1)
+        cl->source.in.sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, a, &cl->source.in6.sin6_addr) == 1)
+        cl->source.in6.sin6_family = AF_INET6;
 }
 
 int ebb_worker_init(struct ebb_worker *w, struct ebb_server *srv, int id, char *err,
@@ -74,6 +91,7 @@ int ebb_worker_init(struct ebb_worker *w, struct ebb_server *srv, int id, char *
         cl->addrs = srv->addrs[j];
         cl->rr = (size_t)id;   /* spread workers over the endpoints */
         ebb_list_init(&cl->idle);
+        cluster_source(cl);
     }
     return 0;
 }

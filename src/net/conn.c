@@ -4,9 +4,11 @@
  * discard briefly, then close) so a client never gets an RST that destroys
  * the response it is reading.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "ebb/conn.h"
@@ -146,4 +148,28 @@ void ebb_conn_close_staged(struct ebb_conn *c)
     ebb_timer_start(loop, &c->close_timer, c->l->env->linger_ms);
     shutdown(c->io.fd, SHUT_WR);
     ebb_io_set(loop, &c->io, EBB_READ);
+}
+
+bool ebb_sockaddr_same(const union ebb_sockaddr *a, const union ebb_sockaddr *b)
+{
+    if (a->sa.sa_family != b->sa.sa_family)
+        return false;
+    if (a->sa.sa_family == AF_INET)
+        return a->in.sin_port == b->in.sin_port && a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+    return a->sa.sa_family == AF_INET6 && a->in6.sin6_port == b->in6.sin6_port &&
+           memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(a->in6.sin6_addr)) == 0;
+}
+
+void ebb_sockaddr_str(const union ebb_sockaddr *a, char *out, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN];
+    bool v6 = a->sa.sa_family == AF_INET6;
+
+    if (!inet_ntop(a->sa.sa_family, v6 ? (const void *)&a->in6.sin6_addr
+                                       : (const void *)&a->in.sin_addr, ip, sizeof(ip))) {
+        snprintf(out, len, "unknown");
+        return;
+    }
+    snprintf(out, len, v6 ? "[%s]:%u" : "%s:%u", ip,
+             ntohs(v6 ? a->in6.sin6_port : a->in.sin_port));
 }

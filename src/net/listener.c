@@ -45,6 +45,10 @@ int ebb_listen_socket(const char *addr, uint16_t port, bool reuseport, char *err
         return EBB_EIO;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* an IPv6 listener takes IPv6 only, so a 0.0.0.0 and a :: listener can share a port (a
+     * dual-stack pod's 15006), whatever net.ipv6.bindv6only says */
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (reuseport)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
@@ -81,6 +85,23 @@ static void peer_string(struct ebb_conn *c)
         src = &((struct sockaddr_in *)&c->peer)->sin_addr;
     if (!inet_ntop(c->peer.ss_family, src, c->peer_str, sizeof(c->peer_str)))
         strcpy(c->peer_str, "unknown");
+}
+
+/* SPEC §9.2: a connection iptables REDIRECTed here keeps where it was going.  One that was
+ * not (no conntrack entry, or its original destination is this socket's own address) stays
+ * an ordinary connection. */
+static void conn_original_dst(struct ebb_conn *c)
+{
+    union ebb_sockaddr od, local;
+    socklen_t ol = sizeof(od), ll = sizeof(local);
+    int level = c->peer.ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP;
+
+    memset(&od, 0, sizeof(od));
+    if (getsockopt(c->io.fd, level, EBB_SO_ORIGINAL_DST, &od, &ol) < 0 ||
+        getsockname(c->io.fd, &local.sa, &ll) < 0 || ebb_sockaddr_same(&od, &local))
+        return;
+    c->orig_dst = od;
+    c->flags |= EBB_CONN_F_REDIRECTED;
 }
 
 #define LISTENER_ACCEPT_PAUSE_MS 100
@@ -144,6 +165,9 @@ static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t even
         c->peer = ss;
         c->accepted_ms = ebb_loop_now(loop);
         peer_string(c);
+        conn_original_dst(c);
+        if ((c->flags & EBB_CONN_F_REDIRECTED) && l->captured_ops)
+            c->ops = l->captured_ops;
         c->rbuf.max = env->rbuf_max;
         c->wbuf.max = env->wbuf_max;
         ebb_list_add_tail(&l->conns, &c->link);

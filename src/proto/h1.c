@@ -405,9 +405,14 @@ static void h1_dispatch(struct h1 *h, const struct ebb_h1_msg *m)
         h1_reply(h, 404, EBB_RF_NR, "ebb: no route for host \"%s\"\n", h->x.authority);
         return;
     }
+    if (ebb_us_refused(&h->c->w->clusters[h->x.cluster])) {
+        h1_reply(h, 502, EBB_RF_NR, "ebb: no route for host \"%s\" and the outbound traffic "
+                 "policy is REGISTRY_ONLY\n", h->x.authority);
+        return;
+    }
     h1_req_of(h, m, &req);
-    if (ebb_fwd_prepare(&f, &req, h->c->peer_str, h->c->w,
-                        h->c->w->clusters[h->x.cluster].cfg, h->x.request_id) < 0) {
+    if (ebb_fwd_prepare(&f, &req, h->c, h->c->w->clusters[h->x.cluster].cfg,
+                        h->x.request_id) < 0) {
         h1_reply(h, 431, 0, "ebb: request headers too large\n");
         return;
     }
@@ -487,7 +492,7 @@ static bool h1_start(struct h1 *h)
     ebb_h1_body_init(&h->req_body, m);
     h->req_done = m->framing == EBB_H1_BODY_NONE ||
                   (m->framing == EBB_H1_BODY_LENGTH && m->content_length == 0);
-    h->x.cluster = ebb_route(c->l, m->authority.p, m->authority.len);
+    h->x.cluster = ebb_route_conn(c, cfg, m->authority.p, m->authority.len);
     ebb_timer_stop(c->w->loop, &h->timer);
     h->headers_timer = false;
     h1_dispatch(h, m);
@@ -743,9 +748,7 @@ static void h1_us_error(void *owner, unsigned rf, bool head_seen, int status)
 {
     struct h1 *h = owner;
     const char *name = h->c->w->clusters[h->x.cluster].cfg->name;
-    const char *addr = ebb_us_addr(h->us);
-    if (addr)
-        h->x.up_addr = addr;
+    ebb_xrec_upstream(&h->x, ebb_us_addr(h->us));
     h->us = NULL;   /* gone with this callback */
     if (head_seen || h->resp_head_done) {
         h1_abort(h, rf | EBB_RF_URX, true);

@@ -386,8 +386,8 @@ static void h2s_req_of(const struct h2s *s, struct ebb_req *r)
 static int h2s_forward(struct h2s *s, struct ebb_req *req, struct ebb_fwd *f)
 {
     h2s_req_of(s, req);
-    return ebb_fwd_prepare(f, req, s->h->c->peer_str, s->h->c->w,
-                           s->h->c->w->clusters[s->x.cluster].cfg, s->x.request_id);
+    return ebb_fwd_prepare(f, req, s->h->c, s->h->c->w->clusters[s->x.cluster].cfg,
+                           s->x.request_id);
 }
 
 /* --- starting a stream's exchange --- */
@@ -428,11 +428,16 @@ static void h2s_start(struct h2s *s)
         h2s_reply(s, 400, 0, "ebb: missing :authority\n");
         return;
     }
-    s->x.cluster = ebb_route(c->l, auth, alen);
+    s->x.cluster = ebb_route_conn(c, h2_cfg(h), auth, alen);
     if (s->x.cluster < 0) {
         ebb_stat_inc(h2_st(h)->no_route);
         h2s_reply(s, 404, EBB_RF_NR, "ebb: no route for host \"%.*s\"\n", (int)EBB_MIN(alen, 255),
                   auth);
+        return;
+    }
+    if (ebb_us_refused(&c->w->clusters[s->x.cluster])) {
+        h2s_reply(s, 502, EBB_RF_NR, "ebb: no route for host \"%.*s\" and the outbound traffic "
+                  "policy is REGISTRY_ONLY\n", (int)EBB_MIN(alen, 255), auth);
         return;
     }
     uint64_t maxb = h2_cfg(h)->limits.max_request_body;
@@ -476,9 +481,7 @@ static void h2s_us_error(void *owner, unsigned rf, bool head_seen, int status)
 {
     struct h2s *s = owner;
     struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->x.cluster];
-    const char *addr = ebb_us_addr(s->us);
-    if (addr)
-        s->x.up_addr = addr;
+    ebb_xrec_upstream(&s->x, ebb_us_addr(s->us));
     s->us = NULL;   /* the upstream stream is gone with this callback */
     if (head_seen || s->resp_head_done)
         h2s_reply(s, 0, rf | EBB_RF_URX, "-");   /* resets the stream */
@@ -509,7 +512,7 @@ static void h2s_open_upstream(struct h2s *s)
         h2s_reply(s, 431, 0, "ebb: request headers too large\n");
         return;
     }
-    s->us = ebb_us_open(cl, h->c->w, &f, EBB_US_F_SHARED, &h2s_us_cbs, s);
+    s->us = ebb_us_open(cl, h->c->w, &f, EBB_US_F_SHARED | EBB_US_F_H2, &h2s_us_cbs, s);
     if (!s->us) {
         h2s_reply(s, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\"\n",
                   cl->cfg->name);

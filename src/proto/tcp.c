@@ -1,6 +1,7 @@
 /*
- * tcp.c - the TCP codec (bytes relayed to the listener's cluster, with
- * half-close) and the tunnel shared with HTTP/1.1 upgrades.
+ * tcp.c - the TCP codec (bytes relayed to the listener's cluster, or to a
+ * captured connection's original destination, with half-close) and the
+ * tunnel shared with HTTP/1.1 upgrades.
  */
 #include <errno.h>
 #include <string.h>
@@ -13,6 +14,9 @@
 #include "ebb/core.h"
 #include "ebb/listener.h"
 #include "ebb/log.h"
+#include "ebb/proxy.h"
+#include "ebb/server.h"
+#include "ebb/stats.h"
 #include "ebb/tunnel.h"
 #include "ebb/upstream.h"
 #include "ebb/worker.h"
@@ -127,8 +131,21 @@ static int tcp_init(struct ebb_conn *c)
         return EBB_ENOMEM;
     tp->c = c;
     c->codec = tp;
-    struct ebb_cluster_rt *cl = &w->clusters[c->l->cfg->cluster_idx];
-    int rc = ebb_upstream_acquire(cl, w, tcp_upstream, tp, &tp->u);
+    const struct ebb_config *cfg = w->srv->cfg;
+    long ci = ebb_route_tcp(c, cfg);
+    if (ci < 0)
+        return EBB_EINVAL;
+    struct ebb_cluster_rt *cl = &w->clusters[ci];
+    if (cl->cfg->kind == EBB_CLUSTER_BLACKHOLE || ebb_capture_loop(c, cfg)) {
+        /* REGISTRY_ONLY, or a capture loop (SPEC §9.2, §9.3): closed, never relayed */
+        ebb_stat_inc(w->clusters[cfg->builtin.blackhole].st->cx_none_healthy);
+        ebb_info("tcp", "#%llu from %s: refused (BlackHoleCluster)", (unsigned long long)c->id,
+                 c->peer_str);
+        return EBB_EINVAL;
+    }
+    const union ebb_sockaddr *dst = cl->cfg->kind == EBB_CLUSTER_ORIGINAL_DST ? &c->orig_dst
+                                                                              : NULL;
+    int rc = ebb_upstream_acquire_to(cl, w, dst, tcp_upstream, tp, &tp->u);
     if (rc == 0) {
         tp->connected = true;
     } else if (rc != EBB_EAGAIN) {

@@ -54,16 +54,24 @@ static struct ebb_str endpoint_authority(struct ebb_fwd *f, const struct ebb_clu
     return (struct ebb_str){ f->endpoint, (size_t)n };
 }
 
-int ebb_fwd_prepare(struct ebb_fwd *f, const struct ebb_req *req, const char *peer,
-                    struct ebb_worker *w, const struct ebb_cluster_cfg *cl, char rid[64])
+int ebb_fwd_prepare(struct ebb_fwd *f, const struct ebb_req *req, const struct ebb_conn *c,
+                    const struct ebb_cluster_cfg *cl, char rid[64])
 {
+    struct ebb_worker *w = c->w;
     bool have_rid = false;
 
     f->req = req;
     f->nkeep = 0;
     f->xff = NULL;
-    f->peer = peer;
-    f->authority = req->authority.len ? req->authority : endpoint_authority(f, cl);
+    f->peer = c->peer_str;
+    f->dst = cl && cl->kind == EBB_CLUSTER_ORIGINAL_DST ? &c->orig_dst : NULL;
+    if (req->authority.len)
+        f->authority = req->authority;
+    else if (f->dst) {
+        ebb_sockaddr_str(f->dst, f->endpoint, sizeof(f->endpoint));
+        f->authority = (struct ebb_str){ f->endpoint, strlen(f->endpoint) };
+    } else
+        f->authority = endpoint_authority(f, cl);
     for (size_t i = 0; i < req->nhdrs; i++) {
         const struct ebb_hdr *hd = &req->hdrs[i];
         if (ebb_hdr_is_hop(hd->name.p, hd->name.len) || str_ieq(hd->name, "content-length") ||
@@ -295,9 +303,7 @@ void ebb_us_release(struct ebb_us **us, struct ebb_xrec *x)
 {
     if (!*us)
         return;
-    const char *addr = ebb_us_addr(*us);
-    if (addr)
-        x->up_addr = addr;   /* lives as long as the server; for the log */
+    ebb_xrec_upstream(x, ebb_us_addr(*us));
     ebb_us_close(*us);
     *us = NULL;
 }
@@ -328,6 +334,12 @@ void ebb_xrec_begin(struct ebb_xrec *x, uint64_t now_ms, struct ebb_str method,
     str_copy(x->authority, sizeof(x->authority), authority);
 }
 
+void ebb_xrec_upstream(struct ebb_xrec *x, const char *addr)
+{
+    if (addr)
+        snprintf(x->up_addr, sizeof(x->up_addr), "%s", addr);
+}
+
 void ebb_xrec_status(struct ebb_xrec *x, struct ebb_listener_stats *st, int status)
 {
     x->status = status;
@@ -348,7 +360,7 @@ void ebb_xrec_log(const struct ebb_xrec *x, const struct ebb_conn *c, const char
         .bytes_received = x->req_bytes,
         .bytes_sent = x->resp_bytes,
         .duration_ms = ebb_loop_now(c->w->loop) - x->start_ms,
-        .upstream_host = up_addr ? up_addr : x->up_addr,
+        .upstream_host = up_addr ? up_addr : x->up_addr[0] ? x->up_addr : NULL,
         .upstream_cluster = x->cluster >= 0 ? c->w->clusters[x->cluster].cfg->name : NULL,
         .flags = x->rf,
         .request_id = x->request_id,
@@ -359,11 +371,21 @@ void ebb_xrec_log(const struct ebb_xrec *x, const struct ebb_conn *c, const char
 
 /* --- the upstream side --- */
 
+bool ebb_us_refused(struct ebb_cluster_rt *cl)
+{
+    if (cl->cfg->kind != EBB_CLUSTER_BLACKHOLE)
+        return false;
+    ebb_stat_inc(cl->st->cx_none_healthy);
+    return true;
+}
+
 struct ebb_us *ebb_us_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
                            const struct ebb_fwd *f, unsigned flags,
                            const struct ebb_us_cbs *cbs, void *owner)
 {
-    if (cl->cfg->protocol == EBB_UP_H2C)
+    bool h2c = cl->cfg->kind == EBB_CLUSTER_ORIGINAL_DST ? (flags & EBB_US_F_H2) != 0
+                                                         : cl->cfg->protocol == EBB_UP_H2C;
+    if (h2c)
         return ebb_h2u_open(cl, w, f, flags, cbs, owner);
     return ebb_h1u_open(cl, w, f, flags, cbs, owner);
 }

@@ -88,7 +88,9 @@ struct h1u {
     struct ebb_cluster_rt *cl;
     struct ebb_worker     *w;
     struct ebb_upconn     *u;           /* lent connection; NULL before, and after release */
-    const char            *addr;        /* endpoint of the last connection (for the log) */
+    char                   addr[48];    /* endpoint of the last connection (for the log) */
+    union ebb_sockaddr     dst;         /* original destination (ORIGINAL_DST cluster) */
+    bool                   has_dst;     /* ... given: connections go there */
     struct ebb_list        wlink;       /* in cl->shared_waiting while waiting (shared mode) */
     struct ebb_timer       kick;        /* zero-delay run */
     struct ebb_timer       wait;        /* shared mode: waited long enough for a connection */
@@ -150,14 +152,15 @@ static void h1u_acquire(struct h1u *s)
 {
     ebb_list_del(&s->wlink);
     ebb_timer_stop(s->w->loop, &s->wait);
-    int rc = ebb_upstream_acquire(s->cl, s->w, h1u_io, s, &s->u);
+    int rc = ebb_upstream_acquire_to(s->cl, s->w, s->has_dst ? &s->dst : NULL, h1u_io, s,
+                                     &s->u);
     if (rc != 0 && rc != EBB_EAGAIN) {
         s->u = NULL;
         s->err = rc;
         h1u_kick(s);   /* reported from the run: never a callback from here */
         return;
     }
-    s->addr = s->u->addr_str;   /* lives as long as the server */
+    snprintf(s->addr, sizeof(s->addr), "%s", s->u->addr_str);
     if (s->shared) {
         s->counted = true;
         s->cl->shared_busy++;
@@ -230,8 +233,6 @@ static bool h1u_fail(struct h1u *s, unsigned rf, int status)
 {
     void *owner = s->base.owner;
     s->ended = true;
-    if (s->u)
-        s->addr = s->u->addr_str;
     h1u_close(&s->base);
     s->base.cbs->on_error(owner, rf, s->head_seen, status);
     return false;
@@ -551,7 +552,7 @@ static bool h1u_done(const struct ebb_us *us)
 static const char *h1u_addr(const struct ebb_us *us)
 {
     const struct h1u *s = (const struct h1u *)us;
-    return s->u ? s->u->addr_str : s->addr;
+    return s->addr[0] ? s->addr : NULL;
 }
 
 static struct ebb_upconn *h1u_take_conn(struct ebb_us *us)
@@ -648,6 +649,11 @@ struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
     s->req_end = s->req_sent = !f->req->body;
     s->upgrade = f->req->upgrade.len > 0;
     s->shared = (flags & EBB_US_F_SHARED) != 0;
+    if (f->dst) {
+        s->dst = *f->dst;
+        s->has_dst = true;
+        s->shared = false;   /* the shared connections are any endpoint's */
+    }
     h1u_waiting_init(cl);
     if (s->shared && (cl->shared_busy >= h1u_limit(cl) || !ebb_list_empty(&cl->shared_waiting))) {
         ebb_list_add_tail(&cl->shared_waiting, &s->wlink);   /* h1u_grant() lends it one */

@@ -59,6 +59,8 @@ struct ebb_h2u_stream {
     struct ebb_cluster_rt *cl;
     struct ebb_worker *w;
     struct ebb_list    link;          /* in uc->streams */
+    const union ebb_sockaddr *dst;    /* original destination (ORIGINAL_DST), else NULL */
+    union ebb_sockaddr dst_store;     /* ... its copy */
     int32_t            id;            /* nghttp2 stream id, 0 before submission */
     nghttp2_nv        *nv;            /* request head copy (for retries) */
     size_t             nnv;
@@ -85,6 +87,8 @@ struct h2u_conn {
     struct ebb_worker *w;
     struct ebb_list    link;          /* in cl->h2conns */
     struct ebb_upconn *u;             /* the socket (lent by the pool for good) */
+    union ebb_sockaddr dst;           /* where it goes when an original destination (family
+                                         0: one of the cluster's endpoints) */
     nghttp2_session   *ng;
     enum h2u_state     state;
     struct ebb_list    streams;       /* struct ebb_h2u_stream.link */
@@ -103,7 +107,8 @@ struct h2u_conn {
 static void h2u_run(struct h2u_conn *uc);
 static void h2u_conn_cb(void *owner, struct ebb_upconn *u, uint32_t events);
 static int h2u_submit(struct h2u_conn *uc, struct ebb_h2u_stream *s);
-static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_worker *w);
+static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+                                     const union ebb_sockaddr *dst);
 
 static struct ebb_server_stats *h2u_sst(struct ebb_worker *w) { return &w->srv->stats->server; }
 
@@ -247,6 +252,16 @@ static uint32_t h2u_max_streams(struct h2u_conn *uc)
     uint32_t m = nghttp2_session_get_remote_settings(uc->ng,
                                                      NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
     return EBB_MIN(m, 1000u);
+}
+
+/* True when uc can carry s: open, with room for a stream, to s's destination. */
+static bool h2u_conn_takes(struct h2u_conn *uc, const struct ebb_h2u_stream *s)
+{
+    if (uc->state > H2U_READY || uc->nstreams >= h2u_max_streams(uc))
+        return false;
+    if (s->dst)
+        return ebb_sockaddr_same(&uc->dst, s->dst);
+    return uc->dst.sa.sa_family == 0;
 }
 
 static ssize_t h2u_send_cb(nghttp2_session *ng, const uint8_t *data, size_t len, int flags,
@@ -411,13 +426,13 @@ static int h2u_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_c
         struct ebb_list *pos;
         for (pos = cl->h2conns.next; pos != &cl->h2conns; pos = pos->next) {
             struct h2u_conn *c2 = ebb_list_entry(pos, struct h2u_conn, link);
-            if (c2 != uc && c2->state <= H2U_READY && c2->nstreams < h2u_max_streams(c2)) {
+            if (c2 != uc && h2u_conn_takes(c2, s)) {
                 nc = c2;
                 break;
             }
         }
         if (!nc)
-            nc = h2u_conn_new(cl, s->w);
+            nc = h2u_conn_new(cl, s->w, s->dst);
         if (nc && h2u_submit(nc, s) == 0) {
             h2u_kick(nc);
             return 0;
@@ -459,7 +474,8 @@ static void h2u_idle_cb(struct ebb_loop *loop, struct ebb_timer *t)
 }
 
 /* Opens a new connection of cl (connect in progress).  NULL on failure. */
-static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_worker *w)
+static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+                                     const union ebb_sockaddr *dst)
 {
     nghttp2_session_callbacks *cbs = h2u_callbacks();
     nghttp2_option *opt = NULL;
@@ -481,7 +497,9 @@ static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_worke
     cbs = NULL;
     if (rv != 0)
         goto fail;
-    int rc = ebb_upstream_acquire(cl, w, h2u_conn_cb, uc, &uc->u);
+    if (dst)
+        uc->dst = *dst;
+    int rc = ebb_upstream_acquire_to(cl, w, dst, h2u_conn_cb, uc, &uc->u);
     if (rc != 0 && rc != EBB_EAGAIN)
         goto fail;
     uc->state = rc == 0 ? H2U_READY : H2U_CONNECTING;
@@ -676,6 +694,10 @@ struct ebb_us *ebb_h2u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
     s->cl = cl;
     s->w = w;
     s->base = (struct ebb_us){ &h2u_ops, cbs, owner };
+    if (f->dst) {
+        s->dst_store = *f->dst;
+        s->dst = &s->dst_store;
+    }
     s->end_stream = end_stream;
     s->req_end = end_stream;
     s->reqb.max = H2U_BUF;
@@ -686,13 +708,13 @@ struct ebb_us *ebb_h2u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
     struct ebb_list *pos;
     for (pos = cl->h2conns.next; pos != &cl->h2conns; pos = pos->next) {
         struct h2u_conn *c2 = ebb_list_entry(pos, struct h2u_conn, link);
-        if (c2->state <= H2U_READY && c2->nstreams < h2u_max_streams(c2)) {
+        if (h2u_conn_takes(c2, s)) {
             uc = c2;
             break;
         }
     }
     if (!uc)
-        uc = h2u_conn_new(cl, w);
+        uc = h2u_conn_new(cl, w, s->dst);
     if (!uc || h2u_submit(uc, s) < 0)
         goto fail;
     ebb_stat_inc(cl->st->rq_total);

@@ -1,4 +1,5 @@
 /* route.c - outbound routing by authority, request ids, access log. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "ebb/buf.h"
 #include "ebb/config.h"
 #include "ebb/core.h"
+#include "ebb/conn.h"
 #include "ebb/listener.h"
 #include "ebb/proxy.h"
 
@@ -45,6 +47,53 @@ long ebb_route(const struct ebb_listener *l, const char *authority, size_t len)
         }
     }
     return -1;
+}
+
+/* The built-in cluster of a captured connection's original destination (SPEC §9.2, §9.3). */
+static long route_original(const struct ebb_conn *c, const struct ebb_config *cfg)
+{
+    if (c->l->cfg->direction == EBB_DIR_INBOUND)
+        return (long)(c->orig_dst.sa.sa_family == AF_INET6 ? cfg->builtin.inbound6
+                                                          : cfg->builtin.inbound4);
+    return (long)(cfg->capture.outbound_policy == EBB_REGISTRY_ONLY ? cfg->builtin.blackhole
+                                                                    : cfg->builtin.passthrough);
+}
+
+long ebb_route_conn(const struct ebb_conn *c, const struct ebb_config *cfg,
+                    const char *authority, size_t len)
+{
+    const struct ebb_listener_cfg *lc = c->l->cfg;
+
+    if (!(c->flags & EBB_CONN_F_REDIRECTED))
+        return ebb_route(c->l, authority, len);
+    if (lc->direction == EBB_DIR_INBOUND || lc->nroutes == 0)
+        return route_original(c, cfg);
+    long r = ebb_route(c->l, authority, len);
+    return r >= 0 ? r : route_original(c, cfg);
+}
+
+long ebb_route_tcp(const struct ebb_conn *c, const struct ebb_config *cfg)
+{
+    const struct ebb_listener_cfg *lc = c->l->cfg;
+
+    /* an outbound tcp listener's cluster is a route: it wins, as routes do for HTTP */
+    if (!(c->flags & EBB_CONN_F_REDIRECTED) ||
+        (lc->direction == EBB_DIR_OUTBOUND && lc->protocol == EBB_PROTO_TCP))
+        return lc->cluster ? (long)lc->cluster_idx : -1;
+    return route_original(c, cfg);
+}
+
+bool ebb_capture_loop(const struct ebb_conn *c, const struct ebb_config *cfg)
+{
+    if (!(c->flags & EBB_CONN_F_REDIRECTED))
+        return false;
+    uint16_t port = ntohs(c->orig_dst.sa.sa_family == AF_INET6 ? c->orig_dst.in6.sin6_port
+                                                                : c->orig_dst.in.sin_port);
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        if (cfg->listeners[i].port == port)
+            return true;
+    }
+    return false;
 }
 
 void ebb_request_id(uint32_t *rand_state, char out[37])

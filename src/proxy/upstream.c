@@ -120,15 +120,18 @@ static bool upconn_alive(struct ebb_upconn *u)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_worker *w, ebb_upconn_cb cb,
-                         void *owner, struct ebb_upconn **out)
+/* The pool's connection to dst (any endpoint when dst is NULL) that is still open, most
+ * recently used first, taken out of the pool; NULL when there is none. */
+static struct ebb_upconn *pool_take(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+                                    const union ebb_sockaddr *dst)
 {
-    struct ebb_upconn *u;
+    struct ebb_list *pos = cl->idle.next;
 
-    *out = NULL;
-    while (!ebb_list_empty(&cl->idle)) {
-        /* most recently used first: it is the least likely to have timed out */
-        u = ebb_list_entry(cl->idle.next, struct ebb_upconn, link);
+    while (pos != &cl->idle) {
+        struct ebb_upconn *u = ebb_list_entry(pos, struct ebb_upconn, link);
+        pos = pos->next;
+        if (dst && !ebb_sockaddr_same(&u->dst, dst))
+            continue;
         ebb_list_del(&u->link);
         cl->nidle--;
         ebb_stat_dec(cl->st->cx_idle);
@@ -138,8 +141,56 @@ int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_worker *w, ebb_up
         if (ebb_loop_now(w->loop) - u->idle_since_ms > UPCONN_PEEK_AFTER_MS && !upconn_alive(u)) {
             u->state = EBB_UP_BUSY;   /* not idle any more: close without list ops */
             upconn_close(u);
+            pos = cl->idle.next;      /* the close may have changed the list: start over */
             continue;
         }
+        return u;
+    }
+    return NULL;
+}
+
+/* A socket bound to the cluster's source address, if it has one (SPEC §9.2: 127.0.0.6 / ::6,
+ * so that the pod's rules let the connection reach the app instead of capturing it again). */
+static int upconn_socket(struct ebb_cluster_rt *cl, int family)
+{
+    int one = 1, fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (cl->source.sa.sa_family == family) {
+        /* the port is picked at connect time, per destination: bind alone would take one
+         * from the ephemeral range for every connection */
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        socklen_t len = family == AF_INET ? sizeof(cl->source.in) : sizeof(cl->source.in6);
+        if (bind(fd, &cl->source.sa, len) < 0) {
+            int e = errno;
+            if (!cl->bind_warned)
+                ebb_warn("upstream", "cluster %s: bind %s: %s%s", cl->cfg->name,
+                         cl->cfg->bind_address, strerror(e), family == AF_INET6 ?
+                         " (the pod needs ::6/128 on lo: ebb init adds it)" : "");
+            cl->bind_warned = true;
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_worker *w, ebb_upconn_cb cb,
+                         void *owner, struct ebb_upconn **out)
+{
+    return ebb_upstream_acquire_to(cl, w, NULL, cb, owner, out);
+}
+
+int ebb_upstream_acquire_to(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+                            const union ebb_sockaddr *dst, ebb_upconn_cb cb, void *owner,
+                            struct ebb_upconn **out)
+{
+    struct ebb_upconn *u = pool_take(cl, w, dst);
+
+    *out = NULL;
+    if (u) {
         u->state = EBB_UP_BUSY;
         u->cb = cb;
         u->owner = owner;
@@ -153,19 +204,28 @@ int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_worker *w, ebb_up
         return 0;
     }
 
-    if (!cl->addrs || cl->addrs->n == 0)
-        return EBB_ECONNREFUSED;
-    size_t i = cl->rr++ % cl->addrs->n;
+    size_t i = 0;
+    if (!dst) {
+        if (!cl->addrs || cl->addrs->n == 0)
+            return EBB_ECONNREFUSED;
+        i = cl->rr++ % cl->addrs->n;
+    }
     u = calloc(1, sizeof(*u));
     if (!u)
         return EBB_ENOMEM;
-    int fd = socket(cl->addrs->a[i].sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (dst) {
+        u->dst = *dst;
+        ebb_sockaddr_str(dst, u->dst_str, sizeof(u->dst_str));
+        u->addr_str = u->dst_str;
+    } else {
+        memcpy(&u->dst, &cl->addrs->a[i].sa, cl->addrs->a[i].len);
+        u->addr_str = cl->addrs->a[i].str;
+    }
+    int fd = upconn_socket(cl, u->dst.sa.sa_family);
     if (fd < 0) {
         free(u);
         return EBB_EIO;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     u->io.fd = fd;
     u->io.cb = upconn_io;
     u->io.data = u;
@@ -173,7 +233,6 @@ int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_worker *w, ebb_up
     u->w = w;
     u->cb = cb;
     u->owner = owner;
-    u->addr_str = cl->addrs->a[i].str;
     u->state = EBB_UP_CONNECTING;
     ebb_timer_init(&u->timer, upconn_timer, u);
     u->rbuf.max = w->srv->cfg->limits.buffer_size;
@@ -188,12 +247,12 @@ int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_worker *w, ebb_up
     ebb_stat_inc(cl->st->cx_total);
     *out = u;
 
-    if (connect(fd, (struct sockaddr *)&cl->addrs->a[i].sa, cl->addrs->a[i].len) == 0) {
+    socklen_t len = u->dst.sa.sa_family == AF_INET ? sizeof(u->dst.in) : sizeof(u->dst.in6);
+    if (connect(fd, &u->dst.sa, len) == 0) {
         /* loopback can connect at once; report it from the loop all the same */
     } else if (errno != EINPROGRESS) {
         int e = errno;
         ebb_debug("upstream", "connect to %s: %s", u->addr_str, strerror(e));
-        u->err = e == ECONNREFUSED ? EBB_ECONNREFUSED : EBB_EIO;
         ebb_stat_inc(cl->st->cx_connect_fail);
         close(fd);
         free(u);

@@ -263,12 +263,13 @@ class Conn(asyncio.Protocol):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--ports-file")
     a = ap.parse_args()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    srv = loop.run_until_complete(loop.create_server(Conn, "127.0.0.1", a.port, backlog=1024))
+    srv = loop.run_until_complete(loop.create_server(Conn, a.host, a.port, backlog=1024))
     port = srv.sockets[0].getsockname()[1]
     if a.ports_file:
         tmp = a.ports_file + ".tmp"

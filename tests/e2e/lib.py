@@ -274,11 +274,14 @@ CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGILL, s
 
 
 class Ebb:
-    """One `ebb run` process.  cfg is the ebb.yaml as a dict (see Env.config)."""
+    """One `ebb run` process.  cfg is the ebb.yaml as a dict (see Env.config).  With netns
+    (a netnslib.NetNS) it runs in that namespace, and admin() talks to it there; with uid it
+    runs as that user (and group), as a sidecar runs as 1337."""
 
     def __init__(self, env, cfg, name="ebb", wait=True, extra_args=(), env_vars=None,
-                 log_level="debug"):
+                 log_level="debug", netns=None, uid=None):
         self.env = env
+        self.netns = netns
         self.cfg = cfg
         self.name = name
         self.path = os.path.join(env.tmpdir, name + ".yaml")
@@ -299,6 +302,10 @@ class Ebb:
         if log_level:
             argv += ["--log-level", log_level]
         argv += list(extra_args)
+        if uid is not None:
+            argv = ["setpriv", "--reuid", str(uid), "--regid", str(uid), "--clear-groups"] + argv
+        if netns is not None:
+            argv = ["ip", "netns", "exec", netns.name] + argv
         self.argv = argv
         self.proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                      env=penv, cwd=env.tmpdir)
@@ -422,6 +429,9 @@ class Ebb:
         """(status, body-as-str) from the admin port (or another port given)."""
         c = httpclient.HTTPConnection("127.0.0.1", port or self.admin_port, timeout=timeout)
         try:
+            if self.netns is not None:
+                with self.netns.entered():
+                    c.connect()   # the socket is made in the namespace
             c.request(method, path, body=body)
             r = c.getresponse()
             return r.status, r.read().decode("utf-8", "replace")

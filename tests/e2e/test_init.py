@@ -9,7 +9,7 @@ import socket
 
 import netnslib
 from lib import PY, REPO, check, check_eq, fail, run, timeout
-from netnslib import NetNS, original_dst
+from netnslib import CLI4, CLI6, POD4, POD6, Capture, NetNS, original_dst
 
 GOLDEN = ("capture_default.rules", "capture_all_flags.rules", "capture_lists.rules")
 FAMILIES = (("iptables", "IPv4"), ("ip6tables", "IPv6"))
@@ -189,82 +189,10 @@ def test_without_cap_net_admin(env):
 
 # -- capture in a pod-like namespace ----------------------------------------------------------
 
-POD4, CLI4 = "10.254.0.1", "10.254.0.2"
-POD6, CLI6 = "fd00:ebb::1", "fd00:ebb::2"
-
-CLIENT = """
-import socket, sys
-fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
-s = socket.socket(fam)
-s.settimeout(5)
-if len(sys.argv) > 4:
-    s.bind((sys.argv[4], 0))
-s.connect((sys.argv[1], int(sys.argv[2])))
-s.sendall(sys.argv[3].encode())
-"""
-
-
-class Capture:
-    """A pod namespace (ebb init'ed) wired to a client namespace by a veth pair."""
-
-    def __init__(self, env, pod, cli):
-        self.env, self.pod, self.cli = env, pod, cli
-        self.socks = []
-        veth = "ebi%d" % os.getpid()
-        pod.ip("link", "set", "lo", "up")
-        cli.ip("link", "set", "lo", "up")
-        pod.ip("link", "add", veth + "p", "type", "veth", "peer", "name", veth + "c",
-               "netns", cli.name)
-        for ns, link, a4, a6 in ((pod, veth + "p", POD4, POD6), (cli, veth + "c", CLI4, CLI6)):
-            ns.ip("addr", "add", a4 + "/24", "dev", link)
-            ns.ip("-6", "addr", "add", a6 + "/64", "dev", link, "nodad")
-            ns.ip("link", "set", link, "up")
-
-    def listen(self, ns, addr, port):
-        fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-        with ns.entered():
-            s = socket.socket(fam)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if fam == socket.AF_INET6:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        s.bind((addr, port))
-        s.listen(16)
-        s.settimeout(5)
-        self.socks.append(s)
-        return s
-
-    def connect(self, ns, addr, port, tag, uid=None, src=None):
-        """A client in ns (as uid, from src) connects to addr:port and sends tag."""
-        argv = [PY, "-c", CLIENT, addr, str(port), tag]
-        if src:
-            argv.append(src)
-        if uid is not None:
-            argv = ["setpriv", "--reuid", str(uid), "--regid", str(uid), "--clear-groups"] + argv
-        p = ns.run(argv, timeout=15)
-        check_eq(p.returncode, 0, "client %s -> %s:%s (%s): %r" % (tag, addr, port, ns.name,
-                                                                    p.stderr[-500:]))
-
-    def arrives(self, lsock, tag):
-        """Accepts on lsock and checks the first connection there carries tag."""
-        try:
-            c, peer = lsock.accept()
-        except socket.timeout:
-            fail("%s: no connection reached %s" % (tag, lsock.getsockname()[:2]))
-        self.socks.append(c)
-        c.settimeout(5)
-        got = c.recv(100).decode()
-        check_eq(got, tag, "connection on %s" % (lsock.getsockname()[:2],))
-        return c, peer
-
-    def close(self):
-        for s in self.socks:
-            s.close()
-
-
 def capture(env, backend):
     netnslib.require("iptables-%s-restore" % backend, "ip6tables-%s-restore" % backend, "setpriv")
     with NetNS("pod") as pod, NetNS("cli") as cli:
-        cap = Capture(env, pod, cli)
+        cap = Capture(pod, cli)
         try:
             check_capture(env, cap, backend)
         finally:

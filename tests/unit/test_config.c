@@ -186,8 +186,21 @@ static void test_default(void)
     T_EQ_INT(cfg->listeners[1].nroutes, 0);
     T_CHECK(cfg->listeners[1].cluster == NULL);
     T_CHECK(cfg->listeners[1].cluster_idx == EBB_NO_CLUSTER);
-    T_EQ_INT(cfg->nclusters, 1);
+    T_EQ_INT(cfg->nclusters, 5);   /* inbound and the four built-in clusters of SPEC §9.4 */
     T_EQ_STR(cfg->clusters[0].name, "inbound");
+    T_EQ_INT(cfg->clusters[0].kind, EBB_CLUSTER_STATIC);
+    T_EQ_STR(cfg->clusters[cfg->builtin.inbound4].name, "InboundPassthroughClusterIpv4");
+    T_EQ_STR(cfg->clusters[cfg->builtin.inbound4].bind_address, "127.0.0.6");
+    T_EQ_INT(cfg->clusters[cfg->builtin.inbound4].kind, EBB_CLUSTER_ORIGINAL_DST);
+    T_EQ_STR(cfg->clusters[cfg->builtin.inbound6].name, "InboundPassthroughClusterIpv6");
+    T_EQ_STR(cfg->clusters[cfg->builtin.inbound6].bind_address, "::6");
+    T_EQ_STR(cfg->clusters[cfg->builtin.passthrough].name, "PassthroughCluster");
+    T_CHECK(cfg->clusters[cfg->builtin.passthrough].bind_address == NULL);
+    T_EQ_STR(cfg->clusters[cfg->builtin.blackhole].name, "BlackHoleCluster");
+    T_EQ_INT(cfg->clusters[cfg->builtin.blackhole].kind, EBB_CLUSTER_BLACKHOLE);
+    T_EQ_INT(cfg->capture.ntcp_ports, 0);
+    T_EQ_INT(cfg->capture.detect_timeout_ms, 0);
+    T_EQ_INT(cfg->capture.outbound_policy, EBB_ALLOW_ANY);
     T_EQ_INT(cfg->clusters[0].nendpoints, 1);
     T_EQ_STR(cfg->clusters[0].endpoints[0].host, "127.0.0.1");
     T_EQ_INT(cfg->clusters[0].endpoints[0].port, 8080);
@@ -928,6 +941,52 @@ static void test_error_table(void)
         load_err(&err_cases[i].s, err_cases[i].err);
 }
 
+/* capture: in ebb.yaml and the two MeshConfig fields; ebb.yaml outranks the mesh config. */
+static void test_capture(void)
+{
+    struct srcs s = { .file = "capture:\n  tcp_ports: [3306, 25]\n" };
+    struct ebb_config *cfg = load_ok(&s);
+    if (cfg) {
+        T_EQ_INT(cfg->capture.ntcp_ports, 2);
+        T_EQ_INT(cfg->capture.tcp_ports[0], 3306);
+        T_EQ_INT(cfg->capture.tcp_ports[1], 25);
+        T_EQ_INT(cfg->capture.outbound_policy, EBB_ALLOW_ANY);
+        char *j = ebb_config_to_json(cfg);
+        T_CHECK(strstr(j, "\"tcp_ports\":[3306,25]") != NULL);
+        T_CHECK(strstr(j, "\"name\":\"PassthroughCluster\"") != NULL);
+        T_CHECK(strstr(j, "\"type\":\"ORIGINAL_DST\"") != NULL);
+        free(j);
+    }
+    ebb_config_free(cfg);
+
+    s = (struct srcs){ .mesh = "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n"
+                               "protocolDetectionTimeout: 100ms\n" };
+    cfg = load_ok(&s);
+    if (cfg) {
+        T_EQ_INT(cfg->capture.outbound_policy, EBB_REGISTRY_ONLY);
+        T_EQ_INT(cfg->capture.detect_timeout_ms, 100);
+    }
+    ebb_config_free(cfg);
+
+    s.file = "capture:\n  outbound_traffic_policy: ALLOW_ANY\n  protocol_detection_timeout: 2s\n";
+    cfg = load_ok(&s);
+    if (cfg) {
+        T_EQ_INT(cfg->capture.outbound_policy, EBB_ALLOW_ANY);
+        T_EQ_INT(cfg->capture.detect_timeout_ms, 2000);
+    }
+    ebb_config_free(cfg);
+
+    s = (struct srcs){ .mesh = "outboundTrafficPolicy:\n  mode: ALLOW_SOME\n" };
+    load_err(&s, "mesh:2: outboundTrafficPolicy.mode: \"ALLOW_SOME\" is not ALLOW_ANY or "
+                 "REGISTRY_ONLY");
+    s = (struct srcs){ .file = "capture:\n  tcp_ports: [3306, 0]\n" };
+    load_err_prefix(&s, "ebb.yaml:2: capture.tcp_ports[1]: ");
+    s = (struct srcs){ .file = "clusters:\n  - name: PassthroughCluster\n"
+                               "    endpoints: [\"127.0.0.1:1\"]\n" };
+    load_err(&s, "ebb.yaml:2: clusters[0].name: \"PassthroughCluster\" is a built-in cluster "
+                 "(SPEC §9.4); pick another name");
+}
+
 static void test_syntax_errors(void)
 {
     struct srcs s = { .file = "a: [1, 2\nb: 3\n" };
@@ -1046,7 +1105,7 @@ static void test_docs_example(void)
         return;
     }
     T_EQ_INT(cfg->nlisteners, 2);
-    T_EQ_INT(cfg->nclusters, 3);
+    T_EQ_INT(cfg->nclusters, 3 + 4);   /* and the built-in ones */
     T_EQ_STR(cfg->listeners[0].cluster, "app");
     T_EQ_INT(cfg->listeners[0].cluster_idx, 0);
     T_EQ_INT(cfg->listeners[1].nroutes, 2);
@@ -1442,6 +1501,7 @@ int main(void)
     T_RUN(test_annotations_table);
     T_RUN(test_error_table);
     T_RUN(test_syntax_errors);
+    T_RUN(test_capture);
     T_RUN(test_quote);
     T_RUN(test_small_error_buffer);
     T_RUN(test_unknown_fields_warn);
