@@ -101,11 +101,14 @@ static void worker_close_conns(struct ebb_listener *l, bool forced)
     struct ebb_list *pos, *tmp;
     ebb_list_for_each_safe(pos, tmp, &l->conns) {
         struct ebb_conn *c = ebb_list_entry(pos, struct ebb_conn, link);
-        if (forced && !(c->flags & EBB_CONN_F_CLOSING)) {
+        bool cut = forced && !(c->flags & EBB_CONN_F_CLOSING);
+        if (cut) {
             c->flags |= EBB_CONN_F_FORCED;   /* codecs log what this cuts as DR */
             ebb_stat_inc(l->w->srv->stats->server.drain_forced_close);
         }
-        ebb_conn_close(c, false);
+        /* what a forced exit cuts must look cut: an RST, never a FIN that ends a
+         * close-delimited body as if it were complete (issue 13) */
+        ebb_conn_close(c, cut);
     }
 }
 

@@ -141,6 +141,36 @@ def test_seed_long_request_cut_at_5s_default_mode(env):
         check("DR" in a.get("response_flags", ""), "cut request flagged DR: %r" % a)
 
 
+@timeout(40)
+def test_forced_exit_resets_a_close_delimited_response(env):
+    # An HTTP/1.0 client gets the response close-delimited: at a forced exit a FIN would read
+    # as the end of a complete body.  A cut exchange must look cut: RST.
+    e = d.start(env, env_vars=pc_env(terminationDrainDuration="1s"))
+    ew = d.ExitWatch(e)
+    s = socket.create_connection(("127.0.0.1", e.port("inbound")), timeout=20)
+    try:
+        s.sendall(b"GET /drip?n=200&interval_ms=100 HTTP/1.0\r\nHost: app\r\n\r\n")
+        got = s.recv(4096)
+        check(got.startswith(b"HTTP/1.1 200") and b"transfer-encoding" not in got.lower(),
+              "a close-delimited response started: %r" % got[:200])
+        d.send_signal(e)
+        reset = False
+        while True:
+            try:
+                b = s.recv(65536)
+            except ConnectionResetError:
+                reset = True
+                break
+            if not b:
+                break
+        check(reset, "the response cut at the forced exit ended with a FIN, not an RST: the "
+                     "client cannot tell it from a complete body")
+    finally:
+        s.close()
+    rc, _ = ew.wait(15)
+    check_eq(rc, 0, "exit status")
+
+
 # --- readiness and the status port (§3.3.1) --------------------------------------------------
 
 @timeout(40)
