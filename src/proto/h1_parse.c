@@ -179,15 +179,16 @@ static int h1_scan_head(const char *buf, size_t len, const struct ebb_h1_limits 
 }
 
 /* "HTTP/x.y": returns the minor version, EBB_H1_EVERSION for a well-formed
- * other version, EBB_H1_EBAD for anything else. */
+ * other major version, EBB_H1_EBAD for anything else.  HTTP/1.2 to 1.9 are
+ * understood as 1.1, the highest 1.x ebb knows (RFC 9110 §6.2). */
 static int h1_parse_version(const char *p, size_t len)
 {
     if (len != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' ||
         p[5] < '0' || p[5] > '9' || p[7] < '0' || p[7] > '9')
         return EBB_H1_EBAD;
-    if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
+    if (p[5] != '1')
         return EBB_H1_EVERSION;
-    return p[7] - '0';
+    return p[7] == '0' ? 0 : 1;
 }
 
 /*

@@ -212,6 +212,16 @@ def test_400_malformed_closes_and_isolates(env):
     check(e.alive(), "ebb died")
 
 
+def test_later_http1_minor_version_served_as_1_1(env):
+    # RFC 9110 §6.2: HTTP/1.2 is answered as the highest 1.x ebb knows, not 505
+    e = env.start()
+    data, _ = raw_exchange(e.port("inbound"),
+                           b"GET /hello HTTP/1.2\r\nHost: a\r\nConnection: close\r\n\r\n",
+                           timeout=5)
+    check(data.startswith(b"HTTP/1.1 200 "), "HTTP/1.2 request: %r" % data[:100])
+    check(data.endswith(b"hello\n"), "the body arrives: %r" % data[-50:])
+
+
 def test_access_log_flags(env):
     """One JSON line per request with status and response flags UF / UT / UC."""
     e = env.start()

@@ -177,7 +177,8 @@ static const struct head_case req_cases[] = {
     R(EBAD, "GET\r\n\r\n"),
     /* --- versions --- */
     R(EVER, "GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
-    R(EVER, "GET / HTTP/1.2\r\nHost: a\r\n\r\n"),
+    R(OK,   "GET / HTTP/1.2\r\nHost: a\r\n\r\n"),                              /* served as 1.1 */
+    R(EBAD, "GET / HTTP/1.2\r\n\r\n"),                                       /* ... so Host is required */
     R(EVER, "GET / HTTP/0.9\r\nHost: a\r\n\r\n"),
     R(EVER, "GET / HTTP/3.0\r\nHost: a\r\n\r\n"),
     R(EVER, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),                               /* h2 preface */
@@ -346,7 +347,7 @@ static const struct head_case resp_cases[] = {
     R(EBAD, "ICY 200 OK\r\n\r\n"),
     R(EBAD, "HTTP/1.10 200 OK\r\n\r\n"),
     R(EVER, "HTTP/2.0 200 OK\r\n\r\n"),
-    R(EVER, "HTTP/1.2 200 OK\r\n\r\n"),
+    R(OK,   "HTTP/1.2 200 OK\r\n\r\n"),
     R(AGAIN, "HTTP/1.1 200 OK\r\n"),
     R(AGAIN, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r"),
 };
@@ -463,6 +464,22 @@ static void test_error_status(void)
     T_EQ_INT(ebb_h1_error_status(EBB_H1_EVERSION), 505);
     T_EQ_INT(ebb_h1_error_status(EBB_H1_ENOTIMPL), 501);
     T_EQ_INT(ebb_h1_error_status(12), 0);
+}
+
+/* RFC 9110 §6.2: a later HTTP/1.x minor version is understood as the highest one known, 1.1
+ * (its keep-alive default and its Host rule included). */
+static void test_later_minor_is_1_1(void)
+{
+    static struct ebb_h1_msg m;
+    const char req[] = "GET / HTTP/1.9\r\nHost: a\r\n\r\n";
+    const char resp[] = "HTTP/1.2 204 No Content\r\n\r\n";
+
+    T_EQ_INT(ebb_h1_parse_request(req, sizeof(req) - 1, NULL, &m), (int)sizeof(req) - 1);
+    T_EQ_INT(m.minor, 1);
+    T_CHECK(!(m.flags & EBB_H1_F_CONN_CLOSE));
+    T_EQ_INT(ebb_h1_parse_response(resp, sizeof(resp) - 1, NULL, "GET", 3, &m),
+             (int)sizeof(resp) - 1);
+    T_EQ_INT(m.minor, 1);
 }
 
 /* Pipelining: the head length stops at the first message. */
@@ -909,6 +926,7 @@ int main(void)
     T_RUN(test_request_table);
     T_RUN(test_response_table);
     T_RUN(test_error_status);
+    T_RUN(test_later_minor_is_1_1);
     T_RUN(test_pipelined_head);
     T_RUN(test_default_limits);
     T_RUN(test_find_and_hop_by_hop);
