@@ -453,6 +453,13 @@ static bool h1_start(struct h1 *h)
             ebb_h2_takeover(c);
             return true;
         }
+        if (ebb_buf_len(&c->rbuf) >= 16 && memcmp(ebb_buf_start(&c->rbuf), "PRI * HTTP/2.0\r\n", 16) == 0) {
+            /* the preface's request line, then something else: the client expects HTTP/2, so an
+             * HTTP/1.1 answer would be garbage to it; end the connection (RFC 9113 §3.4) */
+            ebb_stat_inc(h1_st(h)->cx_protocol_error);
+            ebb_conn_close(c, false);
+            return false;
+        }
         h->seen_request = true;
     }
     /* --- end h2c */

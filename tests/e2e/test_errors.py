@@ -222,6 +222,20 @@ def test_later_http1_minor_version_served_as_1_1(env):
     check(data.endswith(b"hello\n"), "the body arrives: %r" % data[-50:])
 
 
+def test_invalid_h2_preface_ends_the_connection(env):
+    # the preface's request line promises HTTP/2: an HTTP/1.1 400 would be garbage to the
+    # client; the connection ends without a byte (RFC 9113 §3.4)
+    e = env.start()
+    before = e.stat("http.inbound.downstream_cx_protocol_error")
+    for bad in (b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", b"PRI * HTTP/2.0\r\nHost: a\r\n\r\n"):
+        data, how = raw_exchange(e.port("inbound"), bad, timeout=5)
+        check_eq(data, b"", "answer to %r" % bad)
+        check(how in ("eof", "reset"), "connection ended after %r (%s)" % (bad, how))
+    check_eq(e.stat("http.inbound.downstream_cx_protocol_error"), before + 2,
+             "counted as protocol errors")
+    check_eq(http(e.port("inbound"), "GET", "/hello").status, 200, "a new connection")
+
+
 def test_access_log_flags(env):
     """One JSON line per request with status and response flags UF / UT / UC."""
     e = env.start()
