@@ -70,6 +70,7 @@ struct ebb_limits_cfg {
     uint64_t max_request_body;           /* bytes, 0 = unlimited (-> 413) */
     uint64_t request_headers_timeout_ms; /* default 10000 */
     uint64_t idle_timeout_ms;            /* downstream keep-alive idle, default 3600000 */
+    uint64_t tcp_idle_timeout_ms;        /* TCP relay and upgraded tunnels idle, default 1 h; 0 none */
     uint32_t h2_max_concurrent_streams;  /* default 100 */
     size_t   buffer_size;                /* per-direction connection buffer ceiling, default 64 KiB */
 };

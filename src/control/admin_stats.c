@@ -76,6 +76,10 @@ static const struct stat_def listener_defs[] = {   /* listener.<addr>_<port>.* *
     LS(false, cx_tx_bytes, "downstream_cx_tx_bytes_total"),
 };
 
+static const struct stat_def tcp_defs[] = {        /* tcp.<listener>.*, TCP listeners */
+    LS(false, cx_idle_timeout, "idle_timeout"),       /* Envoy's tcp_proxy name */
+};
+
 static const struct stat_def http_defs[] = {       /* http.<listener>.*, HTTP listeners */
     LS(true, rq_active, "downstream_rq_active"),
     LS(false, rq_total, "downstream_rq_total"),
@@ -176,8 +180,12 @@ static void collect_stats(struct ebb_server *srv, struct stat_list *sl)
         snprintf(prefix, sizeof(prefix), "listener.%s", addr);
         add_block(sl, listener_defs, EBB_ARRAY_LEN(listener_defs), st, "envoy_listener_", lab,
                   prefix);
-        if (lc->protocol != EBB_PROTO_HTTP)
+        if (lc->protocol != EBB_PROTO_HTTP) {
+            snprintf(lab, sizeof(lab), "envoy_tcp_prefix=\"%s\"", lc->name);
+            snprintf(prefix, sizeof(prefix), "tcp.%s", lc->name);
+            add_block(sl, tcp_defs, EBB_ARRAY_LEN(tcp_defs), st, "envoy_tcp_", lab, prefix);
             continue;
+        }
         snprintf(lab, sizeof(lab), "envoy_http_conn_manager_prefix=\"%s\"", lc->name);
         snprintf(prefix, sizeof(prefix), "http.%s", lc->name);
         add_block(sl, http_defs, EBB_ARRAY_LEN(http_defs), st, "envoy_http_", lab, prefix);

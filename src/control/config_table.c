@@ -107,7 +107,8 @@ static const struct ebb_directive listener_d[] = {
     { "address", EBB_D_ADDRESS, 0, LF(address), .dflt_doc = "`0.0.0.0` inbound, "
       "`127.0.0.1` outbound", .doc = "bind address: numeric IPv4 or IPv6 (`::`, `[::1]`)" },
     { "port", EBB_D_UINT, EBB_D_F_REQUIRED | EBB_D_F_NODE, LF(port), PORT,
-      .doc = "every listener, admin, status and readiness port must be distinct" },
+      .doc = "every listener, admin, status and readiness port must be distinct (an IPv6 "
+             "address may share a port with an IPv4 one)" },
     { "direction", EBB_D_ENUM, EBB_D_F_REQUIRED, LF(direction), .names = direction_names,
       .hint = "inbound or outbound", .doc = "inbound: to the app; outbound: from the app" },
     { "protocol", EBB_D_ENUM, 0, LF(protocol), .names = proto_names, .dflt = "http",
@@ -167,6 +168,9 @@ static const struct ebb_directive limits_d[] = {
       .dflt = "10s", .doc = "time to receive a complete request head" },
     { "idle_timeout", EBB_D_DURATION, 0, MF(idle_timeout_ms), .min = 1, .dflt = "1h",
       .doc = "downstream keep-alive idle" },
+    { "tcp_idle_timeout", EBB_D_DURATION, 0, MF(tcp_idle_timeout_ms), .dflt = "1h",
+      .doc = "a TCP relay or upgraded (WebSocket) tunnel with no byte either way this long is "
+             "closed (Envoy's tcp_proxy idle_timeout); 0 = never" },
     { "h2_max_concurrent_streams", EBB_D_UINT, 0, MF(h2_max_concurrent_streams), .min = 1,
       .max = INT32_MAX, .unit = "a count", .dflt = "100", .doc = "per HTTP/2 connection" },
     { "buffer_size", EBB_D_UINT, 0, MF(buffer_size), .min = 4096, .max = 64u << 20,

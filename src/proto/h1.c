@@ -84,6 +84,8 @@ static void h1_run(struct h1 *h);
 static void h1_arm_drain_close(struct h1 *h);
 static void h1_tunnel_cb(void *owner, struct ebb_upconn *u, uint32_t events);
 static void h1_open_upstream(struct h1 *h, const struct ebb_fwd *f);
+static void h1_account_end(struct h1 *h);
+static void h1_release_upstream(struct h1 *h);
 
 /* An exchange that waits on the client (for request body bytes, or for it to
  * read the response) gives up after this long without a client socket event,
@@ -139,6 +141,21 @@ static void h1_timeout(struct ebb_loop *loop, struct ebb_timer *t)
         h1_reply(h, 504, EBB_RF_UT, "ebb: upstream request timeout: cluster \"%s\"\n",
                  h->c->w->clusters[h->x.cluster].cfg->name);
         break;
+    case H1_TUNNEL: {
+        uint64_t idle_ms = h1_cfg(h)->limits.tcp_idle_timeout_ms;
+        uint64_t left = ebb_tunnel_idle_left(h->c, &h->tun, idle_ms);
+        if (left) {
+            ebb_timer_start(loop, t, left);
+            return;
+        }
+        ebb_stat_inc(h1_st(h)->cx_idle_timeout);
+        h->x.req_bytes += h->tun.up_bytes;
+        h->x.resp_bytes += h->tun.down_bytes;
+        h1_account_end(h);
+        h1_release_upstream(h);
+        ebb_conn_close_staged(h->c);   /* idle: nothing in flight, a FIN both ways */
+        return;
+    }
     default:
         return;
     }
@@ -708,6 +725,9 @@ static void h1_us_upgrade(struct h1 *h)
     h->tun_u->owner = h;
     h->state = H1_TUNNEL;
     h->req_done = true;
+    ebb_tunnel_start(h->c, u, &h->tun);
+    if (h1_cfg(h)->limits.tcp_idle_timeout_ms)
+        ebb_timer_start(h->c->w->loop, &h->timer, h1_cfg(h)->limits.tcp_idle_timeout_ms);
 }
 
 static void h1_us_head(void *owner, const struct ebb_resp *r)

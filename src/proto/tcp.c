@@ -4,6 +4,8 @@
  * tunnel shared with HTTP/1.1 upgrades.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -30,6 +32,40 @@ static size_t move_bytes(struct ebb_buf *from, struct ebb_buf *to)
     return n;
 }
 
+/* Keep-alive probes on a relayed socket: first after 5 idle minutes, then every 30 s, dead
+ * after 3 unanswered (Linux's default waits 2 h before the first). */
+#define TUNNEL_KEEPIDLE_S  300
+#define TUNNEL_KEEPINTVL_S 30
+#define TUNNEL_KEEPCNT     3
+
+static void keepalive(int fd)
+{
+    int on = 1, idle = TUNNEL_KEEPIDLE_S, intvl = TUNNEL_KEEPINTVL_S, cnt = TUNNEL_KEEPCNT;
+
+    if (fd < 0)
+        return;
+    /* best effort: a socket without probes still has the idle timeout */
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+void ebb_tunnel_start(struct ebb_conn *c, struct ebb_upconn *u, struct ebb_tunnel *t)
+{
+    t->active_ms = ebb_loop_now(c->l->loop);
+    keepalive(c->io.fd);
+    if (u)
+        keepalive(u->io.fd);
+}
+
+uint64_t ebb_tunnel_idle_left(const struct ebb_conn *c, const struct ebb_tunnel *t,
+                              uint64_t idle_ms)
+{
+    uint64_t idle = ebb_loop_now(c->l->loop) - t->active_ms;
+    return idle >= idle_ms ? 0 : idle_ms - idle;
+}
+
 int ebb_tunnel_run(struct ebb_conn *c, struct ebb_upconn *u, struct ebb_tunnel *t)
 {
     /* move and flush until neither moves a byte: a flush that empties a buffer makes room
@@ -45,6 +81,7 @@ int ebb_tunnel_run(struct ebb_conn *c, struct ebb_upconn *u, struct ebb_tunnel *
         bool flushed = ebb_buf_len(&u->wbuf) < ub || ebb_buf_len(&c->wbuf) < cb;
         if (!moved && !back && !flushed)
             break;
+        t->active_ms = ebb_loop_now(c->l->loop);
     }
 
     if (t->down_eof && !t->up_shut && !ebb_buf_len(&c->rbuf) && !ebb_buf_len(&u->wbuf)) {
@@ -78,6 +115,7 @@ struct tcp {
     struct ebb_conn   *c;
     struct ebb_upconn *u;
     struct ebb_tunnel  t;
+    struct ebb_timer   idle;        /* limits.tcp_idle_timeout */
     bool               connected;
 };
 
@@ -90,6 +128,22 @@ static void tcp_finish(struct tcp *tp, int rc)
         ebb_conn_close_staged(c);   /* both FINs sent: linger for the peer's */
     else
         ebb_conn_close(c, rc < 0);
+}
+
+static void tcp_idle(struct ebb_loop *loop, struct ebb_timer *timer)
+{
+    struct tcp *tp = timer->data;
+    uint64_t idle_ms = tp->c->w->srv->cfg->limits.tcp_idle_timeout_ms;
+    uint64_t left = ebb_tunnel_idle_left(tp->c, &tp->t, idle_ms);
+
+    if (left) {
+        ebb_timer_start(loop, timer, left);
+        return;
+    }
+    ebb_stat_inc(tp->c->l->st->cx_idle_timeout);
+    ebb_info("tcp", "#%llu idle for %llu ms: closed", (unsigned long long)tp->c->id,
+             (unsigned long long)idle_ms);
+    tcp_finish(tp, 1);   /* FIN both ways, as Envoy's tcp_proxy does on its idle timeout */
 }
 
 static void tcp_run(struct tcp *tp)
@@ -131,6 +185,7 @@ static int tcp_init(struct ebb_conn *c)
         return EBB_ENOMEM;
     tp->c = c;
     c->codec = tp;
+    ebb_timer_init(&tp->idle, tcp_idle, tp);
     const struct ebb_config *cfg = w->srv->cfg;
     long ci = ebb_route_tcp(c, cfg);
     if (ci < 0)
@@ -146,6 +201,9 @@ static int tcp_init(struct ebb_conn *c)
     const union ebb_sockaddr *dst = cl->cfg->kind == EBB_CLUSTER_ORIGINAL_DST ? &c->orig_dst
                                                                               : NULL;
     int rc = ebb_upstream_acquire_to(cl, w, dst, tcp_upstream, tp, &tp->u);
+    ebb_tunnel_start(c, tp->u, &tp->t);
+    if (cfg->limits.tcp_idle_timeout_ms)
+        ebb_timer_start(w->loop, &tp->idle, cfg->limits.tcp_idle_timeout_ms);
     if (rc == 0) {
         tp->connected = true;
     } else if (rc != EBB_EAGAIN) {
@@ -183,6 +241,7 @@ static void tcp_drain(struct ebb_conn *c)
 static void tcp_destroy(struct ebb_conn *c)
 {
     struct tcp *tp = c->codec;
+    ebb_timer_stop(c->w->loop, &tp->idle);
     if (tp->u) {
         ebb_upstream_release(tp->u, false);
         tp->u = NULL;

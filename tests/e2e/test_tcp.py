@@ -113,3 +113,34 @@ def test_tcp_upstream_closes_first(env):
         data, how = raw_exchange(e.port("tcp_digest"), b"abc", timeout=5, half_close=True)
         check_eq(how, "eof", "end of the relay")
         check_eq(data, b"%s 3\n" % hashlib.sha256(b"abc").hexdigest().encode(), "digest")
+
+
+@timeout(30)
+def test_tcp_idle_timeout_closes_a_silent_relay(env):
+    # limits.tcp_idle_timeout (Envoy's tcp_proxy idle_timeout): a relay where no byte moves
+    # either way is closed, so a vanished peer cannot hold a connection (and a draining pod)
+    # forever
+    e = env.start(limits={"tcp_idle_timeout": "300ms"})
+    s = socket.create_connection(("127.0.0.1", e.port("tcp")), timeout=20)
+    try:
+        s.sendall(b"ping\n")
+        check_eq(s.recv(100), b"ping\n", "echo before going idle")
+        check_eq(s.recv(100), b"", "the idle relay is closed with a FIN")
+    finally:
+        s.close()
+    e.wait_stat("tcp.tcp.idle_timeout", lambda v: v == 1,
+                what="the idle close counted")
+    # with the default (1 h) an idle relay stays
+    e2 = env.ebb(env.config(env.be))
+    s = socket.create_connection(("127.0.0.1", e2.port("tcp")), timeout=20)
+    try:
+        s.sendall(b"ping\n")
+        check_eq(s.recv(100), b"ping\n", "echo")
+        s.settimeout(1.0)
+        try:
+            got = s.recv(100)
+            fail("the relay ended (%r) with the 1 h default" % got)
+        except socket.timeout:
+            pass
+    finally:
+        s.close()

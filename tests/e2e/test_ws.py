@@ -94,3 +94,15 @@ def test_ws_many_tunnels(env):
     finally:
         for c in cs:
             c.close()
+
+
+@timeout(30)
+def test_ws_idle_tunnel_closed_after_tcp_idle_timeout(env):
+    e = env.start(limits={"tcp_idle_timeout": "300ms"})
+    with Client(e.port("inbound")) as c:
+        ws_handshake(c)
+        ws_send(c, 0x1, b"still here")
+        check_eq(ws_recv(c), (0x1, b"still here"), "echo before going idle")
+        check(c.closed_by_peer(15) is True, "the idle tunnel is closed")
+    e.wait_stat("http.inbound.downstream_cx_idle_timeout", lambda v: v == 1,
+                what="the idle close counted")
