@@ -70,6 +70,7 @@ struct ebb_conn {
     struct ebb_timer     close_timer; /* staged-close linger deadline */
     uint64_t             accepted_ms; /* accept time */
     union ebb_sockaddr   orig_dst;    /* with EBB_CONN_F_REDIRECTED: the original destination */
+    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
 /* True when a and b are the same address and port. */

@@ -30,12 +30,26 @@ struct ebb_io {
     void     *data;     /* owner */
 };
 
-/* A one-shot timer.  Embedded in its owner; a zeroed timer is inactive. */
+/* A one-shot timer.  Embedded in its owner; a zeroed timer is inactive.  The
+ * loop keeps active timers in an intrusive pairing heap (the links below), so
+ * arming one never allocates and cannot fail. */
 struct ebb_timer {
-    uint64_t     when;  /* deadline, ebb_now_ms() clock */
-    uint32_t     idx;   /* position in the heap + 1; 0 when inactive */
-    ebb_timer_cb cb;
-    void        *data;
+    uint64_t          when;   /* deadline, ebb_now_ms() clock */
+    uint64_t          seq;    /* arming order: equal deadlines fire first-armed first */
+    struct ebb_timer *child;  /* heap links: first child, */
+    struct ebb_timer *next;   /* next sibling, */
+    struct ebb_timer *prev;   /* previous sibling, or the parent of a first child */
+    bool              active;
+    ebb_timer_cb      cb;
+    void             *data;
+};
+
+/* A deferred call, embedded in the object it will free: queuing one never
+ * allocates and cannot fail (see ebb_loop_defer). */
+struct ebb_deferred {
+    struct ebb_deferred *next;
+    ebb_defer_cb         cb;
+    void                *data;
 };
 
 /* Sets up an inactive timer that calls cb with t->data = data. */
@@ -72,11 +86,12 @@ void ebb_io_stop(struct ebb_loop *loop, struct ebb_io *io);
 void ebb_timer_start(struct ebb_loop *loop, struct ebb_timer *t, uint64_t ms);
 /* Disarms t; harmless when inactive. */
 void ebb_timer_stop(struct ebb_loop *loop, struct ebb_timer *t);
-static inline bool ebb_timer_active(const struct ebb_timer *t) { return t->idx != 0; }
+static inline bool ebb_timer_active(const struct ebb_timer *t) { return t->active; }
 
 /* Runs cb(data) after the current iteration's events: the place to free an
- * object whose callback is still on the stack (redis freeClientAsync). */
-int ebb_loop_defer(struct ebb_loop *loop, ebb_defer_cb cb, void *data);
+ * object whose callback is still on the stack (redis freeClientAsync).  d is
+ * the object's own node (queued once: the object is gone after cb). */
+void ebb_loop_defer(struct ebb_loop *loop, struct ebb_deferred *d, ebb_defer_cb cb, void *data);
 /* Runs the pending deferred callbacks now (for teardown after ebb_loop_run). */
 void ebb_loop_run_deferred(struct ebb_loop *loop);
 

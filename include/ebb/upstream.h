@@ -54,6 +54,7 @@ struct ebb_upconn {
     const char            *addr_str;  /* "host:port" of the endpoint (or dst_str) */
     union ebb_sockaddr     dst;       /* where it is connected; the pool's key */
     char                   dst_str[48]; /* "ip:port" / "[ip6]:port" of an original destination */
+    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
 /* Lends a connection of cluster cl to owner.  Returns 0 with *out BUSY

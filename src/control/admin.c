@@ -38,6 +38,7 @@ struct admin_conn {
     struct ebb_buf       rbuf;       /* the request, up to ADMIN_MAX_REQUEST + head */
     struct ebb_buf       wbuf;       /* the answer */
     struct ebb_timer     timer;      /* ADMIN_TIMEOUT_MS for the whole exchange */
+    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
 /* --- responses --- */
@@ -395,8 +396,7 @@ static void admin_close(struct admin_conn *a)
     ebb_list_del(&a->link);
     if (a->exit_after)
         ebb_drain_exit(ctl, "/quitquitquit");
-    if (ebb_loop_defer(ctl->loop, admin_free, a) < 0)
-        EBB_BUG_ON(1);
+    ebb_loop_defer(ctl->loop, &a->dfr, admin_free, a);
 }
 
 static void admin_timeout(struct ebb_loop *loop, struct ebb_timer *t)

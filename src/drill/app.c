@@ -60,6 +60,7 @@ struct app_conn {
     bool                counted;    /* counted in a->inflight */
     struct app_out     *out;        /* the outbound call it waits for */
     struct ebb_list     link;
+    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
 /* One pooled outbound client connection of the app. */
@@ -111,7 +112,7 @@ static void conn_close(struct app_conn *ac)
         a->inflight--;
     }
     ebb_list_del(&ac->link);
-    ebb_loop_defer(a->d->loop, conn_free, ac);
+    ebb_loop_defer(a->d->loop, &ac->dfr, conn_free, ac);
     app_check_exit(a);
 }
 

@@ -52,6 +52,7 @@ struct drill_h2 {
     struct ebb_list   streams;
     struct ebb_list   link;
     char              path[96];
+    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
 static void h2_top_up(struct drill *d);
@@ -254,7 +255,7 @@ static void h2_kill(struct drill_h2 *h, bool graceful)
         d->conns--;
     }
     ebb_list_del(&h->link);
-    ebb_loop_defer(d->loop, h2_free, h);
+    ebb_loop_defer(d->loop, &h->dfr, h2_free, h);
     drill_poke(d);
 }
 

@@ -16,21 +16,14 @@
 
 #define LOOP_MAX_EVENTS 256
 
-struct defer_item {
-    ebb_defer_cb cb;
-    void        *data;
-};
-
 struct ebb_loop {
     int                 epfd;     /* epoll instance */
     bool                stop;     /* set by ebb_loop_stop() */
     uint64_t            now;      /* cached ms clock for this iteration */
-    struct ebb_timer  **heap;     /* min-heap of active timers by when */
-    uint32_t            nheap;
-    uint32_t            heapcap;
-    struct defer_item  *defer;    /* callbacks to run after the iteration */
-    size_t              ndefer;
-    size_t              defercap;
+    struct ebb_timer   *timers;   /* root of the pairing heap of active timers */
+    uint64_t            timer_seq;/* arming counter (ties between equal deadlines) */
+    struct ebb_deferred *defer;   /* callbacks to run after the iteration, FIFO */
+    struct ebb_deferred **defer_tail;
     void               *data;     /* owner */
 };
 
@@ -57,6 +50,7 @@ struct ebb_loop *ebb_loop_new(void)
         return NULL;
     }
     loop->now = ebb_now_ms();
+    loop->defer_tail = &loop->defer;
     return loop;
 }
 
@@ -65,8 +59,6 @@ void ebb_loop_free(struct ebb_loop *loop)
     if (!loop)
         return;
     close(loop->epfd);
-    free(loop->heap);
-    free(loop->defer);
     free(loop);
 }
 
@@ -108,107 +100,119 @@ void ebb_io_stop(struct ebb_loop *loop, struct ebb_io *io)
     io->events = 0;
 }
 
-/* --- timers: a binary min-heap; t->idx is the 1-based heap slot --- */
+/* --- timers: a pairing heap (Fredman et al. 1986), intrusive: every link is in the timer ---
+ * Roots have prev == NULL and next == NULL.  A child list hangs off child; a first child's
+ * prev is its parent, any other's prev is its left sibling. */
 
-static void heap_set(struct ebb_loop *loop, uint32_t i, struct ebb_timer *t)
+static bool timer_before(const struct ebb_timer *a, const struct ebb_timer *b)
 {
-    loop->heap[i] = t;
-    t->idx = i + 1;
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
 }
 
-static void heap_up(struct ebb_loop *loop, uint32_t i)
+/* Two roots into one: the later becomes the first child of the earlier. */
+static struct ebb_timer *heap_meld(struct ebb_timer *a, struct ebb_timer *b)
 {
-    struct ebb_timer *t = loop->heap[i];
-    while (i > 0) {
-        uint32_t parent = (i - 1) / 2;
-        if (loop->heap[parent]->when <= t->when)
-            break;
-        heap_set(loop, i, loop->heap[parent]);
-        i = parent;
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    if (timer_before(b, a)) {
+        struct ebb_timer *t = a;
+        a = b;
+        b = t;
     }
-    heap_set(loop, i, t);
+    b->prev = a;
+    b->next = a->child;
+    if (a->child)
+        a->child->prev = b;
+    a->child = b;
+    return a;
 }
 
-static void heap_down(struct ebb_loop *loop, uint32_t i)
+/* A list of siblings into one root: meld pairs left to right, then the pairs right to left
+ * (the two passes that give the heap its amortised bounds). */
+static struct ebb_timer *heap_merge_pairs(struct ebb_timer *first)
 {
-    struct ebb_timer *t = loop->heap[i];
-    for (;;) {
-        uint32_t l = 2 * i + 1, r = l + 1, m = i;
-        uint64_t best = t->when;
-        if (l < loop->nheap && loop->heap[l]->when < best) {
-            m = l;
-            best = loop->heap[l]->when;
-        }
-        if (r < loop->nheap && loop->heap[r]->when < best)
-            m = r;
-        if (m == i)
-            break;
-        heap_set(loop, i, loop->heap[m]);
-        i = m;
+    struct ebb_timer *pairs = NULL;   /* melded pairs, in reverse order, linked by next */
+
+    while (first) {
+        struct ebb_timer *a = first, *b = first->next;
+        first = b ? b->next : NULL;
+        a->prev = a->next = NULL;
+        if (b)
+            b->prev = b->next = NULL;
+        struct ebb_timer *m = heap_meld(a, b);
+        m->next = pairs;
+        pairs = m;
     }
-    heap_set(loop, i, t);
+    struct ebb_timer *root = NULL;
+    while (pairs) {
+        struct ebb_timer *m = pairs;
+        pairs = pairs->next;
+        m->next = NULL;
+        root = heap_meld(root, m);
+    }
+    return root;
 }
 
 void ebb_timer_stop(struct ebb_loop *loop, struct ebb_timer *t)
 {
-    if (!t->idx)
+    if (!t->active)
         return;
-    uint32_t i = t->idx - 1;
-    struct ebb_timer *last = loop->heap[--loop->nheap];
-    t->idx = 0;
-    if (i == loop->nheap)
-        return;
-    heap_set(loop, i, last);
-    heap_up(loop, i);
-    heap_down(loop, last->idx - 1);
+    t->active = false;
+    if (t == loop->timers) {
+        loop->timers = heap_merge_pairs(t->child);
+    } else {
+        /* cut t (with its subtree) out of its sibling list, then meld its children back */
+        if (t->prev->child == t)
+            t->prev->child = t->next;
+        else
+            t->prev->next = t->next;
+        if (t->next)
+            t->next->prev = t->prev;
+        loop->timers = heap_meld(loop->timers, heap_merge_pairs(t->child));
+    }
+    t->child = t->next = t->prev = NULL;
 }
 
 void ebb_timer_start(struct ebb_loop *loop, struct ebb_timer *t, uint64_t ms)
 {
     ebb_timer_stop(loop, t);
-    if (loop->nheap == loop->heapcap) {
-        uint32_t cap = loop->heapcap ? loop->heapcap * 2 : 64;
-        struct ebb_timer **h = realloc(loop->heap, cap * sizeof(*h));
-        EBB_BUG_ON(!h);   /* a timer cannot fail to arm; treat as fatal */
-        loop->heap = h;
-        loop->heapcap = cap;
-    }
     t->when = ebb_now_ms() + ms;
-    heap_set(loop, loop->nheap++, t);
-    heap_up(loop, loop->nheap - 1);
+    t->seq = ++loop->timer_seq;
+    t->child = t->next = t->prev = NULL;
+    t->active = true;
+    loop->timers = heap_meld(loop->timers, t);
 }
 
 static void run_timers(struct ebb_loop *loop)
 {
-    while (loop->nheap && loop->heap[0]->when <= loop->now) {
-        struct ebb_timer *t = loop->heap[0];
+    while (loop->timers && loop->timers->when <= loop->now) {
+        struct ebb_timer *t = loop->timers;
         ebb_timer_stop(loop, t);
         t->cb(loop, t);
     }
 }
 
-int ebb_loop_defer(struct ebb_loop *loop, ebb_defer_cb cb, void *data)
+void ebb_loop_defer(struct ebb_loop *loop, struct ebb_deferred *d, ebb_defer_cb cb, void *data)
 {
-    if (loop->ndefer == loop->defercap) {
-        size_t cap = loop->defercap ? loop->defercap * 2 : 64;
-        struct defer_item *d = realloc(loop->defer, cap * sizeof(*d));
-        if (!d)
-            return EBB_ENOMEM;
-        loop->defer = d;
-        loop->defercap = cap;
-    }
-    loop->defer[loop->ndefer].cb = cb;
-    loop->defer[loop->ndefer].data = data;
-    loop->ndefer++;
-    return 0;
+    d->cb = cb;
+    d->data = data;
+    d->next = NULL;
+    *loop->defer_tail = d;
+    loop->defer_tail = &d->next;
 }
 
 void ebb_loop_run_deferred(struct ebb_loop *loop)
 {
-    /* callbacks may defer more; run until the list stays empty */
-    for (size_t i = 0; i < loop->ndefer; i++)
-        loop->defer[i].cb(loop->defer[i].data);
-    loop->ndefer = 0;
+    /* callbacks may defer more: they run in this pass too, until the queue is empty */
+    while (loop->defer) {
+        struct ebb_deferred *d = loop->defer;
+        loop->defer = d->next;
+        if (!loop->defer)
+            loop->defer_tail = &loop->defer;
+        d->cb(d->data);   /* may free d */
+    }
 }
 
 int ebb_loop_run(struct ebb_loop *loop)
@@ -219,11 +223,11 @@ int ebb_loop_run(struct ebb_loop *loop)
     while (!loop->stop) {
         int timeout = -1;
         loop->now = ebb_now_ms();
-        if (loop->nheap) {
-            uint64_t when = loop->heap[0]->when;
+        if (loop->timers) {
+            uint64_t when = loop->timers->when;
             timeout = when <= loop->now ? 0 : (int)EBB_MIN(when - loop->now, 60000u);
         }
-        if (loop->ndefer)
+        if (loop->defer)
             timeout = 0;
         int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR) {

@@ -78,8 +78,7 @@ void ebb_conn_close(struct ebb_conn *c, bool reset)
     ebb_stat_inc(c->l->st->cx_destroy);
     ebb_debug("conn", "#%llu closed%s", (unsigned long long)c->id, reset ? " (reset)" : "");
     c->l->env->conn_closed(c->l->env->owner);
-    if (ebb_loop_defer(loop, conn_free, c) < 0)
-        EBB_BUG_ON(1);   /* cannot free safely; the defer list only fails on OOM */
+    ebb_loop_defer(loop, &c->dfr, conn_free, c);
 }
 
 /* --- staged close --- */

@@ -76,6 +76,7 @@ struct h1 {
     bool               resp_done;
     bool               resp_chunk_out;/* re-chunk towards the client */
     struct ebb_tunnel  tun;
+    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
 static __thread struct ebb_h1_msg h1_msg;   /* scratch for parsing (large) */
@@ -1035,8 +1036,7 @@ static void h1_destroy(struct ebb_conn *c)
     h1_release_upstream(h);
     ebb_debug("h1", "#%llu destroyed in state %s", (unsigned long long)c->id,
               h1_state_names[h->state]);
-    if (ebb_loop_defer(c->w->loop, h1_free, h) < 0)
-        EBB_BUG_ON(1);
+    ebb_loop_defer(c->w->loop, &h->dfr, h1_free, h);
 }
 
 const struct ebb_codec_ops ebb_h1_codec = {

@@ -93,6 +93,7 @@ struct h2s {
     bool               head_req;
     struct ebb_buf     respb;         /* body bytes waiting for the client's window */
     struct ebb_buf     trl;           /* response trailers: raw h1 field lines */
+    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
 /* Codec state of one downstream h2 connection.  Owned by the conn. */
@@ -114,6 +115,7 @@ struct h2c {
     struct ebb_timer   drain_timer;   /* PING ack deadline (drain_timeout) */
     struct ebb_timer   idle_timer;    /* no stream for idle_timeout */
     struct ebb_h2_rate resets;        /* streams reset by the client before their response ended */
+    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
 static void h2_run(struct h2c *h);
@@ -220,8 +222,7 @@ static void h2s_finish(struct h2s *s, uint32_t error_code)
     ebb_stat_dec(h2_sst(h)->h2_streams_active);
     if (h->nstreams == 0 && !h->dead)
         ebb_timer_start(h->c->w->loop, &h->idle_timer, h2_cfg(h)->limits.idle_timeout_ms);
-    if (ebb_loop_defer(h->c->w->loop, h2s_free_cb, s) < 0)
-        EBB_BUG_ON(1);
+    ebb_loop_defer(h->c->w->loop, &s->dfr, h2s_free_cb, s);
 }
 
 /* --- response submission --- */
@@ -1147,8 +1148,7 @@ static void h2_destroy(struct ebb_conn *c)
     ebb_timer_stop(c->w->loop, &h->drain_timer);
     ebb_timer_stop(c->w->loop, &h->idle_timer);
     c->codec = NULL;
-    if (ebb_loop_defer(c->w->loop, h2_free, h) < 0)
-        EBB_BUG_ON(1);
+    ebb_loop_defer(c->w->loop, &h->dfr, h2_free, h);
 }
 
 void ebb_h2_takeover(struct ebb_conn *c)

@@ -36,6 +36,7 @@ enum sniff_verdict { SNIFF_MORE, SNIFF_HTTP, SNIFF_TCP };
 struct sniff {
     struct ebb_conn *c;
     struct ebb_timer timer;   /* protocol detection timeout, or the drain's idle close */
+    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
 static const struct ebb_config *sniff_cfg(const struct ebb_conn *c) { return c->w->srv->cfg; }
@@ -201,9 +202,7 @@ static void sniff_destroy(struct ebb_conn *c)
     if (!sn)
         return;
     ebb_timer_stop(c->w->loop, &sn->timer);
-    /* deferred: this may run inside sn's own timer callback.  Without memory for the
-     * deferral, sn (two pointers and a timer) is leaked rather than freed under its caller */
-    ebb_loop_defer(c->w->loop, sniff_free, sn);
+    ebb_loop_defer(c->w->loop, &sn->dfr, sniff_free, sn);   /* may be in sn's timer callback */
 }
 
 const struct ebb_codec_ops ebb_sniff_codec = {

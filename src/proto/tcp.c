@@ -117,6 +117,7 @@ struct tcp {
     struct ebb_tunnel  t;
     struct ebb_timer   idle;        /* limits.tcp_idle_timeout */
     bool               connected;
+    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
 static void tcp_free(void *p) { free(p); }
@@ -246,8 +247,7 @@ static void tcp_destroy(struct ebb_conn *c)
         ebb_upstream_release(tp->u, false);
         tp->u = NULL;
     }
-    if (ebb_loop_defer(c->w->loop, tcp_free, tp) < 0)
-        EBB_BUG_ON(1);
+    ebb_loop_defer(c->w->loop, &tp->dfr, tcp_free, tp);
 }
 
 const struct ebb_codec_ops ebb_tcp_codec = {

@@ -118,6 +118,7 @@ struct h1u {
     enum ebb_h1_framing    resp_in;
     struct ebb_h1_body     rbody;
     struct ebb_buf         trl;         /* response trailers, raw field lines */
+    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
 static __thread struct ebb_h1_msg h1u_msg;   /* scratch for response heads (large) */
@@ -587,8 +588,7 @@ static void h1u_close(struct ebb_us *us)
     ebb_timer_stop(s->w->loop, &s->kick);
     ebb_timer_stop(s->w->loop, &s->wait);
     h1u_release(s, false);
-    if (ebb_loop_defer(s->w->loop, h1u_free, s) < 0)
-        EBB_BUG_ON(1);
+    ebb_loop_defer(s->w->loop, &s->dfr, h1u_free, s);
 }
 
 static const struct ebb_us_ops h1u_ops = {

@@ -79,6 +79,7 @@ struct ebb_h2u_stream {
     bool               ended;         /* END_STREAM received (on_end delivered) */
     bool               closed;        /* nghttp2 closed it (or it never opened) */
     bool               retried;
+    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
 /* One upstream h2c connection.  Owned by its cluster runtime list. */
@@ -102,6 +103,7 @@ struct h2u_conn {
     nghttp2_rcbuf     *hrc[H2U_MAX_NV * 2];
     size_t             hn;
     int                hstatus;
+    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
 static void h2u_run(struct h2u_conn *uc);
@@ -157,8 +159,7 @@ static void h2u_stream_maybe_free(struct ebb_h2u_stream *s)
         s->uc->nstreams--;
         s->uc = NULL;
     }
-    if (ebb_loop_defer(s->w->loop, h2u_stream_free_cb, s) < 0)
-        EBB_BUG_ON(1);
+    ebb_loop_defer(s->w->loop, &s->dfr, h2u_stream_free_cb, s);
 }
 
 /* Tells the owner the exchange failed and forgets it. */
@@ -241,8 +242,7 @@ static void h2u_conn_close(struct h2u_conn *uc, unsigned rf)
     for (size_t i = 0; i < uc->hn * 2; i++)
         nghttp2_rcbuf_decref(uc->hrc[i]);
     uc->hn = 0;
-    if (ebb_loop_defer(uc->w->loop, h2u_conn_free, uc) < 0)
-        EBB_BUG_ON(1);
+    ebb_loop_defer(uc->w->loop, &uc->dfr, h2u_conn_free, uc);
 }
 
 static uint32_t h2u_max_streams(struct h2u_conn *uc)

@@ -48,8 +48,7 @@ static void upconn_close(struct ebb_upconn *u)
     u->state = EBB_UP_CLOSED;
     u->cb = NULL;
     u->owner = NULL;
-    if (ebb_loop_defer(u->w->loop, upconn_free, u) < 0)
-        upconn_free(u);   /* no callback of u can be on the stack here */
+    ebb_loop_defer(u->w->loop, &u->dfr, upconn_free, u);
 }
 
 static void upconn_fail(struct ebb_upconn *u, int err)
