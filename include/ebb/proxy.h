@@ -65,10 +65,20 @@ struct ebb_access {
     const char *peer;
 };
 
-/* Opens the access log named in the config ("-", "off", a path).  Startup. */
+/* Opens the access log named in the config ("-", "off", a path) and starts
+ * its writer thread.  Startup. */
 int ebb_access_log_open(const char *spec, char *err, size_t errlen);
-/* Writes one JSON line (one write(2)); no-op when off.  Thread-safe. */
+/* Adds one JSON line to the calling thread's buffer (no syscall); no-op when
+ * off.  The buffer goes to the writer at 64 KiB, or by ebb_access_log_flush. */
 void ebb_access_log(const struct ebb_access *a);
+/* Hands the calling thread's buffered lines to the writer (each worker once a
+ * second and when it stops).  Never blocks on the disk: lines the writer is
+ * too far behind for are dropped and counted. */
+void ebb_access_log_flush(void);
+/* After the workers stopped: writes everything handed over, stops the writer. */
+void ebb_access_log_close(void);
+/* Lines dropped so far (writer behind, or out of memory). */
+unsigned long ebb_access_log_dropped(void);
 /* Formats flags as "UF,DR" or "-". */
 const char *ebb_rf_str(unsigned flags, char *buf, size_t len);
 

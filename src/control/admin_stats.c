@@ -13,6 +13,7 @@
 #include "ebb/config.h"
 #include "ebb/control.h"
 #include "ebb/core.h"
+#include "ebb/proxy.h"
 #include "ebb/server.h"
 
 struct stat_line {
@@ -165,6 +166,8 @@ static void add_server(struct ebb_server *srv, struct stat_list *sl)
     stat_add(sl, true, (int64_t)srv->nworkers, "envoy_server_concurrency", NULL,
              "server.concurrency");
     stat_add(sl, true, ctl ? (int64_t)ctl->phase : 0, "ebb_drain_phase", NULL, "server.drain_phase");
+    stat_add(sl, false, (int64_t)ebb_access_log_dropped(), "ebb_access_log_records_dropped", NULL,
+             "access_log.records_dropped");
 }
 
 static void collect_stats(struct ebb_server *srv, struct stat_list *sl)

@@ -21,6 +21,7 @@
 #include "ebb/control.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
+#include "ebb/proxy.h"
 #include "ebb/server.h"
 
 #define DRAIN_TICK_MS 1000
@@ -400,6 +401,7 @@ int ebb_control_run(struct ebb_control *ctl)
     uint64_t destroyed = total_destroyed(ctl);
     ebb_server_post(srv, EBB_CMD_EXIT);
     ebb_server_join_threads(srv);
+    ebb_access_log_close();   /* every line of the exchanges above is written before the summary */
     if (ctl->drain_start_ms) {
         uint64_t completed = 0;
         for (size_t i = 0; i < srv->cfg->nlisteners; i++)

@@ -13,6 +13,7 @@
 #include "ebb/core.h"
 #include "ebb/h2.h"
 #include "ebb/log.h"
+#include "ebb/proxy.h"
 #include "ebb/server.h"
 #include "ebb/upstream.h"
 #include "ebb/worker.h"
@@ -148,6 +149,7 @@ static void worker_exit(struct ebb_worker *w)
         ebb_upstream_close_idle(&w->clusters[i]);
         ebb_h2u_close_all(&w->clusters[i]);
     }
+    ebb_timer_stop(w->loop, &w->log_flush);
     ebb_loop_stop(w->loop);
 }
 
@@ -177,13 +179,24 @@ static void *worker_main(void *arg)
     snprintf(name, sizeof(name), "ebb-worker-%d", w->id);
     pthread_setname_np(pthread_self(), name);
     ebb_loop_run(w->loop);
+    ebb_access_log_flush();   /* what this worker logged since the last second */
     return NULL;
+}
+
+#define WORKER_LOG_FLUSH_MS 1000   /* Envoy's access-log flush interval */
+
+static void worker_log_flush(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    ebb_access_log_flush();
+    ebb_timer_start(loop, t, WORKER_LOG_FLUSH_MS);
 }
 
 int ebb_worker_start(struct ebb_worker *w)
 {
     if (ebb_async_init(w->loop, &w->wake, worker_wake, w) < 0)
         return EBB_EIO;
+    ebb_timer_init(&w->log_flush, worker_log_flush, w);
+    ebb_timer_start(w->loop, &w->log_flush, WORKER_LOG_FLUSH_MS);
     for (size_t j = 0; j < w->nlisteners; j++)
         if (ebb_listener_start(&w->listeners[j]) < 0)
             return EBB_EIO;

@@ -1,4 +1,4 @@
-/* route.c - outbound routing by authority, request ids, access log. */
+/* route.c - outbound routing by authority (and of captured connections), request ids. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -114,80 +114,4 @@ void ebb_request_id(uint32_t *rand_state, char out[37])
         out[o++] = hex[b[i] & 15];
     }
     out[o] = '\0';
-}
-
-static int access_fd = -1;
-
-int ebb_access_log_open(const char *spec, char *err, size_t errlen)
-{
-    if (!spec || strcmp(spec, "-") == 0) {
-        access_fd = STDOUT_FILENO;
-        return 0;
-    }
-    if (strcmp(spec, "off") == 0) {
-        access_fd = -1;
-        return 0;
-    }
-    access_fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (access_fd < 0) {
-        snprintf(err, errlen, "access_log: cannot open \"%s\": %s", spec, strerror(errno));
-        return EBB_EIO;
-    }
-    return 0;
-}
-
-const char *ebb_rf_str(unsigned flags, char *buf, size_t len)
-{
-    static const struct { unsigned f; const char *s; } names[] = {
-        { EBB_RF_UF, "UF" }, { EBB_RF_UT, "UT" }, { EBB_RF_UC, "UC" }, { EBB_RF_URX, "URX" },
-        { EBB_RF_DC, "DC" }, { EBB_RF_DR, "DR" }, { EBB_RF_NR, "NR" },
-    };
-    size_t o = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < EBB_ARRAY_LEN(names); i++) {
-        if (!(flags & names[i].f))
-            continue;
-        int n = snprintf(buf + o, len - o, "%s%s", o ? "," : "", names[i].s);
-        if (n < 0 || (size_t)n >= len - o)
-            break;
-        o += (size_t)n;
-    }
-    if (o == 0)
-        snprintf(buf, len, "-");
-    return buf;
-}
-
-void ebb_access_log(const struct ebb_access *a)
-{
-    struct ebb_buf b = { .max = 16384 };
-    char rf[64];
-    struct timespec ts;
-
-    if (access_fd < 0)
-        return;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    ebb_buf_appendf(&b, "{\"start_time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"",
-                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                    tm.tm_sec, ts.tv_nsec / 1000000);
-    ebb_buf_appendf(&b, ",\"listener\":"); ebb_buf_append_json_str(&b, a->listener);
-    ebb_buf_appendf(&b, ",\"method\":"); ebb_buf_append_json_str(&b, a->method);
-    ebb_buf_appendf(&b, ",\"authority\":"); ebb_buf_append_json_str(&b, a->authority);
-    ebb_buf_appendf(&b, ",\"path\":"); ebb_buf_append_json_str(&b, a->path);
-    ebb_buf_appendf(&b, ",\"protocol\":"); ebb_buf_append_json_str(&b, a->protocol);
-    ebb_buf_appendf(&b, ",\"status\":%d,\"bytes_received\":%llu,\"bytes_sent\":%llu,"
-                    "\"duration_ms\":%llu", a->status, (unsigned long long)a->bytes_received,
-                    (unsigned long long)a->bytes_sent, (unsigned long long)a->duration_ms);
-    ebb_buf_appendf(&b, ",\"upstream_host\":"); ebb_buf_append_json_str(&b, a->upstream_host ? a->upstream_host : "-");
-    ebb_buf_appendf(&b, ",\"upstream_cluster\":"); ebb_buf_append_json_str(&b, a->upstream_cluster ? a->upstream_cluster : "-");
-    ebb_buf_appendf(&b, ",\"response_flags\":"); ebb_buf_append_json_str(&b, ebb_rf_str(a->flags, rf, sizeof(rf)));
-    ebb_buf_appendf(&b, ",\"x_request_id\":"); ebb_buf_append_json_str(&b, a->request_id);
-    ebb_buf_appendf(&b, ",\"downstream_remote_address\":"); ebb_buf_append_json_str(&b, a->peer);
-    ebb_buf_append(&b, "}\n", 2);
-    if (ebb_buf_len(&b)) {
-        ssize_t n = write(access_fd, ebb_buf_start(&b), ebb_buf_len(&b));
-        (void)n;
-    }
-    ebb_buf_free(&b);
 }

@@ -424,6 +424,17 @@ class Ebb:
             pass
         return out
 
+    def wait_access(self, pred, timeout=5, what="access-log lines"):
+        """Polls the access log (written in batches, at least once a second) until
+        pred(records) is true; returns the records."""
+        box = []
+
+        def ok():
+            box[:] = [self.access_log()]
+            return pred(box[0])
+        wait_for(ok, timeout, interval=0.05, what=what)
+        return box[0]
+
     # admin
     def admin(self, method, path, body=None, timeout=5, port=None):
         """(status, body-as-str) from the admin port (or another port given)."""

@@ -2,7 +2,7 @@
 
 import json
 
-from lib import check, check_eq, http, wait_for
+from lib import Client, check, check_eq, http, wait_for
 
 
 def _lines(e):
@@ -31,3 +31,21 @@ def test_access_log_invalid_utf8_header(env):
         check(False, "access log line is not UTF-8 (%s): %r" % (ex, raw))
     entry = json.loads(text)
     check_eq(entry["x_request_id"], "\ufffd" * 6 + "-\u00e9-" + "\ufffd" * 2, "x_request_id")
+
+
+def test_access_log_batched_every_record_written_by_exit(env):
+    # records are written in batches (no write per request), within about a second, and
+    # all of them by the time ebb has exited
+    e = env.start()
+    ids = ["batch-%04d" % i for i in range(400)]
+    with Client(e.port("inbound")) as c:
+        for rid in ids:
+            c.request("GET", "/hello", headers=[("x-request-id", rid)])
+            check_eq(c.response().status, 200, "request %s" % rid)
+    e.wait_access(lambda recs: any(r.get("x_request_id") == ids[0] for r in recs), timeout=10,
+                  what="the first records written while ebb runs (flushed once a second)")
+    check_eq(e.stat("access_log.records_dropped"), 0, "records dropped")
+    check_eq(e.stop(), 0, "exit status")
+    got = [r.get("x_request_id") for r in e.access_log()
+           if str(r.get("x_request_id", "")).startswith("batch-")]
+    check_eq(sorted(got), ids, "every record once, after the exit")

@@ -481,9 +481,11 @@ def test_every_inbound_response_during_drain_has_close_and_fin(env):
             check_keepalive(c.response(), "outbound during the inbound drain")
     e.wait_stat("http.inbound.downstream_cx_drain_close", lambda v: v >= before + n_close,
                 what="downstream_cx_drain_close to count %d drain closes" % n_close)
-    flags = [a.get("response_flags", "") for a in e.access_log() if a.get("listener") == "inbound"
-             and a.get("path") == "/delay?ms=1500"]
-    check(flags and "DR" in flags[-1], "access log flags of the in-flight request: %r" % flags)
+    def mine(recs):
+        return [a.get("response_flags", "") for a in recs if a.get("listener") == "inbound"
+                and a.get("path") == "/delay?ms=1500"]
+    flags = mine(e.wait_access(mine, what="the in-flight request's access-log line"))
+    check("DR" in flags[-1], "access log flags of the in-flight request: %r" % flags)
 
 
 # --- signals (§3.2) ---------------------------------------------------------------------------
