@@ -783,6 +783,9 @@ static int h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *u
         }
         break;
     case NGHTTP2_PING:
+        /* nghttp2 answers a PING itself; counted so keepalives are visible (gRPC clients) */
+        if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+            ebb_stat_inc(h2_sst(h)->h2_ping_rx);
         if ((f->hd.flags & NGHTTP2_FLAG_ACK) && h->drain == H2_DRAIN_NOTICE &&
             memcmp(f->ping.opaque_data, H2_PING_DRAIN, 8) == 0)
             h2_drain_final(h);
