@@ -336,3 +336,63 @@ for _name, _fn, _secs in CASES:
         _t.__doc__ = _fn.__doc__
         _t.__module__ = __name__
         globals()[_t.__name__] = _t
+
+
+# -- HTTP/1.1 downstream: how a gRPC answer reaches a client without HTTP/2 -------------------
+
+def grpc_frame(msg):
+    return b"\x00" + len(msg).to_bytes(4, "big") + msg
+
+
+def h1_grpc_call(c, method, msg):
+    """A gRPC call as an HTTP/1.1 request on lib.Client c; returns (status, headers dict,
+    body, trailers dict).  Reads a chunked body with its trailer section itself."""
+    body = grpc_frame(msg)
+    c.request("POST", g.SVC + method, [("Content-Type", "application/grpc"), ("TE", "trailers")],
+              body=body)
+    status, _, _, headers, raw = c.read_head()
+    hd = {k.lower(): v for k, v in headers}
+    out, trailers = b"", {}
+    if "chunked" in hd.get("transfer-encoding", ""):
+        while True:
+            size = int(c._line().split(b";")[0], 16)
+            if size == 0:
+                while True:
+                    ln = c._line()
+                    if not ln:
+                        break
+                    k, _, v = ln.decode("latin-1").partition(":")
+                    trailers[k.strip().lower()] = v.strip()
+                break
+            out += c._exact(size)
+            c._exact(2)
+    else:
+        out = c._exact(int(hd.get("content-length", "0")))
+    return status, hd, out, trailers
+
+
+@timeout(60)
+def test_grpc_h1_client_trailers_only_as_headers(env):
+    """A real gRPC server's trailers-only answer (one HEADERS with END_STREAM) reaches an
+    HTTP/1.1 client as a 200 with content-length: 0 and grpc-status, grpc-message and the
+    -bin metadata as header fields (there is no body, so no trailer section to carry them);
+    a normal answer comes chunked with grpc-status in the trailer section.  One keep-alive
+    connection carries both."""
+    import base64
+    g.need_grpc()
+    srv = GrpcServer(env)
+    e = start_ebb(env, srv)
+    with Client(e.port("inbound"), timeout=20) as c:
+        st, hd, body, tr = h1_grpc_call(c, "Fail", json.dumps(
+            {"code": "NOT_FOUND", "message": "no such thing"}).encode())
+        check_eq((st, hd.get("content-length"), body, tr), (200, "0", b"", {}),
+                 "trailers-only answer (status, content-length, body, trailers); head %r" % hd)
+        check_eq(hd.get("grpc-status"), "5", "grpc-status header")
+        check_eq(hd.get("grpc-message"), "no such thing", "grpc-message header")
+        check_eq(base64.b64decode(hd.get("x-detail-bin", "") + "=="), bytes(range(256)),
+                 "x-detail-bin header")
+        st, hd, body, tr = h1_grpc_call(c, "Echo", b"hello over http/1.1")
+        check_eq(st, 200, "Echo status")
+        check_eq(body, grpc_frame(b"hello over http/1.1"), "Echo body (one gRPC message)")
+        check("grpc-status" not in hd, "grpc-status in the head of a normal answer: %r" % hd)
+        check_eq(tr.get("grpc-status"), "0", "grpc-status trailer (trailers %r)" % tr)
