@@ -13,7 +13,7 @@ import time
 
 import grpclib as g
 from grpclib import GrpcServer, channel, stubs, call_id, md, pattern
-from lib import Client, check, check_eq, fail, timeout, MiB
+from lib import Client, check, check_eq, fail, timeout, wait_for, MiB
 
 PATHS = ("direct", "inbound", "outbound")
 GRPC_HOST = "grpc.local"
@@ -396,3 +396,147 @@ def test_grpc_h1_client_trailers_only_as_headers(env):
         check_eq(body, grpc_frame(b"hello over http/1.1"), "Echo body (one gRPC message)")
         check("grpc-status" not in hd, "grpc-status in the head of a normal answer: %r" % hd)
         check_eq(tr.get("grpc-status"), "0", "grpc-status trailer (trailers %r)" % tr)
+
+
+# -- gRPC across a drain (SIGTERM) -------------------------------------------------------------
+
+def start_drain_ebb(env, srv, env_vars=None):
+    import drainlib as d
+    cl = {"app": {"endpoints": [srv.addr], "protocol": "h2c"}}
+    return d.start(env, clusters=cl, env_vars=env_vars)
+
+
+class StreamReader(threading.Thread):
+    """Reads a server stream in a thread: .msgs, .code, .details, .t_end."""
+
+    def __init__(self, it):
+        threading.Thread.__init__(self, daemon=True)
+        self.it = it
+        self.msgs = []
+        self.code = self.details = self.t_end = None
+        self.start()
+
+    def run(self):
+        try:
+            for m in self.it:
+                self.msgs.append(m)
+            self.code = self.it.code()
+        except g.grpc.RpcError as err:
+            self.code, self.details = err.code(), err.details()
+        self.t_end = time.monotonic()
+
+    def result(self, timeout):
+        self.join(timeout)
+        check(not self.is_alive(), "stream still running after %.0fs" % timeout)
+        return self
+
+
+class Bidi:
+    """A bidi call driven step by step: say(x) sends x and returns the answer."""
+
+    def __init__(self, stub, cid):
+        self.q = queue.Queue()
+
+        def reqs():
+            while True:
+                m = self.q.get()
+                if m is None:
+                    return
+                yield m
+        self.it = stub(reqs(), metadata=md(cid), timeout=120)
+
+    def say(self, m):
+        self.q.put(m)
+        return next(self.it)
+
+    def end(self):
+        self.q.put(None)
+        rest = list(self.it)
+        return rest, self.it.code()
+
+
+@timeout(120)
+def test_grpc_drain_exit_on_zero_streams_complete_new_calls_succeed(env):
+    """Exit-on-zero mode: a 6 s server stream and a bidi stream in flight at SIGTERM run to
+    the end (terminationDrainDuration 2 s is ignored); unary calls made after the first GOAWAY
+    succeed, on a new connection, while the inbound listener accepts (drainDuration 5 s): the
+    channel reconnects without one failed RPC.  ebb exits once the client closes its channel."""
+    import drainlib as d
+    g.need_grpc()
+    srv = GrpcServer(env)
+    e = start_drain_ebb(env, srv, env_vars=d.proxy_config_env(
+        drainDuration="5s", terminationDrainDuration="2s",
+        proxyMetadata={"EXIT_ON_ZERO_ACTIVE_CONNECTIONS": "true", "MINIMUM_DRAIN_DURATION": "1s"}))
+    ew = d.ExitWatch(e)
+    ch = channel("127.0.0.1:%d" % e.port("inbound"))
+    s = stubs(ch)
+    cid = call_id("long")
+    long = StreamReader(s["ServerStream"](json.dumps({"n": 60, "size": 100, "interval_ms": 100})
+                                          .encode(), metadata=md(cid), timeout=120))
+    bidi = Bidi(s["Bidi"], call_id("bidi"))
+    check_eq(bidi.say(b"before"), b"re:before", "bidi before SIGTERM")
+    wait_for(lambda: srv.events.get(cid).get("sent", 0) >= 3, 20, what="the long stream to run")
+    cx_stat = e.lstat("inbound", "downstream_cx_total")
+    cx0 = e.stat(cx_stat)
+    t0 = d.send_signal(e)
+    _, msg, _ = d.drain_started(e)
+    check("mode=exit-on-zero" in msg, "drain start log: %s" % msg)
+    # new calls while the listener accepts: the first GOAWAY sends them to a new connection
+    failed, ok, after_new = [], 0, 0
+    while after_new < 10 and time.monotonic() < t0 + 3.5:
+        try:
+            check_eq(s["Echo"](b"during drain %d" % ok, timeout=20), b"during drain %d" % ok,
+                     "echo during the drain")
+            ok += 1
+        except g.grpc.RpcError as err:
+            failed.append((err.code(), err.details()))
+        check_eq(bidi.say(b"d%d" % ok), b"re:d%d" % ok, "bidi during the drain")
+        if e.stat(cx_stat) > cx0:
+            after_new += 1
+    check_eq(failed, [], "unary calls that failed during the drain")
+    check(after_new >= 10, "%d calls made after a new connection was opened (want 10; %d calls, "
+          "connections %d -> %d)" % (after_new, ok, cx0, e.stat(cx_stat)))
+    long.result(60)
+    check_eq((long.code, long.details), (g.grpc.StatusCode.OK, None), "long stream status")
+    check_eq(len(long.msgs), 60, "long stream messages")
+    check(long.t_end - t0 > 2.5, "the long stream ended %.2fs after SIGTERM: it should outlast "
+          "terminationDrainDuration" % (long.t_end - t0))
+    rest, code = bidi.end()
+    check_eq((rest, code), ([], g.grpc.StatusCode.OK), "bidi end")
+    expect_alive = e.alive()
+    check(expect_alive, "ebb exited while the client still had its channel open")
+    ch.close()
+    rc, te = ew.wait(30)
+    check_eq(rc, 0, "exit status")
+    check(d.find_log(e, r'exit: reason="zero active connections"'), "exit reason not logged")
+
+
+@timeout(90)
+def test_grpc_drain_default_mode_cuts_long_stream_unavailable(env):
+    """Default mode (Istio's defaults, terminationDrainDuration 5 s): a 10 s server stream in
+    flight at SIGTERM is cut when ebb exits after 5 s; the client sees UNAVAILABLE after the
+    messages sent until then, and the server sees its call cancelled."""
+    import drainlib as d
+    g.need_grpc()
+    srv = GrpcServer(env)
+    e = start_drain_ebb(env, srv)
+    ew = d.ExitWatch(e)
+    ch = channel("127.0.0.1:%d" % e.port("inbound"))
+    s = stubs(ch)
+    cid = call_id("long")
+    long = StreamReader(s["ServerStream"](json.dumps({"n": 100, "size": 100, "interval_ms": 100})
+                                          .encode(), metadata=md(cid), timeout=120))
+    wait_for(lambda: srv.events.get(cid).get("sent", 0) >= 3, 20, what="the long stream to run")
+    t0 = d.send_signal(e)
+    _, msg, _ = d.drain_started(e)
+    check("mode=default" in msg and "terminationDrainDuration=5000ms" in msg, msg)
+    rc, te = ew.wait(20)
+    check_eq(rc, 0, "exit status")
+    long.result(30)
+    check_eq(long.code, g.grpc.StatusCode.UNAVAILABLE, "status of the stream cut at exit "
+             "(details %r)" % long.details)
+    check(3 <= len(long.msgs) < 100, "%d messages before the cut" % len(long.msgs))
+    check(long.t_end - t0 > 4.5, "the stream ended %.2fs after SIGTERM, before the exit"
+          % (long.t_end - t0))
+    check(not srv.events.get(cid).get("done"), "the server finished a stream that was cut")
+    ch.close()
