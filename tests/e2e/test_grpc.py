@@ -540,3 +540,29 @@ def test_grpc_drain_default_mode_cuts_long_stream_unavailable(env):
           % (long.t_end - t0))
     check(not srv.events.get(cid).get("done"), "the server finished a stream that was cut")
     ch.close()
+
+
+@timeout(60)
+def test_grpc_drain_connection_without_request_still_gets_goaway(env):
+    """The other side of serving a first request before the GOAWAY on a connection accepted
+    while draining: a connection that sends no request gets the two-phase GOAWAY anyway, after
+    drain_timeout, and is closed."""
+    import drainlib as d
+    e = d.start(env, env_vars=d.proxy_config_env(terminationDrainDuration="8s",
+                                                  proxyMetadata={"MINIMUM_DRAIN_DURATION": "8s"}),
+                drain={"drain_timeout": "700ms"})
+    d.send_signal(e)
+    d.drain_started(e)
+    h = d.H2Conn(e.port("inbound"), auto_ack_ping=True)
+    g1 = h.read_until(lambda f: type(f).__name__ == "GoAwayFrame", 10, "the first GOAWAY")
+    check_eq((g1.last_stream_id, g1.error_code), (2 ** 31 - 1, 0), "first GOAWAY")
+    check(not any(type(f).__name__ == "GoAwayFrame" for f in h.frames[:1]),
+          "GOAWAY came before the server's SETTINGS")
+    g2 = h.read_until(lambda f: type(f).__name__ == "GoAwayFrame" and f is not g1, 10,
+                      "the final GOAWAY")
+    check_eq((g2.last_stream_id, g2.error_code), (0, 0), "final GOAWAY")
+    f = h.read_frame(5)
+    while f is not None:
+        f = h.read_frame(5)
+    check_eq(h.eof, "fin", "connection end")
+    h.close()
