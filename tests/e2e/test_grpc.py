@@ -580,3 +580,60 @@ def test_grpc_drain_connection_without_request_still_gets_goaway(env):
         f = h.read_frame(5)
     check_eq(h.eof, "fin", "connection end")
     h.close()
+
+
+# -- `ebb drill --scenario grpc` ---------------------------------------------------------------
+
+@timeout(90)
+def test_grpc_drill_ebb_both_modes_zero_failed_calls(env):
+    """The drill's grpc scenario (unary calls and server streams over h2c, through ebb's inbound
+    listener to the drill's gRPC app) in both modes: every call ends with grpc-status 0 and all
+    its bytes; the calls are 1 s long, so the default mode's 5 s is enough too."""
+    import test_drill as td
+    out, err = td.drill(env, "--scenario", "grpc", "--mode", "both", "--sigterm-at", "1",
+                        "--endpoint-removal-delay", "1.5", want_rc=0, bound=80)
+    check_eq(sorted(s["mode"] for s in out["scenarios"]), ["default", "exit-on-zero"], "modes")
+    for s in out["scenarios"]:
+        td.check_sum(s)
+        t = s["total"]
+        check(t["completed"] >= 40 and t["failed"] == 0, "%s: %r" % (s["mode"], t))
+        check_eq(s["grpc_status"], {}, "%s: failed calls by grpc-status" % s["mode"])
+        check(s["pass"], "%s: verdict %s" % (s["mode"], s["verdict"]))
+    print("; ".join("%s: %d calls, %d failed, exit %d ms after SIGTERM" % (
+        s["mode"], s["total"]["sent"], s["total"]["failed"], s["sigterm_to_exit_ms"])
+        for s in out["scenarios"]))
+
+
+def _drill_fake(env, answer):
+    import test_drill as td
+    from lib import PY, HERE
+    import os
+    cmd = "exec %s %s --port {listen_port} --drill-answer %s" % (
+        PY, os.path.join(HERE, "h2backend.py"), answer)
+    out, _ = td.drill(env, "--scenario", "grpc", "--proxy-cmd", cmd, "--clients", "1",
+                      "--streams", "4", "--latency", "0.2", *td.QUICK, want_rc=1)
+    s = td.one(out)
+    td.check_sum(s)
+    return s
+
+
+@timeout(60)
+def test_grpc_drill_counts_failed_calls_by_grpc_status(env):
+    """A fake proxy (h2backend.py) answers every call trailers-only with grpc-status 14: the
+    drill counts each as failed ("other") and under grpc-status 14, none completed (the rest
+    are the streams and connects the fake cut or refused when it exited at the stop signal)."""
+    s = _drill_fake(env, "unavailable")
+    t = s["total"]
+    check(t["other"] > 0, "no call counted: %r" % t)
+    check_eq(t["completed"], 0, "completed")
+    check_eq(s["grpc_status"], {"14": t["other"]}, "failed calls by grpc-status")
+
+
+@timeout(60)
+def test_grpc_drill_counts_answer_without_grpc_status_as_truncated(env):
+    """A 200 application/grpc answer that ends without grpc-status is not a completed call."""
+    s = _drill_fake(env, "no-status")
+    t = s["total"]
+    check(t["truncated"] > 0, "no call counted: %r" % t)
+    check_eq((t["completed"], t["other"]), (0, 0), "completed, other")
+    check_eq(s["grpc_status"], {}, "grpc-status counts")
