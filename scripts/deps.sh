@@ -3,7 +3,7 @@
 #
 #   build  compiler, make, pkg-config, libyaml, libnghttp2
 #   demo   build + curl, python3 (scripts/demo.sh)
-#   test   build + curl, python3 + h2, nghttp/h2load, wrk, clang + libFuzzer runtime, iptables, ps, ss,
+#   test   build + curl, python3 + h2 + grpcio, nghttp/h2load, wrk, clang + libFuzzer runtime, iptables, ps, ss,
 #          nginx-light (origin for the HTTP/2 load tests)
 #   bench  test + haproxy (system services of nginx/haproxy are kept stopped)
 #   all    = bench
@@ -17,7 +17,7 @@ what=${1:-test}
 
 build_pkgs=(gcc make pkg-config libyaml-dev libnghttp2-dev)
 # nginx-light is in the test set: the HTTP/2 load tests use it as a fast origin
-test_pkgs=("${build_pkgs[@]}" curl python3 python3-h2 nghttp2-client wrk clang libclang-rt-14-dev iptables
+test_pkgs=("${build_pkgs[@]}" curl python3 python3-h2 python3-grpcio nghttp2-client wrk clang libclang-rt-14-dev iptables
            procps iproute2 nginx-light)
 bench_pkgs=("${test_pkgs[@]}" haproxy)
 demo_pkgs=("${build_pkgs[@]}" curl python3)

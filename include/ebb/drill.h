@@ -22,6 +22,7 @@ enum drill_scn {
     DRILL_IDLE_POOL,
     DRILL_H2_STREAMS,
     DRILL_OUTBOUND,
+    DRILL_GRPC,
     DRILL_NSCN
 };
 

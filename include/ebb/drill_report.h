@@ -72,6 +72,8 @@ struct drill_result {
     int64_t  last_ok_ms;              /* last completed request (inbound or outbound) */
     int64_t  end_ms;                  /* the scenario's end */
     bool     killed;                  /* the proxy was SIGKILLed at the grace period */
+    uint64_t grpc_status[17];         /* grpc scenario: calls that ended with this non-zero
+                                         grpc-status (counted as "other" in .in) */
     int      exit_status;             /* wait status of the proxy */
     struct drill_event  events[DRILL_MAX_EVENTS];
     size_t              nevents;

@@ -75,6 +75,7 @@ struct ebb_server_stats {
     ebb_counter h2_up_cx_total;     /* http2.upstream_cx_total (ebb): upstream h2c connections */
     ebb_counter h2_up_goaway_rx;    /* http2.upstream_goaway_received (ebb) */
     ebb_counter h2_up_retry;        /* http2.upstream_rq_retry (ebb): streams retried after GOAWAY */
+    ebb_counter h2_ping_rx;         /* http2.ping_received (ebb): client PINGs (keepalives), answered */
 };
 
 struct ebb_stats {

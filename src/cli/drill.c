@@ -57,7 +57,7 @@ struct drill_flag {
 
 static const struct drill_flag flags[] = {
     { "--scenario", NULL, FLAG_STR, O(scenario), 0, 0, "LIST",
-      "long-request, steady, idle-pool, h2-streams, outbound,\n"
+      "long-request, steady, idle-pool, h2-streams, outbound, grpc,\n"
       "a comma-separated list of them, or all (default)" },
     { "--proxy", NULL, FLAG_STR, O(proxy), 0, 0, "NAME",
       "the proxy under test: ebb (default), nginx, haproxy,\n"
@@ -272,7 +272,7 @@ static int pick_scenarios(const char *scenario, bool run[DRILL_NSCN])
                 found = s;
         if (found < 0) {
             fprintf(stderr, "ebb drill: --scenario: \"%s\" is not long-request, steady, idle-pool, "
-                    "h2-streams, outbound or all\n", tok);
+                    "h2-streams, outbound, grpc or all\n", tok);
             return 2;
         }
         run[found] = true;

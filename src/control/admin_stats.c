@@ -130,6 +130,7 @@ static const struct stat_def http2_defs[] = {      /* http2.* */
     SS(false, h2_up_cx_total, "upstream_cx_total"),
     SS(false, h2_up_goaway_rx, "upstream_goaway_received"),
     SS(false, h2_up_retry, "upstream_rq_retry"),
+    SS(false, h2_ping_rx, "ping_received"),
 };
 #undef SS
 

@@ -19,7 +19,7 @@
 #include "drill_run.h"
 
 static const char *scn_names[DRILL_NSCN] = { "long-request", "steady", "idle-pool", "h2-streams",
-                                             "outbound" };
+                                             "outbound", "grpc" };
 
 /* Per-scenario defaults (SPEC §8); every one can be overridden by a flag. */
 static const struct scn_default {
@@ -37,6 +37,9 @@ static const struct scn_default {
     /* outbound: 2.5 s requests that call the remote service, and 7 s of
      * shutdown calls (one per 250 ms) through the outbound listener */
     [DRILL_OUTBOUND] = { 4, 0, 2500, 1024, 0, 1000, 2000, 7000 },
+    /* grpc: 2 h2c connections x 20 calls, unary (1 s) and server streams
+     * (4 messages over 1 s), to a gRPC app over h2c */
+    [DRILL_GRPC] = { 2, 20, 1000, 4096, 0, 2000, 2000, 0 },
 };
 
 static volatile pid_t g_proxy_pgid;   /* for the SIGINT handler */
@@ -253,6 +256,13 @@ static int start_services(struct drill *d)
     d->app = drill_app_new(d, false, &d->app_port);
     if (!d->app)
         return -1;
+    if (d->cfg->scn == DRILL_GRPC) {
+        /* the proxy's app cluster (or the direct load) goes to the gRPC app; the
+         * HTTP/1.1 app gets nothing and exits on its own after the removal */
+        d->grpc = drill_grpc_app_new(d, &d->app_port);
+        if (!d->grpc)
+            return -1;
+    }
     if (direct)
         d->listen_port = d->app_port;
     else if (drill_proxy_start(d) < 0)
@@ -261,7 +271,7 @@ static int start_services(struct drill *d)
     return 0;
 }
 
-/* h2-streams needs a proxy that speaks h2c; when it does not, the result
+/* h2-streams and grpc need a proxy that speaks h2c; when it does not, the result
  * is N/A.  Returns false then. */
 static bool h2_supported(struct drill *d)
 {
@@ -313,6 +323,7 @@ static void drill_teardown(struct drill *d)
     drill_load_free(d);
     drill_app_free(d->app);
     drill_app_free(d->remote);
+    drill_grpc_app_free(d->grpc);
     drill_proxy_reap(d);
     g_proxy_pgid = 0;
     /* deferred frees of the app's connections */
@@ -330,7 +341,11 @@ int drill_run_scenario(const struct drill_cfg *cfg, struct drill_result *r)
     if (drill_init(&d, cfg, r) < 0)
         return -1;
     if (start_services(&d) == 0)
-        rc = cfg->scn == DRILL_H2_STREAMS && !h2_supported(&d) ? 0 : run_load(&d);
+        /* (the probe is blocking: with no proxy it would ask the in-process
+         * app, which cannot answer before the loop runs; the gRPC app speaks h2c) */
+        rc = (cfg->scn == DRILL_H2_STREAMS ||
+              (cfg->scn == DRILL_GRPC && strcmp(cfg->proxy, "none") != 0)) && !h2_supported(&d)
+                 ? 0 : run_load(&d);
     drill_teardown(&d);
     return rc;
 }

@@ -42,6 +42,14 @@ bool drill_app_done(const struct drill_app *a);
 void drill_app_poke(struct drill_app *a);
 void drill_app_free(struct drill_app *a);
 
+/* --- the grpc scenario's app (grpc_app.c): gRPC over h2c --- */
+struct drill_grpc_app;
+#define DRILL_GRPC_STREAM_MSGS 4   /* messages of a /ebb.drill.Load/Stream answer */
+struct drill_grpc_app *drill_grpc_app_new(struct drill *d, uint16_t *port);
+void drill_grpc_app_free(struct drill_grpc_app *a);
+/* Response body bytes (message prefixes included) of a Unary or Stream call. */
+uint64_t drill_grpc_expect(uint64_t body, bool stream);
+
 /* --- the proxy under test (proxy.c) --- */
 struct drill_proxy {
     pid_t          pid;        /* 0 = none */
@@ -76,6 +84,7 @@ struct drill {
     unsigned          h2_live;
     unsigned          goaways;      /* GOAWAYs reported on stderr */      /* h2 connections accepting new streams */
     struct drill_app *app, *remote;
+    struct drill_grpc_app *grpc;    /* the grpc scenario's app (then app_port is its port) */
     struct drill_proxy proxy;
     struct ebb_timer  t_sigterm, t_removal, t_kill, t_sample, t_progress, t_hard, t_check,
                       t_h2retry, t_settle;

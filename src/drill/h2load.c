@@ -10,6 +10,12 @@
  * as "refused"; a connection attempt that fails counts as one refused
  * request.  Streams still open when a connection ends count as "reset"
  * (no response head yet) or "truncated" (head received).
+ *
+ * In the grpc scenario every stream is a gRPC call (POST, application/grpc,
+ * te: trailers, one request message), alternately /ebb.drill.Load/Unary
+ * and /Stream (grpc_app.c): it succeeded only with grpc-status 0 and every
+ * message byte; an answer without grpc-status counts as truncated, a
+ * non-zero grpc-status as "other" and in r->grpc_status[].
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -35,6 +41,9 @@ struct h2_stream {
     uint64_t         got;
     bool             head;
     bool             timed_out;
+    bool             grpc_stream;   /* grpc: the Stream method (else Unary) */
+    int              grpc_status;   /* grpc: -1 until a grpc-status field arrives */
+    size_t           req_off;       /* grpc: request message bytes sent */
     struct ebb_timer timer;
     struct ebb_list  link;
 };
@@ -121,6 +130,46 @@ static void stream_timeout(struct ebb_loop *loop, struct ebb_timer *t)
     h2_flush(h);   /* on_stream_close frees st */
 }
 
+/* The request of a gRPC call: one message of 8 bytes. */
+static const uint8_t grpc_req[] = { 0, 0, 0, 0, 8, 'd', 'r', 'i', 'l', 'l', 'r', 'e', 'q' };
+
+static ssize_t grpc_req_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+                             uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+    struct h2_stream *st = src->ptr;
+    size_t n = sizeof(grpc_req) - st->req_off;
+    if (n > len)
+        n = len;
+    memcpy(buf, grpc_req + st->req_off, n);
+    st->req_off += n;
+    if (st->req_off == sizeof(grpc_req))
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+/* Submits st's request; returns the stream id or a negative nghttp2 error. */
+static int32_t submit(struct drill_h2 *h, struct h2_stream *st)
+{
+#define NV(n, v) { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE }
+    if (h->d->cfg->scn != DRILL_GRPC) {
+        nghttp2_nv nva[] = {
+            NV(":method", "GET"), NV(":scheme", "http"), NV(":authority", "app.local"),
+            NV(":path", h->path),
+        };
+        return nghttp2_submit_request(h->s, NULL, nva, EBB_ARRAY_LEN(nva), NULL, st);
+    }
+    st->grpc_stream = h->d->r->in.sent % 2 == 1;
+    st->grpc_status = -1;
+    nghttp2_nv nva[] = {
+        NV(":method", "POST"), NV(":scheme", "http"), NV(":authority", "app.local"),
+        NV(":path", st->grpc_stream ? "/ebb.drill.Load/Stream" : "/ebb.drill.Load/Unary"),
+        NV("content-type", "application/grpc"), NV("te", "trailers"),
+    };
+#undef NV
+    nghttp2_data_provider dp = { .source.ptr = st, .read_callback = grpc_req_read };
+    return nghttp2_submit_request(h->s, NULL, nva, EBB_ARRAY_LEN(nva), &dp, st);
+}
+
 static void h2_fill(struct drill_h2 *h)
 {
     struct drill *d = h->d;
@@ -133,13 +182,7 @@ static void h2_fill(struct drill_h2 *h)
         struct h2_stream *st = calloc(1, sizeof(*st));
         if (!st)
             return;
-        nghttp2_nv nva[] = {
-#define NV(n, v) { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE }
-            NV(":method", "GET"), NV(":scheme", "http"), NV(":authority", "app.local"),
-            NV(":path", h->path),
-#undef NV
-        };
-        int32_t id = nghttp2_submit_request(h->s, NULL, nva, EBB_ARRAY_LEN(nva), NULL, st);
+        int32_t id = submit(h, st);
         if (id < 0) {
             free(st);
             h2_not_live(h);   /* stream ids exhausted, or the session is going away */
@@ -164,6 +207,13 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
     if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     struct h2_stream *st = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+    if (st && namelen == 11 && memcmp(name, "grpc-status", 11) == 0) {
+        int v = 0;
+        for (size_t i = 0; i < valuelen && i < 2 && value[i] >= '0' && value[i] <= '9'; i++)
+            v = v * 10 + (value[i] - '0');
+        st->grpc_status = valuelen ? v : 2;   /* empty: UNKNOWN */
+        return 0;
+    }
     if (st && namelen == 7 && memcmp(name, ":status", 7) == 0) {
         int v = 0;
         for (size_t i = 0; i < valuelen && i < 3; i++)
@@ -198,6 +248,18 @@ static int on_frame(nghttp2_session *s, const nghttp2_frame *frame, void *user)
     return 0;
 }
 
+/* A gRPC call that closed cleanly with a 2xx head: its grpc-status and its bytes. */
+static int grpc_outcome(struct h2_stream *st, const struct drill_cfg *cfg)
+{
+    if (st->grpc_status < 0)
+        return DRILL_F_TRUNCATED;   /* no status: the answer was cut */
+    if (st->grpc_status != 0) {
+        st->h->d->r->grpc_status[st->grpc_status < 17 ? st->grpc_status : 2]++;
+        return DRILL_F_OTHER;
+    }
+    return st->got == drill_grpc_expect(cfg->body, st->grpc_stream) ? -1 : DRILL_F_TRUNCATED;
+}
+
 static int on_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, void *user)
 {
     struct h2_stream *st = nghttp2_session_get_stream_user_data(s, stream_id);
@@ -215,6 +277,8 @@ static int on_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, 
         fail = DRILL_F_5XX;
     else if (st->status < 200 || st->status >= 300)
         fail = DRILL_F_OTHER;
+    else if (cfg->scn == DRILL_GRPC)
+        fail = grpc_outcome(st, cfg);
     else if (st->got != cfg->body)
         fail = DRILL_F_TRUNCATED;
     struct drill *d = st->h->d;

@@ -370,7 +370,7 @@ int drill_load_start(struct drill *d)
 {
     const struct drill_cfg *cfg = d->cfg;
 
-    if (cfg->scn == DRILL_H2_STREAMS)
+    if (cfg->scn == DRILL_H2_STREAMS || cfg->scn == DRILL_GRPC)
         return drill_h2_start(d);
     for (unsigned i = 0; i < cfg->clients; i++) {
         struct drill_user *u = calloc(1, sizeof(*u));

@@ -144,6 +144,25 @@ static void proxy_label(const struct drill_result *r, char *out, size_t len)
         snprintf(out, len, "%s", r->proxy);
 }
 
+/* The grpc scenario: its failed calls by grpc-status ("other" in the table), if any. */
+static void grpc_line(FILE *f, const struct drill_result *r)
+{
+    static const char *names[17] = { "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+        "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED" };
+    bool any = false;
+    for (int k = 1; k < 17; k++) {
+        if (!r->grpc_status[k])
+            continue;
+        fprintf(f, "%s%s %llu", any ? ", " : "                                  grpc-status of "
+                "failed calls: ", names[k], (unsigned long long)r->grpc_status[k]);
+        any = true;
+    }
+    if (any)
+        fputc('\n', f);
+}
+
 void drill_report_text(FILE *f, const struct drill_result *rs, size_t n)
 {
     fprintf(f, "%-12s %-20s %6s %6s %6s %7s %5s %4s %7s %9s %5s %11s %11s  %s\n", "scenario",
@@ -176,6 +195,7 @@ void drill_report_text(FILE *f, const struct drill_result *rs, size_t n)
                     "during its shutdown)\n", "", "",
                     (unsigned long long)r->out.sent, (unsigned long long)r->out.completed,
                     (unsigned long long)drill_counts_failed(&r->out));
+        grpc_line(f, r);
     }
     fprintf(f, "term->exit: stop signal to proxy exit (! = SIGKILLed at the grace period); "
             "last->exit: last completed request to proxy exit\n");
@@ -268,6 +288,14 @@ void drill_report_json(FILE *f, const struct drill_result *rs, size_t n)
                                                     ? r->exit_ms - r->last_ok_ms : INT64_MIN);
         json_ms(f, "end_ms", OPT(r->end_ms));
 #undef OPT
+        fputs(",\"grpc_status\":{", f);   /* calls that ended with a non-zero grpc-status */
+        for (int k = 1, first = 1; k < 17; k++)
+            if (r->grpc_status[k]) {
+                fprintf(f, "%s\"%d\":%llu", first ? "" : ",", k,
+                        (unsigned long long)r->grpc_status[k]);
+                first = 0;
+            }
+        fputc('}', f);
         fprintf(f, ",\"killed\":%s,\"note\":", r->killed ? "true" : "false");
         json_str(f, r->note);
         fputs(",\"failures\":[", f);

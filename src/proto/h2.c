@@ -49,6 +49,7 @@ enum h2s_state {
 
 enum h2_drain {
     H2_DRAIN_NONE = 0,  /* not draining */
+    H2_DRAIN_PENDING,   /* accepted while draining: the GOAWAY waits for the first request */
     H2_DRAIN_NOTICE,    /* GOAWAY(2^31-1) + PING sent, waiting for the PING ack */
     H2_DRAIN_FINAL,     /* final GOAWAY sent: streams above it are refused */
 };
@@ -112,7 +113,8 @@ struct h2c {
     uint32_t           nstreams;
     struct ebb_timer   kick;          /* zero-delay h2_run() for wake-ups from outside */
     enum h2_drain      drain;
-    struct ebb_timer   drain_timer;   /* PING ack deadline (drain_timeout) */
+    struct ebb_timer   drain_timer;   /* PING ack deadline (drain_timeout); in PENDING, the
+                                       * wait for a first request */
     struct ebb_timer   idle_timer;    /* no stream for idle_timeout */
     struct ebb_h2_rate resets;        /* streams reset by the client before their response ended */
     struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
@@ -740,6 +742,7 @@ static int h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, cons
 }
 
 static void h2_drain_final(struct h2c *h);
+static void h2_drain_notice(struct h2c *h);
 
 static int h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
@@ -755,6 +758,8 @@ static int h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *u
             if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
                 s->req_end = true;
             h2s_start(s);
+            if (h->drain == H2_DRAIN_PENDING)
+                h2_drain_notice(h);   /* after the stream: it is below any last-stream id */
         } else if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
             s->req_end = true;   /* request trailers */
         }
@@ -787,6 +792,9 @@ static int h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *u
         }
         break;
     case NGHTTP2_PING:
+        /* nghttp2 answers a PING itself; counted so keepalives are visible (gRPC clients) */
+        if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+            ebb_stat_inc(h2_sst(h)->h2_ping_rx);
         if ((f->hd.flags & NGHTTP2_FLAG_ACK) && h->drain == H2_DRAIN_NOTICE &&
             memcmp(f->ping.opaque_data, H2_PING_DRAIN, 8) == 0)
             h2_drain_final(h);
@@ -846,18 +854,34 @@ static void h2_drain_final(struct h2c *h)
 static void h2_drain_timeout(struct ebb_loop *loop, struct ebb_timer *t)
 {
     struct h2c *h = t->data;
-    h2_drain_final(h);
+    if (h->drain == H2_DRAIN_PENDING)
+        h2_drain_notice(h);   /* no request came: the connection is drained like an idle one */
+    else
+        h2_drain_final(h);
     h2_run(h);
 }
 
 static void h2_drain_notice(struct h2c *h)
 {
-    if (h->drain != H2_DRAIN_NONE)
+    if (h->drain != H2_DRAIN_NONE && h->drain != H2_DRAIN_PENDING)
         return;
     h->drain = H2_DRAIN_NOTICE;
     h->c->flags |= EBB_CONN_F_DRAINING;
     nghttp2_submit_shutdown_notice(h->ng);   /* GOAWAY 2^31-1, NO_ERROR */
     nghttp2_submit_ping(h->ng, NGHTTP2_FLAG_NONE, (const uint8_t *)H2_PING_DRAIN);
+    ebb_timer_start(h->c->w->loop, &h->drain_timer, h2_cfg(h)->drain.drain_timeout_ms);
+}
+
+/* A connection accepted while draining is served its first request before the GOAWAY, as an
+ * HTTP/1.1 one is answered with Connection: close.  A GOAWAY sent with our first SETTINGS
+ * reaches a client that waits for them before its first stream (gRPC does) ahead of that
+ * stream, and the client fails the call ("GOAWAY received") instead of sending it: every call
+ * a gRPC channel made on a new connection during the drain failed this way.  No request within
+ * drain_timeout: the notice goes anyway. */
+static void h2_drain_pending(struct h2c *h)
+{
+    h->drain = H2_DRAIN_PENDING;
+    h->c->flags |= EBB_CONN_F_DRAINING;
     ebb_timer_start(h->c->w->loop, &h->drain_timer, h2_cfg(h)->drain.drain_timeout_ms);
 }
 
@@ -1111,7 +1135,7 @@ static int h2_init(struct ebb_conn *c)
                                           (int32_t)EBB_MIN((uint64_t)maxs * H2_STREAM_WINDOW,
                                                            (uint64_t)1 << 30));
     if (c->l->draining || (c->flags & EBB_CONN_F_DRAINING))
-        h2_drain_notice(h);
+        h2_drain_pending(h);
     ebb_timer_start(c->w->loop, &h->idle_timer, cfg->limits.idle_timeout_ms);
     ebb_conn_want(c, EBB_READ);
     return 0;

@@ -16,6 +16,9 @@ Endpoints (query parameters in brackets):
   /status [code]              that status
   /trailers-only              200 with grpc-status 5 in one HEADERS frame that ends the stream
   /goaway                     200, then GOAWAY (last stream = this one) and close after 200 ms
+  /ebb.drill.Load/*           (`ebb drill`'s gRPC calls; test_drill.py runs this as a fake proxy)
+                              --drill-answer unavailable: trailers-only grpc-status 14;
+                              no-status: one empty message and the end, without grpc-status
 Every stream is served by its own task, so streams are concurrent.
 """
 
@@ -173,7 +176,16 @@ class Conn(asyncio.Protocol):
         name = url.path.strip("/") or "root"
         sid = st.sid
         try:
-            if name == "hello":
+            if name.startswith("ebb.drill.Load/"):
+                await self.drain(st)
+                if DRILL_ANSWER == "unavailable":
+                    self.respond(sid, 200, [("content-type", "application/grpc"),
+                                            ("grpc-status", "14"), ("grpc-message", "fake")],
+                                 end=True)
+                else:
+                    self.respond(sid, 200, [("content-type", "application/grpc")])
+                    await self.send_body(sid, b"\0\0\0\0\0")
+            elif name == "hello":
                 await self.drain(st)
                 self.respond(sid, 200, [("content-type", "text/plain"), ("content-length", "6")])
                 await self.send_body(sid, b"hello\n")
@@ -261,12 +273,18 @@ class Conn(asyncio.Protocol):
             self.streams.pop(sid, None)
 
 
+DRILL_ANSWER = "unavailable"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--ports-file")
+    ap.add_argument("--drill-answer", choices=("unavailable", "no-status"), default="unavailable")
     a = ap.parse_args()
+    global DRILL_ANSWER
+    DRILL_ANSWER = a.drill_answer
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     srv = loop.run_until_complete(loop.create_server(Conn, a.host, a.port, backlog=1024))
