@@ -242,7 +242,7 @@ class Pod:
         for port, path in probes + [(8080, "/healthz")]:
             try:
                 r = self.sim.client_get(self.ip4, port, path, timeout=1, ns=self.sim.node)
-            except OSError:
+            except (OSError, HttpError):
                 return False
             if r.status != 200:
                 return False
