@@ -48,6 +48,7 @@ NODE4, NODE6 = "10.244.0.1", "fd00:244::1"
 CLIENT4, CLIENT6 = "10.250.0.2", "fd00:250::2"
 CLIENT_GW4, CLIENT_GW6 = "10.250.0.1", "fd00:250::1"
 VIP = "10.96.0.10"
+DRAIN_ENV = ("EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "MINIMUM_DRAIN_DURATION", "PROXY_CONFIG")
 
 
 def cleanup_prefix(prefix):
@@ -210,7 +211,8 @@ class Pod:
             if p.returncode != 0:
                 fail("ebb init in pod %s: rc %d: %s" % (self.name, p.returncode,
                                                        p.stderr.decode().strip()))
-            env = dict(os.environ)
+            # the drain knobs come from ebb_env only, never from the caller's environment
+            env = {k: v for k, v in os.environ.items() if k not in DRAIN_ENV}
             env.update(self.ebb_env)
             self.ebb = self._spawn("ebb", _as_uid(PROXY_UID) +
                                    [s.ebb_path, "run", "--log-level", "info"], env)
@@ -428,6 +430,7 @@ class Conn:
         self.sock.settimeout(timeout)
         self.addr, self.port = addr, port
         self.buf = b""
+        self.path, self.in_body = None, False
         self.closed = False
         try:
             self.sock.connect((addr, port))
@@ -448,15 +451,27 @@ class Conn:
         return not r
 
     def get(self, path, host="svc"):
+        self.send(path, host)
+        return self.response()
+
+    def send(self, path, host="svc"):
+        """Sends a GET (the answer: response())."""
+        self.path, self.in_body = path, False
         try:
             self.sock.sendall(("GET %s HTTP/1.1\r\nhost: %s\r\n\r\n" % (path, host)).encode())
-            return self._response()
-        except socket.timeout:
-            self.close()
-            raise HttpError("timeout", "%s: no complete answer" % path)
         except OSError as e:
             self.close()
             raise HttpError("reset", "%s: %s" % (path, e))
+
+    def response(self):
+        try:
+            return self._response()
+        except socket.timeout:
+            self.close()
+            raise HttpError("timeout", "%s: no complete answer" % self.path)
+        except OSError as e:      # reset: before the head is a reset, in the body truncated
+            self.close()
+            raise HttpError("truncated" if self.in_body else "reset", "%s: %s" % (self.path, e))
 
     def _recv(self):
         d = self.sock.recv(65536)
@@ -479,6 +494,7 @@ class Conn:
             k, _, v = ln.partition(":")
             headers[k.strip().lower()] = v.strip()
         n = int(headers.get("content-length", "0"))
+        self.in_body = True
         while len(self.buf) < n:
             if not self._recv():
                 self.close()

@@ -6,9 +6,10 @@ body fails."""
 
 import collections
 import os
+import sys
 
 import podsim
-from lib import check, check_eq, fail, timeout
+from lib import REPO, check, check_eq, fail, timeout
 
 
 def sim(env):
@@ -122,3 +123,51 @@ def test_everything_removed_on_failure(env):
     no_namespaces_left(s)
     for _, p in a.procs():
         check(p.poll() is not None, "pod a's processes are gone")
+
+
+# -- the rolling update (scripts/rollout.py, issue 9 item 6), with short durations --------------
+
+def rollout(env, mode):
+    sys.path.insert(0, os.path.join(REPO, "scripts"))
+    import rollout as ro
+    args = ro.parse_args(["--ebb", env.ebb_path, "--long", "7.5", "--propagation", "1",
+                          "--clients", "2", "--wave", "16"])
+    rep = ro.run_mode(args, mode, os.path.join(env.tmpdir, "rollout"))
+    with open(os.path.join(env.tmpdir, "rollout-%s.txt" % mode), "w") as f:
+        f.write(ro.text_report(rep))         # kept with the test's files when it fails
+    check_eq(podsim.namespaces("ebb-ro-%d-" % os.getpid()), [], "namespaces after the rollout")
+    check(rep["steady"]["sent"] > 0 and rep["long"]["sent"] == 32, "load ran: %s" % rep["steady"])
+    check(any(p.startswith("new-") for p in rep["served_by_pod"]),
+          "the new pods served requests: %s" % rep["served_by_pod"])
+    # 16 long requests per wave, spread over 4 then 3 endpoints: that none reaches the old pod
+    # in both waves has a probability of (3/4)^16 * (2/3)^16 ~ 1e-5
+    check(rep["long_at_sigterm"], "some long requests were on an old pod at its SIGTERM")
+    exits = [t for _, t in rep["timeline"] if ": ebb: exit (" in t]
+    check_eq(len(exits), 2, "ebb's exit in both old pods' logs: %s" % rep["timeline"])
+    return rep, exits, ro.text_report(rep)
+
+
+@timeout(90)
+def test_rollout_exit_on_zero_loses_nothing(env):
+    rep, exits, text = rollout(env, "exit-on-zero")
+    check_eq(rep["failed"], 0, "failed requests in exit-on-zero mode:\n" + text)
+    check(all("zero active connections" in t for t in exits), "exit reasons: %s" % exits)
+    check(all(x["needed_after_sigterm"] > 5 for x in rep["long_at_sigterm"]),
+          "the long requests crossed SIGTERM + 5 s:\n" + text)
+
+
+@timeout(90)
+def test_rollout_default_cuts_long_requests(env):
+    rep, exits, text = rollout(env, "default")
+    check(all("terminationDrainDuration" in t for t in exits), "exit reasons: %s" % exits)
+    check_eq(rep["steady"]["failed"], 0, "failed steady requests in default mode:\n" + text)
+    for x in rep["long_at_sigterm"]:
+        if x["needed_after_sigterm"] > 5.5:
+            check_eq(x["outcome"], "reset", "%s needed %.1f s after SIGTERM:\n%s"
+                     % (x["id"], x["needed_after_sigterm"], text))
+        elif x["needed_after_sigterm"] < 4.5:
+            check_eq(x["outcome"], "ok", "%s needed %.1f s after SIGTERM:\n%s"
+                     % (x["id"], x["needed_after_sigterm"], text))
+    cut = [x for x in rep["long_at_sigterm"] if x["outcome"] != "ok"]
+    check(cut, "long requests still needing more than 5 s at SIGTERM were cut:\n" + text)
+    check_eq(rep["long"]["failed"], len(cut), "long requests failed = those cut at SIGTERM + 5 s")
