@@ -120,6 +120,8 @@ class Rollout:
                     out, detail = "other", "status %d, %d bytes" % (r.status, len(r.body))
             except HttpError as e:
                 out, detail, conn = e.kind, str(e), None
+            except Exception as e:      # noqa: BLE001 - e.g. the namespace is gone at an abort
+                out, detail, conn = "other", repr(e), None
             self.record(kind="steady", id=rid, sent=sent, end=time.monotonic(), outcome=out,
                         pod=pod, detail=detail)
             if out != "ok":
@@ -144,6 +146,8 @@ class Rollout:
                 out, detail = "other", "status %d, %d bytes" % (r.status, len(r.body))
         except HttpError as e:
             out, detail = e.kind, str(e)
+        except Exception as e:          # noqa: BLE001 - e.g. the namespace is gone at an abort
+            out, detail = "other", repr(e)
         finally:
             sent_evt.set()
             if conn is not None:
@@ -171,10 +175,20 @@ class Rollout:
     # -- the rollout -----------------------------------------------------------------------
 
     def run(self):
-        with podsim.Sim(self.workdir, self.a.ebb, prefix="ro",
-                        log=lambda m: None) as sim:
-            self.sim = sim
-            self.rollout(sim)
+        with podsim.Sim(self.workdir, self.a.ebb, prefix="ro") as sim:
+            done = False
+            try:
+                self.rollout(sim)
+                done = True
+            finally:
+                self.stop.set()          # the load ends before its namespace goes
+                # after an error or a signal, a second for the load to notice, not the deadline
+                end = self.deadline if done else time.monotonic() + 1
+                for t in self.threads:
+                    t.join(max(0.01, end - time.monotonic()))
+                alive = sum(t.is_alive() for t in self.threads)
+                if alive:
+                    self.event("%d load threads still running when the namespaces go" % alive)
             self.pods = list(sim.pods)
         self.ebb_events()
         return self.report()
@@ -220,10 +234,6 @@ class Rollout:
             self.event("%s: deleted" % p.name)
         self.stop.set()
         self.event("load stopped")
-        for t in self.threads:
-            t.join(max(0.1, self.deadline - time.monotonic()))
-        if any(t.is_alive() for t in self.threads):
-            self.event("load threads still running at the deadline")
 
     def ebb_events(self):
         """ebb's drain phases from each pod's ebb log (CLOCK_MONOTONIC stamps, as ours)."""
@@ -321,8 +331,8 @@ def text_report(rep):
 
 
 def table(reps):
-    out = ["| mode | steady sent/ok/failed | long sent/ok/failed | long at SIGTERM: completed / cut "
-           "| failed by kind | verdict |", "|---|---|---|---|---|---|"]
+    out = ["| mode | steady sent/ok/failed | long sent/ok/failed | long at SIGTERM: completed / "
+           "cut | failed by kind | verdict |", "|---|---|---|---|---|---|"]
     for r in reps:
         at = r["long_at_sigterm"]
         done = len([x for x in at if x["outcome"] == "ok"])

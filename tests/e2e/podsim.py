@@ -77,7 +77,7 @@ def _as_uid(uid):
 class Sim:
     """The node, its bridge and the client namespace; pods and Services are added to it."""
 
-    def __init__(self, workdir, ebb_path, prefix="pod", log=None):
+    def __init__(self, workdir, ebb_path, prefix="pod"):
         self.workdir = workdir
         self.ebb_path = os.path.abspath(ebb_path)
         self.tag = prefix
@@ -85,7 +85,6 @@ class Sim:
         self.pods = []
         self.services = []
         self.node = self.client = None
-        self.log = log or (lambda msg: None)
         self._rules_written = False
         self._next_ip = 10
 
