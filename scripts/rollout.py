@@ -29,8 +29,9 @@ flight and the SIGTERM is a second old, like `ebb drill`'s app.
 Report (like `ebb drill`): requests sent / ok / failed by kind (refused, reset, truncated, 5xx,
 timeout, other) for the steady and the long requests, the long requests that were on an old pod
 when it got SIGTERM (completed vs cut, with the time they still needed), requests served per
-pod, and a timeline (ebb's drain phases from its log included).  Exit status 0 when no request
-failed in any mode run, 1 otherwise, 2 on a usage or setup error (e.g. not root).
+pod, and a timeline (ebb's drain phases from its log included); an ebb crash or sanitizer
+report in a pod is printed as a PROBLEM.  Exit status 0 when no request failed and no problem
+was seen in any mode run, 1 otherwise, 2 on a usage or setup error (e.g. not root).
 """
 
 import argparse
@@ -190,6 +191,7 @@ class Rollout:
                 if alive:
                     self.event("%d load threads still running when the namespaces go" % alive)
             self.pods = list(sim.pods)
+        self.problems = sim.problems()
         self.ebb_events()
         return self.report()
 
@@ -288,6 +290,7 @@ class Rollout:
                        failed, total, ", ".join("%d %s" % (n, k) for k, n in causes.items())))
         return {
             "mode": self.mode, "label": self.label, "verdict": verdict, "failed": failed,
+            "problems": self.problems,
             "sent": total, "ok": total - failed,
             "steady": by["steady"], "long": by["long"],
             "long_at_sigterm": sorted(at_term, key=lambda x: x["needed_after_sigterm"]),
@@ -326,6 +329,7 @@ def text_report(rep):
     for f in rep["failures"][:10]:
         out.append("  failed at %.2fs: %s %s on %s: %s" % (f["t"], f["kind"], f["id"], f["pod"],
                                                          f["detail"]))
+    out += ["PROBLEM: " + x for x in rep["problems"]]
     out.append(rep["verdict"])
     return "\n".join(out)
 
@@ -415,7 +419,7 @@ def main():
     elif len(reps) > 1:
         print(table(reps))
     print("rollout: logs of every pod in %s" % workdir, file=sys.stderr)
-    return 1 if any(r["failed"] for r in reps) else 0
+    return 1 if any(r["failed"] or r["problems"] for r in reps) else 0
 
 
 if __name__ == "__main__":

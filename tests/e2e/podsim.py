@@ -37,7 +37,7 @@ import subprocess
 import time
 
 import netnslib
-from lib import PY, Skip, fail
+from lib import CRASH_SIGNALS, PY, SANITIZER_MARKS, Skip, fail
 from netnslib import NetNS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -137,6 +137,10 @@ class Sim:
             if ns is not None:
                 ns.remove()
         cleanup_prefix(self.prefix)
+
+    def problems(self):
+        """Crashes and sanitizer reports of every pod's ebb (call after the `with`, too)."""
+        return [x for pod in self.pods for x in pod.problems()]
 
     # -- pods and services -----------------------------------------------------------------
 
@@ -298,6 +302,23 @@ class Pod:
     def remove(self):
         self.kill()
         self.ns.remove()
+
+    def problems(self):
+        """ebb's crash (a crash signal) or sanitizer report, if any (list of strings)."""
+        if self.ebb is None:
+            return []
+        out = []
+        rc = self.ebb.poll()
+        if rc is not None and rc < 0 and -rc in [int(x) for x in CRASH_SIGNALS]:
+            out.append("pod %s: ebb died of signal %d" % (self.name, -rc))
+        text = self.log_tail("ebb.stderr", 1000000)
+        for m in SANITIZER_MARKS:
+            if m in text:
+                i = text.index(m)
+                out.append("pod %s: sanitizer report in ebb's stderr:\n%s"
+                           % (self.name, text[max(0, i - 200):i + 2000]))
+                break
+        return out
 
     def admin(self, path):
         """GET path from ebb's admin port (127.0.0.1:15000 inside the pod)."""

@@ -18,6 +18,7 @@ def sim(env):
 
 def no_namespaces_left(s):
     check_eq(podsim.namespaces(s.prefix), [], "namespaces left after the simulation")
+    check_eq(s.problems(), [], "ebb crashes or sanitizer reports in the pods")
 
 
 def spread(s, svc, n):
@@ -136,6 +137,7 @@ def rollout(env, mode):
     with open(os.path.join(env.tmpdir, "rollout-%s.txt" % mode), "w") as f:
         f.write(ro.text_report(rep))         # kept with the test's files when it fails
     check_eq(podsim.namespaces("ebb-ro-%d-" % os.getpid()), [], "namespaces after the rollout")
+    check_eq(rep["problems"], [], "ebb crashes or sanitizer reports in the pods")
     check(rep["steady"]["sent"] > 0 and rep["long"]["sent"] == 32, "load ran: %s" % rep["steady"])
     check(any(p.startswith("new-") for p in rep["served_by_pod"]),
           "the new pods served requests: %s" % rep["served_by_pod"])
