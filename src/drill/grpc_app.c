@@ -50,6 +50,7 @@ struct ga_conn {
     struct ebb_list  streams;
     struct ebb_list  link;
     bool             dead;
+    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
 struct drill_grpc_app {
@@ -99,7 +100,7 @@ static void conn_close(struct ga_conn *c)
     close(c->io.fd);
     c->io.fd = -1;
     ebb_list_del(&c->link);
-    ebb_loop_defer(d->loop, conn_free, c);
+    ebb_loop_defer(d->loop, &c->dfr, conn_free, c);
 }
 
 /* Appends one gRPC message (5-byte prefix, then n pattern bytes) to st->out. */

@@ -112,6 +112,20 @@ def log_tails(tmpdir, lines):
     return "\n".join(out)
 
 
+def remove_netns(pid):
+    """Deletes the network namespaces a killed test could not remove itself (netnslib names
+    them ebb-<prefix>-<pid>[-<name>] after the test process's pid)."""
+    try:
+        names = os.listdir("/run/netns")
+    except OSError:
+        return
+    rx = re.compile(r"^ebb-.+?-%d(-.*)?$" % pid)
+    for n in names:
+        if rx.match(n):
+            subprocess.run(["ip", "netns", "del", n], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=10)
+
+
 def run_one(name, mod, fn, timeout, args):
     tmpdir = tempfile.mkdtemp(prefix="ebb-e2e-%s-" % name.replace(".", "-"))
     out_path = os.path.join(tmpdir, "test.out")
@@ -135,6 +149,7 @@ def run_one(name, mod, fn, timeout, args):
         pass
     if timed_out:
         p.wait()
+    remove_netns(p.pid)
     dt = time.monotonic() - t0
     with open(out_path, "rb") as f:
         output = f.read().decode("utf-8", "replace")
