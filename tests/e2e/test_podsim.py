@@ -94,9 +94,15 @@ def test_pod_ip_goes_through_ebb(env):
             check_eq(r.status, 200, "GET POD_IP:8080/whoami")
             who = r.json()
             check_eq(who["pod"], "a", "who answered")
-            check(podsim.is_loopback(who["peer"]),
-                  "the app sees the peer %s, a loopback address (ebb)" % who["peer"])
+            check_eq(who["peer"], "127.0.0.6", "the app sees ebb's inbound passthrough source")
+        # the app's other port goes through ebb to that port (the original destination)
+        r = s.client_get(a.ip4, 9090, "/whoami")
+        check_eq((r.status, r.json()["pod"], r.json()["peer"]), (200, "a", "127.0.0.6"),
+                 "GET POD_IP:9090 through ebb")
         after = a.stats()
+        check(after["cluster.InboundPassthroughClusterIpv4.upstream_rq_total"] >=
+              before["cluster.InboundPassthroughClusterIpv4.upstream_rq_total"] + 6,
+              "the requests went to the original destination (InboundPassthroughClusterIpv4)")
         check(after[lis] >= before[lis] + 5, "%s moved: %s -> %s" % (lis, before[lis], after[lis]))
         check(after[rq] >= before[rq] + 5, "%s moved: %s -> %s" % (rq, before[rq], after[rq]))
         # without a sidecar the app sees the client itself, over IPv4 and IPv6
@@ -107,6 +113,14 @@ def test_pod_ip_goes_through_ebb(env):
         r = s.client_get(plain.ip4, 8080, "/call?url=http://%s:8080/whoami" % a.ip4)
         check_eq(r.status, 200, "pod plain calling pod a: %r" % r.body[:200])
         check_eq(r.json()["pod"], "a", "the called pod")
+        # pod a's app calls pod plain: captured outbound at pod a, PassthroughCluster
+        pt = "cluster.PassthroughCluster.upstream_rq_total"
+        before = a.stats()
+        r = s.client_get(a.ip4, 8080, "/call?url=http://%s:9090/whoami" % plain.ip4)
+        check_eq(r.status, 200, "pod a calling pod plain: %r" % r.body[:200])
+        check_eq((r.json()["pod"], r.json()["peer"]), ("plain", a.ip4),
+                 "pod plain sees pod a's address")
+        check_eq(a.stats()[pt], before[pt] + 1, "the call went out through PassthroughCluster")
     no_namespaces_left(s)
 
 
