@@ -117,6 +117,9 @@ struct h2c {
                                        * wait for a first request */
     struct ebb_timer   idle_timer;    /* no stream for idle_timeout */
     struct ebb_h2_rate resets;        /* streams reset by the client before their response ended */
+    int32_t            max_sid;       /* highest stream id a client HEADERS frame used */
+    int32_t            reset_sids[16];/* the last streams ebb reset (ring; RFC 9113 §5.4.2) */
+    uint32_t           reset_next;
     struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
@@ -823,7 +826,43 @@ static int h2_on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *u
                   f->goaway.last_stream_id, f->goaway.error_code);
     } else if (f->hd.type == NGHTTP2_RST_STREAM) {
         ebb_stat_inc(h2_sst(h)->h2_tx_reset);
+        h->reset_sids[h->reset_next++ % EBB_ARRAY_LEN(h->reset_sids)] = f->hd.stream_id;
     }
+    return 0;
+}
+
+static bool h2_reset_by_us(const struct h2c *h, int32_t sid)
+{
+    for (size_t i = 0; i < EBB_ARRAY_LEN(h->reset_sids); i++) {
+        if (h->reset_sids[i] == sid)
+            return true;
+    }
+    return false;
+}
+
+/* RFC 9113 §5.1.1: a client's new stream must have an id larger than every earlier one.
+ * nghttp2 drops a HEADERS frame on a lower id it has no open stream for without telling the
+ * application (it cannot tell a stream that never opened from one it forgot), so ebb checks:
+ * trailers on an open stream are fine, a stream ebb reset may still get the client's late
+ * frames (ignored, §5.4.2); anything else ends the connection with PROTOCOL_ERROR. */
+static int h2_on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *ud)
+{
+    struct h2c *h = ud;
+
+    if (hd->type != NGHTTP2_HEADERS || hd->stream_id <= 0 || !(hd->stream_id & 1))
+        return 0;
+    if (hd->stream_id > h->max_sid) {
+        h->max_sid = hd->stream_id;
+        return 0;
+    }
+    nghttp2_stream *st = nghttp2_session_find_stream(ng, hd->stream_id);
+    if ((st && nghttp2_stream_get_state(st) != NGHTTP2_STREAM_STATE_CLOSED) ||
+        h2_reset_by_us(h, hd->stream_id))
+        return 0;
+    ebb_stat_inc(h2_sst(h)->h2_rx_messaging_error);
+    ebb_debug("h2", "#%llu HEADERS on stream %d after stream %d: PROTOCOL_ERROR",
+              (unsigned long long)h->c->id, hd->stream_id, h->max_sid);
+    nghttp2_session_terminate_session(ng, NGHTTP2_PROTOCOL_ERROR);
     return 0;
 }
 
@@ -1082,6 +1121,7 @@ static nghttp2_session_callbacks *h2_callbacks(void)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_on_stream_close);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, h2_on_frame_send);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, h2_on_begin_frame);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, h2_on_invalid_frame);
     return cbs;
 }

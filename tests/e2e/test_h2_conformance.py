@@ -76,7 +76,9 @@ CASES = [
     # stream states
     ("data_on_idle_stream", frame(DATA, END_STREAM, 1, b"x"), ("goaway", PROTOCOL_ERROR), False),
     ("even_stream_id", req(2), ("goaway", PROTOCOL_ERROR), False),
-    ("stream_id_decreasing", req(5) + req(3), ("not_served", 3), False),
+    ("stream_id_decreasing", req(5) + req(3), ("goaway", PROTOCOL_ERROR), False),
+    ("stream_id_decreasing_after_reset", post(5) + rst(5, 8) + req(3), ("goaway", PROTOCOL_ERROR),
+     False),
     ("headers_on_half_closed", req(1) + req(1), ("stream_closed", 1), False),
     ("data_on_closed_stream", req(1) + b"WAIT" + frame(DATA, 0, 1, b"late"),
      ("stream_closed", 1), False),
