@@ -148,6 +148,14 @@ cpu_ticks() {
     echo $(( ${12} + ${13} ))
 }
 
+# syn_retrans - SYNs the client namespace sent again (TcpExtTCPSynRetrans): a connection that
+# waited a retransmission timeout, which lowers the rate and so changes ebb's CPU per request.
+syn_retrans() {
+    in_cli cat /proc/net/netstat | awk '$1 == "TcpExt:" {
+        if (!n) { for (i = 2; i <= NF; i++) if ($i == "TCPSynRetrans") n = i; next }
+        print $n + 0; exit }'
+}
+
 # rq CLUSTER - ebb's upstream_rq_total of CLUSTER (admin /stats, from inside the pod).
 rq() {
     in_pod curl -s --max-time 5 http://127.0.0.1:15000/stats |
@@ -157,6 +165,13 @@ rq() {
 declare -A URL=([captured]="http://$POD4:$APP_PORT/" [direct]="http://$POD4:$INBOUND_PORT/")
 declare -A CLUSTER=([captured]=InboundPassthroughClusterIpv4 [direct]=inbound)
 declare -A OTHER=([captured]=direct [direct]=captured)
+# Each target's connections come from its own half of the client's ephemeral ports. Both end
+# on ebb's POD4:15006, so with Connection: close a port of one target's run lands on a
+# TIME_WAIT socket, or a conntrack entry in the reply direction, that the other target's run
+# left for the same 4-tuple; the SYN is refused there and the client retries after 1 s (seen as
+# TcpExtTCPSynRetrans in the client and TcpExtPAWSTimewait in the pod: direct ran at a third
+# of captured's rate). A target reusing its own tuples is fine.
+declare -A PORTS=([captured]="20000 39999" [direct]="40000 59999")
 
 # Sanity: both targets answer with the origin's body, each on the cluster it is meant to take.
 for t in captured direct; do
@@ -173,18 +188,21 @@ for t in captured direct; do
 done
 
 RESULTS=$DIR/capture.tsv
-printf 'mode\ttarget\trep\trps\trequests\tcpu_ticks\terrors\n' >"$RESULTS"
+printf 'mode\ttarget\trep\trps\trequests\tcpu_ticks\terrors\tsyn_retrans\n' >"$RESULTS"
 nmodes=$(wc -w <<<"$MODES")
 log "pod $POD4 (ns $POD), client $CLI4 (ns $CLI); $((nmodes * 2 * REPEATS)) wrk runs of ${DURATION}s, -c$CONNS"
 
 run_one() {   # run_one MODE TARGET REP
-    local mode=$1 t=$2 rep=$3 hdr=() out before after rps reqs errs b o got
+    local mode=$1 t=$2 rep=$3 hdr=() out before after rps reqs errs b o got synb syn
     [ "$mode" = close ] && hdr=(-H "Connection: close")
+    in_cli sysctl -qw net.ipv4.ip_local_port_range="${PORTS[$t]}"
     b=$(rq "${CLUSTER[$t]}") o=$(rq "${CLUSTER[${OTHER[$t]}]}")
+    synb=$(syn_retrans)
     before=$(cpu_ticks "$EBB_PID")
     out=$(in_cli timeout $((DURATION + 30)) wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 5s \
           "${hdr[@]}" "${URL[$t]}" 2>&1) || die "wrk failed on $t ($mode): $out"
     after=$(cpu_ticks "$EBB_PID")
+    syn=$(( $(syn_retrans) - synb ))
     rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
     reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
     errs=$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' <<<"$out")
@@ -193,10 +211,10 @@ run_one() {   # run_one MODE TARGET REP
     got=$(( $(rq "${CLUSTER[$t]}") - b ))
     [ "$got" -ge "${reqs:-0}" ] && [ "$(rq "${CLUSTER[${OTHER[$t]}]}")" = "$o" ] ||
         die "$t ($mode): wrk made ${reqs:-0} requests, ${CLUSTER[$t]} counted $got, ${CLUSTER[${OTHER[$t]}]} $(( $(rq "${CLUSTER[${OTHER[$t]}]}") - o ))"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$t" "$rep" "${rps:-0}" "${reqs:-0}" \
-        $((after - before)) "$errs" >>"$RESULTS"
-    log "$(printf 'rep %s %-9s %-8s %10s req/s  cpu %4s ticks  errors %s' "$rep" "$mode" "$t" \
-        "${rps:-?}" $((after - before)) "$errs")"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$t" "$rep" "${rps:-0}" "${reqs:-0}" \
+        $((after - before)) "$errs" "$syn" >>"$RESULTS"
+    log "$(printf 'rep %s %-9s %-8s %10s req/s  cpu %4s ticks  errors %s  SYN retransmits %s' \
+        "$rep" "$mode" "$t" "${rps:-?}" $((after - before)) "$errs" "$syn")"
 }
 
 for rep in $(seq "$REPEATS"); do

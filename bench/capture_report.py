@@ -2,7 +2,8 @@
 """bench/capture_report.py - bench/capture.sh's results as a table and as the section
 "Captured inbound traffic" of docs/performance.md.
 
-Input: capture.tsv (one row per wrk run: mode target rep rps requests cpu_ticks errors), or
+Input: capture.tsv (one row per wrk run: mode target rep rps requests cpu_ticks errors
+syn_retrans), or
 --skip REASON when nothing could be measured. The section sits between two marker comments;
 it replaces an earlier one in the report (bench/report.py keeps it when it rewrites the rest)
 or is appended. Medians over the repeats, each metric on its own; the ratio is captured/direct
@@ -19,7 +20,7 @@ BEGIN = "<!-- bench/capture.sh: begin -->"
 END = "<!-- bench/capture.sh: end -->"
 TARGET = 5.0   # issue 9: captured traffic within 5 % of direct, CPU per request
 MODES = {"keepalive": "keep-alive", "close": "`Connection: close`"}
-HEAD = ["connections", "target", "req/s", "CPU µs/req", "errors"]
+HEAD = ["connections", "target", "req/s", "CPU µs/req", "errors", "SYN retransmits"]
 
 
 def load(path, clk_tck):
@@ -30,7 +31,7 @@ def load(path, clk_tck):
             us = int(r["cpu_ticks"]) * 1e6 / clk_tck / reqs if reqs else None
             runs.setdefault((r["mode"], r["target"]), []).append(
                 {"rep": int(r["rep"]), "rps": float(r["rps"]), "us": us,
-                 "errors": int(r["errors"])})
+                 "errors": int(r["errors"]), "syn": int(r["syn_retrans"])})
     return runs
 
 
@@ -44,7 +45,8 @@ def summarize(runs):
             us = [r["us"] for r in rs if r["us"] is not None]
             s[t] = {"rps": statistics.median(r["rps"] for r in rs) if rs else 0.0,
                     "us": statistics.median(us) if us else None,
-                    "errors": sum(r["errors"] for r in rs)}
+                    "errors": sum(r["errors"] for r in rs),
+                    "syn": sum(r["syn"] for r in rs)}
         cap, dir_ = s["captured"]["us"], s["direct"]["us"]
         s["ratio"] = cap / dir_ if cap and dir_ else None
         by_rep = {}
@@ -62,7 +64,7 @@ def table(summary, conns):
         for t in ("captured", "direct"):
             us = s[t]["us"]
             yield [f"{conns}, {MODES[mode]}", t, f"{s[t]['rps']:,.0f}",
-                   "-" if us is None else f"{us:.2f}", str(s[t]["errors"])]
+                   "-" if us is None else f"{us:.2f}", str(s[t]["errors"]), str(s[t]["syn"])]
 
 
 def verdict(s):
@@ -107,7 +109,7 @@ def section(args, summary, rows):
         "(`/proc/PID/stat`) around the run divided by wrk's requests; it includes the kernel "
         "work done in ebb's system calls (for `captured`, the NAT of its replies).\n",
         "| " + " | ".join(HEAD) + " |",
-        "|---|---|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|",
     ]
     md += ["| " + " | ".join(r) + " |" for r in rows]
     md.append("")
