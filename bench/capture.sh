@@ -19,7 +19,7 @@
 # each run ebb's counters must show every request on the path claimed (the expected cluster
 # counted at least wrk's requests, the other one none), or the bench fails.
 #
-# Knobs (environment): BENCH_CAPTURE_DURATION=4 BENCH_CAPTURE_REPEATS=5 BENCH_CAPTURE_CONNS=16
+# Knobs (environment): BENCH_CAPTURE_DURATION=3 BENCH_CAPTURE_REPEATS=7 BENCH_CAPTURE_CONNS=16
 #   BENCH_CAPTURE_MODES="keepalive close" BENCH_REPORT=docs/performance.md ("-" = none)
 # Needs root (namespaces, iptables); otherwise the report's section says why and nothing is
 # measured. Namespaces (with their veth and rules) and processes are removed on every exit.
@@ -30,8 +30,8 @@ OUT=${1:-build}
 case "$OUT" in /*) ;; *) OUT=$ROOT/$OUT ;; esac
 EBB=$OUT/ebb
 
-DURATION=${BENCH_CAPTURE_DURATION:-4}
-REPEATS=${BENCH_CAPTURE_REPEATS:-5}
+DURATION=${BENCH_CAPTURE_DURATION:-3}
+REPEATS=${BENCH_CAPTURE_REPEATS:-7}
 CONNS=${BENCH_CAPTURE_CONNS:-16}
 MODES=${BENCH_CAPTURE_MODES:-"keepalive close"}
 REPORT=${BENCH_REPORT:-$ROOT/docs/performance.md}
@@ -122,7 +122,9 @@ wait_http() {
 mkdir -p "$DIR/origin-tmp"
 render "$ROOT/bench/nginx-origin.conf" "$DIR/origin.conf" DIR="$DIR" USER="user root;" \
     ORIGIN_ADDR=0.0.0.0 ORIGIN_PORT=$APP_PORT
-in_pod nginx -p "$DIR" -c "$DIR/origin.conf" -e "$DIR/origin.error.log" </dev/null \
+# not through in_pod: `ip netns exec` execs, so $! is nginx's master itself (a function run in
+# the background would be a subshell, and killing it would leave nginx running)
+ip netns exec "$POD" nginx -p "$DIR" -c "$DIR/origin.conf" -e "$DIR/origin.error.log" </dev/null \
     >"$DIR/origin.out" 2>&1 &
 PIDS+=($!); ORIGIN=$!
 wait_http "$POD" "http://127.0.0.1:$APP_PORT/" "$ORIGIN" 10 ||
@@ -138,7 +140,9 @@ if ! wait_http "$POD" "http://127.0.0.1:15000/ready" "$EBB_PID" 10; then
     tail -n 15 "$DIR/ebb.out" | sed 's/^/    | /' >&2
     die "ebb did not start"
 fi
-[ "$(cat /proc/$EBB_PID/comm)" = ebb ] || die "pid $EBB_PID is $(cat /proc/$EBB_PID/comm), not ebb"
+for p in "$EBB_PID:ebb" "$ORIGIN:nginx"; do   # the pids cleanup kills are the processes themselves
+    [ "$(cat /proc/${p%%:*}/comm)" = "${p#*:}" ] || die "pid ${p%%:*} is $(cat /proc/${p%%:*}/comm), not ${p#*:}"
+done
 
 # cpu_ticks PID - utime+stime (clock ticks) of PID, all its threads.
 cpu_ticks() {
@@ -151,9 +155,8 @@ cpu_ticks() {
 # syn_retrans - SYNs the client namespace sent again (TcpExtTCPSynRetrans): a connection that
 # waited a retransmission timeout, which lowers the rate and so changes ebb's CPU per request.
 syn_retrans() {
-    in_cli cat /proc/net/netstat | awk '$1 == "TcpExt:" {
-        if (!n) { for (i = 2; i <= NF; i++) if ($i == "TCPSynRetrans") n = i; next }
-        print $n + 0; exit }'
+    # /proc/net/netstat: a "TcpExt:" line of names, then one of values
+    in_cli cat /proc/net/netstat | awk '$1 == "TcpExt:" && !n { for (i = 2; i <= NF; i++) if ($i == "TCPSynRetrans") n = i; next } $1 == "TcpExt:" { print $n + 0; exit }'
 }
 
 # rq CLUSTER - ebb's upstream_rq_total of CLUSTER (admin /stats, from inside the pod).
