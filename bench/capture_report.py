@@ -75,9 +75,9 @@ def verdict(s):
     spread = ""
     if s["paired"]:
         p = s["paired"]
-        spread = (f"; the {len(p)} interleaved pairs' own ratios: median "
-                  f"{statistics.median(p):.3f}, {min(p):.3f}–{max(p):.3f}")
-    return f"**{s['ratio']:.3f}** ({pct:+.1f} %, {ok} the {TARGET:.0f} % target{spread})"
+        spread = (f"; the ratio of each interleaved pair: median {statistics.median(p):.3f}, "
+                  f"range {min(p):.3f}–{max(p):.3f} over {len(p)}")
+    return f"**{s['ratio']:.3f}** ({pct:+.1f} %: {ok} the {TARGET:.0f} % target{spread})"
 
 
 def section(args, summary, rows):
@@ -109,7 +109,11 @@ def section(args, summary, rows):
         "After every run ebb's `upstream_rq_total` counters show each request on the path its "
         "target claims (the bench fails otherwise). **CPU µs/req**: ebb's utime+stime delta "
         "(`/proc/PID/stat`) around the run divided by wrk's requests; it includes the kernel "
-        "work done in ebb's system calls (for `captured`, the NAT of its replies).\n",
+        "work done in ebb's system calls (for `captured`, undoing the REDIRECT on the packets "
+        "ebb sends). Each target's connections come from its own half of the client's "
+        "ephemeral ports, so neither meets the other's TIME_WAIT sockets; **SYN retransmits** "
+        "(client namespace, `TcpExtTCPSynRetrans`, summed over the repeats) shows a run that "
+        "waited on a lost SYN anyway.\n",
         "| " + " | ".join(HEAD) + " |",
         "|---|---|---:|---:|---:|---:|",
     ]
