@@ -156,7 +156,9 @@ cpu_ticks() {
 # waited a retransmission timeout, which lowers the rate and so changes ebb's CPU per request.
 syn_retrans() {
     # /proc/net/netstat: a "TcpExt:" line of names, then one of values
-    in_cli cat /proc/net/netstat | awk '$1 == "TcpExt:" && !n { for (i = 2; i <= NF; i++) if ($i == "TCPSynRetrans") n = i; next } $1 == "TcpExt:" { print $n + 0; exit }'
+    local prog='$1 == "TcpExt:" && !n { for (i = 2; i <= NF; i++) if ($i == "TCPSynRetrans") n = i; next }
+                $1 == "TcpExt:" { print $n + 0; exit }'
+    in_cli cat /proc/net/netstat | awk "$prog"
 }
 
 # rq CLUSTER - ebb's upstream_rq_total of CLUSTER (admin /stats, from inside the pod).
@@ -208,12 +210,14 @@ run_one() {   # run_one MODE TARGET REP
     syn=$(( $(syn_retrans) - synb ))
     rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
     reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
-    errs=$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' <<<"$out")
+    errs=$(awk '/Non-2xx/ { n += $NF }
+                /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' <<<"$out")
     # every request took the path claimed: the expected cluster counted them all (and the ones
     # in flight when wrk stopped), the other cluster none
     got=$(( $(rq "${CLUSTER[$t]}") - b ))
     [ "$got" -ge "${reqs:-0}" ] && [ "$(rq "${CLUSTER[${OTHER[$t]}]}")" = "$o" ] ||
-        die "$t ($mode): wrk made ${reqs:-0} requests, ${CLUSTER[$t]} counted $got, ${CLUSTER[${OTHER[$t]}]} $(( $(rq "${CLUSTER[${OTHER[$t]}]}") - o ))"
+        die "$t ($mode): wrk made ${reqs:-0} requests, ${CLUSTER[$t]} counted $got," \
+            "${CLUSTER[${OTHER[$t]}]} $(( $(rq "${CLUSTER[${OTHER[$t]}]}") - o ))"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$t" "$rep" "${rps:-0}" "${reqs:-0}" \
         $((after - before)) "$errs" "$syn" >>"$RESULTS"
     log "$(printf 'rep %s %-9s %-8s %10s req/s  cpu %4s ticks  errors %s  SYN retransmits %s' \
