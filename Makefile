@@ -5,6 +5,7 @@
 #   make SAN=1 test the same under ASan+UBSan (objects in build/san)
 #   make fuzz       build and briefly run the libFuzzer drivers (clang)
 #   make bench      ebb vs nginx vs HAProxy vs direct; writes docs/performance.md
+#   make bench-capture  only its captured-vs-direct inbound section (bench/capture.sh)
 
 CC      ?= cc
 PKGS    := yaml-0.1 libnghttp2
@@ -31,7 +32,7 @@ UNITBIN := $(UNITSRC:tests/unit/%.c=$(OUT)/tests/%)
 TOOLSRC := $(sort $(wildcard tests/tools/*.c))
 TOOLBIN := $(TOOLSRC:tests/tools/%.c=$(OUT)/tools/%)
 
-.PHONY: all test check unit e2e layers fuzz bench clean deps
+.PHONY: all test check unit e2e layers fuzz bench bench-capture clean deps
 all: $(OUT)/ebb $(TOOLBIN)
 
 $(OUT)/obj/%.o: %.c
@@ -88,6 +89,11 @@ bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bench/run.sh $(OUT)
+
+bench-capture:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@bench/capture.sh $(OUT)
 
 clean:
 	rm -rf build

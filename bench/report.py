@@ -173,6 +173,21 @@ def markdown(args, summary, table, skipped):
     return "\n".join(md)
 
 
+def kept_sections(report):
+    """The sections other bench scripts write into the report (bench/capture.sh's, between its
+    marker comments), kept from the old report: a run without them must not erase them."""
+    try:
+        with open(report) as f:
+            old = f.read()
+    except OSError:
+        return ""
+    b = old.find("<!-- bench/capture.sh: begin -->")
+    e = old.find("<!-- bench/capture.sh: end -->")
+    if b < 0 or e < b:
+        return ""
+    return "\n" + old[b:e + len("<!-- bench/capture.sh: end -->")] + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", required=True)
@@ -198,8 +213,9 @@ def main():
     print(f"(median of {args.repeats} runs x {args.duration}s; CPU = proxy utime+stime per "
           "request; RSS = VmHWM; one worker per proxy)")
     if args.report != "-":
+        text = markdown(args, summary, table, skipped) + kept_sections(args.report)
         with open(args.report, "w") as f:
-            f.write(markdown(args, summary, table, skipped))
+            f.write(text)
         print(f"wrote {args.report}")
     return 0
 

@@ -15,6 +15,9 @@
 # Knobs (environment): BENCH_CONNS="1 16 64" BENCH_DURATION=5 BENCH_REPEATS=3 BENCH_THREADS=1
 #   BENCH_TARGETS="direct ebb nginx haproxy" BENCH_REPORT=docs/performance.md ("-" = none)
 #   BENCH_H2=1 (HTTP/2 section: h2load through ebb, nginx and HAProxy; BENCH_H2=0 skips it)
+#   BENCH_CAPTURE=1 (captured vs direct inbound traffic in a pod of network namespaces:
+#   bench/capture.sh, its own BENCH_CAPTURE_* knobs; BENCH_CAPTURE=0 skips it and the report
+#   keeps the section an earlier run wrote)
 # Bounded: a fixed number of wrk runs, each under `timeout`; every wait polls with a deadline.
 set -euo pipefail
 
@@ -150,7 +153,7 @@ declare -A SKIP=()
 start_origin() {
     mkdir -p "$DIR/origin-tmp"
     render "$ROOT/bench/nginx-origin.conf" "$DIR/origin.conf" DIR="$DIR" USER="$USER_LINE" \
-        ORIGIN_PORT="$ORIGIN_PORT"
+        ORIGIN_ADDR=127.0.0.1 ORIGIN_PORT="$ORIGIN_PORT"
     nginx -p "$DIR" -c "$DIR/origin.conf" -e "$DIR/origin.error.log" </dev/null >"$DIR/origin.out" 2>&1 &
     PIDS+=($!); PID[direct]=$!
     wait_http "http://127.0.0.1:$ORIGIN_PORT/" "${PID[direct]}" 10 ||
@@ -327,3 +330,10 @@ for t in "${!SKIP[@]}"; do skips+=("$t=${SKIP[$t]}"); done
     --clk-tck "$(getconf CLK_TCK)" --report "$REPORT" \
     --versions "nginx $(nginx -v 2>&1 | sed 's|.*/||'), HAProxy $(haproxy -v | awk 'NR==1 { print $3 }'), wrk $(wrk -v 2>&1 | awk 'NR==1 { print $2 }')" \
     "${skips[@]/#/--skip=}"
+
+# the captured-inbound section: its own pod, origin and ebb (the ones above are stopped first,
+# so they do not compete for the cores), written into the same report
+if [ "${BENCH_CAPTURE:-1}" = 1 ]; then
+    cleanup; trap - EXIT
+    BENCH_REPORT=$REPORT "$ROOT/bench/capture.sh" "$OUT"
+fi

@@ -78,8 +78,9 @@ static enum sniff_verdict sniff_bytes(const char *p, size_t n, size_t max_line)
 
 static void sniff_free(void *p) { free(p); }
 
-/* Hands c, and the bytes read so far, to the codec ops. */
-static void sniff_switch(struct ebb_conn *c, const struct ebb_codec_ops *ops)
+/* Hands c, and the bytes read so far, to the codec ops, which runs on them with events
+ * (EBB_READ: it reads the socket first; 0: the socket is known to be drained). */
+static void sniff_switch(struct ebb_conn *c, const struct ebb_codec_ops *ops, uint32_t events)
 {
     struct sniff *sn = c->codec;
 
@@ -93,7 +94,7 @@ static void sniff_switch(struct ebb_conn *c, const struct ebb_codec_ops *ops)
         return;
     }
     if (ebb_buf_len(&c->rbuf) && !ebb_conn_dead(c))
-        ops->on_io(c, EBB_READ);   /* the bytes are already read: no socket event will say so */
+        ops->on_io(c, events);   /* the bytes are already read: no socket event will say so */
 }
 
 static bool port_listed(const struct ebb_capture_cfg *cap, uint16_t port)
@@ -120,7 +121,7 @@ static void sniff_timeout(struct ebb_loop *loop, struct ebb_timer *t)
         ebb_conn_close_staged(c);   /* silent through the drain's idle close: nothing in flight */
         return;
     }
-    sniff_switch(c, &ebb_tcp_codec);   /* protocolDetectionTimeout: a server-first protocol */
+    sniff_switch(c, &ebb_tcp_codec, EBB_READ);   /* protocolDetectionTimeout: server-first */
 }
 
 static int sniff_init(struct ebb_conn *c)
@@ -141,7 +142,7 @@ static int sniff_init(struct ebb_conn *c)
     ebb_timer_init(&sn->timer, sniff_timeout, sn);
     c->codec = sn;
     if (port_listed(&cfg->capture, orig_port(c))) {
-        sniff_switch(c, &ebb_tcp_codec);
+        sniff_switch(c, &ebb_tcp_codec, EBB_READ);
         return 0;
     }
     if (cfg->capture.detect_timeout_ms)
@@ -155,10 +156,14 @@ static int sniff_init(struct ebb_conn *c)
 static void sniff_on_io(struct ebb_conn *c, uint32_t events)
 {
     const struct ebb_config *cfg = sniff_cfg(c);
-    bool eof = false;
+    bool eof = false, drained = false;
 
     if (events & (EBB_READ | EPOLLHUP | EPOLLERR)) {
         ssize_t n = ebb_conn_read(c);
+        /* a short read drained the socket: the codec taking over need not read it again
+         * (that read would only say EAGAIN: one system call more per captured connection
+         * than a direct one; the loop is level-triggered, so later bytes still wake it) */
+        drained = n > 0 && ebb_buf_tailroom(&c->rbuf) && ebb_buf_room(&c->rbuf);
         if (n == 0)
             eof = true;
         else if (n < 0 && n != EBB_EAGAIN && n != EBB_ETOOBIG) {
@@ -175,9 +180,9 @@ static void sniff_on_io(struct ebb_conn *c, uint32_t events)
         return;
     }
     if (v == SNIFF_HTTP)
-        sniff_switch(c, &ebb_h1_codec);
+        sniff_switch(c, &ebb_h1_codec, drained ? 0 : EBB_READ);
     else if (v == SNIFF_TCP)
-        sniff_switch(c, &ebb_tcp_codec);
+        sniff_switch(c, &ebb_tcp_codec, drained ? 0 : EBB_READ);
 }
 
 /* Nothing is in flight before the first byte: a connection still silent when the drain
