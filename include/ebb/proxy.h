@@ -75,6 +75,8 @@ void ebb_access_log(const struct ebb_access *a);
  * second and when it stops).  Never blocks on the disk: lines the writer is
  * too far behind for are dropped and counted. */
 void ebb_access_log_flush(void);
+/* A thread that logged is about to end: flushes and frees its buffer. */
+void ebb_access_log_thread_done(void);
 /* After the workers stopped: writes everything handed over, stops the writer. */
 void ebb_access_log_close(void);
 /* Lines dropped so far (writer behind, or out of memory). */

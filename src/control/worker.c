@@ -179,7 +179,7 @@ static void *worker_main(void *arg)
     snprintf(name, sizeof(name), "ebb-worker-%d", w->id);
     pthread_setname_np(pthread_self(), name);
     ebb_loop_run(w->loop);
-    ebb_access_log_flush();   /* what this worker logged since the last second */
+    ebb_access_log_thread_done();   /* what this worker logged since the last second */
     return NULL;
 }
 

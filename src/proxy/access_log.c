@@ -143,9 +143,15 @@ void ebb_access_log_flush(void)
     tl_records = 0;
 }
 
+void ebb_access_log_thread_done(void)
+{
+    ebb_access_log_flush();
+    ebb_buf_free(&tl_buf);
+}
+
 void ebb_access_log_close(void)
 {
-    ebb_access_log_flush();   /* the caller's own records, if any */
+    ebb_access_log_thread_done();   /* the caller's own records, if any */
     if (!logger_started)
         return;
     pthread_mutex_lock(&q_lock);
