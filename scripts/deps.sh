@@ -4,7 +4,8 @@
 #   build  compiler, make, pkg-config, libyaml, libnghttp2
 #   demo   build + curl, python3 (scripts/demo.sh)
 #   test   build + curl, python3 + h2, nghttp/h2load, wrk, clang + libFuzzer runtime, iptables, ps, ss,
-#          nginx-light (origin for the HTTP/2 load tests)
+#          nginx-light (origin for the HTTP/2 load tests), podman + runc (the image and the pod
+#          test; a static libc for the pod's pause binary)
 #   bench  test + haproxy (system services of nginx/haproxy are kept stopped)
 #   all    = bench
 #
@@ -18,7 +19,7 @@ what=${1:-test}
 build_pkgs=(gcc make pkg-config libyaml-dev libnghttp2-dev)
 # nginx-light is in the test set: the HTTP/2 load tests use it as a fast origin
 test_pkgs=("${build_pkgs[@]}" curl python3 python3-h2 nghttp2-client wrk clang libclang-rt-14-dev iptables
-           procps iproute2 nginx-light)
+           procps iproute2 nginx-light podman runc libc6-dev)
 bench_pkgs=("${test_pkgs[@]}" haproxy)
 demo_pkgs=("${build_pkgs[@]}" curl python3)
 
