@@ -32,7 +32,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-export CONTAINERS_CONF=${CONTAINERS_CONF:-$ROOT/scripts/podman/containers.conf}
+CONTAINERS_CONF=$(readlink -f "${CONTAINERS_CONF:-$ROOT/scripts/podman/containers.conf}")
+export CONTAINERS_CONF
 for t in podman ldd objdump cc; do
     command -v "$t" >/dev/null || { echo "image.sh: $t not installed (scripts/deps.sh test)" >&2; exit 1; }
 done
@@ -105,14 +106,25 @@ USER 1337:1337
 ENTRYPOINT ["/usr/local/bin/ebb"]
 CMD ["run"]
 EOF
-podman build -q --pull=never --network=none -t "$TAG" -f "$work/Containerfile" "$work" >/dev/null
+# build_as TAG ARGS... - podman build, then drop the image TAG named before if nothing else does
+# (rebuilding a tag would otherwise leave a dangling 7 MB image behind each time).
+build_as() {
+    local tag=$1 old new
+    shift
+    old=$(podman image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
+    podman build -q --pull=never --network=none -t "$tag" "$@" >/dev/null
+    new=$(podman image inspect --format '{{.Id}}' "$tag")
+    if [ -n "$old" ] && [ "$old" != "$new" ]; then podman rmi "$old" >/dev/null 2>&1 || true; fi
+}
+
+build_as "$TAG" -f "$work/Containerfile" "$work"
 
 # The infra container of a pod: a static pause (deploy/image/pause.c), as Kubernetes' own.
 if [ -n "$PAUSE_TAG" ]; then
     mkdir -p "$work/pause"
     cc -static -O2 -Wall -Werror -o "$work/pause/pause" "$ROOT/deploy/image/pause.c"
     printf 'FROM scratch\nCOPY pause /pause\nENTRYPOINT ["/pause"]\n' >"$work/pause/Containerfile"
-    podman build -q --pull=never --network=none -t "$PAUSE_TAG" "$work/pause" >/dev/null
+    build_as "$PAUSE_TAG" "$work/pause"
 fi
 
 if [ -n "$ARCHIVE" ]; then
