@@ -97,11 +97,14 @@ def _require(env):
 def _build_images(env, tag, app_tag):
     """The image from the binary under test (and the pause image), and the app's image."""
     t0 = time.monotonic()
+    archive = os.path.join(env.tmpdir, "ebb-image.tar")
     p = subprocess.run([os.path.join(REPO, "scripts", "image.sh"), "--ebb", env.ebb_path,
-                        "--tag", tag, "--pause-tag", PAUSE], stdout=subprocess.PIPE,
+                        "--tag", tag, "--pause-tag", PAUSE, "--archive", archive],
+                       stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, env=_penv(), timeout=300)
     check_eq(p.returncode, 0, "scripts/image.sh: %s" % _text(p.stdout))
     build_s = time.monotonic() - t0
+    _check_archive(archive, tag)
     appdir = os.path.join(env.tmpdir, "appimg")
     os.makedirs(appdir)
     cc = subprocess.run(["cc", "-static", "-O2", "-Wall", "-Werror", "-pthread", "-o",
@@ -119,6 +122,24 @@ def _build_images(env, tag, app_tag):
         raise Skip("podman cannot run a container here: %s"
                    % _text(p.stderr).strip().splitlines()[-1:])
     return build_s
+
+
+def _check_archive(path, tag):
+    """The OCI archive (what `make image` leaves in build/ebb-image.tar for a cluster's runtime)
+    is an OCI image layout whose image is named tag, runs as 1337 and starts `ebb run`."""
+    import tarfile
+    with tarfile.open(path) as t:
+        def blob(digest):
+            return json.load(t.extractfile("blobs/" + digest.replace(":", "/")))
+        check_eq(json.load(t.extractfile("oci-layout")).get("imageLayoutVersion"), "1.0.0",
+                 "oci-layout of %s" % path)
+        index = json.load(t.extractfile("index.json"))
+        check_eq(len(index["manifests"]), 1, "images in %s" % path)
+        m = index["manifests"][0]
+        check_eq(m["annotations"]["org.opencontainers.image.ref.name"], tag, "archive's image name")
+        cfg = blob(blob(m["digest"])["config"]["digest"])["config"]
+        check_eq((cfg.get("User"), cfg.get("Entrypoint"), cfg.get("Cmd")),
+                 ("1337:1337", ["/usr/local/bin/ebb"], ["run"]), "archive's image config")
 
 
 def _kubelet_annotations(annotations):
@@ -257,7 +278,7 @@ def _long_request_across_stop(pod):
     try:
         wait_for(lambda: (pod.stat("http.inbound.downstream_rq_active") or 0) > active,
                  timeout=20, what="the long request in flight at ebb")
-        t_stop = time.monotonic()
+        t_stop, wall_stop = time.monotonic(), time.time()
         stop = podman("pod", "stop", "-t", str(STOP_T), pod.name, timeout=STOP_T + 60)
         stop_s = time.monotonic() - t_stop
         cout, cerr = cl.communicate(timeout=90)
@@ -269,7 +290,9 @@ def _long_request_across_stop(pod):
     body = open(out).read() if os.path.exists(out) else ""
     code, _, total = _text(cout).partition(" ")
     req_s = t_start + float(total or 0) - t_stop    # curl's own clock for the request's end
-    return cl.returncode, code, body, _text(cerr).strip(), req_s, stop_s
+    fin = podman("inspect", "--format", "{{.State.FinishedAt.UnixNano}}", pod.ebb).stdout
+    ebb_after_req = int(fin) / 1e9 - (wall_stop + req_s)   # ebb's exit after the request's end
+    return cl.returncode, code, body, _text(cerr).strip(), req_s, stop_s, ebb_after_req
 
 
 def _sanitizer_env(env):
@@ -307,8 +330,9 @@ def test_pod_stop_long_request(env):
     try:
         build_s = _build_images(env, tag, app_tag)
         size = int(_text(podman("image", "inspect", "--format", "{{.Size}}", tag).stdout))
-        report.append("image %s: %.1f MiB, built in %.1f s%s" % (
-            tag, size / 1048576.0, build_s, " (sanitizer build)" if san else ""))
+        arch = os.path.getsize(os.path.join(env.tmpdir, "ebb-image.tar"))
+        report.append("image %s: %.1f MiB (OCI archive %.1f MiB), built in %.1f s%s" % (
+            tag, size / 1048576.0, arch / 1048576.0, build_s, " (sanitizer build)" if san else ""))
         with client:
             client.ip("link", "set", "lo", "up")
             pods = {}
@@ -358,7 +382,7 @@ def test_pod_stop_long_request(env):
             if errors:
                 raise errors[0][1]
 
-            rc, code, body, err, req_s, stop_s = results["exit-on-zero"]
+            rc, code, body, err, req_s, stop_s, ebb_after = results["exit-on-zero"]
             check_eq((rc, code, body), (0, "200", "done %d\n" % LONG_MS),
                      "exit-on-zero: the long request across pod stop (curl: %s)" % err)
             status, ebb_rc = eoz.state(eoz.ebb)
@@ -369,10 +393,11 @@ def test_pod_stop_long_request(env):
             check(stop_s < STOP_T, "exit-on-zero: pod stop took %.1fs (SIGKILL at %ds)"
                   % (stop_s, STOP_T))
             report.append("exit-on-zero: long request (%d ms) completed %.1f s after SIGTERM; "
-                          "pod stop returned after %.1f s (ebb exit 0, reason zero active "
-                          "connections)" % (LONG_MS, req_s, stop_s))
+                          "ebb's container finished %d ms after it (status 0, zero active "
+                          "connections); pod "
+                          "stop returned after %.1f s" % (LONG_MS, req_s, ebb_after * 1000, stop_s))
 
-            rc, code, body, err, req_s, stop_s = results["default"]
+            rc, code, body, err, req_s, stop_s, ebb_after = results["default"]
             check(rc != 0 and code in ("000", ""), "default: the long request is cut "
                   "(curl exit %d, HTTP %r, body %r)" % (rc, code, body))
             status, ebb_rc = dfl.state(dfl.ebb)
