@@ -51,7 +51,7 @@ struct drill_h2 {
     unsigned          active;
     struct ebb_list   streams;
     struct ebb_list   link;
-    char              path[96];
+    char              path[1024];  /* a --target path fits */
 };
 
 static void h2_top_up(struct drill *d);
@@ -134,7 +134,7 @@ static void h2_fill(struct drill_h2 *h)
             return;
         nghttp2_nv nva[] = {
 #define NV(n, v) { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE }
-            NV(":method", "GET"), NV(":scheme", "http"), NV(":authority", "app.local"),
+            NV(":method", "GET"), NV(":scheme", "http"), NV(":authority", drill_load_authority(d)),
             NV(":path", h->path),
 #undef NV
         };
@@ -214,7 +214,7 @@ static int on_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, 
         fail = DRILL_F_5XX;
     else if (st->status < 200 || st->status >= 300)
         fail = DRILL_F_OTHER;
-    else if (st->got != cfg->body)
+    else if (!cfg->target && st->got != cfg->body)   /* a --target's size is its own */
         fail = DRILL_F_TRUNCATED;
     struct drill *d = st->h->d;
     nghttp2_session_set_stream_user_data(s, stream_id, NULL);
@@ -352,8 +352,11 @@ static void h2_open(struct drill *d)
     h->wbuf.max = 4 << 20;
     ebb_list_init(&h->streams);
     ebb_list_add_tail(&d->h2conns, &h->link);
-    snprintf(h->path, sizeof(h->path), "/work?ms=%llu&size=%llu",
-             (unsigned long long)d->cfg->latency_ms, (unsigned long long)d->cfg->body);
+    if (d->cfg->target)
+        snprintf(h->path, sizeof(h->path), "%s", d->cfg->target->path);
+    else
+        snprintf(h->path, sizeof(h->path), "/work?ms=%llu&size=%llu",
+                 (unsigned long long)d->cfg->latency_ms, (unsigned long long)d->cfg->body);
     h->live = true;
     d->h2_live++;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -367,7 +370,7 @@ static void h2_open(struct drill *d)
     d->conns++;
     h->connecting = true;
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(d->listen_port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                              .sin_addr.s_addr = drill_load_addr(d) };
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
         /* report from the loop, like an async connect failure */
         ebb_io_set(d->loop, &h->io, EBB_WRITE);
@@ -415,11 +418,11 @@ void drill_h2_free(struct drill *d)
     drill_h2_stop(d);
 }
 
-int drill_h2_probe(uint16_t port, char *note, size_t notelen)
+int drill_h2_probe(uint32_t addr, uint16_t port, char *note, size_t notelen)
 {
     static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" "\x00\x00\x00\x04\x00\x00\x00\x00\x00";
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                              .sin_addr.s_addr = addr };
     char buf[64];
     ssize_t got = 0;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
