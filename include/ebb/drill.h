@@ -26,10 +26,10 @@ enum drill_scn {
     DRILL_NSCN
 };
 
-/* --target URL [--during CMD]: the load goes to a live deployment (a Service
- * through `kubectl port-forward`, an ingress, a NodePort) instead of the
- * drill's own app behind a local proxy, and CMD (say, a rollout restart) runs
- * where the stop signal would be sent.  Nothing local is started or stopped. */
+/* --target URL [--during CMD]: the load goes to a live deployment (a
+ * NodePort, a LoadBalancer, an ingress) instead of the drill's own app behind
+ * a local proxy, and CMD (say, a rollout restart) runs where the stop signal
+ * would be sent.  Nothing local is started or stopped. */
 struct drill_target {
     const char *url;             /* as given */
     uint32_t    addr;            /* IPv4, network order: the URL's host, resolved once */

@@ -98,7 +98,7 @@ static const struct drill_flag flags[] = {
       "configs and proxy logs (default a fresh /tmp/ebb-drill-XXXXXX)" },
     { "--target", NULL, FLAG_STR, O(target), 0, 0, "URL",
       "live mode: the load goes to http://HOST[:PORT][/PATH]\n"
-      "(a Service via port-forward, an ingress, a NodePort);\nno app, no proxy; see docs/drill.md" },
+      "(a NodePort, a LoadBalancer, an ingress);\nno app, no proxy; see docs/drill.md" },
     { "--during", NULL, FLAG_STR, O(during), 0, 0, "CMD",
       "with --target: run CMD (sh -c) at --sigterm-at, e.g. a\nrollout restart; the load ends "
       "--endpoint-removal-delay\nafter CMD exits; SIGKILL to CMD after --grace" },
