@@ -20,7 +20,7 @@ import subprocess
 import threading
 
 import netnslib
-from lib import PY, HERE, check, check_eq, fail, timeout, wait_for
+from lib import PY, HERE, check, check_eq, fail, free_port, timeout, wait_for
 
 VIP = "10.96.0.10"
 LATENCY_MS = 3000
@@ -101,7 +101,13 @@ def _drill(env, node, a, b, pod_a_vars):
     except ValueError:
         fail("ebb drill --json printed no JSON (rc %d)\n%s" % (p.returncode, err[-2000:]))
     check_eq(len(out["scenarios"]), 1, "scenarios in the report")
+    _no_sanitizer_report("the drill", err)
     return p.returncode, out["scenarios"][0], err
+
+
+def _no_sanitizer_report(who, text):
+    for pat in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
+        check(pat not in text, "%s in %s's stderr:\n%s" % (pat, who, text[-3000:]))
 
 
 def _deployment(env, pod_a_vars, check_result):
@@ -136,6 +142,8 @@ def _deployment(env, pod_a_vars, check_result):
                   "the load's end on the timeline: %r" % kinds)
             check_eq(a.ebb.wait(timeout=30), 0, "pod A's ebb exit status")
             check_result(rc, s, a.ebb_stderr(), err)
+            _no_sanitizer_report("pod A's ebb", a.ebb_stderr())
+            _no_sanitizer_report("pod B's ebb", b.ebb_stderr())
             print("%s | sent %d ok %d failed %d | %s" % (
                 s["verdict"], t["sent"], t["completed"], t["failed"],
                 ", ".join("%.2fs %s" % (e["t_ms"] / 1000.0, e["label"][:40]) for e in s["events"])))
@@ -165,3 +173,29 @@ def test_drill_target_rollout_default_mode_cuts_in_flight(env):
         check('exit: reason="terminationDrainDuration elapsed"' in a_log,
               "pod A exited at terminationDrainDuration")
     _deployment(env, {"PROXY_CONFIG": '{"terminationDrainDuration": "2s"}'}, result)
+
+
+def test_drill_target_flag_errors(env):
+    """Mistakes in the live mode's flags: exit 2 and one line that names the flag."""
+    cases = [
+        (["--target", "https://example.invalid/"], "--target: \"https://example.invalid/\" is not an http:// URL"),
+        (["--target", "http://127.0.0.1:99999/"], "\"99999\" is not a port"),
+        (["--target", "http:///x"], "has no host"),
+        (["--during", "true"], "--during needs --target"),
+        (["--target", "http://127.0.0.1:1/", "--proxy", "nginx"], "--proxy, --proxy-cmd and --mode are for the local drill"),
+        (["--target", "http://127.0.0.1:1/", "--scenario", "outbound"], "the outbound scenario needs the drill's own app"),
+    ]
+    for args, want in cases:
+        p = subprocess.run([env.ebb_path, "drill", "-q"] + args, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        err = p.stderr.decode("utf-8", "replace")
+        check_eq(p.returncode, 2, "ebb drill %s exit status (stderr %r)" % (" ".join(args), err))
+        check(want in err, "ebb drill %s says %r: %r" % (" ".join(args), want, err))
+    # a target nothing listens on: a setup error naming it, not a run with every request refused
+    port = free_port()
+    p = subprocess.run([env.ebb_path, "drill", "-q", "--workdir", os.path.join(env.tmpdir, "d"),
+                        "--target", "http://127.0.0.1:%d/" % port], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    err = p.stderr.decode("utf-8", "replace")
+    check_eq(p.returncode, 2, "drill against a closed port: exit status (%r)" % err)
+    check("cannot connect: Connection refused" in err, "says why: %r" % err)
