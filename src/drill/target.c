@@ -181,8 +181,14 @@ static int spawn_cmd(struct drill *d, const char *cmd)
     }
     setpgid(p->pid, p->pid);
     p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
-    if (p->pidfd < 0)
+    if (p->pidfd < 0) {   /* its exit could not be seen: do not leave it running */
+        int e = errno, st;
+        kill(-p->pid, SIGKILL);
+        waitpid(p->pid, &st, 0);
+        p->pid = 0;
+        errno = e;
         return -1;
+    }
     p->pio.fd = p->pidfd;
     p->pio.cb = on_cmd_exit;
     p->pio.data = d;

@@ -31,8 +31,8 @@ run a container skips the test with the reason.
 import json
 import os
 import re
-import shutil
 import subprocess
+import tarfile
 import threading
 import time
 
@@ -63,6 +63,11 @@ def _text(b):
     return b.decode("utf-8", "replace")
 
 
+def _last_line(b):
+    lines = _text(b).strip().splitlines()
+    return lines[-1] if lines else "(no message)"
+
+
 class Guard:
     """Removes pods, images and namespaces when this process ends, however it ends: a shell in its
     own session blocks on a pipe whose only writer is this process."""
@@ -91,7 +96,7 @@ def _require(env):
             raise Skip("%s not installed (scripts/deps.sh test installs it)" % t)
     p = podman("info", "--format", "{{.Host.OCIRuntime.Name}}", check_rc=False, timeout=60)
     if p.returncode != 0:
-        raise Skip("podman cannot run here: %s" % _text(p.stderr).strip().splitlines()[-1:])
+        raise Skip("podman cannot run here: %s" % _last_line(p.stderr))
 
 
 def _build_images(env, tag, app_tag):
@@ -119,15 +124,13 @@ def _build_images(env, tag, app_tag):
     p = podman("run", "--rm", "--network", "none", "--entrypoint", "/usr/bin/env", tag,
                check_rc=False, timeout=60)
     if p.returncode != 0:
-        raise Skip("podman cannot run a container here: %s"
-                   % _text(p.stderr).strip().splitlines()[-1:])
+        raise Skip("podman cannot run a container here: %s" % _last_line(p.stderr))
     return build_s
 
 
 def _check_archive(path, tag):
     """The OCI archive (what `make image` leaves in build/ebb-image.tar for a cluster's runtime)
     is an OCI image layout whose image is named tag, runs as 1337 and starts `ebb run`."""
-    import tarfile
     with tarfile.open(path) as t:
         def blob(digest):
             return json.load(t.extractfile("blobs/" + digest.replace(":", "/")))
