@@ -118,6 +118,11 @@ def test_manifests_wiring_and_ebb_config(env):
         check_eq(init["securityContext"]["runAsUser"], 0, "%s: ebb-init runs as root" % dep)
         check_eq(sorted(init["securityContext"]["capabilities"]["add"]), ["NET_ADMIN", "NET_RAW"],
                  "%s: ebb-init capabilities" % dep)
+        # read-only root: iptables-legacy's lock file needs a writable /run
+        check_eq(init["securityContext"]["readOnlyRootFilesystem"], True, "%s: ebb-init rootfs" % dep)
+        run_vol = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}.get("/run")
+        check(run_vol and "emptyDir" in {v["name"]: v for v in spec["volumes"]}[run_vol],
+              "%s: ebb-init has an emptyDir at /run" % dep)
         ebb = _by_name(spec["initContainers"] if native else spec["containers"], "ebb")
         check_eq(ebb.get("restartPolicy"), "Always" if native else None,
                  "%s: ebb's restartPolicy (native sidecar or not)" % dep)
