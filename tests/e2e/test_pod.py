@@ -162,15 +162,24 @@ def _pod_manifest(name, tag, app_tag, podinfo, annotations, san_env):
                 "name": "ebb-init", "image": tag, "args": ["init", "--pod-annotations",
                                                             "/etc/istio/pod/annotations"],
                 "env": san_env,
+                # the security contexts of deploy/kubernetes/
                 "securityContext": {"runAsUser": 0, "runAsGroup": 0,
-                                    "capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
-                "volumeMounts": [{"name": "podinfo", "mountPath": "/etc/istio/pod"}]}],
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"add": ["NET_ADMIN", "NET_RAW"],
+                                                     "drop": ["ALL"]}},
+                "volumeMounts": [{"name": "podinfo", "mountPath": "/etc/istio/pod"},
+                                 {"name": "init-run", "mountPath": "/run"}]}],
             "containers": [
                 {"name": "app", "image": app_tag, "args": ["8080"]},
                 {"name": "ebb", "image": tag, "args": ["run"], "env": ebb_env,
-                 "securityContext": {"runAsUser": 1337, "runAsGroup": 1337},
+                 "securityContext": {"runAsUser": 1337, "runAsGroup": 1337,
+                                     "allowPrivilegeEscalation": False,
+                                     "readOnlyRootFilesystem": True,
+                                     "capabilities": {"drop": ["ALL"]}},
                  "volumeMounts": [{"name": "podinfo", "mountPath": "/etc/istio/pod"}]}],
-            "volumes": [{"name": "podinfo", "hostPath": {"path": podinfo, "type": "Directory"}}],
+            "volumes": [{"name": "podinfo", "hostPath": {"path": podinfo, "type": "Directory"}},
+                        {"name": "init-run", "emptyDir": {}}],
         },
     }
 
@@ -364,6 +373,8 @@ def test_pod_stop_long_request(env):
             check_eq(dump["drain"]["mode"], "termination_drain_duration", "default pod's mode")
             uid = _text(podman("inspect", "--format", "{{.Config.User}}", dfl.ebb).stdout).strip()
             check(uid.startswith("1337"), "ebb container runs as 1337 (podman says %r)" % uid)
+            ro = podman("inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", dfl.ebb).stdout
+            check_eq(_text(ro).strip(), "true", "ebb container's root filesystem is read-only")
 
             for pod in pods.values():
                 _check_captured(pod)
