@@ -6,6 +6,7 @@
 #   make fuzz       build and briefly run the libFuzzer drivers (clang)
 #   make bench      ebb vs nginx vs HAProxy vs direct; writes docs/performance.md
 #   make bench-capture  only its captured-vs-direct inbound section (bench/capture.sh)
+#   make image      OCI image localhost/ebb:latest + archive build/ebb-image.tar (podman, SPEC §10)
 
 CC      ?= cc
 PKGS    := yaml-0.1 libnghttp2
@@ -32,7 +33,7 @@ UNITBIN := $(UNITSRC:tests/unit/%.c=$(OUT)/tests/%)
 TOOLSRC := $(sort $(wildcard tests/tools/*.c))
 TOOLBIN := $(TOOLSRC:tests/tools/%.c=$(OUT)/tools/%)
 
-.PHONY: all test check unit e2e layers fuzz bench bench-capture clean deps
+.PHONY: all test check unit e2e layers fuzz bench bench-capture clean deps image
 all: $(OUT)/ebb $(TOOLBIN)
 
 $(OUT)/obj/%.o: %.c
@@ -94,6 +95,10 @@ bench-capture:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bench/capture.sh $(OUT)
+
+# The image is FROM scratch: build/ebb, its libraries, iptables, env (scripts/image.sh).
+image: $(OUT)/ebb
+	@scripts/image.sh --ebb $(OUT)/ebb --archive $(OUT)/ebb-image.tar
 
 clean:
 	rm -rf build

@@ -4,7 +4,10 @@
 #   build  compiler, make, pkg-config, libyaml, libnghttp2
 #   demo   build + curl, python3 (scripts/demo.sh)
 #   test   build + curl, python3 + h2 + grpcio, nghttp/h2load, wrk, clang + libFuzzer runtime, iptables, ps, ss,
-#          nginx-light (origin for the HTTP/2 load tests)
+#          nginx-light (origin for the HTTP/2 load tests), podman + runc (the image and the pod
+#          test; a static libc for the pod's pause binary), Node.js + npm, and the pinned npm
+#          packages of the offline manifest check (tests/k8s/package.json and its lock file) in
+#          tests/k8s/node_modules (project-local, not committed; `npm ci` only when missing)
 #   bench  test + haproxy (system services of nginx/haproxy are kept stopped)
 #   all    = bench
 #
@@ -18,7 +21,7 @@ what=${1:-test}
 build_pkgs=(gcc make pkg-config libyaml-dev libnghttp2-dev)
 # nginx-light is in the test set: the HTTP/2 load tests use it as a fast origin
 test_pkgs=("${build_pkgs[@]}" curl python3 python3-h2 python3-grpcio nghttp2-client wrk clang libclang-rt-14-dev iptables
-           procps iproute2 nginx-light)
+           procps iproute2 nginx-light podman runc libc6-dev)
 bench_pkgs=("${test_pkgs[@]}" haproxy)
 demo_pkgs=("${build_pkgs[@]}" curl python3)
 
@@ -43,10 +46,40 @@ missing_of() {
     done
 }
 
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+npm_wanted=0
+case "$what" in test|bench|all) npm_wanted=1 ;; esac
+# Node.js may come from elsewhere than Debian (the machine's own build): only a missing `npm`
+# command makes Debian's nodejs + npm wanted.
+if [ "$npm_wanted" = 1 ] && ! command -v npm >/dev/null; then want+=(nodejs npm); fi
+
+# npm_deps - the manifest check's npm packages, at the versions tests/k8s/package-lock.json pins,
+# into tests/k8s/node_modules; nothing when every pinned top-level package is there already.
+npm_deps() {
+    local dir=$ROOT/tests/k8s
+    if node -e '
+        const fs = require("fs"), d = process.argv[1];
+        const want = require(d + "/package.json").dependencies;
+        for (const [n, v] of Object.entries(want)) {
+            const f = d + "/node_modules/" + n + "/package.json";
+            if (!fs.existsSync(f) || JSON.parse(fs.readFileSync(f)).version !== v) process.exit(1);
+        }' "$dir" 2>/dev/null; then
+        echo "deps.sh: npm packages of tests/k8s present"
+        return 0
+    fi
+    echo "deps.sh: npm ci in tests/k8s (pinned: tests/k8s/package-lock.json)"
+    npm ci --prefix "$dir" --no-audit --no-fund --ignore-scripts --loglevel=error >/tmp/ebb-deps-npm.log 2>&1 || {
+        tail -n 20 /tmp/ebb-deps-npm.log >&2
+        echo "deps.sh: npm ci failed (full log: /tmp/ebb-deps-npm.log)" >&2
+        return 1
+    }
+}
+
 mapfile -t missing < <(missing_of "${want[@]}")
 
 if [ ${#missing[@]} -eq 0 ]; then
     echo "deps.sh: all ${#want[@]} '$what' packages present"
+    if [ "$npm_wanted" = 1 ]; then npm_deps; fi
     exit 0
 fi
 
@@ -101,3 +134,4 @@ if [ ${#still[@]} -ne 0 ]; then
     exit 1
 fi
 echo "deps.sh: installed ${#missing[@]} package(s)"
+if [ "$npm_wanted" = 1 ]; then npm_deps; fi

@@ -17,6 +17,8 @@ int ebb_cmd_drill(int argc, char **argv);
 /* `ebb init` (SPEC §9.1): 0 done, 1 cannot apply, 2 bad flag or value. */
 int ebb_cmd_init(int argc, char **argv);
 int ebb_cmd_help(int argc, char **argv);
+/* ebb started as `pilot-agent` (argv[0]): request, wait, istio-iptables, version. */
+int ebb_cmd_pilot_agent(int argc, char **argv);
 
 /* One HTTP/1.1 exchange with host:port over a blocking socket, bounded by
  * timeout_ms.  Sets *status and appends the response body to body.

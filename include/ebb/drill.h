@@ -12,6 +12,7 @@
 #define EBB_DRILL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ebb/drill_report.h"
@@ -25,6 +26,22 @@ enum drill_scn {
     DRILL_GRPC,
     DRILL_NSCN
 };
+
+/* --target URL [--during CMD]: the load goes to a live deployment (a
+ * NodePort, a LoadBalancer, an ingress) instead of the drill's own app behind
+ * a local proxy, and CMD (say, a rollout restart) runs where the stop signal
+ * would be sent.  Nothing local is started or stopped. */
+struct drill_target {
+    const char *url;             /* as given */
+    uint32_t    addr;            /* IPv4, network order: the URL's host, resolved once */
+    uint16_t    port;
+    char        authority[256];  /* Host / :authority: the URL's host[:port] */
+    char        path[1024];      /* the URL's path and query ("/" when none) */
+    const char *during;          /* --during CMD (run with /bin/sh -c), or NULL */
+};
+/* Parses http://host[:port][/path] into *t (resolving host to IPv4).
+ * Returns 0, or -1 with the reason in err. */
+int drill_target_parse(const char *url, struct drill_target *t, char *err, size_t errlen);
 
 /* Options for one scenario (after defaults are applied). */
 struct drill_cfg {
@@ -48,6 +65,7 @@ struct drill_cfg {
     const char *workdir;        /* per-scenario files (configs, proxy logs) */
     const char *ebb_path;       /* the binary to run as the ebb proxy */
     bool        quiet;          /* no progress on stderr */
+    const struct drill_target *target; /* --target, or NULL: the local drill */
 };
 
 /* "long-request", "steady", ... */

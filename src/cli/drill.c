@@ -25,6 +25,9 @@ struct drill_opts {
     const char *mode;         /* default | exit-on-zero | both */
     const char *svg;          /* --svg FILE, or NULL */
     const char *workdir;      /* --workdir DIR, or NULL: a fresh one under /tmp */
+    const char *target;       /* --target URL, or NULL: the local drill */
+    const char *during;       /* --during CMD (with --target) */
+    struct drill_target tgt;  /* --target parsed */
     bool        json;         /* the report as JSON */
     bool        quiet;        /* no progress on stderr */
     bool        help;         /* print the usage and exit 0 */
@@ -93,6 +96,12 @@ static const struct drill_flag flags[] = {
       "fault injection: the app resets every Nth response\n(default 0: never)" },
     { "--workdir", NULL, FLAG_STR, O(workdir), 0, 0, "DIR",
       "configs and proxy logs (default a fresh /tmp/ebb-drill-XXXXXX)" },
+    { "--target", NULL, FLAG_STR, O(target), 0, 0, "URL",
+      "live mode: the load goes to http://HOST[:PORT][/PATH]\n"
+      "(a NodePort, a LoadBalancer, an ingress);\nno app, no proxy; see docs/drill.md" },
+    { "--during", NULL, FLAG_STR, O(during), 0, 0, "CMD",
+      "with --target: run CMD (sh -c) at --sigterm-at, e.g. a\nrollout restart; the load ends "
+      "--endpoint-removal-delay\nafter CMD exits; SIGKILL to CMD after --grace" },
     { "--json", NULL, FLAG_BOOL, O(json), 0, 0, NULL, "the report as JSON on stdout" },
     { "--svg", NULL, FLAG_STR, O(svg), 0, 0, "FILE", "draw each scenario's timeline into FILE" },
     { "--quiet", "-q", FLAG_BOOL, O(quiet), 0, 0, NULL, "no progress on stderr" },
@@ -222,10 +231,34 @@ static int parse_flags(int argc, char **argv, struct drill_opts *o)
     return 0;
 }
 
+/* --target/--during: parses the URL; the local proxy, its modes and the
+ * outbound scenario (which needs the drill's own app) do not apply.
+ * Returns 0 or 2. */
+static int check_target(struct drill_opts *o, const char *modes[2])
+{
+    char err[256];
+    if (o->proxy_cmd || strcmp(o->proxy, "ebb") || strcmp(o->mode, "exit-on-zero")) {
+        fprintf(stderr, "ebb drill: --target: --proxy, --proxy-cmd and --mode are for the local "
+                        "drill (the target is whatever the URL reaches)\n");
+        return 2;
+    }
+    if (drill_target_parse(o->target, &o->tgt, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ebb drill: --target: %s\n", err);
+        return 2;
+    }
+    o->tgt.during = o->during;
+    o->proxy = "target";
+    modes[0] = "default";
+    modes[1] = NULL;
+    return 0;
+}
+
 /* Checks --proxy and --mode; fills modes[] (the second one NULL unless
  * --mode both) and the default stop signal.  Returns 0 or 2. */
 static int check_proxy_and_mode(struct drill_opts *o, const char *modes[2])
 {
+    if (o->target)
+        return check_target(o, modes);
     if (o->proxy_cmd)
         o->proxy = "cmd";
     if (strcmp(o->proxy, "ebb") && strcmp(o->proxy, "nginx") && strcmp(o->proxy, "haproxy") &&
@@ -334,6 +367,7 @@ static void scenario_cfg(const struct drill_opts *o, enum drill_scn s, const cha
     cfg->workdir = dir;
     cfg->ebb_path = ebb_path;
     cfg->quiet = o->quiet;
+    cfg->target = o->target ? &o->tgt : NULL;
 }
 
 /* Runs scenario s in mode into *r, with its files in a directory of its
@@ -408,9 +442,20 @@ int ebb_cmd_drill(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (o.during && !o.target) {
+        fprintf(stderr, "ebb drill: --during needs --target\n");
+        return 2;
+    }
+    if (o.target && !strcmp(o.scenario, "all"))
+        o.scenario = "steady";   /* one CMD run by default: a rollout takes a while */
     if (check_proxy_and_mode(&o, modes) || pick_scenarios(o.scenario, run) ||
         prepare_dirs(&o, ebb_path, sizeof(ebb_path), wbuf, sizeof(wbuf)))
         return 2;
+    if (o.target && run[DRILL_OUTBOUND]) {
+        fprintf(stderr, "ebb drill: --target: the outbound scenario needs the drill's own app "
+                        "(its shutdown calls); use long-request, steady, idle-pool or h2-streams\n");
+        return 2;
+    }
     drill_catch_signals();
 
     struct drill_result *results = calloc(2 * DRILL_NSCN, sizeof(*results));

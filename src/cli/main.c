@@ -4,8 +4,18 @@
 #include "ebb/cli.h"
 #include "ebb/core.h"
 
+/* The last path component of argv[0]. */
+static const char *prog_name(const char *argv0)
+{
+    const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
+    return slash ? slash + 1 : argv0 ? argv0 : "";
+}
+
 int main(int argc, char **argv)
 {
+    /* the image links pilot-agent to ebb, for tools that exec Istio's agent */
+    if (strcmp(prog_name(argv[0]), "pilot-agent") == 0)
+        return ebb_cmd_pilot_agent(argc, argv);
     if (argc < 2 || argv[1][0] == '-')
         return ebb_cmd_run(argc, argv);   /* plain `ebb [flags]` is `ebb run` */
     const char *cmd = argv[1];

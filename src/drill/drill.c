@@ -127,8 +127,8 @@ static void on_check(struct ebb_loop *loop, struct ebb_timer *t)
         drill_app_poke(d->app);
     if (!d->sigterm_sent || !d->removed || d->ended)
         return;
-    bool proxy_gone = d->proxy.pid == 0 || d->proxy.exited;
-    if (proxy_gone && d->inflight == 0 && d->out_inflight == 0 && drill_app_done(d->app))
+    bool proxy_gone = d->proxy.pid == 0 || d->proxy.exited;   /* --target: --during's CMD */
+    if (proxy_gone && d->inflight == 0 && d->out_inflight == 0 && (!d->app || drill_app_done(d->app)))
         drill_end(d, proxy_gone && d->proxy.pid ? "proxy exited and nothing is in flight"
                                                 : "nothing in flight");
 }
@@ -157,6 +157,10 @@ static void on_sigterm(struct ebb_loop *loop, struct ebb_timer *t)
 {
     struct drill *d = t->data;
     char label[80];
+    if (d->cfg->target) {
+        drill_target_go(d);   /* --during CMD instead of signals */
+        return;
+    }
     d->sigterm_sent = true;
     d->r->sigterm_ms = drill_t(d);
     snprintf(label, sizeof(label), "SIG%s to proxy, SIGTERM to app", sigabbrev_np(d->cfg->stop_signal));
@@ -174,10 +178,12 @@ static void on_removal(struct ebb_loop *loop, struct ebb_timer *t)
     struct drill *d = t->data;
     d->removed = true;
     d->r->removal_ms = drill_t(d);
-    drill_result_event(d->r, d->r->removal_ms, DRILL_EV_REMOVAL,
-                       "endpoint removed: no new requests");
+    const char *what = d->cfg->target ? "load ends" : "endpoint removed";
+    char label[80];
+    snprintf(label, sizeof(label), "%s: no new requests", what);
+    drill_result_event(d->r, d->r->removal_ms, DRILL_EV_REMOVAL, label);
     ebb_timer_start(loop, &d->t_settle, DRILL_APP_SETTLE_MS);
-    drill_progress(d, "endpoint removed: the load generator sends no new requests");
+    drill_progress(d, "%s: the load generator sends no new requests", what);
     drill_poke(d);
 }
 
@@ -244,6 +250,8 @@ static int drill_init(struct drill *d, const struct drill_cfg *cfg, struct drill
 static int start_services(struct drill *d)
 {
     bool direct = strcmp(d->cfg->proxy, "none") == 0;
+    if (d->cfg->target)
+        return drill_target_begin(d);
     d->remote = drill_app_new(d, true, &d->remote_port);
     if (!d->remote)
         return -1;
@@ -276,7 +284,7 @@ static int start_services(struct drill *d)
 static bool h2_supported(struct drill *d)
 {
     char note[160];
-    if (drill_h2_probe(d->listen_port, note, sizeof(note)))
+    if (drill_h2_probe(drill_load_addr(d), d->listen_port, note, sizeof(note)))
         return true;
     d->r->unsupported = true;
     snprintf(d->r->note, sizeof(d->r->note), "%s", note);
@@ -299,9 +307,13 @@ static int run_load(struct drill *d)
         ts[i].t->data = d;
     }
     d->t0_ms = ebb_now_ms();
-    drill_progress(d, "load starts: proxy %s pid %d, inbound 127.0.0.1:%u, outbound 127.0.0.1:%u, "
-                   "app 127.0.0.1:%u, remote 127.0.0.1:%u", cfg->proxy, (int)d->proxy.pid,
-                   d->listen_port, d->outbound_port, d->app_port, d->remote_port);
+    if (cfg->target)
+        drill_progress(d, "load starts: target %s", cfg->target->url);
+    else
+        drill_progress(d, "load starts: proxy %s pid %d, inbound 127.0.0.1:%u, outbound "
+                       "127.0.0.1:%u, app 127.0.0.1:%u, remote 127.0.0.1:%u", cfg->proxy,
+                       (int)d->proxy.pid, d->listen_port, d->outbound_port, d->app_port,
+                       d->remote_port);
     if (drill_load_start(d) < 0)
         return -1;
     ebb_timer_start(d->loop, &d->t_sigterm, cfg->sigterm_at_ms);

@@ -9,6 +9,7 @@
 #ifndef EBB_DRILL_RUN_H
 #define EBB_DRILL_RUN_H
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -25,9 +26,15 @@ void drill_load_free(struct drill *d);
 int  drill_h2_start(struct drill *d);
 void drill_h2_stop(struct drill *d);
 void drill_h2_free(struct drill *d);
-/* Preflight: does 127.0.0.1:port answer the h2 connection preface with
- * frames?  Returns 1 yes, 0 no (why in note). */
-int  drill_h2_probe(uint16_t port, char *note, size_t notelen);
+/* Preflight: does addr:port (network order address) answer the h2
+ * connection preface with frames?  Returns 1 yes, 0 no (why in note). */
+int  drill_h2_probe(uint32_t addr, uint16_t port, char *note, size_t notelen);
+
+/* --- --target mode (target.c) --- */
+/* Instead of the app and the proxy: checks the target accepts.  0 or -1. */
+int  drill_target_begin(struct drill *d);
+/* At --sigterm-at: runs --during CMD (its exit, +removal delay, ends the load). */
+void drill_target_go(struct drill *d);
 
 /* --- the app and the remote service (app.c) --- */
 struct drill_app;
@@ -90,6 +97,17 @@ struct drill {
                       t_h2retry, t_settle;
     uint32_t          rnd;
 };
+
+/* Where the load connects: the --target address, else loopback (network order). */
+static inline uint32_t drill_load_addr(const struct drill *d)
+{
+    return d->cfg->target ? d->cfg->target->addr : htonl(INADDR_LOOPBACK);
+}
+/* The load's Host / :authority. */
+static inline const char *drill_load_authority(const struct drill *d)
+{
+    return d->cfg->target ? d->cfg->target->authority : "app.local";
+}
 
 /* Milliseconds since the load started. */
 static inline int64_t drill_t(const struct drill *d)

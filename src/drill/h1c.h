@@ -29,7 +29,8 @@ struct drill_h1c {
     struct drill        *d;
     struct drill_counts *counts;   /* where outcomes are counted */
     bool                 inbound;  /* part of the load (timeline, fail marks) */
-    uint16_t             port;     /* 127.0.0.1:port */
+    uint32_t             addr;     /* IPv4, network order (loopback unless --target) */
+    uint16_t             port;
     const char          *host;     /* Host header */
     enum drill_h1c_state state;
     struct ebb_io        io;

@@ -60,7 +60,7 @@ struct drill_h2 {
     unsigned          active;
     struct ebb_list   streams;
     struct ebb_list   link;
-    char              path[96];
+    char              path[1024];  /* a --target path fits */
     struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
@@ -153,7 +153,7 @@ static int32_t submit(struct drill_h2 *h, struct h2_stream *st)
 #define NV(n, v) { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE }
     if (h->d->cfg->scn != DRILL_GRPC) {
         nghttp2_nv nva[] = {
-            NV(":method", "GET"), NV(":scheme", "http"), NV(":authority", "app.local"),
+            NV(":method", "GET"), NV(":scheme", "http"), NV(":authority", drill_load_authority(h->d)),
             NV(":path", h->path),
         };
         return nghttp2_submit_request(h->s, NULL, nva, EBB_ARRAY_LEN(nva), NULL, st);
@@ -279,7 +279,7 @@ static int on_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, 
         fail = DRILL_F_OTHER;
     else if (cfg->scn == DRILL_GRPC)
         fail = grpc_outcome(st, cfg);
-    else if (st->got != cfg->body)
+    else if (!cfg->target && st->got != cfg->body)   /* a --target's size is its own */
         fail = DRILL_F_TRUNCATED;
     struct drill *d = st->h->d;
     nghttp2_session_set_stream_user_data(s, stream_id, NULL);
@@ -417,8 +417,11 @@ static void h2_open(struct drill *d)
     h->wbuf.max = 4 << 20;
     ebb_list_init(&h->streams);
     ebb_list_add_tail(&d->h2conns, &h->link);
-    snprintf(h->path, sizeof(h->path), "/work?ms=%llu&size=%llu",
-             (unsigned long long)d->cfg->latency_ms, (unsigned long long)d->cfg->body);
+    if (d->cfg->target)
+        snprintf(h->path, sizeof(h->path), "%s", d->cfg->target->path);
+    else
+        snprintf(h->path, sizeof(h->path), "/work?ms=%llu&size=%llu",
+                 (unsigned long long)d->cfg->latency_ms, (unsigned long long)d->cfg->body);
     h->live = true;
     d->h2_live++;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -432,7 +435,7 @@ static void h2_open(struct drill *d)
     d->conns++;
     h->connecting = true;
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(d->listen_port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                              .sin_addr.s_addr = drill_load_addr(d) };
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
         /* report from the loop, like an async connect failure */
         ebb_io_set(d->loop, &h->io, EBB_WRITE);
@@ -480,11 +483,11 @@ void drill_h2_free(struct drill *d)
     drill_h2_stop(d);
 }
 
-int drill_h2_probe(uint16_t port, char *note, size_t notelen)
+int drill_h2_probe(uint32_t addr, uint16_t port, char *note, size_t notelen)
 {
     static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" "\x00\x00\x00\x04\x00\x00\x00\x00\x00";
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                              .sin_addr.s_addr = addr };
     char buf[64];
     ssize_t got = 0;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -34,6 +34,7 @@ void drill_h1c_init(struct drill_h1c *c, struct drill *d, uint16_t port, const c
 {
     memset(c, 0, sizeof(*c));
     c->d = d;
+    c->addr = htonl(INADDR_LOOPBACK);
     c->port = port;
     c->host = host;
     c->counts = counts;
@@ -168,7 +169,7 @@ void drill_h1c_request(struct drill_h1c *c, const char *path, uint64_t want, dri
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(c->port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                              .sin_addr.s_addr = c->addr };
     c->io.fd = fd;
     if (c->inbound)
         d->conns++;
@@ -338,7 +339,7 @@ struct drill_user {
     struct drill_h1c  c;
     struct ebb_timer  think;   /* next request */
     struct ebb_list   link;    /* in d->users */
-    char              path[96];
+    char              path[1024];  /* a --target path fits */
 };
 
 static void user_next(struct ebb_loop *loop, struct ebb_timer *t);
@@ -363,7 +364,8 @@ static void user_next(struct ebb_loop *loop, struct ebb_timer *t)
     struct drill *d = u->d;
     if (d->removed || d->ending || drill_h1c_busy(&u->c))
         return;
-    drill_h1c_request(&u->c, u->path, d->cfg->body, user_done, u);
+    /* a --target's body size is its own: only the framing is checked */
+    drill_h1c_request(&u->c, u->path, d->cfg->target ? 0 : d->cfg->body, user_done, u);
 }
 
 int drill_load_start(struct drill *d)
@@ -377,12 +379,16 @@ int drill_load_start(struct drill *d)
         if (!u)
             return -1;
         u->d = d;
-        drill_h1c_init(&u->c, d, d->listen_port, "app.local", &d->r->in, true);
+        drill_h1c_init(&u->c, d, d->listen_port, drill_load_authority(d), &d->r->in, true);
+        u->c.addr = drill_load_addr(d);
         u->think.cb = user_next;
         u->think.data = u;
-        snprintf(u->path, sizeof(u->path), "/%s?ms=%llu&size=%llu",
-                 cfg->scn == DRILL_OUTBOUND ? "call" : "work",
-                 (unsigned long long)cfg->latency_ms, (unsigned long long)cfg->body);
+        if (cfg->target)
+            snprintf(u->path, sizeof(u->path), "%s", cfg->target->path);
+        else
+            snprintf(u->path, sizeof(u->path), "/%s?ms=%llu&size=%llu",
+                     cfg->scn == DRILL_OUTBOUND ? "call" : "work",
+                     (unsigned long long)cfg->latency_ms, (unsigned long long)cfg->body);
         ebb_list_add_tail(&d->users, &u->link);
         /* stagger the first requests a little: idle-pool users over 200 ms */
         uint64_t at = cfg->scn == DRILL_IDLE_POOL ? drill_rand(d) % 200 : i;
