@@ -53,6 +53,7 @@ struct drill_cfg {
     uint64_t    sigterm_at_ms;
     uint64_t    removal_ms;     /* after SIGTERM */
     uint64_t    grace_ms;       /* after SIGTERM */
+    uint64_t    prestop_ms;     /* a preStop `sleep` on the proxy: its stop signal this much later */
     uint64_t    timeout_ms;     /* per request */
     unsigned    clients;        /* h1 clients, or h2 connections */
     unsigned    streams;        /* h2 concurrent streams per connection */

@@ -33,6 +33,7 @@ struct drill_opts {
     bool        help;         /* print the usage and exit 0 */
     int         stop_signal;  /* 0: the proxy's own default */
     uint64_t    sigterm_at, removal, grace, timeout;      /* ms */
+    uint64_t    prestop;                                  /* ms, 0 = no preStop hook */
     uint64_t    latency, think, shutdown;                 /* ms */
     uint64_t    clients, streams, body, reset_every;
 };
@@ -78,6 +79,8 @@ static const struct drill_flag flags[] = {
       "no new requests from this long after the stop signal (per scenario)" },
     { "--grace", NULL, FLAG_SECS, O(grace), 0, 0, "S",
       "SIGKILL to the proxy this long after the stop signal (default 30)" },
+    { "--prestop-sleep", NULL, FLAG_SECS, O(prestop), 0, 0, "S",
+      "a preStop `sleep S` hook on the proxy: its stop signal comes S later (default 0)" },
     { "--timeout", NULL, FLAG_SECS, O(timeout), 0, 0, "S",
       "a request without a complete answer by then is a timeout (default 15)" },
     { "--clients", NULL, FLAG_UINT, O(clients), 1, 1000, "N",
@@ -237,9 +240,10 @@ static int parse_flags(int argc, char **argv, struct drill_opts *o)
 static int check_target(struct drill_opts *o, const char *modes[2])
 {
     char err[256];
-    if (o->proxy_cmd || strcmp(o->proxy, "ebb") || strcmp(o->mode, "exit-on-zero")) {
-        fprintf(stderr, "ebb drill: --target: --proxy, --proxy-cmd and --mode are for the local "
-                        "drill (the target is whatever the URL reaches)\n");
+    if (o->proxy_cmd || strcmp(o->proxy, "ebb") || strcmp(o->mode, "exit-on-zero") ||
+        o->prestop) {
+        fprintf(stderr, "ebb drill: --target: --proxy, --proxy-cmd, --mode and --prestop-sleep "
+                        "are for the local drill (the target is whatever the URL reaches)\n");
         return 2;
     }
     if (drill_target_parse(o->target, &o->tgt, err, sizeof(err)) < 0) {
@@ -356,6 +360,7 @@ static void scenario_cfg(const struct drill_opts *o, enum drill_scn s, const cha
     cfg->sigterm_at_ms = pick(o->sigterm_at, cfg->sigterm_at_ms);
     cfg->removal_ms = pick(o->removal, cfg->removal_ms);
     cfg->grace_ms = o->grace;
+    cfg->prestop_ms = o->prestop;
     cfg->timeout_ms = o->timeout;
     cfg->clients = (unsigned)pick(o->clients, cfg->clients);
     cfg->streams = (unsigned)pick(o->streams, cfg->streams);

@@ -113,7 +113,8 @@ static void drill_end(struct drill *d, const char *why)
     d->r->end_ms = drill_t(d);
     drill_progress(d, "end: %s", why);
     struct ebb_timer *ts[] = { &d->t_sigterm, &d->t_removal, &d->t_kill, &d->t_sample,
-                               &d->t_progress, &d->t_hard, &d->t_check, &d->t_h2retry, &d->t_settle };
+                               &d->t_progress, &d->t_hard, &d->t_check, &d->t_h2retry, &d->t_settle,
+                               &d->t_prestop };
     for (size_t i = 0; i < EBB_ARRAY_LEN(ts); i++)
         ebb_timer_stop(d->loop, ts[i]);
     drill_load_stop(d);
@@ -163,14 +164,33 @@ static void on_sigterm(struct ebb_loop *loop, struct ebb_timer *t)
     }
     d->sigterm_sent = true;
     d->r->sigterm_ms = drill_t(d);
-    snprintf(label, sizeof(label), "SIG%s to proxy, SIGTERM to app", sigabbrev_np(d->cfg->stop_signal));
+    if (d->cfg->prestop_ms) {
+        /* Kubernetes runs the proxy container's preStop hook first: its stop signal comes
+         * when the `sleep` ends; the grace period counts from now all the same */
+        snprintf(label, sizeof(label), "preStop sleep %.1fs on the proxy, SIGTERM to app",
+                 (double)d->cfg->prestop_ms / 1000);
+        ebb_timer_start(loop, &d->t_prestop, d->cfg->prestop_ms);
+    } else {
+        snprintf(label, sizeof(label), "SIG%s to proxy, SIGTERM to app",
+                 sigabbrev_np(d->cfg->stop_signal));
+        drill_proxy_signal(d, d->cfg->stop_signal);
+    }
     drill_result_event(d->r, d->r->sigterm_ms, DRILL_EV_SIGTERM, label);
     drill_progress(d, "%s", label);
-    drill_proxy_signal(d, d->cfg->stop_signal);
     drill_app_sigterm(d->app);
     ebb_timer_start(loop, &d->t_removal, d->cfg->removal_ms);
     ebb_timer_start(loop, &d->t_kill, d->cfg->grace_ms);
     ebb_timer_start(loop, &d->t_hard, d->cfg->grace_ms + 3000);
+}
+
+static void on_prestop(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    struct drill *d = t->data;
+    char label[80];
+    snprintf(label, sizeof(label), "preStop over: SIG%s to proxy", sigabbrev_np(d->cfg->stop_signal));
+    drill_result_event(d->r, drill_t(d), DRILL_EV_PHASE, label);
+    drill_progress(d, "%s", label);
+    drill_proxy_signal(d, d->cfg->stop_signal);
 }
 
 static void on_removal(struct ebb_loop *loop, struct ebb_timer *t)
@@ -300,7 +320,7 @@ static int run_load(struct drill *d)
     struct { struct ebb_timer *t; ebb_timer_cb cb; } ts[] = {
         { &d->t_sigterm, on_sigterm }, { &d->t_removal, on_removal }, { &d->t_kill, on_kill },
         { &d->t_sample, on_sample }, { &d->t_progress, on_progress }, { &d->t_hard, on_hard },
-        { &d->t_check, on_check }, { &d->t_settle, on_check },
+        { &d->t_check, on_check }, { &d->t_settle, on_check }, { &d->t_prestop, on_prestop },
     };
     for (size_t i = 0; i < EBB_ARRAY_LEN(ts); i++) {
         ts[i].t->cb = ts[i].cb;

@@ -94,7 +94,7 @@ struct drill {
     struct drill_grpc_app *grpc;    /* the grpc scenario's app (then app_port is its port) */
     struct drill_proxy proxy;
     struct ebb_timer  t_sigterm, t_removal, t_kill, t_sample, t_progress, t_hard, t_check,
-                      t_h2retry, t_settle;
+                      t_h2retry, t_settle, t_prestop;
     uint32_t          rnd;
 };
 

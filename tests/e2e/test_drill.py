@@ -178,6 +178,26 @@ def test_drill_ebb_default_mode_cuts_long_requests(env):
     check(4900 <= s["sigterm_to_exit_ms"] <= 5600, "sigterm_to_exit_ms %r" % s["sigterm_to_exit_ms"])
 
 
+@timeout(60)
+def test_drill_prestop_sleep_delays_the_stop_signal(env):
+    """--prestop-sleep models a preStop `sleep` on the proxy: the same 7 s requests that default
+    mode cuts survive when the proxy's SIGTERM comes 4 s after the pod's."""
+    out, _ = drill(env, "--scenario", "long-request", "--latency", "7", "--clients", "3",
+                   "--sigterm-at", "0.5", "--mode", "default", "--prestop-sleep", "4", want_rc=0)
+    s = one(out)
+    check_sum(s)
+    check_eq(s["total"]["failed"], 0, "failed")
+    check_eq(s["total"]["completed"], 3, "completed")
+    labels = {e["label"]: e["t_ms"] for e in s["events"]}
+    pre = [l for l in labels if l.startswith("preStop over")]
+    check(pre and "preStop sleep 4.0s on the proxy, SIGTERM to app" in labels,
+          "the preStop events: %r" % sorted(labels))
+    check(labels[pre[0]] - s["sigterm_ms"] >= 4000, "the stop signal came %d ms after SIGTERM"
+          % (labels[pre[0]] - s["sigterm_ms"]))
+    # the proxy leaves terminationDrainDuration after its own signal
+    check(8900 <= s["sigterm_to_exit_ms"] <= 10500, "sigterm_to_exit_ms %r" % s["sigterm_to_exit_ms"])
+
+
 @timeout(30)
 def test_drill_text_report_and_usage(env):
     p = subprocess.run([env.ebb_path, "drill", "--scenario", "nope"], stdout=subprocess.PIPE,

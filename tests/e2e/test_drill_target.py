@@ -182,7 +182,7 @@ def test_drill_target_flag_errors(env):
         (["--target", "http://127.0.0.1:99999/"], "\"99999\" is not a port"),
         (["--target", "http:///x"], "has no host"),
         (["--during", "true"], "--during needs --target"),
-        (["--target", "http://127.0.0.1:1/", "--proxy", "nginx"], "--proxy, --proxy-cmd and --mode are for the local drill"),
+        (["--target", "http://127.0.0.1:1/", "--proxy", "nginx"], "--proxy, --proxy-cmd, --mode and --prestop-sleep are for the local drill"),
         (["--target", "http://127.0.0.1:1/", "--scenario", "outbound"], "the outbound scenario needs the drill's own app"),
     ]
     for args, want in cases:
