@@ -197,7 +197,7 @@ void drill_report_text(FILE *f, const struct drill_result *rs, size_t n)
                     (unsigned long long)drill_counts_failed(&r->out));
         grpc_line(f, r);
     }
-    fprintf(f, "term->exit: stop signal to proxy exit (! = SIGKILLed at the grace period); "
+    fprintf(f, "term->exit: the pod's SIGTERM (the stop signal, unless --prestop-sleep) to proxy exit (! = SIGKILLed at the grace period); "
             "last->exit: last completed request to proxy exit\n");
 }
 
