@@ -101,57 +101,95 @@ int ebb_fwd_prepare(struct ebb_fwd *f, const struct ebb_req *req, const struct e
     return 0;
 }
 
+/* The head is written without printf (issue 12): these append a span, a C string, a number. */
+static int put(struct ebb_buf *b, const char *p, size_t n) { return ebb_buf_append(b, p, n); }
+static int put_s(struct ebb_buf *b, const char *s) { return ebb_buf_append(b, s, strlen(s)); }
+#define PUT_LIT(b, lit) ebb_buf_append((b), (lit), sizeof(lit) - 1)
+
+static int put_u64(struct ebb_buf *b, uint64_t v)
+{
+    char d[20];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return ebb_buf_append(b, d + i, sizeof(d) - i);
+}
+
+/* "name: value\r\n" */
+static int put_field(struct ebb_buf *b, struct ebb_str name, struct ebb_str value)
+{
+    int rc = put(b, name.p, name.len);   /* one after the other: the order of the operands of
+                                          * | is unspecified in C */
+    rc |= PUT_LIT(b, ": ");
+    rc |= put(b, value.p, value.len);
+    rc |= PUT_LIT(b, "\r\n");
+    return rc;
+}
+
 int ebb_fwd_write_h1(const struct ebb_fwd *f, struct ebb_buf *b, bool *chunked)
 {
     const struct ebb_req *r = f->req;
     bool cookie = false;
     int rc = 0;
 
-    rc |= ebb_buf_appendf(b, "%.*s %.*s HTTP/1.1\r\n", (int)r->method.len, r->method.p,
-                          (int)r->path.len, r->path.p);
+    rc |= put(b, r->method.p, r->method.len);
+    rc |= PUT_LIT(b, " ");
+    rc |= put(b, r->path.p, r->path.len);
+    rc |= PUT_LIT(b, " HTTP/1.1\r\n");
     /* Host is written from the parsed authority (the URI's for absolute-form, RFC 9112
      * §3.2.2), never copied: "Connection: host" must not be able to drop it */
     if (f->authority.len)
-        rc |= ebb_buf_appendf(b, "host: %.*s\r\n", (int)f->authority.len, f->authority.p);
+        rc |= put_field(b, (struct ebb_str){ "host", 4 }, f->authority);
     for (size_t i = 0; i < f->nkeep; i++) {
         const struct ebb_hdr *hd = f->keep[i];
         if (r->join_cookies && str_ieq(hd->name, "cookie")) {
             cookie = true;
             continue;
         }
-        rc |= ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)hd->name.len, hd->name.p,
-                              (int)hd->value.len, hd->value.p);
+        rc |= put_field(b, hd->name, hd->value);
     }
     if (cookie) {
         /* RFC 9113 §8.2.3: cookie crumbs are joined with "; " for HTTP/1.1 */
-        const char *sep = "";
-        rc |= ebb_buf_appendf(b, "cookie: ");
+        bool first = true;
+        rc |= PUT_LIT(b, "cookie: ");
         for (size_t i = 0; i < f->nkeep; i++) {
             if (!str_ieq(f->keep[i]->name, "cookie"))
                 continue;
-            rc |= ebb_buf_appendf(b, "%s%.*s", sep, (int)f->keep[i]->value.len,
-                                  f->keep[i]->value.p);
-            sep = "; ";
+            if (!first)
+                rc |= PUT_LIT(b, "; ");
+            rc |= put(b, f->keep[i]->value.p, f->keep[i]->value.len);
+            first = false;
         }
-        rc |= ebb_buf_append(b, "\r\n", 2);
+        rc |= PUT_LIT(b, "\r\n");
     }
-    if (f->xff)
-        rc |= ebb_buf_appendf(b, "x-forwarded-for: %.*s, %s\r\n", (int)f->xff->value.len,
-                              f->xff->value.p, f->peer);
-    else
-        rc |= ebb_buf_appendf(b, "x-forwarded-for: %s\r\n", f->peer);
-    rc |= ebb_buf_appendf(b, "x-forwarded-proto: http\r\n");
-    if (f->rid_added)
-        rc |= ebb_buf_appendf(b, "x-request-id: %s\r\n", f->request_id);
+    rc |= PUT_LIT(b, "x-forwarded-for: ");
+    if (f->xff) {
+        rc |= put(b, f->xff->value.p, f->xff->value.len);
+        rc |= PUT_LIT(b, ", ");
+    }
+    rc |= put_s(b, f->peer);
+    rc |= PUT_LIT(b, "\r\nx-forwarded-proto: http\r\n");
+    if (f->rid_added) {
+        rc |= PUT_LIT(b, "x-request-id: ");
+        rc |= put_s(b, f->request_id);
+        rc |= PUT_LIT(b, "\r\n");
+    }
     *chunked = r->content_length < 0 && r->body;
-    if (r->content_length >= 0)
-        rc |= ebb_buf_appendf(b, "content-length: %lld\r\n", (long long)r->content_length);
-    else if (*chunked)
-        rc |= ebb_buf_appendf(b, "transfer-encoding: chunked\r\n");
-    if (r->upgrade.len)
-        rc |= ebb_buf_appendf(b, "connection: upgrade\r\nupgrade: %.*s\r\n",
-                              (int)r->upgrade.len, r->upgrade.p);
-    rc |= ebb_buf_append(b, "\r\n", 2);
+    if (r->content_length >= 0) {
+        rc |= PUT_LIT(b, "content-length: ");
+        rc |= put_u64(b, (uint64_t)r->content_length);
+        rc |= PUT_LIT(b, "\r\n");
+    } else if (*chunked) {
+        rc |= PUT_LIT(b, "transfer-encoding: chunked\r\n");
+    }
+    if (r->upgrade.len) {
+        rc |= PUT_LIT(b, "connection: upgrade\r\nupgrade: ");
+        rc |= put(b, r->upgrade.p, r->upgrade.len);
+        rc |= PUT_LIT(b, "\r\n");
+    }
+    rc |= PUT_LIT(b, "\r\n");
     if (rc)
         return rc == EBB_ENOMEM ? EBB_ENOMEM : EBB_ETOOBIG;
     return 0;
