@@ -48,7 +48,8 @@ struct ebb_listener {
     const struct ebb_codec_ops *ops;    /* codec of accepted connections */
     const struct ebb_codec_ops *captured_ops; /* ... of those iptables redirected here */
     const struct ebb_listener_env *env; /* shared settings and hooks */
-    struct ebb_listener_stats  *st;     /* listener.<name>.* counters */
+    struct ebb_listener_stats  *st;     /* listener.<name>.* counters (this worker's) */
+    _Atomic int64_t            *open;   /* connections open on this listener in every worker */
     struct ebb_list             conns;  /* struct ebb_conn.link */
     bool                        draining; /* drain started on this listener */
     struct ebb_timer            accept_pause; /* accept resumes after running out of fds */

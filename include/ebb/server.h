@@ -34,7 +34,8 @@ enum ebb_state {
 /* The whole process. */
 struct ebb_server {
     struct ebb_config   *cfg;          /* not owned */
-    struct ebb_stats    *stats;
+    struct ebb_stats    *stats;        /* the control thread's sum of the workers' (ebb_server_stats) */
+    _Atomic int64_t     *listener_open;/* per listener: its connections in every worker (max_connections) */
     struct ebb_worker   *workers;      /* nworkers of them */
     size_t               nworkers;
     struct ebb_sockaddr_list **addrs;  /* per cluster, shared by the workers' cluster runtimes */
@@ -54,6 +55,9 @@ struct ebb_server {
 /* Builds the server from cfg (resolves endpoints, binds every listener
  * socket).  Returns 0 or EBB_E* with a message in err. */
 int ebb_server_init(struct ebb_server *srv, struct ebb_config *cfg, char *err, size_t errlen);
+/* The workers' stats summed into srv->stats, which it returns.  Control
+ * thread only (the snapshot is overwritten by the next call). */
+struct ebb_stats *ebb_server_stats(struct ebb_server *srv);
 /* Starts the worker threads.  0 or EBB_EIO. */
 int ebb_server_start(struct ebb_server *srv);
 /* Posts cmds (EBB_CMD_*, worker.h) to every worker. */

@@ -1,7 +1,10 @@
 /*
  * stats.h - process-wide counters and gauges.
  *
- * Workers update them with relaxed atomics; the admin thread reads them.
+ * Every worker has its own blocks (struct ebb_stats) and is their only
+ * writer, so an update is a plain load and store of an atomic (no locked
+ * read-modify-write, no cache line shared between workers); the control
+ * thread sums the blocks when it reads them (ebb_stats_add_into).
  * Names follow Envoy's where the concept is the same (SPEC §5), so /stats
  * and /stats/prometheus look familiar to Istio tooling.
  */
@@ -17,9 +20,12 @@ struct ebb_config;
 typedef _Atomic uint64_t ebb_counter;   /* monotonic */
 typedef _Atomic int64_t  ebb_gauge;     /* goes up and down */
 
-#define ebb_stat_inc(c)    atomic_fetch_add_explicit(&(c), 1, memory_order_relaxed)
-#define ebb_stat_add(c, n) atomic_fetch_add_explicit(&(c), (n), memory_order_relaxed)
-#define ebb_stat_dec(c)    atomic_fetch_sub_explicit(&(c), 1, memory_order_relaxed)
+/* For the block's one writer: readers on other threads see whole values, never a torn one. */
+#define ebb_stat_add(c, n) \
+    atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (n), \
+                          memory_order_relaxed)
+#define ebb_stat_inc(c)    ebb_stat_add(c, 1)
+#define ebb_stat_dec(c)    ebb_stat_add(c, -1)
 #define ebb_stat_get(c)    atomic_load_explicit(&(c), memory_order_relaxed)
 
 /* listener.<name>.* and http.<name>.* */
@@ -86,6 +92,11 @@ struct ebb_stats {
 
 /* Allocates zeroed stats sized for cfg.  Exits on OOM (startup). */
 struct ebb_stats *ebb_stats_new(const struct ebb_config *cfg);
+/* Zeroes sum (sized for cfg). */
+void ebb_stats_zero(struct ebb_stats *sum, const struct ebb_config *cfg);
+/* Adds every counter and gauge of st (a worker's, being written) into sum. */
+void ebb_stats_add_into(struct ebb_stats *sum, const struct ebb_stats *st,
+                        const struct ebb_config *cfg);
 void ebb_stats_free(struct ebb_stats *st);
 
 #endif

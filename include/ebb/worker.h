@@ -35,7 +35,8 @@ struct ebb_worker {
     struct ebb_loop      *loop;       /* NULL until ebb_worker_init() got that far */
     struct ebb_server    *srv;        /* owner */
     struct ebb_async      wake;       /* commands from the control thread */
-    struct ebb_timer    log_flush;   /* hands the access-log buffer over once a second */
+    struct ebb_timer      log_flush;  /* hands the access-log buffer over once a second */
+    struct ebb_stats     *stats;      /* this worker's counters; it is their only writer */
     _Atomic unsigned      cmds;       /* EBB_CMD_* posted, not yet handled */
     unsigned              done_cmds;  /* EBB_CMD_* already applied */
     struct ebb_listener  *listeners;  /* one per cfg listener */

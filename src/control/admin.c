@@ -199,9 +199,10 @@ static void h_clusters(struct admin_conn *a, const char *q, size_t qlen)
     struct ebb_server *srv = conn_srv(a);
     const struct ebb_config *cfg = srv->cfg;
     struct ebb_buf b = { .max = 1 << 20 };
+    const struct ebb_stats *sum = ebb_server_stats(srv);
     for (size_t i = 0; i < cfg->nclusters; i++) {
         const struct ebb_cluster_cfg *cc = &cfg->clusters[i];
-        struct ebb_cluster_stats *st = &srv->stats->clusters[i];
+        const struct ebb_cluster_stats *st = &sum->clusters[i];
         ebb_buf_appendf(&b, "%s::observability_name::%s\n", cc->name, cc->name);
         ebb_buf_appendf(&b, "%s::protocol::%s\n", cc->name,
                         cc->protocol == EBB_UP_H2C ? "h2c" : "http1");

@@ -174,11 +174,12 @@ static void add_server(struct ebb_server *srv, struct stat_list *sl)
 static void collect_stats(struct ebb_server *srv, struct stat_list *sl)
 {
     const struct ebb_config *cfg = srv->cfg;
+    const struct ebb_stats *sum = ebb_server_stats(srv);
     char lab[160], prefix[160], addr[96];
 
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct ebb_listener_cfg *lc = &cfg->listeners[i];
-        const struct ebb_listener_stats *st = &srv->stats->listeners[i];
+        const struct ebb_listener_stats *st = &sum->listeners[i];
         listener_stat_name(lc, addr, sizeof(addr));
         snprintf(lab, sizeof(lab), "envoy_listener_address=\"%s\"", addr);
         snprintf(prefix, sizeof(prefix), "listener.%s", addr);
@@ -198,10 +199,10 @@ static void collect_stats(struct ebb_server *srv, struct stat_list *sl)
         const struct ebb_cluster_cfg *cc = &cfg->clusters[i];
         snprintf(lab, sizeof(lab), "envoy_cluster_name=\"%s\"", cc->name);
         snprintf(prefix, sizeof(prefix), "cluster.%s", cc->name);
-        add_block(sl, cluster_defs, EBB_ARRAY_LEN(cluster_defs), &srv->stats->clusters[i],
+        add_block(sl, cluster_defs, EBB_ARRAY_LEN(cluster_defs), &sum->clusters[i],
                   "envoy_cluster_", lab, prefix);
     }
-    add_block(sl, http2_defs, EBB_ARRAY_LEN(http2_defs), &srv->stats->server, "envoy_http2_",
+    add_block(sl, http2_defs, EBB_ARRAY_LEN(http2_defs), &sum->server, "envoy_http2_",
               NULL, "http2");
     add_server(srv, sl);
 }

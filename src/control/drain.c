@@ -70,10 +70,11 @@ static int64_t active_cx(const struct ebb_control *ctl)
 
 static uint64_t total_destroyed(const struct ebb_control *ctl)
 {
-    const struct ebb_server *srv = ctl->srv;
+    struct ebb_server *srv = ctl->srv;
+    const struct ebb_stats *st = ebb_server_stats(srv);
     uint64_t n = 0;
     for (size_t i = 0; i < srv->cfg->nlisteners; i++)
-        n += ebb_stat_get(srv->stats->listeners[i].cx_destroy);
+        n += ebb_stat_get(st->listeners[i].cx_destroy);
     return n;
 }
 
@@ -404,8 +405,9 @@ int ebb_control_run(struct ebb_control *ctl)
     ebb_access_log_close();   /* every line of the exchanges above is written before the summary */
     if (ctl->drain_start_ms) {
         uint64_t completed = 0;
+        const struct ebb_stats *st = ebb_server_stats(srv);
         for (size_t i = 0; i < srv->cfg->nlisteners; i++)
-            completed += ebb_stat_get(srv->stats->listeners[i].rq_completed_in_drain);
+            completed += ebb_stat_get(st->listeners[i].rq_completed_in_drain);
         uint64_t ms = now - ctl->drain_start_ms;
         ebb_info("drain", "exit: reason=\"%s\" trigger=%s drain_ms=%llu "
                  "connections_at_drain_start=%lld closed_gracefully=%llu forced=%lld "

@@ -62,6 +62,8 @@ int ebb_server_init(struct ebb_server *srv, struct ebb_config *cfg, char *err, s
 {
     srv->cfg = cfg;
     srv->stats = ebb_stats_new(cfg);
+    srv->listener_open = ebb_xcalloc(cfg->nlisteners ? cfg->nlisteners : 1,
+                                     sizeof(*srv->listener_open));
     srv->start_ms = ebb_now_ms();
     srv->addrs = ebb_xcalloc(cfg->nclusters, sizeof(*srv->addrs));
     for (size_t i = 0; i < cfg->nclusters; i++) {
@@ -102,6 +104,15 @@ int ebb_server_start(struct ebb_server *srv)
     return 0;
 }
 
+struct ebb_stats *ebb_server_stats(struct ebb_server *srv)
+{
+    ebb_stats_zero(srv->stats, srv->cfg);
+    for (size_t i = 0; srv->workers && i < srv->nworkers; i++)
+        if (srv->workers[i].stats)
+            ebb_stats_add_into(srv->stats, srv->workers[i].stats, srv->cfg);
+    return srv->stats;
+}
+
 void ebb_server_post(struct ebb_server *srv, unsigned cmds)
 {
     for (size_t i = 0; i < srv->nworkers; i++)
@@ -124,4 +135,5 @@ void ebb_server_free(struct ebb_server *srv)
         free(srv->addrs[i]);
     free(srv->addrs);
     ebb_stats_free(srv->stats);
+    free(srv->listener_open);
 }

@@ -39,7 +39,8 @@ static int worker_listeners_init(struct ebb_worker *w, char *err, size_t errlen)
         /* a captured connection on an http listener may be anything (SPEC §9.2) */
         l->captured_ops = lc->protocol == EBB_PROTO_TCP ? &ebb_tcp_codec : &ebb_sniff_codec;
         l->env = &srv->lenv;
-        l->st = &srv->stats->listeners[j];
+        l->st = &w->stats->listeners[j];
+        l->open = &srv->listener_open[j];
         ebb_list_init(&l->conns);
         l->io.fd = ebb_listen_socket(lc->address, lc->port, true, err, errlen);
         if (l->io.fd < 0) {
@@ -75,6 +76,7 @@ int ebb_worker_init(struct ebb_worker *w, struct ebb_server *srv, int id, char *
     w->srv = srv;
     w->rand_state = (uint32_t)(ebb_now_us() ^ (0x9e3779b9u * (uint32_t)(id + 1))) | 1u;
     w->wake.io.fd = -1;
+    w->stats = ebb_stats_new(cfg);
     w->loop = ebb_loop_new();
     if (!w->loop) {
         snprintf(err, errlen, "cannot create event loop: %s", strerror(errno));
@@ -88,7 +90,7 @@ int ebb_worker_init(struct ebb_worker *w, struct ebb_server *srv, int id, char *
     for (size_t j = 0; j < cfg->nclusters; j++) {
         struct ebb_cluster_rt *cl = &w->clusters[j];
         cl->cfg = &cfg->clusters[j];
-        cl->st = &srv->stats->clusters[j];
+        cl->st = &w->stats->clusters[j];
         cl->addrs = srv->addrs[j];
         cl->rr = (size_t)id;   /* spread workers over the endpoints */
         ebb_list_init(&cl->idle);
@@ -105,7 +107,7 @@ static void worker_close_conns(struct ebb_listener *l, bool forced)
         bool cut = forced && !(c->flags & EBB_CONN_F_CLOSING);
         if (cut) {
             c->flags |= EBB_CONN_F_FORCED;   /* codecs log what this cuts as DR */
-            ebb_stat_inc(l->w->srv->stats->server.drain_forced_close);
+            ebb_stat_inc(l->w->stats->server.drain_forced_close);
         }
         /* what a forced exit cuts must look cut: an RST, never a FIN that ends a
          * close-delimited body as if it were complete (issue 13) */
@@ -227,4 +229,6 @@ void ebb_worker_free(struct ebb_worker *w)
     w->loop = NULL;
     free(w->listeners);
     free(w->clusters);
+    ebb_stats_free(w->stats);
+    w->stats = NULL;
 }

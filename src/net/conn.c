@@ -75,6 +75,7 @@ void ebb_conn_close(struct ebb_conn *c, bool reset)
     c->io.fd = -1;
     ebb_list_del(&c->link);
     ebb_stat_dec(c->l->st->cx_active);
+    atomic_fetch_sub_explicit(c->l->open, 1, memory_order_relaxed);
     ebb_stat_inc(c->l->st->cx_destroy);
     ebb_debug("conn", "#%llu closed%s", (unsigned long long)c->id, reset ? " (reset)" : "");
     c->l->env->conn_closed(c->l->env->owner);

@@ -143,8 +143,11 @@ static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t even
                 ebb_warn("listener", "%s: accept: %s", l->cfg->name, strerror(errno));
             return;
         }
+        /* max_connections counts every worker's connections: one shared atomic, touched per
+         * connection (the per-worker stats are for reading, summed at scrape time) */
         if (l->cfg->max_connections &&
-            ebb_stat_get(l->st->cx_active) >= (int64_t)l->cfg->max_connections) {
+            atomic_load_explicit(l->open, memory_order_relaxed) >=
+                (int64_t)l->cfg->max_connections) {
             ebb_stat_inc(l->st->cx_overflow);
             close(fd);
             continue;
@@ -171,6 +174,7 @@ static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t even
         c->rbuf.max = env->rbuf_max;
         c->wbuf.max = env->wbuf_max;
         ebb_list_add_tail(&l->conns, &c->link);
+        atomic_fetch_add_explicit(l->open, 1, memory_order_relaxed);
         ebb_stat_inc(l->st->cx_active);
         ebb_stat_inc(l->st->cx_total);
         c->id = env->conn_opened(env->owner);

@@ -128,7 +128,7 @@ static void h2s_open_upstream(struct h2s *s);
 
 static const struct ebb_config *h2_cfg(const struct h2c *h) { return h->c->w->srv->cfg; }
 static struct ebb_listener_stats *h2_st(const struct h2c *h) { return h->c->l->st; }
-static struct ebb_server_stats *h2_sst(const struct h2c *h) { return &h->c->w->srv->stats->server; }
+static struct ebb_server_stats *h2_sst(const struct h2c *h) { return &h->c->w->stats->server; }
 
 static size_t rc_len(nghttp2_rcbuf *rb) { return rb ? nghttp2_rcbuf_get_buf(rb).len : 0; }
 static const char *rc_ptr(nghttp2_rcbuf *rb)

@@ -112,7 +112,7 @@ static int h2u_submit(struct h2u_conn *uc, struct ebb_h2u_stream *s);
 static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_worker *w,
                                      const union ebb_sockaddr *dst);
 
-static struct ebb_server_stats *h2u_sst(struct ebb_worker *w) { return &w->srv->stats->server; }
+static struct ebb_server_stats *h2u_sst(struct ebb_worker *w) { return &w->stats->server; }
 
 static void h2u_list_init(struct ebb_cluster_rt *cl)
 {
