@@ -14,10 +14,11 @@ import platform
 import statistics
 import sys
 
-ORDER = ["direct", "ebb", "nginx", "haproxy"]
+ORDER = ["direct", "ebb", "ebb-log", "nginx", "haproxy"]
 DESCR = {
     "direct": "wrk → origin (no proxy)",
     "ebb": "ebb `run`, concurrency 1, access log off",
+    "ebb-log": "the same ebb with its access log on (JSON lines to a file, batched by a writer thread)",
     "nginx": "nginx reverse proxy, 1 worker, upstream keepalive, proxy_http_version 1.1",
     "haproxy": "HAProxy, nbthread 1, mode http, http-reuse always, no logging",
 }
@@ -147,8 +148,18 @@ def markdown(args, summary, table, skipped):
         "processes).",
         "- **p50/p99 ms**: wrk's latency percentiles, median over repeats.",
         "- **errors**: non-2xx responses plus socket errors, summed over repeats.\n",
-        "## HTTP/2\n",
     ]
+    logcost = []
+    for (proto, conns, target), v in sorted(summary.items(), key=lambda kv: str(kv[0][1])):
+        off = summary.get((proto, conns, "ebb"))
+        if proto == "h1" and target == "ebb-log" and off and off["cpu_us"] and v["cpu_us"]:
+            r = v["cpu_us"] / off["cpu_us"]
+            logcost.append(f"{conns} connections: **{r:.2f}** ({v['cpu_us']:.1f} vs "
+                           f"{off['cpu_us']:.1f} µs)")
+    if logcost:
+        md += ["The access log's cost, ebb's CPU per request with the log on / off: " +
+               "; ".join(logcost) + ".\n"]
+    md += ["## HTTP/2\n"]
     h2 = [r for r in table if r[0] == "h2"]
     if h2:
         md += [

@@ -3,7 +3,8 @@
 #
 # One origin (a separate nginx, 1 worker, `return 200 "hello world\n"`) is reached four ways:
 #   direct   wrk -> origin
-#   ebb      wrk -> OUT/ebb run -c <bench/ebb.yaml rendered>   (concurrency 1)
+#   ebb      wrk -> OUT/ebb run -c <bench/ebb.yaml rendered>   (concurrency 1, access log off)
+#   ebb-log  the same with its access log on (JSON lines to a file): what the log costs
 #   nginx    wrk -> nginx reverse proxy, 1 worker, upstream keepalive
 #   haproxy  wrk -> haproxy, nbthread 1, http-reuse always
 # Every proxy runs ONE worker so the comparison is per core. wrk (HTTP/1.1 keep-alive) runs at
@@ -13,7 +14,7 @@
 # wrk; peak RSS is VmHWM at the end. Writes docs/performance.md (BENCH_REPORT to change/disable).
 #
 # Knobs (environment): BENCH_CONNS="1 16 64" BENCH_DURATION=5 BENCH_REPEATS=3 BENCH_THREADS=1
-#   BENCH_TARGETS="direct ebb nginx haproxy" BENCH_REPORT=docs/performance.md ("-" = none)
+#   BENCH_TARGETS="direct ebb ebb-log nginx haproxy" BENCH_REPORT=docs/performance.md ("-" = none)
 #   BENCH_H2=1 (HTTP/2 section: h2load through ebb, nginx and HAProxy; BENCH_H2=0 skips it)
 #   BENCH_CAPTURE=1 (captured vs direct inbound traffic in a pod of network namespaces:
 #   bench/capture.sh, its own BENCH_CAPTURE_* knobs; BENCH_CAPTURE=0 skips it and the report
@@ -30,7 +31,7 @@ CONNS=${BENCH_CONNS:-"1 16 64"}
 DURATION=${BENCH_DURATION:-5}
 REPEATS=${BENCH_REPEATS:-3}
 THREADS=${BENCH_THREADS:-1}
-TARGETS=${BENCH_TARGETS:-"direct ebb nginx haproxy"}
+TARGETS=${BENCH_TARGETS:-"direct ebb ebb-log nginx haproxy"}
 REPORT=${BENCH_REPORT:-$ROOT/docs/performance.md}
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -141,12 +142,14 @@ hwm_kib() {
     echo $total
 }
 
-read -r ORIGIN_PORT NGINX_PORT HAPROXY_PORT EBB_PORT ADMIN_PORT STATUS_PORT READY_PORT <<<"$(free_ports 7)"
-[ -n "$READY_PORT" ] || die "could not find 7 free ports"
+read -r ORIGIN_PORT NGINX_PORT HAPROXY_PORT EBB_PORT ADMIN_PORT STATUS_PORT READY_PORT \
+    LOG_PORT LOG_ADMIN_PORT LOG_STATUS_PORT LOG_READY_PORT <<<"$(free_ports 11)"
+[ -n "$LOG_READY_PORT" ] || die "could not find 11 free ports"
 USER_LINE=
 [ "$(id -u)" = 0 ] && USER_LINE="user root;"
 
-declare -A PORT=([direct]=$ORIGIN_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [ebb]=$EBB_PORT)
+declare -A PORT=([direct]=$ORIGIN_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [ebb]=$EBB_PORT
+                 [ebb-log]=$LOG_PORT)
 declare -A PID=()
 declare -A SKIP=()
 
@@ -177,21 +180,22 @@ start_haproxy() {
     wait_http "http://127.0.0.1:$HAPROXY_PORT/" "${PID[haproxy]}" 10
 }
 
-start_ebb() {
-    [ -x "$EBB" ] || { SKIP[ebb]="$EBB not built"; return 1; }
-    render "$ROOT/bench/ebb.yaml" "$DIR/ebb.yaml" ORIGIN_PORT="$ORIGIN_PORT" \
-        PROXY_PORT="$EBB_PORT" ADMIN_PORT="$ADMIN_PORT" STATUS_PORT="$STATUS_PORT" \
-        READY_PORT="$READY_PORT"
+start_ebb() {   # start_ebb TARGET PROXY_PORT ADMIN STATUS READY ACCESS_LOG
+    local t=$1 port=$2 admin=$3
+    [ -x "$EBB" ] || { SKIP[$t]="$EBB not built"; return 1; }
+    render "$ROOT/bench/ebb.yaml" "$DIR/$t.yaml" ORIGIN_PORT="$ORIGIN_PORT" \
+        PROXY_PORT="$port" ADMIN_PORT="$admin" STATUS_PORT="$4" READY_PORT="$5" \
+        ACCESS_LOG="$6"
     # cwd = DIR so ebb's default mesh-config/annotation paths (./etc/istio/...) find nothing
-    (cd "$DIR" && exec "$EBB" run -c "$DIR/ebb.yaml") </dev/null >"$DIR/ebb.out" 2>&1 &
-    PIDS+=($!); PID[ebb]=$!
-    if ! wait_http "http://127.0.0.1:$ADMIN_PORT/ready" "${PID[ebb]}" 10 ||
-       ! wait_http "http://127.0.0.1:$EBB_PORT/" "${PID[ebb]}" 5; then
-        SKIP[ebb]="$WAIT_WHY"
-        log "ebb failed to start: $WAIT_WHY; last lines of its output:"
-        if [ -s "$DIR/ebb.out" ]; then tail -n 15 "$DIR/ebb.out" | sed 's/^/    | /' >&2
+    (cd "$DIR" && exec "$EBB" run -c "$DIR/$t.yaml") </dev/null >"$DIR/$t.out" 2>&1 &
+    PIDS+=($!); PID[$t]=$!
+    if ! wait_http "http://127.0.0.1:$admin/ready" "${PID[$t]}" 10 ||
+       ! wait_http "http://127.0.0.1:$port/" "${PID[$t]}" 5; then
+        SKIP[$t]="$WAIT_WHY"
+        log "$t failed to start: $WAIT_WHY; last lines of its output:"
+        if [ -s "$DIR/$t.out" ]; then tail -n 15 "$DIR/$t.out" | sed 's/^/    | /' >&2
         else log "    (no output)"; fi
-        kill -TERM "${PID[ebb]}" 2>/dev/null || true
+        kill -TERM "${PID[$t]}" 2>/dev/null || true
         return 1
     fi
 }
@@ -258,7 +262,11 @@ start_origin
 for t in $TARGETS; do
     case $t in
         direct) ACTIVE+=(direct) ;;
-        ebb)     if start_ebb; then ACTIVE+=(ebb); else log "ebb row skipped: ${SKIP[ebb]}"; fi ;;
+        ebb)     if start_ebb ebb "$EBB_PORT" "$ADMIN_PORT" "$STATUS_PORT" "$READY_PORT" off
+                 then ACTIVE+=(ebb); else log "ebb row skipped: ${SKIP[ebb]}"; fi ;;
+        ebb-log) if start_ebb ebb-log "$LOG_PORT" "$LOG_ADMIN_PORT" "$LOG_STATUS_PORT" \
+                        "$LOG_READY_PORT" "$DIR/access.log"
+                 then ACTIVE+=(ebb-log); else log "ebb-log row skipped: ${SKIP[ebb-log]}"; fi ;;
         nginx)   if start_nginx; then ACTIVE+=(nginx); else
                      SKIP[nginx]="$WAIT_WHY"; log "nginx row skipped: ${SKIP[nginx]}"
                      tail -n 15 "$DIR/nginx.out" "$DIR/nginx.error.log" 2>/dev/null | sed 's/^/    | /' >&2; fi ;;

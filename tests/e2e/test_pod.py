@@ -271,9 +271,10 @@ def _check_captured(pod):
         check_eq((rc, code, body), (0, "200", "done 1\n"), "request %d to %s:8080" % (i, pod.ip))
     after = pod.stat("listener.0.0.0.0_15006.downstream_cx_total")
     check_eq(after - before, 3, "connections to %s:8080 captured by ebb's 15006" % pod.ip)
-    ua = pod.logs(pod.ebb)
-    check('"downstream_remote_address":"%s"' % pod.client_ip in ua,
-          "ebb's access log shows the client's address %s" % pod.client_ip)
+    # the access log is written in batches, at least once a second
+    want = '"downstream_remote_address":"%s"' % pod.client_ip
+    wait_for(lambda: want in pod.logs(pod.ebb), timeout=10,
+             what="ebb's access log showing the client's address %s" % pod.client_ip)
 
 
 def _long_request_across_stop(pod):
