@@ -199,10 +199,37 @@ def kept_sections(report):
     return "\n" + old[b:e + len("<!-- bench/capture.sh: end -->")] + "\n"
 
 
+def load_idle(path):
+    """{target: (bytes per connection, connections)} from bench/idle_conns.py's TSV."""
+    out = {}
+    if not path or not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for r in csv.DictReader(f, delimiter="\t"):
+            out[r["target"]] = (int(r["bytes_per_conn"]), int(r["conns"]))
+    return out
+
+
+def idle_md(idle):
+    if not idle:
+        return ""
+    md = ["## Idle keep-alive client connections\n",
+          "`bench/idle_conns.py` (in `make bench`, `BENCH_IDLE_CONNS`): after the runs above, "
+          "N client connections each make one request and stay open, idle; the proxy's resident "
+          "memory (VmRSS, summed over its processes) grows by this much per connection "
+          "(kernel socket memory not included):\n",
+          "| target | bytes per idle connection | connections |", "|---|---:|---:|"]
+    for t in ORDER:
+        if t in idle:
+            md.append(f"| `{t}` | {idle[t][0]:,} | {idle[t][1]:,} |")
+    return "\n".join(md) + "\n\n"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", required=True)
     ap.add_argument("--rss", required=True)
+    ap.add_argument("--idle", help="bench/idle_conns.py results (TSV)")
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
@@ -223,8 +250,12 @@ def main():
         print(f"not measured: {t}: {why}")
     print(f"(median of {args.repeats} runs x {args.duration}s; CPU = proxy utime+stime per "
           "request; RSS = VmHWM; one worker per proxy)")
+    idle = load_idle(args.idle)
+    for t, (b, n) in idle.items():
+        print(f"idle keep-alive connection: {t} {b} bytes ({n} connections)")
     if args.report != "-":
-        text = markdown(args, summary, table, skipped) + kept_sections(args.report)
+        text = markdown(args, summary, table, skipped) + idle_md(idle) + \
+            kept_sections(args.report)
         with open(args.report, "w") as f:
             f.write(text)
         print(f"wrote {args.report}")

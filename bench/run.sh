@@ -16,6 +16,8 @@
 # Knobs (environment): BENCH_CONNS="1 16 64" BENCH_DURATION=5 BENCH_REPEATS=3 BENCH_THREADS=1
 #   BENCH_TARGETS="direct ebb ebb-log nginx haproxy" BENCH_REPORT=docs/performance.md ("-" = none)
 #   BENCH_H2=1 (HTTP/2 section: h2load through ebb, nginx and HAProxy; BENCH_H2=0 skips it)
+#   BENCH_IDLE_CONNS=10000 (memory per idle keep-alive client connection, bench/idle_conns.py;
+#   0 skips it)
 #   BENCH_CAPTURE=1 (captured vs direct inbound traffic in a pod of network namespaces:
 #   bench/capture.sh, its own BENCH_CAPTURE_* knobs; BENCH_CAPTURE=0 skips it and the report
 #   keeps the section an earlier run wrote)
@@ -43,6 +45,9 @@ for tool in wrk nginx haproxy curl python3; do
 done
 export PATH=$PATH:/usr/sbin
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+# the idle-connection section holds 10,000 sockets in the client and in each proxy
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 DIR=$(mktemp -d /tmp/ebb-bench.XXXXXX)
 PIDS=()          # every process this script started, killed by pid on exit
@@ -330,10 +335,26 @@ done
 RSS=$DIR/rss.tsv
 printf 'target\thwm_kib\n' >"$RSS"
 for t in "${ACTIVE[@]}"; do printf '%s\t%s\n' "$t" "$(hwm_kib "${PID[$t]}")" >>"$RSS"; done
+# memory per idle keep-alive client connection, after the peak RSS above was taken
+IDLE=$DIR/idle.tsv
+printf 'target\tbytes_per_conn\tconns\trss_before_kib\trss_after_kib\n' >"$IDLE"
+if [ "$IDLE_CONNS" -gt 0 ]; then
+    for t in "${ACTIVE[@]}"; do
+        [ "$t" = direct ] && continue
+        if out=$(timeout 300 "$PY" "$ROOT/bench/idle_conns.py" "${PORT[$t]}" "${PID[$t]}" \
+                 "$IDLE_CONNS" 2>&1); then
+            set -- $out
+            printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$1" "$2" "$3" "$4" >>"$IDLE"
+            log "idle connections: $t $1 bytes each ($2 connections)"
+        else
+            log "idle connections: $t failed: $out"
+        fi
+    done
+fi
 skips=()
 for t in "${!SKIP[@]}"; do skips+=("$t=${SKIP[$t]}"); done
 
-"$PY" "$ROOT/bench/report.py" --results "$RESULTS" --rss "$RSS" \
+"$PY" "$ROOT/bench/report.py" --results "$RESULTS" --rss "$RSS" --idle "$IDLE" \
     --duration "$DURATION" --repeats "$REPEATS" --threads "$THREADS" \
     --clk-tck "$(getconf CLK_TCK)" --report "$REPORT" \
     --versions "nginx $(nginx -v 2>&1 | sed 's|.*/||'), HAProxy $(haproxy -v | awk 'NR==1 { print $3 }'), wrk $(wrk -v 2>&1 | awk 'NR==1 { print $2 }')" \

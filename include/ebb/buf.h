@@ -64,6 +64,11 @@ void ebb_buf_consume(struct ebb_buf *b, size_t n);
 static inline void ebb_buf_reset(struct ebb_buf *b) { b->head = b->tail = 0; }
 /* Frees storage; the buffer is empty and reusable afterwards. */
 void ebb_buf_free(struct ebb_buf *b);
+/* The same for an empty buffer of a thread that keeps going (a worker): its storage waits in a
+ * small per-thread cache for the next buffer of that size.  A non-empty buffer is freed. */
+void ebb_buf_release(struct ebb_buf *b);
+/* Frees the calling thread's cache (a worker, as it ends). */
+void ebb_buf_cache_drain(void);
 
 /* read(2) into the buffer, up to its ceiling.  Returns bytes read (>0),
  * 0 on EOF, EBB_EAGAIN, EBB_ETOOBIG when full, or EBB_EIO (errno set). */

@@ -63,8 +63,8 @@ struct ebb_conn {
     struct ebb_list      link;        /* in l->conns */
     uint64_t             id;          /* process-unique, for logs */
     unsigned             flags;       /* EBB_CONN_F_* */
-    struct sockaddr_storage peer;     /* client address */
-    char                 peer_str[64];/* "ip" for logs and x-forwarded-for */
+    union ebb_sockaddr   peer;        /* client address */
+    char                 peer_str[46];/* "ip" for logs and x-forwarded-for (INET6_ADDRSTRLEN) */
     struct ebb_buf       rbuf;        /* bytes read from the client, not yet used */
     struct ebb_buf       wbuf;        /* bytes waiting to be written to the client */
     struct ebb_timer     close_timer; /* staged-close linger deadline */

@@ -102,8 +102,9 @@ struct ebb_xrec {
     uint64_t    resp_bytes;     /* response body bytes */
     char        up_addr[48];    /* endpoint of the last upstream tried, "" none (for the log) */
     char        method[24];
-    char        path[512];
-    char        authority[256];
+    const char *path;           /* "" until ebb_xrec_begin; then in strs (at most 511 bytes) */
+    const char *authority;      /* the same (at most 255 bytes) */
+    char       *strs;           /* path and authority, owned (ebb_xrec_free) */
     char        request_id[64];
 };
 
@@ -119,7 +120,13 @@ void ebb_us_release(struct ebb_us **us, struct ebb_xrec *x);
  * there, at most 64 KiB) for a writer that sends them after the body. */
 void ebb_trailers_keep(struct ebb_buf *b, const struct ebb_hdr *t, size_t n);
 
-/* Starts a record at now_ms for the request line given (copied, truncated). */
+/* An empty record (cluster -1, no strings). */
+#define EBB_XREC_INIT ((struct ebb_xrec){ .cluster = -1, .path = "", .authority = "" })
+/* Frees what x owns and makes it EBB_XREC_INIT. */
+void ebb_xrec_free(struct ebb_xrec *x);
+
+/* Starts a record at now_ms for the request line given (copied, truncated; the strings
+ * are allocated to size, so an idle connection or stream holds none). */
 void ebb_xrec_begin(struct ebb_xrec *x, uint64_t now_ms, struct ebb_str method,
                     struct ebb_str path, struct ebb_str authority);
 

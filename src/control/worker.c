@@ -182,6 +182,7 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     ebb_loop_run(w->loop);
     ebb_access_log_thread_done();   /* what this worker logged since the last second */
+    ebb_buf_cache_drain();
     return NULL;
 }
 

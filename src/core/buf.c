@@ -14,6 +14,41 @@ static size_t buf_max(const struct ebb_buf *b)
     return b->max ? b->max : EBB_BUF_DEFAULT_MAX;
 }
 
+/* Storage given back by ebb_buf_release(), per thread, by size class (4 KiB << i): an idle
+ * connection holds no buffer, and the next exchange takes one from here instead of malloc. */
+#define BUF_CLASSES   5      /* 4, 8, 16, 32, 64 KiB */
+#define BUF_CACHE_MAX 32     /* per class and thread */
+static __thread struct {
+    char    *p[BUF_CLASSES][BUF_CACHE_MAX];
+    unsigned n[BUF_CLASSES];
+} buf_cache;
+
+static int buf_class(size_t cap)
+{
+    for (int i = 0; i < BUF_CLASSES; i++)
+        if (cap == (size_t)4096 << i)
+            return i;
+    return -1;
+}
+
+void ebb_buf_release(struct ebb_buf *b)
+{
+    int k = b->data && ebb_buf_len(b) == 0 ? buf_class(b->cap) : -1;
+    if (k >= 0 && buf_cache.n[k] < BUF_CACHE_MAX)
+        buf_cache.p[k][buf_cache.n[k]++] = b->data;
+    else
+        free(b->data);
+    b->data = NULL;
+    b->cap = b->head = b->tail = 0;
+}
+
+void ebb_buf_cache_drain(void)
+{
+    for (int k = 0; k < BUF_CLASSES; k++)
+        while (buf_cache.n[k])
+            free(buf_cache.p[k][--buf_cache.n[k]]);
+}
+
 int ebb_buf_reserve(struct ebb_buf *b, size_t n)
 {
     size_t len = ebb_buf_len(b);
@@ -34,7 +69,8 @@ int ebb_buf_reserve(struct ebb_buf *b, size_t n)
         cap *= 2;
     if (cap > buf_max(b))
         cap = buf_max(b);
-    char *p = malloc(cap);
+    int k = b->data ? -1 : buf_class(cap);
+    char *p = k >= 0 && buf_cache.n[k] ? buf_cache.p[k][--buf_cache.n[k]] : malloc(cap);
     if (!p)
         return EBB_ENOMEM;
     if (len)

@@ -79,11 +79,11 @@ static void conn_io(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
 static void peer_string(struct ebb_conn *c)
 {
     const void *src;
-    if (c->peer.ss_family == AF_INET6)
-        src = &((struct sockaddr_in6 *)&c->peer)->sin6_addr;
+    if (c->peer.sa.sa_family == AF_INET6)
+        src = &c->peer.in6.sin6_addr;
     else
-        src = &((struct sockaddr_in *)&c->peer)->sin_addr;
-    if (!inet_ntop(c->peer.ss_family, src, c->peer_str, sizeof(c->peer_str)))
+        src = &c->peer.in.sin_addr;
+    if (!inet_ntop(c->peer.sa.sa_family, src, c->peer_str, sizeof(c->peer_str)))
         strcpy(c->peer_str, "unknown");
 }
 
@@ -94,7 +94,7 @@ static void conn_original_dst(struct ebb_conn *c)
 {
     union ebb_sockaddr od, local;
     socklen_t ol = sizeof(od), ll = sizeof(local);
-    int level = c->peer.ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP;
+    int level = c->peer.sa.sa_family == AF_INET6 ? SOL_IPV6 : SOL_IP;
 
     memset(&od, 0, sizeof(od));
     if (getsockopt(c->io.fd, level, EBB_SO_ORIGINAL_DST, &od, &ol) < 0 ||
@@ -165,7 +165,7 @@ static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t even
         c->l = l;
         c->w = l->w;
         c->ops = l->ops;
-        c->peer = ss;
+        memcpy(&c->peer, &ss, EBB_MIN((size_t)sl, sizeof(c->peer)));
         c->accepted_ms = ebb_loop_now(loop);
         peer_string(c);
         conn_original_dst(c);

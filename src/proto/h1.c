@@ -227,7 +227,7 @@ static void h1_reset_exchange(struct h1 *h)
     h->head_req = h->upgrade_req = h->expect_continue = false;
     h->resp_started = h->resp_head_done = h->resp_done = false;
     h->resp_chunk_out = false;
-    h->x = (struct ebb_xrec){ .cluster = -1 };
+    ebb_xrec_free(&h->x);
     h->accounted = false;
     h->us_end = false;
     ebb_buf_reset(&h->us_trl);
@@ -260,6 +260,12 @@ static void h1_end_exchange(struct h1 *h)
         return;
     }
     h1_reset_exchange(h);
+    /* an idle keep-alive connection holds no buffer (issue 12): the next request's bytes
+     * get one from the worker's cache */
+    if (ebb_buf_len(&c->rbuf) == 0)
+        ebb_buf_release(&c->rbuf);
+    ebb_buf_release(&c->wbuf);   /* the exchange ends when it is empty */
+    ebb_buf_release(&h->us_trl);
     h1_arm_idle(h);
     if ((c->flags & EBB_CONN_F_DRAINING) && !ebb_timer_active(&h->drain_timer))
         h1_arm_drain_close(h);
@@ -988,7 +994,7 @@ static int h1_init(struct ebb_conn *c)
     if (!h)
         return EBB_ENOMEM;
     h->c = c;
-    h->x.cluster = -1;
+    h->x = EBB_XREC_INIT;
     ebb_timer_init(&h->timer, h1_timeout, h);
     ebb_timer_init(&h->drain_timer, h1_drain_timeout, h);
     ebb_timer_init(&h->stall_timer, h1_stall_timeout, h);
@@ -1018,6 +1024,7 @@ static void h1_free(void *p)
 {
     struct h1 *h = p;
     ebb_buf_free(&h->us_trl);
+    ebb_xrec_free(&h->x);
     free(h);
 }
 

@@ -192,6 +192,7 @@ static void h2s_free(struct h2s *s)
             nghttp2_rcbuf_decref(pseudo[i]);
     ebb_buf_free(&s->reqb);
     ebb_buf_free(&s->respb);
+    ebb_xrec_free(&s->x);
     ebb_buf_free(&s->trl);
     free(s);
 }
@@ -642,7 +643,7 @@ static int h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     s->h = h;
     s->id = f->hd.stream_id;
-    s->x.cluster = -1;
+    s->x = EBB_XREC_INIT;
     s->content_length = -1;
     s->reqb.max = H2_BODY_BUF + 16384;
     s->respb.max = H2_BODY_BUF;

@@ -363,13 +363,29 @@ static void str_copy(char *dst, size_t cap, struct ebb_str s)
     dst[n] = '\0';
 }
 
+void ebb_xrec_free(struct ebb_xrec *x)
+{
+    free(x->strs);
+    *x = EBB_XREC_INIT;
+}
+
 void ebb_xrec_begin(struct ebb_xrec *x, uint64_t now_ms, struct ebb_str method,
                     struct ebb_str path, struct ebb_str authority)
 {
+    size_t pl = EBB_MIN(path.len, (size_t)511), al = EBB_MIN(authority.len, (size_t)255);
+
     x->start_ms = now_ms;
     str_copy(x->method, sizeof(x->method), method);
-    str_copy(x->path, sizeof(x->path), path);
-    str_copy(x->authority, sizeof(x->authority), authority);
+    free(x->strs);
+    x->strs = malloc(pl + al + 2);
+    if (!x->strs) {   /* the record goes without them: the exchange does not fail for a log line */
+        x->path = x->authority = "";
+        return;
+    }
+    str_copy(x->strs, pl + 1, path);
+    str_copy(x->strs + pl + 1, al + 1, authority);
+    x->path = x->strs;
+    x->authority = x->strs + pl + 1;
 }
 
 void ebb_xrec_upstream(struct ebb_xrec *x, const char *addr)
