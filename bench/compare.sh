@@ -44,12 +44,13 @@ PY
 mkdir -p "$DIR/origin-tmp"
 USER_LINE=; [ "$(id -u)" = 0 ] && USER_LINE="user root;"
 sed -e "s|@DIR@|$DIR|g" -e "s|@USER@|$USER_LINE|" -e "s|@ORIGIN_PORT@|$OP|" \
-    "$ROOT/bench/nginx-origin.conf" > "$DIR/origin.conf"
+    -e "s|@ORIGIN_ADDR@|127.0.0.1|" "$ROOT/bench/nginx-origin.conf" > "$DIR/origin.conf"
 nginx -p "$DIR" -c "$DIR/origin.conf" -e "$DIR/origin.err" </dev/null >"$DIR/origin.out" 2>&1 &
 PIDS+=($!)
 render() {   # render PORT ADMIN STATUS READY OUT
     sed -e "s|@ORIGIN_PORT@|$OP|" -e "s|@PROXY_PORT@|$1|" -e "s|@ADMIN_PORT@|$2|" \
-        -e "s|@STATUS_PORT@|$3|" -e "s|@READY_PORT@|$4|" "$ROOT/bench/ebb.yaml" > "$5"
+        -e "s|@STATUS_PORT@|$3|" -e "s|@READY_PORT@|$4|" -e "s|@ACCESS_LOG@|off|" \
+        -e "s|@CONCURRENCY@|1|" "$ROOT/bench/ebb.yaml" > "$5"
 }
 render "$P1" "$A1" "$S1" "$R1" "$DIR/old.yaml"
 render "$P2" "$A2" "$S2" "$R2" "$DIR/new.yaml"

@@ -14,16 +14,18 @@ import platform
 import statistics
 import sys
 
-ORDER = ["direct", "ebb", "ebb-log", "nginx", "haproxy"]
+ORDER = ["direct", "ebb", "ebb-log", "ebb-2w", "nginx", "haproxy"]
 DESCR = {
     "direct": "wrk → origin (no proxy)",
     "ebb": "ebb `run`, concurrency 1, access log off",
     "ebb-log": "the same ebb with its access log on (JSON lines to a file, batched by a writer thread)",
+    "ebb-2w": "the same ebb with 2 workers (`concurrency: 2`): the scaling row, on a 2-core machine "
+              "shared with wrk and the origin",
     "nginx": "nginx reverse proxy, 1 worker, upstream keepalive, proxy_http_version 1.1",
     "haproxy": "HAProxy, nbthread 1, mode http, http-reuse always, no logging",
 }
-HEAD = ["proto", "conns", "target", "req/s", "vs direct", "CPU µs/req", "peak RSS MiB",
-        "p50 ms", "p99 ms", "errors"]
+HEAD = ["proto", "conns", "target", "req/s", "vs direct", "CPU µs/req", "user µs/req",
+        "peak RSS MiB", "p50 ms", "p99 ms", "errors"]
 
 
 def cpu_model():
@@ -56,9 +58,12 @@ def summarize(runs, clk_tck):
     for key, rs in runs.items():
         us = [int(r["cpu_ticks"]) * 1e6 / clk_tck / int(r["requests"])
               for r in rs if int(r["requests"]) > 0]
+        uu = [int(r.get("user_ticks") or 0) * 1e6 / clk_tck / int(r["requests"])
+              for r in rs if int(r["requests"]) > 0]
         out[key] = {
             "rps": statistics.median(float(r["rps"]) for r in rs),
             "cpu_us": statistics.median(us) if us else None,
+            "user_us": statistics.median(uu) if uu else None,
             "p50": statistics.median(float(r["p50_ms"]) for r in rs),
             "p99": statistics.median(float(r["p99_ms"]) for r in rs),
             "errors": sum(int(r["errors"]) for r in rs),
@@ -75,9 +80,10 @@ def rows(summary, rss):
         direct = summary.get((proto, conns, "direct"))
         ratio = f"{s['rps'] / direct['rps']:.2f}" if direct and direct["rps"] else "-"
         cpu = "-" if target == "direct" or s["cpu_us"] is None else f"{s['cpu_us']:.1f}"
+        usr = "-" if target == "direct" or s["user_us"] is None else f"{s['user_us']:.1f}"
         mem = "-" if target == "direct" else f"{rss.get(target, 0):.1f}"
         lat = ["-", "-"] if proto == "h2" else [f"{s['p50']:.3f}", f"{s['p99']:.3f}"]
-        yield [proto, str(conns), target, f"{s['rps']:,.0f}", ratio, cpu, mem] + lat + \
+        yield [proto, str(conns), target, f"{s['rps']:,.0f}", ratio, cpu, usr, mem] + lat + \
               [str(s["errors"])]
 
 
@@ -126,7 +132,7 @@ def markdown(args, summary, table, skipped):
         "## Targets\n",
         "Every target reaches the same origin: a separate nginx, 1 worker, "
         "`return 200 \"hello world\\n\"`, access log off, on 127.0.0.1. "
-        "**Every proxy runs exactly one worker** (ebb `concurrency: 1`, nginx "
+        "**Every proxy runs exactly one worker** (but `ebb-2w`; ebb `concurrency: 1`, nginx "
         "`worker_processes 1`, HAProxy `nbthread 1`) so the comparison is per core and fair.\n",
     ]
     for t in ORDER:
@@ -144,6 +150,8 @@ def markdown(args, summary, table, skipped):
         "processes: nginx master + worker) around each wrk run, divided by that run's requests; "
         "median over repeats. Lower is better; for a sidecar sharing the pod's CPU this is the "
         "number that matters.",
+        "- **user µs/req**: the user-time part of it (utime): the proxy's own code; the rest "
+        "is the kernel's work in its system calls (sockets, TCP).",
         "- **peak RSS MiB**: VmHWM from `/proc/PID/status` at the end (summed over the proxy's "
         "processes).",
         "- **p50/p99 ms**: wrk's latency percentiles, median over repeats.",

@@ -5,6 +5,7 @@
 #   direct   wrk -> origin
 #   ebb      wrk -> OUT/ebb run -c <bench/ebb.yaml rendered>   (concurrency 1, access log off)
 #   ebb-log  the same with its access log on (JSON lines to a file): what the log costs
+#   ebb-2w   the same with 2 workers (concurrency 2): how it scales (the only 2-worker row)
 #   nginx    wrk -> nginx reverse proxy, 1 worker, upstream keepalive
 #   haproxy  wrk -> haproxy, nbthread 1, http-reuse always
 # Every proxy runs ONE worker so the comparison is per core. wrk (HTTP/1.1 keep-alive) runs at
@@ -14,7 +15,7 @@
 # wrk; peak RSS is VmHWM at the end. Writes docs/performance.md (BENCH_REPORT to change/disable).
 #
 # Knobs (environment): BENCH_CONNS="1 16 64" BENCH_DURATION=5 BENCH_REPEATS=3 BENCH_THREADS=1
-#   BENCH_TARGETS="direct ebb ebb-log nginx haproxy" BENCH_REPORT=docs/performance.md ("-" = none)
+#   BENCH_TARGETS="direct ebb ebb-log ebb-2w nginx haproxy" BENCH_REPORT=docs/performance.md ("-" = none)
 #   BENCH_H2=1 (HTTP/2 section: h2load through ebb, nginx and HAProxy; BENCH_H2=0 skips it)
 #   BENCH_IDLE_CONNS=10000 (memory per idle keep-alive client connection, bench/idle_conns.py;
 #   0 skips it)
@@ -33,7 +34,7 @@ CONNS=${BENCH_CONNS:-"1 16 64"}
 DURATION=${BENCH_DURATION:-5}
 REPEATS=${BENCH_REPEATS:-3}
 THREADS=${BENCH_THREADS:-1}
-TARGETS=${BENCH_TARGETS:-"direct ebb ebb-log nginx haproxy"}
+TARGETS=${BENCH_TARGETS:-"direct ebb ebb-log ebb-2w nginx haproxy"}
 REPORT=${BENCH_REPORT:-$ROOT/docs/performance.md}
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -137,6 +138,17 @@ cpu_ticks() {
     echo $total
 }
 
+# user_ticks PID - utime alone (the proxy's own code; the rest of cpu_ticks is the kernel's).
+user_ticks() {
+    local total=0 p f
+    for p in $(tree_pids "$1"); do
+        f=$(sed 's/^.*) //' /proc/"$p"/stat 2>/dev/null) || continue
+        set -- $f
+        total=$((total + ${12}))
+    done
+    echo $total
+}
+
 # hwm_kib PID - VmHWM summed over PID's process tree, KiB.
 hwm_kib() {
     local total=0 p v
@@ -148,13 +160,14 @@ hwm_kib() {
 }
 
 read -r ORIGIN_PORT NGINX_PORT HAPROXY_PORT EBB_PORT ADMIN_PORT STATUS_PORT READY_PORT \
-    LOG_PORT LOG_ADMIN_PORT LOG_STATUS_PORT LOG_READY_PORT <<<"$(free_ports 11)"
-[ -n "$LOG_READY_PORT" ] || die "could not find 11 free ports"
+    LOG_PORT LOG_ADMIN_PORT LOG_STATUS_PORT LOG_READY_PORT \
+    W2_PORT W2_ADMIN_PORT W2_STATUS_PORT W2_READY_PORT <<<"$(free_ports 15)"
+[ -n "$W2_READY_PORT" ] || die "could not find 15 free ports"
 USER_LINE=
 [ "$(id -u)" = 0 ] && USER_LINE="user root;"
 
 declare -A PORT=([direct]=$ORIGIN_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [ebb]=$EBB_PORT
-                 [ebb-log]=$LOG_PORT)
+                 [ebb-log]=$LOG_PORT [ebb-2w]=$W2_PORT)
 declare -A PID=()
 declare -A SKIP=()
 
@@ -185,12 +198,12 @@ start_haproxy() {
     wait_http "http://127.0.0.1:$HAPROXY_PORT/" "${PID[haproxy]}" 10
 }
 
-start_ebb() {   # start_ebb TARGET PROXY_PORT ADMIN STATUS READY ACCESS_LOG
+start_ebb() {   # start_ebb TARGET PROXY_PORT ADMIN STATUS READY ACCESS_LOG [CONCURRENCY]
     local t=$1 port=$2 admin=$3
     [ -x "$EBB" ] || { SKIP[$t]="$EBB not built"; return 1; }
     render "$ROOT/bench/ebb.yaml" "$DIR/$t.yaml" ORIGIN_PORT="$ORIGIN_PORT" \
         PROXY_PORT="$port" ADMIN_PORT="$admin" STATUS_PORT="$4" READY_PORT="$5" \
-        ACCESS_LOG="$6"
+        ACCESS_LOG="$6" CONCURRENCY="${7:-1}"
     # cwd = DIR so ebb's default mesh-config/annotation paths (./etc/istio/...) find nothing
     (cd "$DIR" && exec "$EBB" run -c "$DIR/$t.yaml") </dev/null >"$DIR/$t.out" 2>&1 &
     PIDS+=($!); PID[$t]=$!
@@ -240,17 +253,17 @@ bench_h2() {
         [ -n "$watch" ] && kill -0 "$watch" 2>/dev/null || { log "h2 $t: not running, skipped"; continue; }
         # warm-up, then the measured run
         timeout 30 h2load -n 2000 -c 16 -m 64 -t 1 "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
-        before=$(cpu_ticks "$watch")
+        before=$(cpu_ticks "$watch"); ubefore=$(user_ticks "$watch")
         out=$(timeout 300 h2load -n "$n" -c 16 -m 64 -t 1 "http://127.0.0.1:$port/" 2>&1) ||
             { log "h2load failed on $t: $(tail -n 3 <<<"$out")"; continue; }
-        after=$(cpu_ticks "$watch")
+        after=$(cpu_ticks "$watch"); uafter=$(user_ticks "$watch")
         rps=$(awk '/^finished in/ { for (i = 1; i <= NF; i++) if ($(i+1) == "req/s,") print $i }' <<<"$out")
         reqs=$(awk '/^requests:/ { print $8 }' <<<"$out")
         errs=$(awk '/^status codes:/ { print $5 + $7 + $9 }' <<<"$out")
         p=$(awk '/^requests:/ { print $10 + $12 + $14 }' <<<"$out")
         errs=$(( ${errs:-0} + ${p:-0} ))
-        printf 'h2\t%s\t16x64\t1\t%s\t%s\t%s\t%s\t0\t0\n' "$t" "${rps:-0}" "${reqs:-0}" \
-            $((after - before)) "$errs" >>"$RESULTS"
+        printf 'h2\t%s\t16x64\t1\t%s\t%s\t%s\t%s\t0\t0\t%s\n' "$t" "${rps:-0}" "${reqs:-0}" \
+            $((after - before)) "$errs" $((uafter - ubefore)) >>"$RESULTS"
         H2RPS[$t]=${rps:-0}
         log "$(printf 'h2 %-8s %10s req/s  cpu %s ticks  non-2xx+failed %s' "$t" "${rps:-?}" $((after - before)) "$errs")"
     done
@@ -272,6 +285,9 @@ for t in $TARGETS; do
         ebb-log) if start_ebb ebb-log "$LOG_PORT" "$LOG_ADMIN_PORT" "$LOG_STATUS_PORT" \
                         "$LOG_READY_PORT" "$DIR/access.log"
                  then ACTIVE+=(ebb-log); else log "ebb-log row skipped: ${SKIP[ebb-log]}"; fi ;;
+        ebb-2w)  if start_ebb ebb-2w "$W2_PORT" "$W2_ADMIN_PORT" "$W2_STATUS_PORT" \
+                        "$W2_READY_PORT" off 2
+                 then ACTIVE+=(ebb-2w); else log "ebb-2w row skipped: ${SKIP[ebb-2w]}"; fi ;;
         nginx)   if start_nginx; then ACTIVE+=(nginx); else
                      SKIP[nginx]="$WAIT_WHY"; log "nginx row skipped: ${SKIP[nginx]}"
                      tail -n 15 "$DIR/nginx.out" "$DIR/nginx.error.log" 2>/dev/null | sed 's/^/    | /' >&2; fi ;;
@@ -295,7 +311,7 @@ for t in "${ACTIVE[@]}"; do
 done
 
 RESULTS=$DIR/results.tsv
-printf 'proto\ttarget\tconns\trep\trps\trequests\tcpu_ticks\terrors\tp50_ms\tp99_ms\n' >"$RESULTS"
+printf 'proto\ttarget\tconns\trep\trps\trequests\tcpu_ticks\terrors\tp50_ms\tp99_ms\tuser_ticks\n' >"$RESULTS"
 total=$(( ${#ACTIVE[@]} * $(wc -w <<<"$CONNS") * REPEATS ))
 log "$total wrk runs of ${DURATION}s (≈ $(( total * (DURATION + 1) / 60 + 1 )) min)"
 
@@ -310,17 +326,17 @@ run_one() {   # run_one TARGET CONNS REP
     local t=$1 c=$2 rep=$3 th=$THREADS out before after rps reqs errs p50 p99 watch
     [ "$th" -gt "$c" ] && th=$c
     watch=${PID[$t]}
-    before=$(cpu_ticks "$watch")
+    before=$(cpu_ticks "$watch"); ubefore=$(user_ticks "$watch")
     out=$(timeout $((DURATION + 30)) wrk --latency -t"$th" -c"$c" -d"${DURATION}s" --timeout 5s \
           "http://127.0.0.1:${PORT[$t]}/" 2>&1) || { log "wrk failed on $t c=$c: $out"; return 0; }
-    after=$(cpu_ticks "$watch")
+    after=$(cpu_ticks "$watch"); uafter=$(user_ticks "$watch")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
     reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
     errs=$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' <<<"$out")
     p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
     p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
-    printf 'h1\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$c" "$rep" "${rps:-0}" "${reqs:-0}" \
-        $((after - before)) "$errs" "$p50" "$p99" >>"$RESULTS"
+    printf 'h1\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$c" "$rep" "${rps:-0}" "${reqs:-0}" \
+        $((after - before)) "$errs" "$p50" "$p99" $((uafter - ubefore)) >>"$RESULTS"
     log "$(printf 'rep %s c=%-3s %-8s %10s req/s  p99 %s ms  errors %s' "$rep" "$c" "$t" "${rps:-?}" "$p99" "$errs")"
 }
 
