@@ -233,11 +233,36 @@ def idle_md(idle):
     return "\n".join(md) + "\n\n"
 
 
+def latency_md(path):
+    if not path or not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    if not rows:
+        return ""
+    md = ["## Latency at a fixed request rate\n",
+          "h2load `--rps` (10 clients, each starting its requests on a fixed schedule with one in "
+          "flight: an answer later than the 10 ms between two requests delays the next, so "
+          "queueing shows in the tail), `BENCH_LAT_DURATION` seconds per row, HTTP/1.1 (`--h1`) "
+          "and h2c; "
+          "percentiles (nearest rank) of every request's latency from h2load's `--log-file`. "
+          "The direct row is the origin alone: a proxy's added latency is its row minus that "
+          "one (HTTP/1.1).\n",
+          "| proto | req/s | target | requests | p50 ms | p99 ms | p99.9 ms | non-2xx |",
+          "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in sorted(rows, key=lambda r: (r["proto"], int(r["rate"]),
+                                         ORDER.index(r["target"]) if r["target"] in ORDER else 99)):
+        md.append(f"| {r['proto']} | {int(r['rate']):,} | `{r['target']}` | {int(r['requests']):,} | "
+                  f"{r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['non2xx']} |")
+    return "\n".join(md) + "\n\n"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", required=True)
     ap.add_argument("--rss", required=True)
     ap.add_argument("--idle", help="bench/idle_conns.py results (TSV)")
+    ap.add_argument("--latency", help="bench_latency results (TSV)")
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
@@ -263,7 +288,7 @@ def main():
         print(f"idle keep-alive connection: {t} {b} bytes ({n} connections)")
     if args.report != "-":
         text = markdown(args, summary, table, skipped) + idle_md(idle) + \
-            kept_sections(args.report)
+            latency_md(args.latency) + kept_sections(args.report)
         with open(args.report, "w") as f:
             f.write(text)
         print(f"wrote {args.report}")

@@ -17,6 +17,9 @@
 # Knobs (environment): BENCH_CONNS="1 16 64" BENCH_DURATION=5 BENCH_REPEATS=3 BENCH_THREADS=1
 #   BENCH_TARGETS="direct ebb ebb-log ebb-2w nginx haproxy" BENCH_REPORT=docs/performance.md ("-" = none)
 #   BENCH_H2=1 (HTTP/2 section: h2load through ebb, nginx and HAProxy; BENCH_H2=0 skips it)
+#   BENCH_LAT_RATES="1000 10000" BENCH_LAT_DURATION=10 (added latency at a fixed request rate:
+#   h2load --rps, open loop, HTTP/1.1 and h2c; part of the HTTP/2 section; BENCH_LAT_RATES=""
+#   skips it)
 #   BENCH_IDLE_CONNS=10000 (memory per idle keep-alive client connection, bench/idle_conns.py;
 #   0 skips it)
 #   BENCH_CAPTURE=1 (captured vs direct inbound traffic in a pod of network namespaces:
@@ -223,6 +226,43 @@ start_ebb() {   # start_ebb TARGET PROXY_PORT ADMIN STATUS READY ACCESS_LOG [CON
 # h2c (ebb; nginx with `listen ... http2` needs TLS in 1.22 for browsers but accepts prior
 # knowledge h2c; haproxy with `proto h2` on the bind line), sample CPU like run_one does, and
 # append rows with proto=h2 to results.tsv; report.py already groups rows by proto.
+# bench_latency - latency added at a fixed request rate (called from bench_h2, whose h2c
+# proxies it reuses): h2load --rps, 10 clients starting requests on a fixed schedule with one
+# in flight each (an answer later than the gap delays the next, so queueing shows in the tail,
+# unlike a closed loop at full speed); percentiles from h2load's per-request log.
+bench_latency() {
+    local rates=${BENCH_LAT_RATES-"1000 10000"} dur=${BENCH_LAT_DURATION:-10} r t proto port url
+    local out lf res
+    [ -n "$rates" ] || return 0
+    LAT=$DIR/latency.tsv
+    printf 'proto\ttarget\trate\trequests\tp50_ms\tp99_ms\tp999_ms\tnon2xx\n' >"$LAT"
+    for r in $rates; do
+        for proto in h1 h2; do
+            for t in direct ebb nginx haproxy; do
+                if [ "$proto" = h1 ]; then
+                    [[ " ${ACTIVE[*]} " == *" $t "* ]] || continue
+                    port=${PORT[$t]}
+                else
+                    [ "$t" = direct ] && continue   # the origin speaks HTTP/1.1 only
+                    port=${H2PORT[$t]:-}; [ -n "$port" ] || continue
+                    kill -0 "${H2PID[$t]:-0}" 2>/dev/null || continue
+                fi
+                lf=$DIR/lat-$proto-$t-$r.log
+                url="http://127.0.0.1:$port/"
+                out=$(timeout $((dur + 30)) h2load $([ "$proto" = h1 ] && echo --h1) -c 10 -m 1 \
+                      --rps $((r / 10)) -D "$dur" --log-file "$lf" "$url" 2>&1) ||
+                    { log "latency $proto $t $r/s: h2load failed: $(tail -n 2 <<<"$out")"; continue; }
+                res=$("$PY" "$ROOT/bench/latency_pct.py" "$lf")
+                set -- $res
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$proto" "$t" "$r" "$1" "$2" "$3" "$4" "$5" \
+                    >>"$LAT"
+                log "$(printf 'latency %s %-8s %6s req/s: p50 %s p99 %s p99.9 %s ms (%s requests)' \
+                      "$proto" "$t" "$r" "$2" "$3" "$4" "$1")"
+            done
+        done
+    done
+}
+
 bench_h2() {
     command -v h2load >/dev/null 2>&1 || { log "HTTP/2 section skipped: h2load not found"; return 0; }
     local n=${BENCH_H2_N:-200000} t port out rps reqs before after watch errs p
@@ -271,6 +311,7 @@ bench_h2() {
         [ -n "${H2RPS[ebb]:-}" ] && [ -n "${H2RPS[$t]:-}" ] &&
             log "h2 ratio ebb/$t: $(awk -v a="${H2RPS[ebb]}" -v b="${H2RPS[$t]}" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
     done
+    bench_latency
     return 0
 }
 
@@ -371,6 +412,7 @@ skips=()
 for t in "${!SKIP[@]}"; do skips+=("$t=${SKIP[$t]}"); done
 
 "$PY" "$ROOT/bench/report.py" --results "$RESULTS" --rss "$RSS" --idle "$IDLE" \
+    --latency "${LAT:-}" \
     --duration "$DURATION" --repeats "$REPEATS" --threads "$THREADS" \
     --clk-tck "$(getconf CLK_TCK)" --report "$REPORT" \
     --versions "nginx $(nginx -v 2>&1 | sed 's|.*/||'), HAProxy $(haproxy -v | awk 'NR==1 { print $3 }'), wrk $(wrk -v 2>&1 | awk 'NR==1 { print $2 }')" \
