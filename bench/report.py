@@ -233,6 +233,21 @@ def idle_md(idle):
     return "\n".join(md) + "\n\n"
 
 
+def stream_md(stream):
+    if not stream:
+        return ""
+    md = ["## Active streaming connections\n",
+          "`bench/stream_conns.py` (`BENCH_STREAM_CONNS`): N clients each start a 64 MiB "
+          "download through the proxy and stop reading after the response head, so every "
+          "stream holds as much as the proxy buffers under back-pressure; resident memory "
+          "growth per stream:\n",
+          "| target | bytes per streaming connection | connections |", "|---|---:|---:|"]
+    for t in ORDER:
+        if t in stream:
+            md.append(f"| `{t}` | {stream[t][0]:,} | {stream[t][1]:,} |")
+    return "\n".join(md) + "\n\n"
+
+
 def latency_md(path):
     if not path or not os.path.exists(path):
         return ""
@@ -263,6 +278,7 @@ def main():
     ap.add_argument("--rss", required=True)
     ap.add_argument("--idle", help="bench/idle_conns.py results (TSV)")
     ap.add_argument("--latency", help="bench_latency results (TSV)")
+    ap.add_argument("--stream", help="bench/stream_conns.py results (TSV)")
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
@@ -284,10 +300,11 @@ def main():
     print(f"(median of {args.repeats} runs x {args.duration}s; CPU = proxy utime+stime per "
           "request; RSS = VmHWM; one worker per proxy)")
     idle = load_idle(args.idle)
+    stream = load_idle(args.stream)
     for t, (b, n) in idle.items():
         print(f"idle keep-alive connection: {t} {b} bytes ({n} connections)")
     if args.report != "-":
-        text = markdown(args, summary, table, skipped) + idle_md(idle) + \
+        text = markdown(args, summary, table, skipped) + idle_md(idle) + stream_md(stream) + \
             latency_md(args.latency) + kept_sections(args.report)
         with open(args.report, "w") as f:
             f.write(text)

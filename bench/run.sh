@@ -20,6 +20,8 @@
 #   BENCH_LAT_RATES="1000 10000" BENCH_LAT_DURATION=10 (added latency at a fixed request rate:
 #   h2load --rps, open loop, HTTP/1.1 and h2c; part of the HTTP/2 section; BENCH_LAT_RATES=""
 #   skips it)
+#   BENCH_STREAM_CONNS=200 (memory per active streaming connection, bench/stream_conns.py: a
+#   64 MiB download each, the client not reading; 0 skips it)
 #   BENCH_IDLE_CONNS=10000 (memory per idle keep-alive client connection, bench/idle_conns.py;
 #   0 skips it)
 #   BENCH_CAPTURE=1 (captured vs direct inbound traffic in a pod of network namespaces:
@@ -176,6 +178,7 @@ declare -A SKIP=()
 
 start_origin() {
     mkdir -p "$DIR/origin-tmp"
+    truncate -s 64M "$DIR/big.bin"   # /big, for the streaming-memory section
     render "$ROOT/bench/nginx-origin.conf" "$DIR/origin.conf" DIR="$DIR" USER="$USER_LINE" \
         ORIGIN_ADDR=127.0.0.1 ORIGIN_PORT="$ORIGIN_PORT"
     nginx -p "$DIR" -c "$DIR/origin.conf" -e "$DIR/origin.error.log" </dev/null >"$DIR/origin.out" 2>&1 &
@@ -408,10 +411,26 @@ if [ "$IDLE_CONNS" -gt 0 ]; then
         fi
     done
 fi
+# memory per active streaming connection (a 64 MiB download each, the client not reading)
+STREAM=$DIR/stream.tsv
+printf 'target\tbytes_per_conn\tconns\trss_before_kib\trss_after_kib\n' >"$STREAM"
+if [ "${BENCH_STREAM_CONNS:-200}" -gt 0 ]; then
+    for t in "${ACTIVE[@]}"; do
+        [ "$t" = direct ] && continue
+        if out=$(cd "$ROOT/bench" && timeout 300 "$PY" stream_conns.py "${PORT[$t]}" "${PID[$t]}" \
+                 "${BENCH_STREAM_CONNS:-200}" 2>&1); then
+            set -- $out
+            printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$1" "$2" "$3" "$4" >>"$STREAM"
+            log "streaming connections: $t $1 bytes each ($2 connections)"
+        else
+            log "streaming connections: $t failed: $out"
+        fi
+    done
+fi
 skips=()
 for t in "${!SKIP[@]}"; do skips+=("$t=${SKIP[$t]}"); done
 
-"$PY" "$ROOT/bench/report.py" --results "$RESULTS" --rss "$RSS" --idle "$IDLE" \
+"$PY" "$ROOT/bench/report.py" --results "$RESULTS" --rss "$RSS" --idle "$IDLE" --stream "$STREAM" \
     --latency "${LAT:-}" \
     --duration "$DURATION" --repeats "$REPEATS" --threads "$THREADS" \
     --clk-tck "$(getconf CLK_TCK)" --report "$REPORT" \
