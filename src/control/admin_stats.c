@@ -212,6 +212,50 @@ static int stat_cmp(const void *a, const void *b)
     return strcmp(((const struct stat_line *)a)->name, ((const struct stat_line *)b)->name);
 }
 
+/* glibc's regcomp copies a repeated operand once per count, recursively:
+ * "(.*){1,32767}" overflowed the control thread's stack (the whole process
+ * died of one GET), "((a{0,255}){0,255}){0,255}" took gigabytes and
+ * "(((a{1,200}){1,200}){1,200}){1,200}" minutes; a back-reference makes
+ * regexec exponential.  Envoy's filter is RE2, which has no back-references
+ * and bounds the program size, so a filter here may use repetition counts
+ * whose product (nested or not) stays <= FILTER_MAX_COUNT, and no
+ * back-reference.  Returns false for a filter over that. */
+#define FILTER_MAX_COUNT 256
+
+static bool filter_cheap(const char *re)
+{
+    unsigned long weight = 1;
+
+    for (const char *p = re; *p; p++) {
+        if (*p == '\\') {
+            if (p[1] >= '1' && p[1] <= '9')
+                return false;
+            if (p[1])
+                p++;
+            continue;
+        }
+        if (*p != '{')
+            continue;
+        unsigned long k = 0, n = 0;   /* the largest number between the braces */
+        for (p++; *p && *p != '}'; p++) {
+            if (*p >= '0' && *p <= '9') {
+                n = n * 10 + (unsigned long)(*p - '0');
+                if (n > FILTER_MAX_COUNT)
+                    return false;
+                k = n > k ? n : k;
+            } else {
+                n = 0;
+            }
+        }
+        weight *= k ? k : 1;
+        if (weight > FILTER_MAX_COUNT)
+            return false;
+        if (!*p)
+            break;
+    }
+    return true;
+}
+
 void ebb_stats_render_text(struct ebb_server *srv, struct ebb_buf *b, bool usedonly,
                            const char *filter_re)
 {
@@ -220,7 +264,7 @@ void ebb_stats_render_text(struct ebb_server *srv, struct ebb_buf *b, bool usedo
     bool have_re = false;
 
     if (filter_re && *filter_re) {
-        if (regcomp(&re, filter_re, REG_EXTENDED | REG_NOSUB) != 0) {
+        if (!filter_cheap(filter_re) || regcomp(&re, filter_re, REG_EXTENDED | REG_NOSUB) != 0) {
             ebb_buf_appendf(b, "invalid regex\n");
             return;
         }
