@@ -215,7 +215,7 @@ static int stat_cmp(const void *a, const void *b)
 /* glibc's regcomp copies a repeated operand once per count, recursively:
  * "(.*){1,32767}" overflowed the control thread's stack (the whole process
  * died of one GET), "((a{0,255}){0,255}){0,255}" took gigabytes and
- * "(((a{1,200}){1,200}){1,200}){1,200}" minutes; a repetition of a
+ * {1,200} nested six deep more than 20 s; a repetition of a
  * repetition ("h*****...", 100 stars) took seconds per star level; a
  * back-reference makes regexec exponential.  Envoy's filter is RE2, which
  * has no back-references and bounds the program size.  So a filter here may
