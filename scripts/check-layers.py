@@ -64,6 +64,7 @@ proxy.h      proxy
 upstream.h   proxy
 ustream.h    proxy
 admin.h      control
+admin_query.h control
 capture.h    control
 config_load.h control
 config_sources.h control

@@ -44,7 +44,10 @@ int ebb_admin_init(struct ebb_admin *adm, struct ebb_control *ctl, char *err, si
 void ebb_admin_close(struct ebb_admin *adm);
 
 /* admin_stats.c: Envoy-style "name: value" lines, sorted by name; usedonly
- * skips zeros, filter_re (POSIX ERE, may be NULL) keeps matching names. */
+ * skips zeros, filter_re (POSIX ERE, may be NULL) keeps matching names; a
+ * filter glibc's regcomp would take too long or too much memory for
+ * (repetition counts multiplying past 256, repetitions nested deeper than
+ * 3, a back-reference) is answered "invalid regex" (admin_stats.c). */
 void ebb_stats_render_text(struct ebb_server *srv, struct ebb_buf *b, bool usedonly,
                            const char *filter_re);
 /* admin_stats.c: the same values in Prometheus text format 0.0.4. */

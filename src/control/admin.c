@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "ebb/admin.h"
+#include "ebb/admin_query.h"
 #include "ebb/buf.h"
 #include "ebb/config_load.h"
 #include "ebb/control.h"
@@ -68,9 +69,18 @@ static void respond_buf(struct admin_conn *a, int status, const char *ctype, str
     ebb_buf_free(b);
 }
 
-/* Finds "name" or "name=value" in a query string; returns value (or "" for
- * a bare name) copied into out, or NULL when absent. */
-static const char *query_get(const char *q, size_t qlen, const char *name, char *out, size_t olen)
+void ebb_admin_split_target(const char *p, size_t len, size_t *plen, const char **q,
+                            size_t *qlen)
+{
+    const char *mark = len ? memchr(p, '?', len) : NULL;
+
+    *plen = mark ? (size_t)(mark - p) : len;
+    *qlen = mark ? len - *plen - 1 : 0;
+    *q = mark ? mark + 1 : "";
+}
+
+const char *ebb_admin_query_get(const char *q, size_t qlen, const char *name, char *out,
+                                size_t olen)
 {
     size_t nl = strlen(name);
     const char *p = q, *end = q + qlen;
@@ -91,7 +101,9 @@ static const char *query_get(const char *q, size_t qlen, const char *name, char 
             out[o] = '\0';
             return out;
         }
-        p = e + 1;
+        if (!amp)
+            break;
+        p = amp + 1;
     }
     return NULL;
 }
@@ -111,7 +123,7 @@ static struct ebb_server *conn_srv(const struct admin_conn *a)
 static bool query_has(const char *q, size_t qlen, const char *name)
 {
     char val[256];
-    return query_get(q, qlen, name, val, sizeof(val)) != NULL;
+    return ebb_admin_query_get(q, qlen, name, val, sizeof(val)) != NULL;
 }
 
 static void h_help(struct admin_conn *a, const char *q, size_t qlen);
@@ -121,7 +133,7 @@ static void h_stats(struct admin_conn *a, const char *q, size_t qlen)
     struct ebb_buf b = { .max = 4 << 20 };
     char val[256];
     bool usedonly = query_has(q, qlen, "usedonly");
-    const char *filter = query_get(q, qlen, "filter", val, sizeof(val));
+    const char *filter = ebb_admin_query_get(q, qlen, "filter", val, sizeof(val));
     ebb_stats_render_text(conn_srv(a), &b, usedonly, filter);
     respond_buf(a, 200, "text/plain", &b);
 }
@@ -354,13 +366,13 @@ static const struct admin_route *find_route(const struct admin_table *t, const c
 static void dispatch(struct admin_conn *a, const struct ebb_h1_msg *m)
 {
     const struct admin_table *t = &tables[a->kind];
-    const char *path = m->path.p, *q = memchr(path, '?', m->path.len);
-    size_t plen = q ? (size_t)(q - path) : m->path.len;
-    size_t qlen = q ? m->path.len - plen - 1 : 0;
+    const char *q;
+    size_t plen, qlen;
     unsigned method = method_bit(m);
-    const struct admin_route *r = find_route(t, path, plen);
 
-    q = q ? q + 1 : "";
+    ebb_admin_split_target(m->path.p, m->path.len, &plen, &q, &qlen);
+    const struct admin_route *r = find_route(t, m->path.p, plen);
+
     if (r && (r->methods & method)) {
         if (r->methods == M_POST && !a->loopback)
             respond_text(a, 403, "forbidden: only from localhost\n");

@@ -212,6 +212,123 @@ static int stat_cmp(const void *a, const void *b)
     return strcmp(((const struct stat_line *)a)->name, ((const struct stat_line *)b)->name);
 }
 
+/* glibc's regcomp copies a repeated operand once per count, recursively:
+ * "(.*){1,32767}" overflowed the control thread's stack (the whole process
+ * died of one GET), "((a{0,255}){0,255}){0,255}" took gigabytes and
+ * {1,200} nested six deep more than 20 s; a repetition of a
+ * repetition ("h*****...", 100 stars) took seconds per star level; a
+ * back-reference makes regexec exponential.  Envoy's filter is RE2, which
+ * has no back-references and bounds the program size.  So a filter here may
+ * use repetition counts whose product stays <= FILTER_MAX_COUNT, nest
+ * repetitions at most FILTER_MAX_DEPTH deep ("(ab*)+" is 2), and hold no
+ * back-reference.  Returns false for a filter over that. */
+#define FILTER_MAX_COUNT 256
+#define FILTER_MAX_DEPTH 3
+#define FILTER_MAX_GROUPS 32
+
+/* The largest number in an interval "{m}", "{m,}", "{m,n}"; *pp at '{' on
+ * entry, at '}' (or the NUL) on return.  Over FILTER_MAX_COUNT: returns it + 1. */
+static unsigned long filter_count(const char **pp)
+{
+    const char *p = *pp;
+    unsigned long k = 0, n = 0;
+
+    for (p++; *p && *p != '}'; p++) {
+        if (*p >= '0' && *p <= '9') {
+            n = n * 10 + (unsigned long)(*p - '0');
+            if (n > FILTER_MAX_COUNT)
+                n = FILTER_MAX_COUNT + 1;
+            k = n > k ? n : k;
+        } else {
+            n = 0;
+        }
+    }
+    *pp = *p ? p : p - 1;
+    return k;
+}
+
+/* Skips a bracket expression; *pp at '[' on entry, at its ']' (or before the NUL) on return. */
+static void filter_skip_bracket(const char **pp)
+{
+    const char *p = *pp + 1;
+
+    if (*p == '^')
+        p++;
+    if (*p == ']')
+        p++;
+    while (*p && *p != ']') {
+        if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+            char close = p[1];
+            for (p += 2; *p && !(*p == close && p[1] == ']'); p++)
+                ;
+            if (*p)
+                p++;
+        }
+        if (*p)
+            p++;
+    }
+    *pp = *p ? p : p - 1;
+}
+
+static bool filter_cheap(const char *re)
+{
+    /* per open group: the deepest repetition nesting in it, and that of its last atom (-1: none) */
+    int maxd[FILTER_MAX_GROUPS + 1] = { 0 }, lastd[FILTER_MAX_GROUPS + 1] = { -1 };
+    unsigned long weight = 1, k;
+    int lvl = 0;
+
+    for (const char *p = re; *p; p++) {
+        switch (*p) {
+        case '\\':
+            if (p[1] >= '1' && p[1] <= '9')
+                return false;
+            if (p[1])
+                p++;
+            lastd[lvl] = 0;
+            break;
+        case '[':
+            filter_skip_bracket(&p);
+            lastd[lvl] = 0;
+            break;
+        case '(':
+            if (++lvl > FILTER_MAX_GROUPS)
+                return false;
+            maxd[lvl] = 0;
+            lastd[lvl] = -1;
+            break;
+        case ')':
+            if (lvl == 0) {
+                lastd[lvl] = 0;
+                break;
+            }
+            lvl--;
+            lastd[lvl] = maxd[lvl + 1];
+            break;
+        case '|':
+            lastd[lvl] = -1;
+            break;
+        case '{':
+            k = filter_count(&p);
+            weight *= k ? k : 1;
+            if (weight > FILTER_MAX_COUNT)
+                return false;
+            /* fall through - an interval is a repetition */
+        case '*':
+        case '+':
+        case '?':
+            if (lastd[lvl] >= 0 && ++lastd[lvl] > FILTER_MAX_DEPTH)
+                return false;
+            break;
+        default:
+            lastd[lvl] = 0;
+            break;
+        }
+        if (lastd[lvl] > maxd[lvl])
+            maxd[lvl] = lastd[lvl];
+    }
+    return true;
+}
+
 void ebb_stats_render_text(struct ebb_server *srv, struct ebb_buf *b, bool usedonly,
                            const char *filter_re)
 {
@@ -220,7 +337,7 @@ void ebb_stats_render_text(struct ebb_server *srv, struct ebb_buf *b, bool usedo
     bool have_re = false;
 
     if (filter_re && *filter_re) {
-        if (regcomp(&re, filter_re, REG_EXTENDED | REG_NOSUB) != 0) {
+        if (!filter_cheap(filter_re) || regcomp(&re, filter_re, REG_EXTENDED | REG_NOSUB) != 0) {
             ebb_buf_appendf(b, "invalid regex\n");
             return;
         }

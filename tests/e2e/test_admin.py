@@ -80,6 +80,30 @@ def test_stats_filter(env):
     check(all(k.startswith("server.") for k in s), "usedonly&filter: %s" % sorted(s))
 
 
+
+def test_stats_filter_costly_regex(env):
+    """A /stats filter whose compilation would blow up (repetition counts nested or too large,
+    back-references: glibc's regcomp overflows the stack, takes gigabytes or minutes on these)
+    is refused as an invalid regex; ebb goes on answering (found by fuzz/fuzz_admin_query.c)."""
+    e = env.start()
+    for q in ("(.*){1,32767}(.*){1,32767}",           # stack overflow in regcomp: ebb died
+              "((a{0,255}){0,255}){0,255}",            # gigabytes
+              "(((a{1,200}){1,200}){1,200}){1,200}",   # minutes
+              "%5Eh" + "*" * 100 + "total$",            # seconds per nested star
+              "(((((a*)*)*)*)*)",                      # the same through groups
+              "(|)(%5C1%5C1)*"):                       # back-reference
+        st, body = e.admin("GET", "/stats?filter=" + q, timeout=30)
+        check_eq(st, 200, "GET /stats?filter=%s status" % q)
+        check(body.startswith(b"invalid regex") if isinstance(body, bytes)
+              else body.startswith("invalid regex"), "filter=%s answered %r" % (q, body[:200]))
+    s = e.stats("?filter=upstream_rq_total%7Crq_total%7B0,3%7D")   # a small count still works
+    check(s and all("rq_total" in k for k in s), "filter with {0,3}: %s" % sorted(s))
+    s = e.stats("?filter=%5E(cluster%5C.(app)%2B%5C.)%2Bup.*total$")  # nesting 2 still works
+    check(s and all(k.startswith("cluster.app.") for k in s), "filter ^(cluster\\.(app)+\\.)+: %s"
+          % sorted(s))
+    st, _ = e.admin("GET", "/ready")
+    check_eq(st, 200, "GET /ready after the costly filters")
+
 def _check_prometheus(body, where):
     types = 0
     samples = 0
