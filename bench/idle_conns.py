@@ -51,8 +51,9 @@ def settled(pid):
     return last
 
 
-def get(s):
-    s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+def send_get(s, path):
+    """Sends GET path; returns (response head, body bytes read with it)."""
+    s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: bench\r\n\r\n")
     buf = b""
     while b"\r\n\r\n" not in buf:
         d = s.recv(4096)
@@ -60,6 +61,13 @@ def get(s):
             raise OSError("closed before the head")
         buf += d
     head, _, body = buf.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise OSError("answer %r" % head[:40])
+    return head, body
+
+
+def get(s):
+    head, body = send_get(s, b"/")
     n = 0
     for ln in head.split(b"\r\n"):
         if ln.lower().startswith(b"content-length:"):

@@ -218,34 +218,34 @@ def load_idle(path):
     return out
 
 
-def idle_md(idle):
-    if not idle:
+def mem_md(title, intro, data, what):
+    if not data:
         return ""
-    md = ["## Idle keep-alive client connections\n",
-          "`bench/idle_conns.py` (in `make bench`, `BENCH_IDLE_CONNS`): after the runs above, "
-          "N client connections each make one request and stay open, idle; the proxy's resident "
-          "memory (VmRSS, summed over its processes) grows by this much per connection "
-          "(kernel socket memory not included):\n",
-          "| target | bytes per idle connection | connections |", "|---|---:|---:|"]
+    md = [f"## {title}\n", intro + "\n", f"| target | bytes per {what} | connections |",
+          "|---|---:|---:|"]
     for t in ORDER:
-        if t in idle:
-            md.append(f"| `{t}` | {idle[t][0]:,} | {idle[t][1]:,} |")
+        if t in data:
+            md.append(f"| `{t}` | {data[t][0]:,} | {data[t][1]:,} |")
     return "\n".join(md) + "\n\n"
+
+
+def idle_md(idle):
+    return mem_md(
+        "Idle keep-alive client connections",
+        "`bench/idle_conns.py` (in `make bench`, `BENCH_IDLE_CONNS`): after the runs above, N "
+        "client connections each make one request and stay open, idle; the proxy's resident "
+        "memory (VmRSS, summed over its processes) grows by this much per connection (kernel "
+        "socket memory not included):", idle, "idle connection")
 
 
 def stream_md(stream):
-    if not stream:
-        return ""
-    md = ["## Active streaming connections\n",
-          "`bench/stream_conns.py` (`BENCH_STREAM_CONNS`): N clients each start a 64 MiB "
-          "download through the proxy and stop reading after the response head, so every "
-          "stream holds as much as the proxy buffers under back-pressure; resident memory "
-          "growth per stream:\n",
-          "| target | bytes per streaming connection | connections |", "|---|---:|---:|"]
-    for t in ORDER:
-        if t in stream:
-            md.append(f"| `{t}` | {stream[t][0]:,} | {stream[t][1]:,} |")
-    return "\n".join(md) + "\n\n"
+    return mem_md(
+        "Active streaming connections",
+        "`bench/stream_conns.py` (`BENCH_STREAM_CONNS`): N clients each start a 64 MiB download "
+        "through the proxy and stop reading after the response head, so every stream holds as "
+        "much as the proxy buffers under back-pressure; resident memory growth per stream "
+        "(memory a proxy's pools kept from the runs above is reused and does not show: "
+        "HAProxy's fixed-size buffer pools, notably):", stream, "streaming connection")
 
 
 def latency_md(path):

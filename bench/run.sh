@@ -395,38 +395,29 @@ done
 RSS=$DIR/rss.tsv
 printf 'target\thwm_kib\n' >"$RSS"
 for t in "${ACTIVE[@]}"; do printf '%s\t%s\n' "$t" "$(hwm_kib "${PID[$t]}")" >>"$RSS"; done
-# memory per idle keep-alive client connection, after the peak RSS above was taken
-IDLE=$DIR/idle.tsv
-printf 'target\tbytes_per_conn\tconns\trss_before_kib\trss_after_kib\n' >"$IDLE"
-if [ "$IDLE_CONNS" -gt 0 ]; then
+# mem_section SCRIPT N OUT LABEL - runs bench/SCRIPT against every proxy target with N
+# connections (0 skips it); one TSV row per target into OUT.
+mem_section() {
+    local script=$1 n=$2 out=$3 label=$4 t res
+    printf 'target\tbytes_per_conn\tconns\trss_before_kib\trss_after_kib\n' >"$out"
+    [ "$n" -gt 0 ] || return 0
     for t in "${ACTIVE[@]}"; do
         [ "$t" = direct ] && continue
-        if out=$(timeout 300 "$PY" "$ROOT/bench/idle_conns.py" "${PORT[$t]}" "${PID[$t]}" \
-                 "$IDLE_CONNS" 2>&1); then
-            set -- $out
-            printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$1" "$2" "$3" "$4" >>"$IDLE"
-            log "idle connections: $t $1 bytes each ($2 connections)"
+        if res=$(cd "$ROOT/bench" && timeout 300 "$PY" "$script" "${PORT[$t]}" "${PID[$t]}" "$n" 2>&1)
+        then
+            set -- $res
+            printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$1" "$2" "$3" "$4" >>"$out"
+            log "$label: $t $1 bytes each ($2 connections)"
         else
-            log "idle connections: $t failed: $out"
+            log "$label: $t failed: $res"
         fi
     done
-fi
-# memory per active streaming connection (a 64 MiB download each, the client not reading)
-STREAM=$DIR/stream.tsv
-printf 'target\tbytes_per_conn\tconns\trss_before_kib\trss_after_kib\n' >"$STREAM"
-if [ "${BENCH_STREAM_CONNS:-200}" -gt 0 ]; then
-    for t in "${ACTIVE[@]}"; do
-        [ "$t" = direct ] && continue
-        if out=$(cd "$ROOT/bench" && timeout 300 "$PY" stream_conns.py "${PORT[$t]}" "${PID[$t]}" \
-                 "${BENCH_STREAM_CONNS:-200}" 2>&1); then
-            set -- $out
-            printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$1" "$2" "$3" "$4" >>"$STREAM"
-            log "streaming connections: $t $1 bytes each ($2 connections)"
-        else
-            log "streaming connections: $t failed: $out"
-        fi
-    done
-fi
+}
+# after the peak RSS above was taken: memory per idle keep-alive client connection, then per
+# active streaming connection (a 64 MiB download each, the client not reading)
+IDLE=$DIR/idle.tsv STREAM=$DIR/stream.tsv
+mem_section idle_conns.py "$IDLE_CONNS" "$IDLE" "idle connections"
+mem_section stream_conns.py "${BENCH_STREAM_CONNS:-200}" "$STREAM" "streaming connections"
 skips=()
 for t in "${!SKIP[@]}"; do skips+=("$t=${SKIP[$t]}"); done
 

@@ -10,7 +10,7 @@ RSS_AFTER".  Bounded: N connections, 10 s socket timeouts, then everything is cl
 import socket
 import sys
 
-from idle_conns import rss_kib, settled
+from idle_conns import send_get, settled
 
 
 def main():
@@ -21,15 +21,7 @@ def main():
         for _ in range(n):
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # the client is slow
-            s.sendall(b"GET /big HTTP/1.1\r\nHost: bench\r\n\r\n")
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                d = s.recv(4096)
-                if not d:
-                    raise OSError("closed before the head")
-                buf += d
-            if not buf.startswith(b"HTTP/1.1 200"):
-                raise OSError("answer %r" % buf[:40])
+            send_get(s, b"/big")
             conns.append(s)
         after = settled(pid)
         print("%d %d %d %d" % ((after - before) * 1024 // n, len(conns), before, after))

@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct ebb_buf {
@@ -45,6 +46,8 @@ int ebb_buf_appendf(struct ebb_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The same with a va_list (ap is consumed). */
 int ebb_buf_vappendf(struct ebb_buf *b, const char *fmt, va_list ap);
+/* Appends v in decimal (no printf).  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
+int ebb_buf_append_u64(struct ebb_buf *b, uint64_t v);
 /* The one JSON string escaper.  Looks at the next character of s[0..n)
  * (n > 0) and sets *used to its length in bytes.  Returns 0 when those bytes
  * go into a JSON string as they are (printable ASCII other than " and \, or

@@ -201,13 +201,8 @@ static void put(const char *s, size_t n)
 
 static void put_u64(uint64_t v)
 {
-    char d[20];
-    size_t i = sizeof(d);
-    do {
-        d[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put(d + i, sizeof(d) - i);
+    if (ebb_buf_append_u64(&tl_buf, v) < 0)
+        tl_failed = true;
 }
 
 static void put_2(char *p, int v)

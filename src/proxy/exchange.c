@@ -101,21 +101,10 @@ int ebb_fwd_prepare(struct ebb_fwd *f, const struct ebb_req *req, const struct e
     return 0;
 }
 
-/* The head is written without printf (issue 12): these append a span, a C string, a number. */
+/* The head is written without printf (issue 12): these append a span and a C string. */
 static int put(struct ebb_buf *b, const char *p, size_t n) { return ebb_buf_append(b, p, n); }
 static int put_s(struct ebb_buf *b, const char *s) { return ebb_buf_append(b, s, strlen(s)); }
 #define PUT_LIT(b, lit) ebb_buf_append((b), (lit), sizeof(lit) - 1)
-
-static int put_u64(struct ebb_buf *b, uint64_t v)
-{
-    char d[20];
-    size_t i = sizeof(d);
-    do {
-        d[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return ebb_buf_append(b, d + i, sizeof(d) - i);
-}
 
 /* "name: value\r\n" */
 static int put_field(struct ebb_buf *b, struct ebb_str name, struct ebb_str value)
@@ -179,7 +168,7 @@ int ebb_fwd_write_h1(const struct ebb_fwd *f, struct ebb_buf *b, bool *chunked)
     *chunked = r->content_length < 0 && r->body;
     if (r->content_length >= 0) {
         rc |= PUT_LIT(b, "content-length: ");
-        rc |= put_u64(b, (uint64_t)r->content_length);
+        rc |= ebb_buf_append_u64(b, (uint64_t)r->content_length);
         rc |= PUT_LIT(b, "\r\n");
     } else if (*chunked) {
         rc |= PUT_LIT(b, "transfer-encoding: chunked\r\n");
