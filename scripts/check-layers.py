@@ -63,6 +63,7 @@ exchange.h   proxy
 proxy.h      proxy
 upstream.h   proxy
 ustream.h    proxy
+stream.h     proxy
 admin.h      control
 admin_query.h control
 capture.h    control
