@@ -14,7 +14,7 @@
 struct ebb_config;
 struct ebb_conn;
 struct ebb_listener;
-struct ebb_worker;
+struct ebb_wctx;
 
 
 /* Picks the cluster for a request on listener l with the given authority

@@ -25,13 +25,12 @@
 #include "ebb/http.h"
 #include "ebb/listener.h"
 #include "ebb/log.h"
-#include "ebb/server.h"
 #include "ebb/stats.h"
 #include "ebb/stream.h"
 #include "ebb/tunnel.h"
 #include "ebb/upstream.h"
 #include "ebb/ustream.h"
-#include "ebb/worker.h"
+#include "ebb/wctx.h"
 
 enum h1_state {
     H1_IDLE = 0,   /* waiting for (the rest of) a request head */
@@ -92,7 +91,7 @@ static void h1_release_upstream(struct h1 *h);
  * client_body_timeout and send_timeout are 60 s). */
 #define H1_CLIENT_STALL_MS 60000
 
-static const struct ebb_config *h1_cfg(const struct h1 *h) { return h->c->w->srv->cfg; }
+static const struct ebb_config *h1_cfg(const struct h1 *h) { return h->c->w->cfg; }
 static struct ebb_listener_stats *h1_st(const struct h1 *h) { return h->c->l->st; }
 
 static bool span_ieq(const struct ebb_h1_span *s, const char *lit)
@@ -919,7 +918,7 @@ static void h1_on_io(struct ebb_conn *c, uint32_t events)
 static void h1_arm_drain_close(struct h1 *h)
 {
     const struct ebb_config *cfg = h1_cfg(h);
-    struct ebb_worker *w = h->c->w;
+    struct ebb_wctx *w = h->c->w;
     uint64_t now = ebb_loop_now(w->loop);
     uint64_t at = w->drain_started_ms + cfg->drain.idle_close_after_ms;
     uint64_t delay = at > now ? at - now : 0;

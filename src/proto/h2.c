@@ -28,11 +28,10 @@
 #include "ebb/h2.h"
 #include "ebb/listener.h"
 #include "ebb/log.h"
-#include "ebb/server.h"
 #include "ebb/stats.h"
 #include "ebb/stream.h"
 #include "ebb/ustream.h"
-#include "ebb/worker.h"
+#include "ebb/wctx.h"
 
 #define H2_STREAM_WINDOW   65535u        /* per-stream receive window (default size) */
 #define H2_BODY_BUF        (64 * 1024)   /* ceiling of reqb / respb */
@@ -121,7 +120,7 @@ struct h2c {
 
 static void h2_run(struct h2c *h);
 
-static const struct ebb_config *h2_cfg(const struct h2c *h) { return h->c->w->srv->cfg; }
+static const struct ebb_config *h2_cfg(const struct h2c *h) { return h->c->w->cfg; }
 static struct ebb_listener_stats *h2_st(const struct h2c *h) { return h->c->l->st; }
 static struct ebb_server_stats *h2_sst(const struct h2c *h) { return &h->c->w->stats->server; }
 
@@ -1061,7 +1060,7 @@ static nghttp2_session_callbacks *h2_callbacks(void)
 
 static int h2_init(struct ebb_conn *c)
 {
-    const struct ebb_config *cfg = c->w->srv->cfg;
+    const struct ebb_config *cfg = c->w->cfg;
     nghttp2_option *opt = NULL;
     struct h2c *h = calloc(1, sizeof(*h));
     nghttp2_session_callbacks *cbs = h2_callbacks();

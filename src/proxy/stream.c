@@ -14,11 +14,10 @@
 #include "ebb/core.h"
 #include "ebb/listener.h"
 #include "ebb/proxy.h"
-#include "ebb/server.h"
 #include "ebb/stats.h"
 #include "ebb/stream.h"
 #include "ebb/ustream.h"
-#include "ebb/worker.h"
+#include "ebb/wctx.h"
 
 static struct ebb_cluster_rt *xch_cluster(const struct ebb_xch *e)
 {
@@ -137,7 +136,7 @@ static bool str_is(struct ebb_str s, const char *lit)
 int ebb_xch_start(struct ebb_xch *e, const struct ebb_req *req, unsigned flags,
                   struct ebb_answer *a)
 {
-    const struct ebb_config *cfg = e->c->w->srv->cfg;
+    const struct ebb_config *cfg = e->c->w->cfg;
     int alen = (int)EBB_MIN(req->authority.len, (size_t)255);
     struct ebb_fwd f;
 
