@@ -54,17 +54,18 @@ h1_parse.h   core    low on purpose: pure HTTP/1 parser (no I/O, no allocation, 
 loop.h       event
 conn.h       net
 wctx.h       net
+upconn.h     net
 listener.h   net
 codecs.h     proto
 h2.h         proto
 http.h       proto
 tunnel.h     proto
+stream.h     proto    the interface a codec drives an exchange through; the exchange layer fills its ops table (proxy/stream.c)
+ustream.h    proto    the interface of an upstream exchange; its two codecs are the exchange layer's
 cluster.h    proxy
 exchange.h   proxy
 proxy.h      proxy
 upstream.h   proxy
-ustream.h    proxy
-stream.h     proxy
 admin.h      control
 admin_query.h control
 capture.h    control

@@ -17,6 +17,8 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "ebb/http.h"
+
 struct ebb_conn;
 struct ebb_wctx;
 struct ebb_cluster_rt;
@@ -49,6 +51,30 @@ struct ebb_h2_rate {
 /* Records one event at now_ms with a window of window_ms; returns true when
  * the count in the window exceeds limit. */
 bool ebb_h2_rate_hit(struct ebb_h2_rate *r, uint64_t now_ms, uint64_t window_ms, uint32_t limit);
+
+/* An HTTP/2 header list: pseudo-headers first, lowercase names. */
+struct ebb_nvlist {
+    nghttp2_nv *nv;
+    size_t      n;
+    char       *names;   /* lowercased names (nv points into it and into the head) */
+};
+
+/* Makes room in l for n entries and names bytes of lowercased names: per-thread
+ * storage when they fit (a list is consumed, nghttp2 copies it, before the next
+ * is built), else allocated.  Returns 0 or EBB_ENOMEM. */
+int ebb_nvlist_alloc(struct ebb_nvlist *l, size_t names, size_t n);
+/* Frees what ebb_nvlist_alloc allocated. */
+void ebb_nvlist_free(struct ebb_nvlist *l);
+/* Appends one entry (pointers kept, nothing copied). */
+void ebb_nvlist_add(struct ebb_nvlist *l, const char *name, size_t nlen, const char *value,
+                    size_t vlen);
+/* Copies name lowercased into dst (name.len bytes). */
+void ebb_nvlist_lower(char *dst, struct ebb_str name);
+
+/* Builds the HTTP/2 response header list (:status, then the fields with
+ * lowercase names, hop-by-hop ones dropped, then content_length when known)
+ * into out.  Returns 0 or EBB_ENOMEM. */
+int ebb_resp_to_nv(const struct ebb_resp *r, struct ebb_nvlist *out);
 
 /* --- the downstream codec (h2.c) --- */
 

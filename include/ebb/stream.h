@@ -1,11 +1,14 @@
 /*
  * stream.h - one proxied exchange as its downstream codec sees it, whatever
- * protocol either side speaks: the decisions every request goes through
- * before it reaches an upstream (CONNECT, route, REGISTRY_ONLY, body limit,
- * rewrite, upstream open) and the answer when one says no, the cluster's
- * request timeout, the record and its access-log line.  The codec keeps the
- * framing: it parses, writes heads and bodies, and moves bytes through
- * e->us with the ustream.h calls.
+ * protocol either side speaks (proto layer: the interface and the record).
+ *
+ * The exchange layer (src/proxy/stream.c) holds the decisions every request
+ * goes through before it reaches an upstream (CONNECT, route, REGISTRY_ONLY,
+ * body limit, rewrite, upstream open) and the answer when one says no, the
+ * cluster's request timeout, and the record's access-log line.  A codec
+ * reaches it through the struct ebb_xch_ops its worker gave it (c->w->xops,
+ * wctx.h): the codec never calls up.  The codec keeps the framing: it parses,
+ * writes heads and bodies, and moves bytes through e->us (ustream.h).
  *
  * Ownership: an ebb_xch is embedded in the codec's per-request state (the
  * HTTP/1 connection, the HTTP/2 stream) and lives as long as it.  The
@@ -17,15 +20,64 @@
 #ifndef EBB_STREAM_H
 #define EBB_STREAM_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#include "ebb/exchange.h"
+#include "ebb/buf.h"
+#include "ebb/conn.h"
+#include "ebb/http.h"
 #include "ebb/loop.h"
+#include "ebb/upconn.h"
+#include "ebb/wctx.h"
 
-struct ebb_conn;
+struct ebb_listener_stats;
 struct ebb_us;
 struct ebb_us_cbs;
+
+/* --- the record of one exchange: what the stats and the access log need --- */
+
+struct ebb_xrec {
+    uint64_t    start_ms;
+    long        cluster;        /* cluster index, -1 none */
+    int         status;         /* 0 until a response (or a local answer) */
+    unsigned    rf;             /* EBB_RF_* */
+    uint64_t    req_bytes;      /* request body bytes */
+    uint64_t    resp_bytes;     /* response body bytes */
+    char        up_addr[48];    /* endpoint of the last upstream tried, "" none (for the log) */
+    char        method[24];
+    const char *path;           /* "" until ebb_xrec_begin; then in strs (at most 511 bytes) */
+    const char *authority;      /* the same (at most 255 bytes) */
+    char       *strs;           /* path and authority, owned (ebb_xrec_free) */
+    char        request_id[64];
+};
+
+/* An empty record (cluster -1, no strings). */
+#define EBB_XREC_INIT ((struct ebb_xrec){ .cluster = -1, .path = "", .authority = "" })
+/* Frees what x owns and makes it EBB_XREC_INIT. */
+void ebb_xrec_free(struct ebb_xrec *x);
+
+/* Starts a record at now_ms for the request line given (copied, truncated; the strings
+ * are allocated to size, so an idle connection or stream holds none). */
+void ebb_xrec_begin(struct ebb_xrec *x, uint64_t now_ms, struct ebb_str method,
+                    struct ebb_str path, struct ebb_str authority);
+
+/* Keeps addr (may be NULL) as the exchange's upstream endpoint, for the log. */
+void ebb_xrec_upstream(struct ebb_xrec *x, const char *addr);
+
+/* Sets the status and counts it in the listener's rq_xx. */
+void ebb_xrec_status(struct ebb_xrec *x, struct ebb_listener_stats *st, int status);
+
+/* Keeps response trailers as HTTP/1.1 field lines in b (replacing what was
+ * there, at most 64 KiB) for a writer that sends them after the body. */
+void ebb_trailers_keep(struct ebb_buf *b, const struct ebb_hdr *t, size_t n);
+
+/* Formats a local answer's body into out (cap bytes, NUL-terminated, cut
+ * when longer).  Returns its length. */
+size_t ebb_xch_format(char *out, size_t cap, const char *fmt, va_list ap);
+
+/* --- one exchange --- */
 
 /* A local answer, given instead of an upstream response. */
 struct ebb_answer {
@@ -35,6 +87,10 @@ struct ebb_answer {
     size_t   len;
     char     body[512];  /* text/plain, NUL-terminated */
 };
+
+/* Fills a with status, rf and the formatted body. */
+void ebb_answer(struct ebb_answer *a, int status, unsigned rf, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 struct ebb_xch {
     struct ebb_xrec          x;       /* the record: request line, cluster, status, bytes, flags */
@@ -46,46 +102,106 @@ struct ebb_xch {
     bool                     head_seen; /* the upstream's response head came: no timeout */
 };
 
+/* The exchange layer's half (src/proxy/stream.c), called through the wrappers below. */
+struct ebb_xch_ops {
+    void (*init)(struct ebb_xch *e, struct ebb_conn *c, const struct ebb_us_cbs *cbs,
+                 void *owner);
+    void (*begin)(struct ebb_xch *e, struct ebb_str method, struct ebb_str path,
+                  struct ebb_str authority);
+    int  (*start)(struct ebb_xch *e, const struct ebb_req *req, unsigned flags,
+                  struct ebb_answer *a);
+    void (*request_done)(struct ebb_xch *e);
+    void (*failure)(const struct ebb_xch *e, unsigned rf, int status, struct ebb_answer *a);
+    const char *(*cluster_name)(const struct ebb_xch *e);
+    void (*release)(struct ebb_xch *e);
+    void (*end)(struct ebb_xch *e, const char *protocol);
+    void (*reset)(struct ebb_xch *e);
+    /* TCP relays and tunnels (upconn.h) */
+    int  (*tcp_connect)(struct ebb_conn *c, ebb_upconn_cb cb, void *owner,
+                        struct ebb_upconn **out);
+    void (*upconn_release)(struct ebb_upconn *u, bool reusable);
+    bool (*capture_loop)(struct ebb_conn *c);
+};
+
 /* Before the first exchange: owner (the codec's request state) gets the upstream's
  * callbacks through cbs. */
-void ebb_xch_init(struct ebb_xch *e, struct ebb_conn *c, const struct ebb_us_cbs *cbs,
-                  void *owner);
+static inline void ebb_xch_init(struct ebb_xch *e, struct ebb_conn *c,
+                                const struct ebb_us_cbs *cbs, void *owner)
+{
+    c->w->xops->init(e, c, cbs, owner);
+}
 
 /* A request head arrived: starts the record (request line copied) and counts
  * the request on the listener (rq_total, rq_active). */
-void ebb_xch_begin(struct ebb_xch *e, struct ebb_str method, struct ebb_str path,
-                   struct ebb_str authority);
+static inline void ebb_xch_begin(struct ebb_xch *e, struct ebb_str method, struct ebb_str path,
+                                 struct ebb_str authority)
+{
+    e->c->w->xops->begin(e, method, path, authority);
+}
 
 /* Routes req and starts its upstream side (e->us); flags are ebb_us_open's
  * (EBB_US_F_*).  Returns 0, or -1 with the answer to give in *a: 501 for
  * CONNECT or an Upgrade towards an h2c cluster, 404 without a route, 502
  * under REGISTRY_ONLY, 413 for a declared body over max_request_body, 431
  * for too many fields, 503 when no upstream exchange could start. */
-int ebb_xch_start(struct ebb_xch *e, const struct ebb_req *req, unsigned flags,
-                  struct ebb_answer *a);
+static inline int ebb_xch_start(struct ebb_xch *e, const struct ebb_req *req, unsigned flags,
+                                struct ebb_answer *a)
+{
+    return e->c->w->xops->start(e, req, flags, a);
+}
 
 /* The whole request went upstream: the cluster's request_timeout runs from
  * here (Envoy's route timeout) until the response head. */
-void ebb_xch_request_done(struct ebb_xch *e);
+static inline void ebb_xch_request_done(struct ebb_xch *e) { e->c->w->xops->request_done(e); }
 
 /* The answer for an upstream failure (on_error's rf and status). */
-void ebb_xch_failure(const struct ebb_xch *e, unsigned rf, int status, struct ebb_answer *a);
-
-/* Fills a with status, rf and the formatted body. */
-void ebb_answer(struct ebb_answer *a, int status, unsigned rf, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static inline void ebb_xch_failure(const struct ebb_xch *e, unsigned rf, int status,
+                                   struct ebb_answer *a)
+{
+    e->c->w->xops->failure(e, rf, status, a);
+}
 
 /* The name of the cluster the request was routed to ("" before a route). */
-const char *ebb_xch_cluster_name(const struct ebb_xch *e);
+static inline const char *ebb_xch_cluster_name(const struct ebb_xch *e)
+{
+    return e->c->w->xops->cluster_name(e);
+}
 
 /* Lets go of the upstream side (its endpoint stays in the record) and stops the timer. */
-void ebb_xch_release(struct ebb_xch *e);
+static inline void ebb_xch_release(struct ebb_xch *e) { e->c->w->xops->release(e); }
 
 /* The exchange is over: its access-log line (protocol "HTTP/1.1", "HTTP/2")
  * and rq_active.  Once per ebb_xch_begin. */
-void ebb_xch_end(struct ebb_xch *e, const char *protocol);
+static inline void ebb_xch_end(struct ebb_xch *e, const char *protocol)
+{
+    e->c->w->xops->end(e, protocol);
+}
 
 /* Back to before ebb_xch_begin: the record's strings freed, upstream let go. */
-void ebb_xch_reset(struct ebb_xch *e);
+static inline void ebb_xch_reset(struct ebb_xch *e) { e->c->w->xops->reset(e); }
+
+/* --- TCP relays (tcp.c) and tunnels after 101 (h1.c) --- */
+
+/* Picks the upstream of the TCP connection c (its listener's cluster, or a
+ * captured connection's built-in one) and lends it a connection, as
+ * ebb_upstream_acquire does: 0 with *out ready, EBB_EAGAIN with *out
+ * connecting (cb gets EBB_UP_EV_CONNECTED or _FAILED), or a negative error
+ * with *out NULL, logged: EBB_EINVAL when nothing may be relayed (no
+ * cluster; BlackHoleCluster or a capture loop, counted there). */
+static inline int ebb_xch_tcp_connect(struct ebb_conn *c, ebb_upconn_cb cb, void *owner,
+                                      struct ebb_upconn **out)
+{
+    return c->w->xops->tcp_connect(c, cb, owner, out);
+}
+
+/* Gives an upstream connection back to its pool (ebb_upstream_release). */
+static inline void ebb_xch_upconn_release(struct ebb_upconn *u, bool reusable)
+{
+    u->w->xops->upconn_release(u, reusable);
+}
+
+/* True when c was captured on its way to one of ebb's own listener ports (SPEC
+ * §9.2): a capture loop, counted under BlackHoleCluster; the caller closes it. */
+static inline bool ebb_xch_capture_loop(struct ebb_conn *c) { return c->w->xops->capture_loop(c); }
 
 #endif

@@ -1,11 +1,12 @@
 /*
  * ustream.h - one upstream exchange behind one ops table, whatever protocol
- * the cluster speaks: the HTTP/1.1 client (h1_client.c) and the h2c client
- * (h2_upstream.c) are the two upstream codecs; the downstream codecs only
- * ever see this interface.
+ * the cluster speaks (proto layer: the interface only).  The HTTP/1.1
+ * client (h1_client.c) and the h2c client (h2_upstream.c) of the exchange
+ * layer are the two upstream codecs, opened by ebb_us_open() (exchange.h);
+ * the downstream codecs only ever see this interface.
  *
  * Ownership: the owner (a downstream exchange) holds its ebb_us from
- * ebb_us_open() until ebb_us_close() (which it must call, also after
+ * ebb_us_open() (exchange.h) until ebb_us_close() (which it must call, also after
  * on_end) or on_error; the codec frees it later.  Re-entrancy: calls of the
  * owner never call back (they may arm a zero-delay timer); callbacks come
  * from the upstream's own events, and after on_end or on_error none follows.
@@ -17,9 +18,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct ebb_cluster_rt;
-struct ebb_wctx;
-struct ebb_fwd;
 struct ebb_hdr;
 struct ebb_resp;
 struct ebb_upconn;
@@ -73,19 +71,6 @@ struct ebb_us {
 #define EBB_US_F_H2     0x2u  /* the owner is an HTTP/2 stream: an ORIGINAL_DST cluster speaks
                                  h2c upstream (Envoy's USE_DOWNSTREAM_PROTOCOL) */
 
-/* True when cluster cl refuses every exchange (BlackHoleCluster, SPEC §9.3):
- * counted there (upstream_cx_none_healthy); the owner answers 502. */
-bool ebb_us_refused(struct ebb_cluster_rt *cl);
-
-/* Starts the exchange f on cluster cl (the cluster's protocol picks the
- * codec; for an ORIGINAL_DST cluster the owner's: EBB_US_F_H2 -> h2c), to
- * f->dst when set.  The request body, if any, follows with ebb_us_write/ebb_us_end.
- * Returns the stream, or NULL when none could be started (out of memory, no
- * socket); never calls back synchronously. */
-struct ebb_us *ebb_us_open(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
-                           const struct ebb_fwd *f, unsigned flags,
-                           const struct ebb_us_cbs *cbs, void *owner);
-
 /* Queues request body bytes; returns how many were taken (0: wait for on_writable). */
 static inline size_t ebb_us_write(struct ebb_us *s, const void *p, size_t n)
 {
@@ -114,13 +99,5 @@ static inline const char *ebb_us_addr(const struct ebb_us *s) { return s->ops->a
 static inline struct ebb_upconn *ebb_us_take_conn(struct ebb_us *s) { return s->ops->take_conn(s); }
 /* The owner lets go: an unfinished exchange is cancelled.  No callback follows. */
 static inline void ebb_us_close(struct ebb_us *s) { s->ops->close(s); }
-
-/* The two upstream codecs (ebb_us_open picks one). */
-struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
-                            const struct ebb_fwd *f, unsigned flags,
-                            const struct ebb_us_cbs *cbs, void *owner);
-struct ebb_us *ebb_h2u_open(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
-                            const struct ebb_fwd *f, unsigned flags,
-                            const struct ebb_us_cbs *cbs, void *owner);
 
 #endif

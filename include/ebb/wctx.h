@@ -4,7 +4,8 @@
  * runtimes, its PRNG and its drain clock.  The worker (control/worker.h)
  * embeds one and fills it; listeners, connections, codecs and upstream
  * connections reach it through their `w`, so nothing below control needs
- * the worker or the server.
+ * the worker or the server.  It also carries the exchange layer's ops table,
+ * through which the HTTP codecs reach the layer above them.
  *
  * Ownership: the worker owns it; one thread (the worker's) reads and
  * writes it, but for cfg, which is the server's and read-only.
@@ -19,6 +20,7 @@ struct ebb_loop;
 struct ebb_config;
 struct ebb_stats;
 struct ebb_cluster_rt;
+struct ebb_xch_ops;
 
 struct ebb_wctx {
     struct ebb_loop         *loop;       /* NULL until the worker's init got that far */
@@ -28,6 +30,7 @@ struct ebb_wctx {
     size_t                   nclusters;
     uint32_t                 rand_state; /* ebb_rand() state: idle-close spread, request ids */
     uint64_t                 drain_started_ms; /* loop time of the first drain command, 0 before */
+    const struct ebb_xch_ops *xops;      /* the exchange layer, for the HTTP codecs (stream.h) */
 };
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "ebb/codecs.h"
 #include "ebb/core.h"
+#include "ebb/exchange.h"
 #include "ebb/h2.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
@@ -75,6 +76,7 @@ int ebb_worker_init(struct ebb_worker *w, struct ebb_server *srv, int id, char *
     w->id = id;
     w->srv = srv;
     w->ctx.cfg = cfg;
+    w->ctx.xops = &ebb_xch_ops;
     w->ctx.rand_state = (uint32_t)(ebb_now_us() ^ (0x9e3779b9u * (uint32_t)(id + 1))) | 1u;
     w->wake.io.fd = -1;
     w->ctx.stats = ebb_stats_new(cfg);

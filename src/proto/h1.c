@@ -19,7 +19,6 @@
 #include "ebb/config.h"
 #include "ebb/conn.h"
 #include "ebb/core.h"
-#include "ebb/exchange.h"
 #include "ebb/h1_parse.h"
 #include "ebb/h2.h"
 #include "ebb/http.h"
@@ -28,7 +27,7 @@
 #include "ebb/stats.h"
 #include "ebb/stream.h"
 #include "ebb/tunnel.h"
-#include "ebb/upstream.h"
+#include "ebb/upconn.h"
 #include "ebb/ustream.h"
 #include "ebb/wctx.h"
 
@@ -201,7 +200,7 @@ static void h1_release_upstream(struct h1 *h)
 {
     ebb_xch_release(&h->e);
     if (h->tun_u) {
-        ebb_upstream_release(h->tun_u, false);
+        ebb_xch_upconn_release(h->tun_u, false);
         h->tun_u = NULL;
     }
 }
@@ -963,7 +962,7 @@ static void h1_free(void *p)
 {
     struct h1 *h = p;
     ebb_buf_free(&h->us_trl);
-    ebb_xch_reset(&h->e);
+    ebb_xrec_free(&h->e.x);   /* its upstream side went at destroy */
     free(h);
 }
 

@@ -24,7 +24,6 @@
 #include "ebb/config.h"
 #include "ebb/conn.h"
 #include "ebb/core.h"
-#include "ebb/exchange.h"
 #include "ebb/h2.h"
 #include "ebb/listener.h"
 #include "ebb/log.h"
@@ -185,7 +184,7 @@ static void h2s_free(struct h2s *s)
             nghttp2_rcbuf_decref(pseudo[i]);
     ebb_buf_free(&s->reqb);
     ebb_buf_free(&s->respb);
-    ebb_xch_reset(&s->e);
+    ebb_xrec_free(&s->e.x);   /* its upstream side went at h2s_finish */
     ebb_buf_free(&s->trl);
     free(s);
 }

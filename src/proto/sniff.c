@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ebb/cluster.h"
 #include "ebb/codecs.h"
 #include "ebb/config.h"
 #include "ebb/conn.h"
@@ -24,8 +23,8 @@
 #include "ebb/h2.h"
 #include "ebb/listener.h"
 #include "ebb/log.h"
-#include "ebb/proxy.h"
 #include "ebb/stats.h"
+#include "ebb/stream.h"
 #include "ebb/wctx.h"
 
 enum sniff_verdict { SNIFF_MORE, SNIFF_HTTP, SNIFF_TCP };
@@ -128,8 +127,7 @@ static int sniff_init(struct ebb_conn *c)
     const struct ebb_config *cfg = sniff_cfg(c);
     struct sniff *sn;
 
-    if (ebb_capture_loop(c, cfg)) {
-        ebb_stat_inc(c->w->clusters[cfg->builtin.blackhole].st->cx_none_healthy);
+    if (ebb_xch_capture_loop(c)) {
         ebb_info("sniff", "#%llu from %s: captured on its way to ebb's own port %u: a capture "
                  "loop, closed", (unsigned long long)c->id, c->peer_str, orig_port(c));
         return EBB_EINVAL;

@@ -9,17 +9,16 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "ebb/cluster.h"
 #include "ebb/codecs.h"
 #include "ebb/config.h"
 #include "ebb/conn.h"
 #include "ebb/core.h"
 #include "ebb/listener.h"
 #include "ebb/log.h"
-#include "ebb/proxy.h"
 #include "ebb/stats.h"
+#include "ebb/stream.h"
 #include "ebb/tunnel.h"
-#include "ebb/upstream.h"
+#include "ebb/upconn.h"
 #include "ebb/wctx.h"
 
 static size_t move_bytes(struct ebb_buf *from, struct ebb_buf *to)
@@ -187,28 +186,15 @@ static int tcp_init(struct ebb_conn *c)
     c->codec = tp;
     ebb_timer_init(&tp->idle, tcp_idle, tp);
     const struct ebb_config *cfg = w->cfg;
-    long ci = ebb_route_tcp(c, cfg);
-    if (ci < 0)
-        return EBB_EINVAL;
-    struct ebb_cluster_rt *cl = &w->clusters[ci];
-    if (cl->cfg->kind == EBB_CLUSTER_BLACKHOLE || ebb_capture_loop(c, cfg)) {
-        /* REGISTRY_ONLY, or a capture loop (SPEC §9.2, §9.3): closed, never relayed */
-        ebb_stat_inc(w->clusters[cfg->builtin.blackhole].st->cx_none_healthy);
-        ebb_info("tcp", "#%llu from %s: refused (BlackHoleCluster)", (unsigned long long)c->id,
-                 c->peer_str);
-        return EBB_EINVAL;
-    }
-    const union ebb_sockaddr *dst = cl->cfg->kind == EBB_CLUSTER_ORIGINAL_DST ? &c->orig_dst
-                                                                              : NULL;
-    int rc = ebb_upstream_acquire_to(cl, w, dst, tcp_upstream, tp, &tp->u);
+    int rc = ebb_xch_tcp_connect(c, tcp_upstream, tp, &tp->u);   /* refusals logged there */
+    if (rc == EBB_EINVAL)
+        return rc;
     ebb_tunnel_start(c, tp->u, &tp->t);
     if (cfg->limits.tcp_idle_timeout_ms)
         ebb_timer_start(w->loop, &tp->idle, cfg->limits.tcp_idle_timeout_ms);
     if (rc == 0) {
         tp->connected = true;
     } else if (rc != EBB_EAGAIN) {
-        ebb_info("tcp", "#%llu cluster %s: %s", (unsigned long long)c->id, cl->cfg->name,
-                 ebb_strerror(rc));
         return rc;
     }
     /* read nothing until the upstream is there: the client's bytes wait in the kernel */
@@ -243,7 +229,7 @@ static void tcp_destroy(struct ebb_conn *c)
     struct tcp *tp = c->codec;
     ebb_timer_stop(c->w->loop, &tp->idle);
     if (tp->u) {
-        ebb_upstream_release(tp->u, false);
+        ebb_xch_upconn_release(tp->u, false);
         tp->u = NULL;
     }
     ebb_loop_defer(c->w->loop, &tp->dfr, tcp_free, tp);

@@ -184,57 +184,6 @@ int ebb_fwd_write_h1(const struct ebb_fwd *f, struct ebb_buf *b, bool *chunked)
     return 0;
 }
 
-/* Per-thread storage of the lists: a list is consumed (nghttp2 copies it)
- * before the next one is built, and heads fit in max_head (<= 64 KiB). */
-#define NV_SCRATCH_NAMES (72 * 1024)
-static __thread nghttp2_nv nv_scratch[EBB_XCH_MAX_FIELDS + 16];
-static __thread char nv_scratch_names[NV_SCRATCH_NAMES];
-
-/* Points l at the per-thread storage when names bytes and n entries fit, else
- * allocates.  Returns 0 or EBB_ENOMEM. */
-static int nvlist_alloc(struct ebb_nvlist *l, size_t names, size_t n)
-{
-    l->n = 0;
-    if (names <= NV_SCRATCH_NAMES && n <= EBB_ARRAY_LEN(nv_scratch)) {
-        l->nv = nv_scratch;
-        l->names = nv_scratch_names;
-        return 0;
-    }
-    l->names = malloc(names);
-    l->nv = calloc(n, sizeof(*l->nv));
-    if (!l->names || !l->nv) {
-        ebb_nvlist_free(l);
-        return EBB_ENOMEM;
-    }
-    return 0;
-}
-
-void ebb_nvlist_free(struct ebb_nvlist *l)
-{
-    if (l->nv != nv_scratch) {
-        free(l->nv);
-        free(l->names);
-    }
-    l->nv = NULL;
-    l->names = NULL;
-    l->n = 0;
-}
-
-static void nv_add(struct ebb_nvlist *l, const char *name, size_t nlen, const char *value,
-                   size_t vlen)
-{
-    l->nv[l->n++] = (nghttp2_nv){ (uint8_t *)name, (uint8_t *)value, nlen, vlen,
-                                  NGHTTP2_NV_FLAG_NONE };
-}
-
-static void lower_copy(char *dst, struct ebb_str name)
-{
-    for (size_t k = 0; k < name.len; k++) {   /* HTTP/2 names are lowercase */
-        char ch = name.p[k];
-        dst[k] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-    }
-}
-
 int ebb_fwd_to_nv(const struct ebb_fwd *f, struct ebb_nvlist *out)
 {
     const struct ebb_req *r = f->req;
@@ -245,77 +194,39 @@ int ebb_fwd_to_nv(const struct ebb_fwd *f, struct ebb_nvlist *out)
     if (f->xff)
         xff_len += f->xff->value.len + 2;
     /* lowercased names, then the x-forwarded-for value, then content-length digits */
-    if (nvlist_alloc(out, names + xff_len + 24, f->nkeep + 10) < 0)
+    if (ebb_nvlist_alloc(out, names + xff_len + 24, f->nkeep + 10) < 0)
         return EBB_ENOMEM;
-    nv_add(out, ":method", 7, r->method.p, r->method.len);
-    nv_add(out, ":scheme", 7, r->scheme.len ? r->scheme.p : "http", r->scheme.len ? r->scheme.len : 4);
+    ebb_nvlist_add(out, ":method", 7, r->method.p, r->method.len);
+    ebb_nvlist_add(out, ":scheme", 7, r->scheme.len ? r->scheme.p : "http", r->scheme.len ? r->scheme.len : 4);
     if (f->authority.len)
-        nv_add(out, ":authority", 10, f->authority.p, f->authority.len);
-    nv_add(out, ":path", 5, r->path.p, r->path.len);
+        ebb_nvlist_add(out, ":authority", 10, f->authority.p, f->authority.len);
+    ebb_nvlist_add(out, ":path", 5, r->path.p, r->path.len);
     char *p = out->names;
     for (size_t i = 0; i < f->nkeep; i++) {
         const struct ebb_hdr *hd = f->keep[i];
-        lower_copy(p, hd->name);
-        nv_add(out, p, hd->name.len, hd->value.p, hd->value.len);
+        ebb_nvlist_lower(p, hd->name);
+        ebb_nvlist_add(out, p, hd->name.len, hd->value.p, hd->value.len);
         p += hd->name.len;
     }
     char *xff = p;
     int xn = f->xff ? snprintf(xff, xff_len, "%.*s, %s", (int)f->xff->value.len, f->xff->value.p,
                                f->peer)
                     : snprintf(xff, xff_len, "%s", f->peer);
-    nv_add(out, "x-forwarded-for", 15, xff, (size_t)xn);
-    nv_add(out, "x-forwarded-proto", 17, "http", 4);
+    ebb_nvlist_add(out, "x-forwarded-for", 15, xff, (size_t)xn);
+    ebb_nvlist_add(out, "x-forwarded-proto", 17, "http", 4);
     if (f->rid_added)
-        nv_add(out, "x-request-id", 12, f->request_id, strlen(f->request_id));
+        ebb_nvlist_add(out, "x-request-id", 12, f->request_id, strlen(f->request_id));
     if (r->content_length >= 0) {
         char *cl = xff + xn + 1;
         int cn = snprintf(cl, 24, "%lld", (long long)r->content_length);
-        nv_add(out, "content-length", 14, cl, (size_t)cn);
+        ebb_nvlist_add(out, "content-length", 14, cl, (size_t)cn);
     }
     if (r->te_trailers || (r->body && r->content_length < 0))
-        nv_add(out, "te", 2, "trailers", 8);
+        ebb_nvlist_add(out, "te", 2, "trailers", 8);
     return 0;
 }
-
-int ebb_resp_to_nv(const struct ebb_resp *r, struct ebb_nvlist *out)
-{
-    size_t names = 0;
-
-    for (size_t i = 0; i < r->nhdrs; i++)
-        names += r->hdrs[i].name.len;
-    /* lowercased names, then the status and content-length digits */
-    if (nvlist_alloc(out, names + 8 + 24, r->nhdrs + 2) < 0)
-        return EBB_ENOMEM;
-    char *st = out->names + names;
-    int sn = snprintf(st, 8, "%d", r->status);
-    nv_add(out, ":status", 7, st, (size_t)sn);
-    char *p = out->names;
-    for (size_t i = 0; i < r->nhdrs; i++) {
-        const struct ebb_hdr *hd = &r->hdrs[i];
-        if (ebb_hdr_is_hop(hd->name.p, hd->name.len))
-            continue;
-        lower_copy(p, hd->name);
-        nv_add(out, p, hd->name.len, hd->value.p, hd->value.len);
-        p += hd->name.len;
-    }
-    if (r->content_length >= 0) {
-        char *cl = st + 8;
-        int cn = snprintf(cl, 24, "%lld", (long long)r->content_length);
-        nv_add(out, "content-length", 14, cl, (size_t)cn);
-    }
-    return 0;
-}
-
 
 /* --- local answers --- */
-
-size_t ebb_xch_format(char *out, size_t cap, const char *fmt, va_list ap)
-{
-    int n = vsnprintf(out, cap, fmt, ap);
-    if (n < 0)
-        return 0;
-    return (size_t)n >= cap ? cap - 1 : (size_t)n;
-}
 
 const char *ebb_us_failure(unsigned rf, int status)
 {
@@ -335,60 +246,7 @@ void ebb_us_release(struct ebb_us **us, struct ebb_xrec *x)
     *us = NULL;
 }
 
-void ebb_trailers_keep(struct ebb_buf *b, const struct ebb_hdr *t, size_t n)
-{
-    ebb_buf_reset(b);
-    b->max = 64 * 1024;
-    ebb_hdrs_write_h1(b, t, n);   /* too large: truncated, then dropped by the writer */
-}
-
 /* --- the record --- */
-
-static void str_copy(char *dst, size_t cap, struct ebb_str s)
-{
-    size_t n = EBB_MIN(s.len, cap - 1);
-    if (n)
-        memcpy(dst, s.p, n);
-    dst[n] = '\0';
-}
-
-void ebb_xrec_free(struct ebb_xrec *x)
-{
-    free(x->strs);
-    *x = EBB_XREC_INIT;
-}
-
-void ebb_xrec_begin(struct ebb_xrec *x, uint64_t now_ms, struct ebb_str method,
-                    struct ebb_str path, struct ebb_str authority)
-{
-    size_t pl = EBB_MIN(path.len, (size_t)511), al = EBB_MIN(authority.len, (size_t)255);
-
-    x->start_ms = now_ms;
-    str_copy(x->method, sizeof(x->method), method);
-    free(x->strs);
-    x->strs = malloc(pl + al + 2);
-    if (!x->strs) {   /* the record goes without them: the exchange does not fail for a log line */
-        x->path = x->authority = "";
-        return;
-    }
-    str_copy(x->strs, pl + 1, path);
-    str_copy(x->strs + pl + 1, al + 1, authority);
-    x->path = x->strs;
-    x->authority = x->strs + pl + 1;
-}
-
-void ebb_xrec_upstream(struct ebb_xrec *x, const char *addr)
-{
-    if (addr)
-        snprintf(x->up_addr, sizeof(x->up_addr), "%s", addr);
-}
-
-void ebb_xrec_status(struct ebb_xrec *x, struct ebb_listener_stats *st, int status)
-{
-    x->status = status;
-    if (status >= 100 && status < 600)
-        ebb_stat_inc(st->rq_xx[status / 100]);
-}
 
 void ebb_xrec_log(const struct ebb_xrec *x, const struct ebb_conn *c, const char *protocol,
                   const char *up_addr)

@@ -2,7 +2,8 @@
  * stream.c - one proxied exchange from its downstream codec's side: the
  * checks and the route before the upstream, the upstream's open, the
  * request timeout, and the record's end.  Written once for HTTP/1 and
- * HTTP/2 clients (stream.h).
+ * HTTP/2 clients, which call it through ebb_xch_ops (stream.h; the worker
+ * puts the table in its struct ebb_wctx).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,29 +12,20 @@
 #include "ebb/cluster.h"
 #include "ebb/config.h"
 #include "ebb/conn.h"
+#include "ebb/exchange.h"
 #include "ebb/core.h"
 #include "ebb/listener.h"
+#include "ebb/log.h"
 #include "ebb/proxy.h"
 #include "ebb/stats.h"
 #include "ebb/stream.h"
+#include "ebb/upstream.h"
 #include "ebb/ustream.h"
 #include "ebb/wctx.h"
 
 static struct ebb_cluster_rt *xch_cluster(const struct ebb_xch *e)
 {
     return &e->c->w->clusters[e->x.cluster];
-}
-
-void ebb_answer(struct ebb_answer *a, int status, unsigned rf, const char *fmt, ...)
-{
-    va_list ap;
-
-    a->status = status;
-    a->rf = rf;
-    a->close = false;
-    va_start(ap, fmt);
-    a->len = ebb_xch_format(a->body, sizeof(a->body), fmt, ap);
-    va_end(ap);
 }
 
 /* --- the upstream's callbacks: seen here, then passed on to the codec --- */
@@ -110,15 +102,15 @@ static void xch_timeout(struct ebb_loop *loop, struct ebb_timer *t)
 
 /* --- the codec's calls --- */
 
-void ebb_xch_init(struct ebb_xch *e, struct ebb_conn *c, const struct ebb_us_cbs *cbs,
-                  void *owner)
+static void xch_op_init(struct ebb_xch *e, struct ebb_conn *c, const struct ebb_us_cbs *cbs,
+                        void *owner)
 {
     *e = (struct ebb_xch){ .x = EBB_XREC_INIT, .c = c, .cbs = cbs, .owner = owner };
     ebb_timer_init(&e->timer, xch_timeout, e);
 }
 
-void ebb_xch_begin(struct ebb_xch *e, struct ebb_str method, struct ebb_str path,
-                   struct ebb_str authority)
+static void xch_op_begin(struct ebb_xch *e, struct ebb_str method, struct ebb_str path,
+                         struct ebb_str authority)
 {
     struct ebb_listener_stats *st = e->c->l->st;
 
@@ -133,8 +125,8 @@ static bool str_is(struct ebb_str s, const char *lit)
     return s.len == n && memcmp(s.p, lit, n) == 0;
 }
 
-int ebb_xch_start(struct ebb_xch *e, const struct ebb_req *req, unsigned flags,
-                  struct ebb_answer *a)
+static int xch_op_start(struct ebb_xch *e, const struct ebb_req *req, unsigned flags,
+                        struct ebb_answer *a)
 {
     const struct ebb_config *cfg = e->c->w->cfg;
     int alen = (int)EBB_MIN(req->authority.len, (size_t)255);
@@ -182,39 +174,93 @@ int ebb_xch_start(struct ebb_xch *e, const struct ebb_req *req, unsigned flags,
     return 0;
 }
 
-void ebb_xch_request_done(struct ebb_xch *e)
+static void xch_op_request_done(struct ebb_xch *e)
 {
     uint64_t rt = e->x.cluster >= 0 ? xch_cluster(e)->cfg->request_timeout_ms : 0;
     if (rt && e->us && !e->head_seen)
         ebb_timer_start(e->c->w->loop, &e->timer, rt);
 }
 
-void ebb_xch_failure(const struct ebb_xch *e, unsigned rf, int status, struct ebb_answer *a)
+static void xch_op_failure(const struct ebb_xch *e, unsigned rf, int status,
+                           struct ebb_answer *a)
 {
     ebb_answer(a, status, rf, "ebb: upstream %s: cluster \"%s\"\n", ebb_us_failure(rf, status),
                xch_cluster(e)->cfg->name);
 }
 
-const char *ebb_xch_cluster_name(const struct ebb_xch *e)
+static const char *xch_op_cluster_name(const struct ebb_xch *e)
 {
     return e->x.cluster >= 0 ? xch_cluster(e)->cfg->name : "";
 }
 
-void ebb_xch_release(struct ebb_xch *e)
+static void xch_op_release(struct ebb_xch *e)
 {
     ebb_us_release(&e->us, &e->x);
     ebb_timer_stop(e->c->w->loop, &e->timer);
 }
 
-void ebb_xch_end(struct ebb_xch *e, const char *protocol)
+static void xch_op_end(struct ebb_xch *e, const char *protocol)
 {
     ebb_xrec_log(&e->x, e->c, protocol, e->us ? ebb_us_addr(e->us) : NULL);
     ebb_stat_dec(e->c->l->st->rq_active);
 }
 
-void ebb_xch_reset(struct ebb_xch *e)
+static void xch_op_reset(struct ebb_xch *e)
 {
-    ebb_xch_release(e);
+    xch_op_release(e);
     ebb_xrec_free(&e->x);
     e->head_seen = false;
 }
+
+/* --- TCP relays and tunnels --- */
+
+static bool xch_op_capture_loop(struct ebb_conn *c)
+{
+    const struct ebb_config *cfg = c->w->cfg;
+    if (!ebb_capture_loop(c, cfg))
+        return false;
+    ebb_stat_inc(c->w->clusters[cfg->builtin.blackhole].st->cx_none_healthy);
+    return true;
+}
+
+static int xch_op_tcp_connect(struct ebb_conn *c, ebb_upconn_cb cb, void *owner,
+                              struct ebb_upconn **out)
+{
+    struct ebb_wctx *w = c->w;
+    const struct ebb_config *cfg = w->cfg;
+    long ci = ebb_route_tcp(c, cfg);
+
+    *out = NULL;
+    if (ci < 0)
+        return EBB_EINVAL;
+    struct ebb_cluster_rt *cl = &w->clusters[ci];
+    if (cl->cfg->kind == EBB_CLUSTER_BLACKHOLE || ebb_capture_loop(c, cfg)) {
+        /* REGISTRY_ONLY, or a capture loop (SPEC §9.2, §9.3): closed, never relayed */
+        ebb_stat_inc(w->clusters[cfg->builtin.blackhole].st->cx_none_healthy);
+        ebb_info("tcp", "#%llu from %s: refused (BlackHoleCluster)", (unsigned long long)c->id,
+                 c->peer_str);
+        return EBB_EINVAL;
+    }
+    const union ebb_sockaddr *dst = cl->cfg->kind == EBB_CLUSTER_ORIGINAL_DST ? &c->orig_dst
+                                                                              : NULL;
+    int rc = ebb_upstream_acquire_to(cl, w, dst, cb, owner, out);
+    if (rc < 0 && rc != EBB_EAGAIN)
+        ebb_info("tcp", "#%llu cluster %s: %s", (unsigned long long)c->id, cl->cfg->name,
+                 ebb_strerror(rc));
+    return rc;
+}
+
+const struct ebb_xch_ops ebb_xch_ops = {
+    .init = xch_op_init,
+    .begin = xch_op_begin,
+    .start = xch_op_start,
+    .request_done = xch_op_request_done,
+    .failure = xch_op_failure,
+    .cluster_name = xch_op_cluster_name,
+    .release = xch_op_release,
+    .end = xch_op_end,
+    .reset = xch_op_reset,
+    .tcp_connect = xch_op_tcp_connect,
+    .upconn_release = ebb_upstream_release,
+    .capture_loop = xch_op_capture_loop,
+};

@@ -291,53 +291,6 @@ void ebb_upstream_release(struct ebb_upconn *u, bool reusable)
     ebb_timer_start(u->w->loop, &u->timer, cl->cfg->pool_idle_timeout_ms);
 }
 
-void ebb_upstream_want(struct ebb_upconn *u, uint32_t events)
-{
-    if (u->state == EBB_UP_BUSY)
-        ebb_io_set(u->w->loop, &u->io, events);
-}
-
-ssize_t ebb_upstream_read(struct ebb_upconn *u)
-{
-    ssize_t n = ebb_buf_read_fd(&u->rbuf, u->io.fd);
-    if (n == 0)
-        u->eof = true;
-    else if (n < 0 && n != EBB_EAGAIN && n != EBB_ETOOBIG)
-        u->eof = u->reset = true;
-    return n;
-}
-
-int ebb_upstream_flush(struct ebb_upconn *u)
-{
-    while (ebb_buf_len(&u->wbuf)) {
-        ssize_t n = ebb_buf_write_fd(&u->wbuf, u->io.fd);
-        if (n == EBB_EAGAIN)
-            return 0;
-        if (n < 0)
-            return EBB_EIO;
-    }
-    return 0;
-}
-
-void ebb_upstream_read_some(struct ebb_upconn *u)
-{
-    for (int i = 0; i < 4; i++) {
-        ssize_t n = ebb_upstream_read(u);   /* sets eof (and reset) */
-        if (n > 0 && ebb_buf_tailroom(&u->rbuf) && ebb_buf_room(&u->rbuf))
-            break;   /* short read: the socket is drained, skip the EAGAIN round trip */
-        if (n <= 0)
-            break;
-    }
-}
-
-void ebb_upstream_send(struct ebb_upconn *u)
-{
-    if (ebb_upstream_flush(u) < 0) {
-        u->wr_failed = true;
-        ebb_buf_reset(&u->wbuf);
-    }
-}
-
 void ebb_upstream_close_idle(struct ebb_cluster_rt *cl)
 {
     while (!ebb_list_empty(&cl->idle)) {
