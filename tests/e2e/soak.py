@@ -781,60 +781,99 @@ class Soak:
 
 # -- report --------------------------------------------------------------------------------
 
-def svg_plot(samples, drains, width=760, height=420):
-    """RSS (MiB, left axis) and open fds (right axis) of ebb A over time, drains as ticks."""
+def _nice_step(span, n=5):
+    """A round tick step (1, 2, 5 x 10^k) giving about n ticks over span."""
+    raw = max(span, 1e-9) / n
+    k = 10 ** int(("%e" % raw).split("e")[1])
+    return next(m * k for m in (1, 2, 5, 10) if m * k >= raw)
+
+
+def _panel(out, x0, y0, w, h, tmax, series, y_lo, y_hi, label, color, right=None, hline=None):
+    """One plot box: series [(t, v)] on a left axis [y_lo, y_hi]; right: (series, hi, label,
+    color) on a right axis from 0; hline: (value, text) dashed on the left axis."""
+    def X(t):
+        return x0 + w * t / tmax
+
+    def Y(v, lo, hi):
+        return y0 + h * (1 - (v - lo) / (hi - lo))
+    out.append("<rect x='%d' y='%d' width='%d' height='%d' fill='none' stroke='#999'/>"
+               % (x0, y0, w, h))
+    st = _nice_step(tmax)
+    t = 0.0
+    while t <= tmax + 1e-9:
+        out.append("<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='#eee'/>"
+                   % (X(t), y0, X(t), y0 + h))
+        out.append("<text x='%.1f' y='%d' text-anchor='middle'>%g s</text>" % (X(t), y0 + h + 15, t))
+        t += st
+    st = _nice_step(y_hi - y_lo)
+    v = st * int(y_lo / st)
+    while v <= y_hi + 1e-9:
+        if v >= y_lo:
+            out.append("<text x='%d' y='%.1f' text-anchor='end' fill='%s'>%g</text>"
+                       % (x0 - 6, Y(v, y_lo, y_hi) + 4, color, round(v, 6)))
+        v += st
+    out.append("<text x='%d' y='%d' fill='%s' transform='rotate(-90 %d %d)' "
+               "text-anchor='middle'>%s</text>" % (x0 - 48, y0 + h // 2, color, x0 - 48,
+                                                    y0 + h // 2, label))
+    if hline:
+        yv = Y(hline[0], y_lo, y_hi)
+        out.append("<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#c33' "
+                   "stroke-dasharray='6 4'/>" % (x0, yv, x0 + w, yv))
+        out.append("<text x='%d' y='%.1f' fill='#c33' text-anchor='end'>%s</text>"
+                   % (x0 + w - 4, yv - 4, hline[1]))
+    out.append("<polyline fill='none' stroke='%s' stroke-width='2' points='%s'/>"
+               % (color, " ".join("%.1f,%.1f" % (X(t), Y(v, y_lo, y_hi)) for t, v in series)))
+    if right:
+        rs, r_hi, r_label, r_color = right
+        st = _nice_step(r_hi)
+        v = 0.0
+        while v <= r_hi + 1e-9:
+            out.append("<text x='%d' y='%.1f' fill='%s'>%g</text>"
+                       % (x0 + w + 6, Y(v, 0, r_hi) + 4, r_color, v))
+            v += st
+        out.append("<text x='%d' y='%d' fill='%s' transform='rotate(90 %d %d)' "
+                   "text-anchor='middle'>%s</text>" % (x0 + w + 44, y0 + h // 2, r_color,
+                                                        x0 + w + 44, y0 + h // 2, r_label))
+        out.append("<polyline fill='none' stroke='%s' stroke-width='2' points='%s'/>"
+                   % (r_color, " ".join("%.1f,%.1f" % (X(t), Y(v, 0, r_hi)) for t, v in rs)))
+    return X
+
+
+def svg_plot(samples, drains, warmup=60, rss_limit_kib=1024, width=780, height=640):
+    """Plain SVG, two panels: ebb A's RSS (MiB, left) and open fds (right) over the whole run
+    with the drains of B as red ticks; below, RSS growth (KiB) against the sample at the end
+    of the warm-up, with the limit as a dashed line."""
     pts = [x for x in samples if x["rss_kib"] is not None and x["fds"] is not None]
     if not pts:
-        return "<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'/>"
-    L, R, T, B = 70, 70, 40, 50
-    w, h = width - L - R, height - T - B
+        return "<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'/>\n"
+    L, R, W = 80, 80, width - 160
     tmax = max(1.0, max(x["t"] for x in pts))
-    rss = [x["rss_kib"] / 1024.0 for x in pts]
-    r_lo, r_hi = min(rss), max(rss)
-    pad = max(0.5, (r_hi - r_lo) * 0.2)
-    r_lo, r_hi = max(0.0, r_lo - pad), r_hi + pad
-    f_hi = max(x["fds"] for x in pts) * 1.2 + 1
-
-    def X(t):
-        return L + w * t / tmax
-
-    def Yr(v):
-        return T + h * (1 - (v - r_lo) / (r_hi - r_lo))
-
-    def Yf(v):
-        return T + h * (1 - v / f_hi)
     out = ["<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
            "font-family='sans-serif' font-size='12'>" % (width, height),
            "<rect width='100%' height='100%' fill='white'/>",
-           "<text x='%d' y='20' font-size='14'>ebb A during the soak: RSS and open fds, "
-           "sampled every %.0fs; red ticks: drains of B</text>"
-           % (L, pts[1]["t"] - pts[0]["t"] if len(pts) > 1 else 0),
-           "<rect x='%d' y='%d' width='%d' height='%d' fill='none' stroke='#999'/>" % (L, T, w, h)]
-    for i in range(6):
-        t = tmax * i / 5
-        out.append("<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='#eee'/>"
-                   % (X(t), T, X(t), T + h))
-        out.append("<text x='%.1f' y='%d' text-anchor='middle'>%.0f s</text>" % (X(t), T + h + 16, t))
-        v = r_lo + (r_hi - r_lo) * i / 5
-        out.append("<text x='%d' y='%.1f' text-anchor='end' fill='#1f5fbf'>%.1f</text>"
-                   % (L - 6, Yr(v) + 4, v))
-        fv = f_hi * i / 5
-        out.append("<text x='%d' y='%.1f' fill='#2a8f2a'>%.0f</text>" % (L + w + 6, Yf(fv) + 4, fv))
-    out.append("<text x='16' y='%d' fill='#1f5fbf' transform='rotate(-90 16 %d)' "
-               "text-anchor='middle'>RSS (MiB)</text>" % (T + h // 2, T + h // 2))
-    out.append("<text x='%d' y='%d' fill='#2a8f2a' transform='rotate(90 %d %d)' "
-               "text-anchor='middle'>open fds</text>" % (width - 14, T + h // 2, width - 14,
-                                                          T + h // 2))
+           "<text x='%d' y='22' font-size='14'>ebb A (long-lived) during the soak: RSS (blue) "
+           "and open fds (green); red ticks: drains of B</text>" % L]
+    rss = [(x["t"], x["rss_kib"] / 1024.0) for x in pts]
+    r_hi = max(v for _, v in rss) * 1.15
+    f_hi = max(x["fds"] for x in pts) * 1.2 + 1
+    top, h1 = 40, 300
+    X = _panel(out, L, top, W, h1, tmax, rss, 0.0, r_hi, "RSS (MiB)", "#1f5fbf",
+               right=([(x["t"], x["fds"]) for x in pts], f_hi, "open fds", "#2a8f2a"))
     for d in drains:
         if d["at"] <= tmax:
-            out.append("<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='#c33'/>"
-                       % (X(d["at"]), T + h - 8, X(d["at"]), T + h))
-    out.append("<polyline fill='none' stroke='#1f5fbf' stroke-width='2' points='%s'/>"
-               % " ".join("%.1f,%.1f" % (X(x["t"]), Yr(x["rss_kib"] / 1024.0)) for x in pts))
-    out.append("<polyline fill='none' stroke='#2a8f2a' stroke-width='2' points='%s'/>"
-               % " ".join("%.1f,%.1f" % (X(x["t"]), Yf(x["fds"])) for x in pts))
-    out.append("<text x='%d' y='%d' fill='#1f5fbf'>RSS</text>" % (L + 8, T + 16))
-    out.append("<text x='%d' y='%d' fill='#2a8f2a'>fds</text>" % (L + 48, T + 16))
+            out.append("<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='#c33' "
+                       "stroke-width='2'/>" % (X(d["at"]), top + h1 - 10, X(d["at"]), top + h1))
+    ref = next((x for x in pts if x["t"] >= warmup), None)
+    top2, h2 = top + h1 + 70, height - (top + h1 + 70) - 40
+    if ref is not None:
+        growth = [(x["t"], x["rss_kib"] - ref["rss_kib"]) for x in pts if x["t"] >= ref["t"]]
+        lo = min(0, min(v for _, v in growth)) - 64
+        hi = max(rss_limit_kib, max(v for _, v in growth)) * 1.15
+        out.append("<text x='%d' y='%d' font-size='14'>RSS growth after the %g s warm-up "
+                   "(KiB, against %d KiB at %g s); dashed: the limit</text>"
+                   % (L, top2 - 12, warmup, ref["rss_kib"], ref["t"]))
+        _panel(out, L, top2, W, h2, tmax, growth, lo, hi, "RSS growth (KiB)", "#1f5fbf",
+               hline=(rss_limit_kib, "limit +%d KiB" % rss_limit_kib))
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -854,6 +893,11 @@ def report_md(s, passed, why, command):
                  "max %d KiB) |" % (end["rss_kib"] - ref["rss_kib"], ref["rss_kib"], ref["t"],
                                     end["rss_kib"], end["t"],
                                     max(x["rss_kib"] for x in s.samples if x["rss_kib"])))
+        half = next((x for x in s.samples if x["rss_kib"] and x["t"] >= s.seconds / 2), None)
+        if half is not None and half is not end:
+            o.append("| RSS growth over the second half (a leak grows linearly; not a "
+                     "criterion) | %+d KiB (%d KiB at %.0f s) |"
+                     % (end["rss_kib"] - half["rss_kib"], half["rss_kib"], half["t"]))
     fd_vals = [x["fds"] for x in s.samples if x["fds"] is not None]
     o.append("| open fds of A | %d before the load, %s after it; %d-%d while loaded |"
              % (s.fds_before, s.fds_after, min(fd_vals), max(fd_vals)))
@@ -898,7 +942,7 @@ def write_results(s, passed, why, out_dir, command):
     with open(os.path.join(out_dir, "soak.md"), "w") as f:
         f.write(report_md(s, passed, why, command))
     with open(os.path.join(out_dir, "soak.svg"), "w") as f:
-        f.write(svg_plot(s.samples, s.drains))
+        f.write(svg_plot(s.samples, s.drains, s.warmup, s.rss_limit_kib))
     with open(os.path.join(out_dir, "soak.json"), "w") as f:
         json.dump({"passed": passed, "why": why, "seconds": s.seconds, "samples": s.samples,
                    "drains": s.drains, "kinds": s.tally.kinds, "details": s.tally.details,
@@ -935,6 +979,7 @@ def main():
     a.drain_every = a.drain_every or min(60.0, a.seconds / 3)
     a.sample_every = a.sample_every or min(10.0, a.seconds / 10)
     a.warmup = a.warmup if a.warmup is not None else min(60.0, a.seconds / 4)
+    a.out = os.path.abspath(a.out)         # ebb runs in the work directory
     os.makedirs(a.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="work-", dir=a.out)
     env = lib.Env(work, os.path.abspath(a.ebb))
