@@ -6,6 +6,7 @@
 #   make fuzz       build and briefly run the libFuzzer drivers (clang)
 #   make bench      ebb vs nginx vs HAProxy vs direct; writes docs/performance.md
 #   make bench-capture  only its captured-vs-direct inbound section (bench/capture.sh)
+#   make soak       10 minutes of mixed load (SOAK_SECONDS=600); tables + SVG in build/soak
 #   make image      OCI image localhost/ebb:latest + archive build/ebb-image.tar (podman, SPEC §10)
 
 CC      ?= cc
@@ -33,7 +34,7 @@ UNITBIN := $(UNITSRC:tests/unit/%.c=$(OUT)/tests/%)
 TOOLSRC := $(sort $(wildcard tests/tools/*.c))
 TOOLBIN := $(TOOLSRC:tests/tools/%.c=$(OUT)/tools/%)
 
-.PHONY: all test check unit e2e layers fuzz bench bench-capture clean deps image
+.PHONY: all test check unit e2e layers fuzz bench bench-capture clean deps image soak
 all: $(OUT)/ebb $(TOOLBIN)
 
 $(OUT)/obj/%.o: %.c
@@ -95,6 +96,11 @@ bench-capture:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bench/capture.sh $(OUT)
+
+# Not part of test or CI: tests/e2e/test_soak.py runs the same harness for 16 s there.
+SOAK_SECONDS ?= 600
+soak: all
+	@/usr/bin/python3 tests/e2e/soak.py --ebb $(OUT)/ebb --seconds $(SOAK_SECONDS) --out $(OUT)/soak
 
 # The image is FROM scratch: build/ebb, its libraries, iptables, env (scripts/image.sh).
 image: $(OUT)/ebb

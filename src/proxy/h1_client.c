@@ -166,9 +166,11 @@ static void h1u_acquire(struct h1u *s)
         s->cl->shared_busy++;
     }
     if (rc == 0) {
-        /* a pooled connection: the head goes out now (no callback involved) */
+        /* a pooled connection: the head goes out now (no callback involved).  An owner
+         * whose body came while it waited was told "no room" and waits for on_writable:
+         * the run owes it that (the head may leave at once, so no write event would) */
         h1u_send(s);
-        if (s->err)
+        if (s->err || s->was_full)
             h1u_kick(s);
         else
             h1u_set_interest(s);
