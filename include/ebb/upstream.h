@@ -76,8 +76,10 @@ int ebb_upstream_acquire_to(struct ebb_cluster_rt *cl, struct ebb_worker *w,
  * u afterwards.  Never calls back. */
 void ebb_upstream_release(struct ebb_upconn *u, bool reusable);
 
-/* Sets the upstream socket interest. */
-void ebb_upstream_want(struct ebb_upconn *u, uint32_t events);
+/* Sets the upstream socket interest.  Returns 0, or EBB_EIO when epoll_ctl failed (counted in
+ * server.exchanges_failed_resource): the owner must give the connection up, nothing would
+ * wake it. */
+int ebb_upstream_want(struct ebb_upconn *u, uint32_t events);
 
 /* Reads into u->rbuf / writes u->wbuf; same returns as ebb_buf_*_fd.  A read
  * sets u->eof on EOF, and u->eof and u->reset on an error. */

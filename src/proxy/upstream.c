@@ -258,7 +258,15 @@ int ebb_upstream_acquire_to(struct ebb_cluster_rt *cl, struct ebb_worker *w,
         *out = NULL;
         return e == ECONNREFUSED ? EBB_ECONNREFUSED : EBB_EIO;
     }
-    ebb_io_set(w->loop, &u->io, EBB_WRITE);
+    if (ebb_io_set(w->loop, &u->io, EBB_WRITE) < 0) {
+        /* epoll_ctl failed: the connect's completion would never be seen */
+        ebb_stat_inc(cl->st->cx_connect_fail);
+        ebb_stat_inc(w->stats->server.xch_failed_resource);
+        close(fd);
+        free(u);
+        *out = NULL;
+        return EBB_ENOMEM;
+    }
     ebb_timer_start(w->loop, &u->timer, cl->cfg->connect_timeout_ms);
     return EBB_EAGAIN;
 }
@@ -281,6 +289,10 @@ void ebb_upstream_release(struct ebb_upconn *u, bool reusable)
         upconn_close(u);
         return;
     }
+    if (ebb_io_set(u->w->loop, &u->io, EBB_READ) < 0) {
+        upconn_close(u);   /* an idle connection nobody watches would never notice its EOF */
+        return;
+    }
     u->state = EBB_UP_IDLE;
     u->idle_since_ms = ebb_loop_now(u->w->loop);
     u->cb = NULL;
@@ -288,19 +300,22 @@ void ebb_upstream_release(struct ebb_upconn *u, bool reusable)
     ebb_list_add(&cl->idle, &u->link);
     cl->nidle++;
     ebb_stat_inc(cl->st->cx_idle);
-    ebb_io_set(u->w->loop, &u->io, EBB_READ);
     ebb_timer_start(u->w->loop, &u->timer, cl->cfg->pool_idle_timeout_ms);
 }
 
-void ebb_upstream_want(struct ebb_upconn *u, uint32_t events)
+int ebb_upstream_want(struct ebb_upconn *u, uint32_t events)
 {
-    if (u->state == EBB_UP_BUSY)
-        ebb_io_set(u->w->loop, &u->io, events);
+    if (u->state != EBB_UP_BUSY || ebb_io_set(u->w->loop, &u->io, events) == 0)
+        return 0;
+    ebb_stat_inc(u->w->stats->server.xch_failed_resource);
+    return EBB_EIO;
 }
 
 ssize_t ebb_upstream_read(struct ebb_upconn *u)
 {
     ssize_t n = ebb_buf_read_fd(&u->rbuf, u->io.fd);
+    if (n == EBB_ENOMEM)
+        ebb_stat_inc(u->w->stats->server.xch_failed_resource);
     if (n == 0)
         u->eof = true;
     else if (n < 0 && n != EBB_EAGAIN && n != EBB_ETOOBIG)
