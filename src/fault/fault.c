@@ -15,7 +15,9 @@
  * an enabled kind fails with probability 1/N, decided by a hash of the seed and the call's
  * sequence number: allocations return NULL (ENOMEM), epoll_ctl fails with ENOMEM, accept4 with
  * ENOBUFS, connect with ENETUNREACH, read and send on a socket with EAGAIN or ECONNRESET (half
- * each; other descriptors are never failed).  At exit one line on stderr gives the counts:
+ * each; an ECONNRESET also shuts the socket down both ways, as a real reset leaves it: a
+ * failed send on a socket that still works would leave the peer waiting for bytes that never
+ * come; other descriptors are never failed).  At exit one line on stderr gives the counts:
  *
  *   ebb-fault: seed=1 every=50 injected=1234 calls=61728 malloc=500/25000 ...
  *
@@ -245,6 +247,8 @@ ssize_t read(int fd, void *buf, size_t n)
     resolve();
     if (fault_hit(F_READ, &coin) && is_socket(fd)) {
         fault_count(F_READ);
+        if (coin)
+            shutdown(fd, SHUT_RDWR);   /* as after a real reset: the socket is dead both ways */
         errno = coin ? ECONNRESET : EAGAIN;
         return -1;
     }
@@ -257,6 +261,8 @@ ssize_t send(int fd, const void *buf, size_t n, int flags)
     resolve();
     if (fault_hit(F_SEND, &coin) && is_socket(fd)) {
         fault_count(F_SEND);
+        if (coin)
+            shutdown(fd, SHUT_RDWR);   /* as after a real reset: the socket is dead both ways */
         errno = coin ? ECONNRESET : EAGAIN;
         return -1;
     }

@@ -176,6 +176,16 @@ static void h2s_wake_async(struct h2s *s)
         ebb_timer_start(h->c->w->loop, &h->kick, 0);
 }
 
+/* nghttp2_session_consume (id 0: the connection's window only).  When the WINDOW_UPDATE cannot
+ * be queued (no memory) the peer's window could stay shut for good: the connection is reset. */
+static void h2_consume(struct h2c *h, int32_t id, size_t n)
+{
+    int rv = id ? nghttp2_session_consume(h->ng, id, n)
+                : nghttp2_session_consume_connection(h->ng, n);
+    if (rv == NGHTTP2_ERR_NOMEM)
+        h->broken = true;
+}
+
 /* Resets s with INTERNAL_ERROR after a failed allocation (counted).  When even that cannot be
  * queued, the connection is reset by the next h2_run: a stream nobody answers would hang. */
 static void h2s_fail_resource(struct h2s *s)
@@ -232,7 +242,7 @@ static void h2s_finish(struct h2s *s, uint32_t error_code)
     h2s_release_upstream(s);
     /* body bytes we never consumed still count against the connection window */
     if (ebb_buf_len(&s->reqb) && !h->dead)
-        nghttp2_session_consume_connection(h->ng, ebb_buf_len(&s->reqb));
+        h2_consume(h, 0, ebb_buf_len(&s->reqb));
     ebb_buf_reset(&s->reqb);
     s->state = H2S_CLOSED;
     ebb_list_del(&s->rlink);
@@ -287,7 +297,8 @@ static void h2s_resume(struct h2s *s)
 {
     if (s->deferred && (ebb_buf_len(&s->respb) || s->resp_done)) {
         s->deferred = false;
-        nghttp2_session_resume_data(s->h->ng, s->id);
+        if (nghttp2_session_resume_data(s->h->ng, s->id) == NGHTTP2_ERR_NOMEM)
+            h2s_fail_resource(s);   /* the body would never be sent */
     }
 }
 
@@ -563,7 +574,7 @@ static bool h2s_pump(struct h2s *s)
         if (n == 0)
             break;
         ebb_buf_consume(&s->reqb, n);
-        nghttp2_session_consume(s->h->ng, s->id, n);
+        h2_consume(s->h, s->id, n);
         progress = true;
     }
     if (s->req_end && !s->req_fwd_end && ebb_buf_len(&s->reqb) == 0) {
@@ -761,26 +772,26 @@ static int h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, cons
     struct h2s *s = h2s_get(h, id);
 
     if (!s || s->state == H2S_CLOSED || s->req_discard) {
-        nghttp2_session_consume(ng, id, len);
+        h2_consume(h, id, len);
         return 0;
     }
     s->x.req_bytes += len;
     h2s_wake(s);
     uint64_t maxb = h2_cfg(h)->limits.max_request_body;
     if (maxb && s->x.req_bytes > maxb) {
-        nghttp2_session_consume(ng, id, len);
+        h2_consume(h, id, len);
         h2s_reply(s, 413, 0, "ebb: request body larger than %llu bytes\n", (unsigned long long)maxb);
         return 0;
     }
     int rc = ebb_buf_append(&s->reqb, data, len);
     if (rc == EBB_ENOMEM) {
         /* the body bytes cannot be kept: this exchange fails (503, or a reset) */
-        nghttp2_session_consume(ng, id, len);
+        h2_consume(h, id, len);
         ebb_stat_inc(h2_sst(h)->xch_failed_resource);
         h2s_reply(s, 503, 0, "ebb: out of memory\n");
     } else if (rc < 0) {
         /* more than the window we granted: the peer broke flow control */
-        nghttp2_session_consume(ng, id, len);
+        h2_consume(h, id, len);
         if (nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_FLOW_CONTROL_ERROR) != 0)
             return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
@@ -1017,7 +1028,7 @@ static bool h2s_advance(struct h2s *s)
     if (s->state == H2S_UPSTREAM && s->us) {
         progress = h2s_pump(s);
     } else if (s->req_discard && ebb_buf_len(&s->reqb)) {
-        nghttp2_session_consume(s->h->ng, s->id, ebb_buf_len(&s->reqb));
+        h2_consume(s->h, s->id, ebb_buf_len(&s->reqb));
         ebb_buf_reset(&s->reqb);
     }
     if (s->state != H2S_CLOSED)
@@ -1091,6 +1102,11 @@ static void h2_run(struct h2c *h)
             break;   /* wait for the socket */
     }
     h->in_run = false;
+    if (!h->dead && h->broken) {
+        ebb_stat_inc(h2_sst(h)->xch_failed_resource);
+        ebb_conn_close(c, true);
+        return;
+    }
     if (!h->dead && !ebb_list_empty(&h->ready) && ebb_buf_len(&c->wbuf) == 0)
         ebb_timer_start(c->w->loop, &h->kick, 0);   /* the guard ran out: go on next iteration */
     if (h->dead)

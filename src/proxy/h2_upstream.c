@@ -97,6 +97,8 @@ struct h2u_conn {
     struct ebb_timer   kick;          /* zero-delay run */
     struct ebb_timer   idle;          /* no stream for pool_idle_timeout */
     bool               in_run;
+    bool               broken;        /* a WINDOW_UPDATE or resumed DATA could not be queued (no
+                                       * memory): the next run closes the connection */
     bool               any_full;      /* some stream's owner waits for on_writable */
     /* the header block being received (blocks are never interleaved) */
     nghttp2_nv         hnv[H2U_MAX_NV];
@@ -132,6 +134,17 @@ static void h2u_kick(struct h2u_conn *uc)
 {
     if (uc && uc->state != H2U_CLOSED && !ebb_timer_active(&uc->kick))
         ebb_timer_start(uc->w->loop, &uc->kick, 0);
+}
+
+/* An nghttp2 call that queues a frame failed for want of memory: a window could stay shut or a
+ * body unsent for good, so the connection's exchanges fail (from the next run: this may be an
+ * owner's call, which must not call back). */
+static void h2u_check(struct h2u_conn *uc, int rv)
+{
+    if (rv != NGHTTP2_ERR_NOMEM || !uc)
+        return;
+    uc->broken = true;
+    h2u_kick(uc);
 }
 
 /* --- streams --- */
@@ -329,12 +342,12 @@ static int h2u_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, con
 {
     struct ebb_h2u_stream *s = nghttp2_session_get_stream_user_data(ng, id);
     if (!s || !s->base.owner) {
-        nghttp2_session_consume(ng, id, len);
+        h2u_check(ud, nghttp2_session_consume(ng, id, len));
         return 0;
     }
     int rc = ebb_buf_append(&s->respb, data, len);
     if (rc < 0) {
-        nghttp2_session_consume(ng, id, len);
+        h2u_check(ud, nghttp2_session_consume(ng, id, len));
         if (rc == EBB_ENOMEM) {
             /* the bytes cannot be kept: this exchange fails, the connection goes on */
             ebb_stat_inc(h2u_sst(s->w)->xch_failed_resource);
@@ -557,6 +570,11 @@ static void h2u_run(struct h2u_conn *uc)
     if (uc->state == H2U_CLOSED || uc->state == H2U_CONNECTING || uc->in_run)
         return;
     struct ebb_upconn *u = uc->u;
+    if (uc->broken) {
+        ebb_stat_inc(h2u_sst(uc->w)->xch_failed_resource);
+        h2u_conn_close(uc, EBB_RF_UC);
+        return;
+    }
     uc->in_run = true;
     /* owners whose request buffer was full hear that there is room */
     struct ebb_list *pos, *tmp;
@@ -779,7 +797,7 @@ static size_t h2u_write(struct ebb_us *us, const void *p, size_t n)
         h2u_set_full(s);
     if (s->deferred && s->uc && s->id) {
         s->deferred = false;
-        nghttp2_session_resume_data(s->uc->ng, s->id);
+        h2u_check(s->uc, nghttp2_session_resume_data(s->uc->ng, s->id));
     }
     h2u_kick(s->uc);
     return k;
@@ -823,7 +841,7 @@ static void h2u_end(struct ebb_us *us, const struct ebb_hdr *t, size_t n)
     }
     if (s->deferred && s->uc && s->id) {
         s->deferred = false;
-        nghttp2_session_resume_data(s->uc->ng, s->id);
+        h2u_check(s->uc, nghttp2_session_resume_data(s->uc->ng, s->id));
     }
     h2u_kick(s->uc);
 }
@@ -838,9 +856,9 @@ static size_t h2u_read(struct ebb_us *us, void *out, size_t n)
     ebb_buf_consume(&s->respb, k);
     if (s->uc) {
         if (!s->closed && s->id)
-            nghttp2_session_consume(s->uc->ng, s->id, k);
+            h2u_check(s->uc, nghttp2_session_consume(s->uc->ng, s->id, k));
         else
-            nghttp2_session_consume_connection(s->uc->ng, k);
+            h2u_check(s->uc, nghttp2_session_consume_connection(s->uc->ng, k));
         h2u_kick(s->uc);
     }
     return k;
@@ -876,7 +894,7 @@ static void h2u_close(struct ebb_us *us)
             s->uc->state = H2U_GOAWAY;   /* the stream may stay open upstream: no new ones here,
                                           * the connection closes once its streams are done */
         if (ebb_buf_len(&s->respb))
-            nghttp2_session_consume(s->uc->ng, s->id, ebb_buf_len(&s->respb));
+            h2u_check(s->uc, nghttp2_session_consume(s->uc->ng, s->id, ebb_buf_len(&s->respb)));
         ebb_buf_reset(&s->respb);
         h2u_kick(s->uc);
     }

@@ -27,6 +27,7 @@ FAULT_BIN = os.path.join(lib.REPO, "build", "fault", "ebb")
 SEED = int(os.environ.get("EBB_FAULT_SEED", "1"))
 EVERY = int(os.environ.get("EBB_FAULT_EVERY", "100"))
 SECONDS = float(os.environ.get("EBB_FAULT_SECONDS", "12"))
+CLIENT_TIMEOUT_S = 30
 
 
 def _fault_binary():
@@ -50,7 +51,8 @@ def _fault_binary():
 
 class Traffic:
     """Client threads that run mixed requests until stopped.  During injection any outcome is
-    acceptable (an answer, a 5xx, a reset, an EOF) but a hang: every socket has a timeout."""
+    acceptable (an answer, a 5xx, a reset, an EOF) but a hang: every socket has a timeout
+    (CLIENT_TIMEOUT_S, far above any answer's time on a busy machine) and none may expire."""
 
     def __init__(self, e, seed):
         self.e = e
@@ -70,7 +72,7 @@ class Traffic:
         k = rng.randrange(6)
         name = ["get", "chunked", "upload", "chunked_upload", "tcp", "ws"][k]
         try:
-            with Client(port if name != "tcp" else self.e.port("tcp"), timeout=10) as c:
+            with Client(port if name != "tcp" else self.e.port("tcp"), timeout=CLIENT_TIMEOUT_S) as c:
                 if name == "get":
                     n = rng.choice([0, 100, 70000, 400000])
                     c.request("GET", "/size?n=%d" % n)
@@ -123,7 +125,7 @@ class Traffic:
             if upload:
                 argv[argv.index("-H"):argv.index("-H")] = ["-d", upload]
             try:
-                p = subprocess.run(argv, capture_output=True, timeout=60)
+                p = subprocess.run(argv, capture_output=True, timeout=CLIENT_TIMEOUT_S * 3)
                 text = p.stdout.decode("utf-8", "replace")
                 m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", text)
                 self.note("h2load", "%s done" % (m.group(1) if m else "?"))
@@ -227,6 +229,9 @@ def test_fault_injection_mixed_traffic(env):
     check(not any(t.is_alive() for t in threads), "a client thread is stuck (ebb hangs an exchange)")
     check(e.alive(), "ebb exited during injection (rc=%s)" % e.proc.returncode)
     print("traffic outcomes: %r" % sorted(tr.outcomes.items()))
+    hung = {k: v for k, v in tr.outcomes.items() if k.endswith(":TimeoutError") or k.endswith(":timeout")}
+    check(not hung, "clients left waiting %d s during injection (a hung exchange): %r"
+          % (CLIENT_TIMEOUT_S, hung))
     check(tr.h2load_runs >= 2, "h2load ran only %d times" % tr.h2load_runs)
 
     errors = _canaries(e, upload)
