@@ -888,11 +888,11 @@ static void h2u_close(struct ebb_us *us)
     struct ebb_h2u_stream *s = (struct ebb_h2u_stream *)us;
     s->base.owner = NULL;
     if (s->uc && !s->closed && s->id) {
-        if ((!s->ended || !s->req_end) &&
-            nghttp2_submit_rst_stream(s->uc->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL) != 0 &&
-            s->uc->state == H2U_READY)
-            s->uc->state = H2U_GOAWAY;   /* the stream may stay open upstream: no new ones here,
-                                          * the connection closes once its streams are done */
+        /* a stream that cannot be cancelled could stay open upstream, its window shut, and
+         * hold the connection for good: h2u_check closes the connection instead */
+        if (!s->ended || !s->req_end)
+            h2u_check(s->uc, nghttp2_submit_rst_stream(s->uc->ng, NGHTTP2_FLAG_NONE, s->id,
+                                                       NGHTTP2_CANCEL));
         if (ebb_buf_len(&s->respb))
             h2u_check(s->uc, nghttp2_session_consume(s->uc->ng, s->id, ebb_buf_len(&s->respb)));
         ebb_buf_reset(&s->respb);

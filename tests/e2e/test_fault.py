@@ -117,6 +117,20 @@ class Traffic:
         while not self.stop.is_set():
             self._one(rng)
 
+    def admin(self):
+        """The admin API's readers (pilot-agent polls /stats), one request after the other."""
+        paths = ["/stats", "/stats/prometheus", "/config_dump", "/clusters", "/server_info",
+                 "/listeners", "/ready"]
+        i = 0
+        while not self.stop.is_set():
+            path = paths[i % len(paths)]
+            i += 1
+            try:
+                st, _ = self.e.admin("GET", path, timeout=CLIENT_TIMEOUT_S)
+                self.note("admin", "ok" if st == 200 else str(st))
+            except (OSError, lib.httpclient.HTTPException) as ex:
+                self.note("admin", type(ex).__name__)
+
     def h2load(self, port, authority, upload):
         """Short h2load runs (h2c prior knowledge), one after the other, until stopped."""
         while not self.stop.is_set():
@@ -214,7 +228,8 @@ def test_fault_injection_mixed_traffic(env):
     threads += [threading.Thread(target=tr.h2load, args=(e.port("inbound"), "app.local", None),
                                  daemon=True),
                 threading.Thread(target=tr.h2load, args=(e.port("outbound"), "h2.local", upload),
-                                 daemon=True)]
+                                 daemon=True),
+                threading.Thread(target=tr.admin, daemon=True)]
     e.signal(signal.SIGUSR1)   # injection on: ebb is ready (env.ebb waited for /ready)
     for t in threads:
         t.start()
