@@ -117,8 +117,10 @@ void ebb_xrec_upstream(struct ebb_xrec *x, const char *addr);
 void ebb_us_release(struct ebb_us **us, struct ebb_xrec *x);
 
 /* Keeps response trailers as HTTP/1.1 field lines in b (replacing what was
- * there, at most 64 KiB) for a writer that sends them after the body. */
-void ebb_trailers_keep(struct ebb_buf *b, const struct ebb_hdr *t, size_t n);
+ * there, at most 64 KiB) for a writer that sends them after the body.
+ * Returns 0 (trailers over 64 KiB are dropped), or EBB_ENOMEM: then the
+ * caller fails the exchange rather than end it without them. */
+int ebb_trailers_keep(struct ebb_buf *b, const struct ebb_hdr *t, size_t n);
 
 /* An empty record (cluster -1, no strings). */
 #define EBB_XREC_INIT ((struct ebb_xrec){ .cluster = -1, .path = "", .authority = "" })

@@ -794,7 +794,9 @@ static void h1_us_head(void *owner, const struct ebb_resp *r)
 
 static void h1_us_trailers(void *owner, const struct ebb_hdr *t, size_t n)
 {
-    ebb_trailers_keep(&((struct h1 *)owner)->us_trl, t, n);
+    struct h1 *h = owner;
+    if (ebb_trailers_keep(&h->us_trl, t, n) != 0)
+        h1_fail_resource(h);   /* an end without them (grpc-status) would look complete */
 }
 
 static void h1_us_end(void *owner)

@@ -504,7 +504,13 @@ static void h2s_us_writable(void *owner) { h2s_wake_async(owner); }
 
 static void h2s_us_trailers(void *owner, const struct ebb_hdr *t, size_t n)
 {
-    ebb_trailers_keep(&((struct h2s *)owner)->trl, t, n);
+    struct h2s *s = owner;
+    if (ebb_trailers_keep(&s->trl, t, n) != 0) {
+        /* an end without them (grpc-status) would look complete: reset instead */
+        h2s_release_upstream(s);
+        h2s_fail_resource(s);
+        h2s_wake_async(s);
+    }
 }
 
 static void h2s_us_end(void *owner)
@@ -1141,22 +1147,23 @@ static int h2_recv(struct h2c *h)
     if (h->dead)
         return -1;
     if (n < 0) {
-        ebb_stat_inc(h2_st(h)->cx_protocol_error);
-        ebb_debug("h2", "#%llu from %s: %s", (unsigned long long)c->id, c->peer_str,
-                  nghttp2_strerror((int)n));
         ebb_buf_reset(&c->rbuf);
-        if (n == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
-            ebb_conn_close(c, false);
-            return -1;
-        }
         if (n == NGHTTP2_ERR_NOMEM || n == NGHTTP2_ERR_CALLBACK_FAILURE) {
             /* not the client's fault: the session is unusable (NOMEM is fatal to it) */
             ebb_stat_inc(h2_sst(h)->xch_failed_resource);
             ebb_conn_close(c, true);
             return -1;
         }
+        ebb_stat_inc(h2_st(h)->cx_protocol_error);
+        ebb_debug("h2", "#%llu from %s: %s", (unsigned long long)c->id, c->peer_str,
+                  nghttp2_strerror((int)n));
+        if (n == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
+            ebb_conn_close(c, false);
+            return -1;
+        }
         /* nghttp2 queued a GOAWAY for most errors: send it, then close */
-        nghttp2_session_terminate_session(h->ng, NGHTTP2_PROTOCOL_ERROR);
+        if (nghttp2_session_terminate_session(h->ng, NGHTTP2_PROTOCOL_ERROR) != 0)
+            h->broken = true;
         h->read_eof = true;
         return 0;
     }

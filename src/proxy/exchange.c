@@ -335,11 +335,12 @@ void ebb_us_release(struct ebb_us **us, struct ebb_xrec *x)
     *us = NULL;
 }
 
-void ebb_trailers_keep(struct ebb_buf *b, const struct ebb_hdr *t, size_t n)
+int ebb_trailers_keep(struct ebb_buf *b, const struct ebb_hdr *t, size_t n)
 {
     ebb_buf_reset(b);
     b->max = 64 * 1024;
-    ebb_hdrs_write_h1(b, t, n);   /* too large: truncated, then dropped by the writer */
+    /* too large: truncated, then dropped by the writer */
+    return ebb_hdrs_write_h1(b, t, n) == EBB_ENOMEM ? EBB_ENOMEM : 0;
 }
 
 /* --- the record --- */
