@@ -459,9 +459,16 @@ static void admin_io(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
         return;
     }
     if (a->responded) {
-        ssize_t n;
+        ssize_t n = 0;
         while (ebb_buf_len(&a->wbuf) && (n = ebb_buf_write_fd(&a->wbuf, a->io.fd)) > 0)
             ;
+        if (n < 0 && n != EBB_EAGAIN) {
+            /* the client reset (or is gone): writing again would fail again, and the write
+             * interest of a dead socket fires at once, so the control thread spun on it until
+             * the admin timeout (found by test_fault: 30 times the sends of a run without) */
+            admin_close(a);
+            return;
+        }
         if (ebb_buf_len(&a->wbuf) == 0) {
             shutdown(a->io.fd, SHUT_WR);
             admin_close(a);
