@@ -2,7 +2,9 @@
 #   make            build/ebb
 #   make test       layer check + unit + end-to-end tests, closing "N passed, N failed"
 #   make layers     only the layer check (no include points up; docs/design.md)
-#   make SAN=1 test the same under ASan+UBSan (objects in build/san)
+#   make SAN=1 test the same under ASan+UBSan (objects in build/san); also links build/fault/ebb
+#   make FAULT=1    build/fault/ebb: the ASan+UBSan build with allocation and syscall failure
+#                   injection (src/fault/fault.c, docs/fault-injection.md); implies SAN=1
 #   make fuzz       build and briefly run the libFuzzer drivers (clang)
 #   make bench      ebb vs nginx vs HAProxy vs direct; writes docs/performance.md
 #   make bench-capture  only its captured-vs-direct inbound section (bench/capture.sh)
@@ -16,10 +18,19 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 $(WARN) -Iinclude -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
+ifeq ($(FAULT),1)
+SAN     := 1
+endif
 ifeq ($(SAN),1)
 OUT     := build/san
 CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
+# the fault-injection binary: the same objects plus src/fault/fault.c (only a link more), so
+# make SAN=1 test has it fresh for tests/e2e/test_fault.py
+FAULTBIN := build/fault/ebb
+FAULTOBJ := $(OUT)/obj/src/fault/fault.o
+# uninstrumented: its malloc runs inside ASan's own start-up, before the shadow memory exists
+$(FAULTOBJ): CFLAGS += -fno-sanitize=all
 else
 OUT     := build
 endif
@@ -35,7 +46,7 @@ TOOLSRC := $(sort $(wildcard tests/tools/*.c))
 TOOLBIN := $(TOOLSRC:tests/tools/%.c=$(OUT)/tools/%)
 
 .PHONY: all test check unit e2e layers fuzz bench bench-capture clean deps image soak
-all: $(OUT)/ebb $(TOOLBIN)
+all: $(OUT)/ebb $(TOOLBIN) $(FAULTBIN)
 
 $(OUT)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -47,6 +58,10 @@ $(OUT)/libebb.a: $(LIBOBJ)
 
 $(OUT)/ebb: $(MAINOBJ) $(OUT)/libebb.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+build/fault/ebb: $(MAINOBJ) $(FAULTOBJ) $(OUT)/libebb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(MAINOBJ) $(FAULTOBJ) $(OUT)/libebb.a $(LDLIBS) -ldl
 
 $(OUT)/tests/%: tests/unit/%.c tests/unit/t.h $(OUT)/libebb.a
 	@mkdir -p $(dir $@)
@@ -109,4 +124,4 @@ image: $(OUT)/ebb
 clean:
 	rm -rf build
 
--include $(LIBOBJ:.o=.d) $(MAINOBJ:.o=.d)
+-include $(LIBOBJ:.o=.d) $(MAINOBJ:.o=.d) $(FAULTOBJ:.o=.d)

@@ -37,6 +37,7 @@ DIRS = {
     "control": "control",
     "cli": "cli",
     "drill": "cli",
+    "fault": "core",   # fault.c: failure injection, linked only into build/fault/ebb (make FAULT=1)
 }
 
 # include/ebb/<name> -> layer.  A header placed below the module that

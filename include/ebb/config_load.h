@@ -42,7 +42,7 @@ void ebb_config_free(struct ebb_config *cfg);
  *  "drain": {...}, "listeners": [...], "clusters": [...], "limits": {...}}.
  * Durations are Go strings ("5s", "1m30s"); docs/config.md lists every key.
  * Returns a malloc'd NUL-terminated string (valid UTF-8: bytes that are not
- * become U+FFFD); the caller frees it. */
+ * become U+FFFD); the caller frees it.  NULL when out of memory. */
 char *ebb_config_to_json(const struct ebb_config *cfg);
 
 /* docs/config.md's tables, as Markdown rendered from the directive tables

@@ -51,6 +51,7 @@ struct ebb_codec_ops {
 #define EBB_CONN_F_FREED      0x04u   /* destroy scheduled; ignore further events */
 #define EBB_CONN_F_FORCED     0x08u   /* closed by exit, not gracefully */
 #define EBB_CONN_F_REDIRECTED 0x10u   /* captured by iptables: orig_dst is where it was going */
+#define EBB_CONN_F_IOFAIL     0x20u   /* setting its epoll interest failed: closing (with RST) */
 
 /* A downstream connection.  Owned by its listener; freed after the loop
  * iteration in which it was closed. */
@@ -90,7 +91,9 @@ void ebb_conn_close_staged(struct ebb_conn *c);
  * c->ops->destroy and the listener's conn_closed hook; the memory is freed
  * after the loop iteration.  Idempotent. */
 void ebb_conn_close(struct ebb_conn *c, bool reset);
-/* Sets the downstream interest (EBB_READ|EBB_WRITE); no-op once closed. */
+/* Sets the downstream interest (EBB_READ|EBB_WRITE); no-op once closed.  When epoll_ctl
+ * fails the connection is reset from a zero-delay timer (counted in
+ * server.exchanges_failed_resource): the caller's handler finishes first. */
 void ebb_conn_want(struct ebb_conn *c, uint32_t events);
 /* True once the connection is closed: callers stop processing. */
 static inline bool ebb_conn_dead(const struct ebb_conn *c)

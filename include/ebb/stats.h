@@ -70,6 +70,9 @@ struct ebb_server_stats {
     ebb_counter total_connections;  /* server.total_connections: active downstream, gauge-like in Envoy */
     ebb_counter goaway_sent;        /* http2.goaway_sent */
     ebb_counter drain_forced_close; /* server.drain_forced_close: connections cut at exit (ebb) */
+    ebb_counter xch_failed_resource;/* server.exchanges_failed_resource: exchanges (or connections)
+                                     * failed by a failed allocation, epoll_ctl or nghttp2 submit
+                                     * (ebb) */
     /* http2.* (h2.c, h2_upstream.c) */
     ebb_gauge   h2_streams_active;  /* http2.streams_active: downstream streams open */
     ebb_counter h2_streams_total;   /* http2.streams_total (ebb) */

@@ -70,8 +70,10 @@ void ebb_xrec_upstream(struct ebb_xrec *x, const char *addr);
 void ebb_xrec_status(struct ebb_xrec *x, struct ebb_listener_stats *st, int status);
 
 /* Keeps response trailers as HTTP/1.1 field lines in b (replacing what was
- * there, at most 64 KiB) for a writer that sends them after the body. */
-void ebb_trailers_keep(struct ebb_buf *b, const struct ebb_hdr *t, size_t n);
+ * there, at most 64 KiB) for a writer that sends them after the body.
+ * Returns 0 (trailers over 64 KiB are dropped), or EBB_ENOMEM: then the
+ * caller fails the exchange rather than end it without them. */
+int ebb_trailers_keep(struct ebb_buf *b, const struct ebb_hdr *t, size_t n);
 
 /* Formats a local answer's body into out (cap bytes, NUL-terminated, cut
  * when longer).  Returns its length. */

@@ -58,8 +58,10 @@ struct ebb_upconn {
     struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
-/* Sets the upstream socket interest. */
-void ebb_upstream_want(struct ebb_upconn *u, uint32_t events);
+/* Sets the upstream socket interest.  Returns 0, or EBB_EIO when epoll_ctl failed (counted in
+ * server.exchanges_failed_resource): the owner must give the connection up, nothing would
+ * wake it. */
+int ebb_upstream_want(struct ebb_upconn *u, uint32_t events);
 
 /* Reads into u->rbuf / writes u->wbuf; same returns as ebb_buf_*_fd.  A read
  * sets u->eof on EOF, and u->eof and u->reset on an error. */

@@ -52,11 +52,14 @@ int ebb_cmd_validate(int argc, char **argv)
         return 2;
     }
     char *js = ebb_config_to_json(cfg);
-    if (js) {
-        fputs(js, stdout);
-        if (js[0] && js[strlen(js) - 1] != '\n')
-            fputc('\n', stdout);
+    if (!js) {
+        fprintf(stderr, "ebb: out of memory\n");
+        ebb_config_free(cfg);
+        return 2;
     }
+    fputs(js, stdout);
+    if (js[0] && js[strlen(js) - 1] != '\n')
+        fputc('\n', stdout);
     free(js);
     ebb_config_free(cfg);
     return 0;

@@ -158,6 +158,8 @@ static void add_server(struct ebb_server *srv, struct stat_list *sl)
 
     stat_add(sl, false, (int64_t)ebb_stat_get(srv->stats->server.drain_forced_close),
              "ebb_server_drain_forced_close", NULL, "server.drain_forced_close");
+    stat_add(sl, false, (int64_t)ebb_stat_get(srv->stats->server.xch_failed_resource),
+             "ebb_server_exchanges_failed_resource", NULL, "server.exchanges_failed_resource");
     stat_add(sl, true, state, "envoy_server_state", NULL, "server.state");
     stat_add(sl, true, state == EBB_STATE_LIVE, "envoy_server_live", NULL, "server.live");
     stat_add(sl, true, (int64_t)((ebb_now_ms() - srv->start_ms) / 1000), "envoy_server_uptime",

@@ -14,23 +14,23 @@
 #include "ebb/core.h"
 #include "ebb/parse.h"
 
-/* A growing string; exits on out-of-memory (startup/admin path). */
+/* A growing string.  Out of memory marks it failed (the dump is then NULL): /config_dump runs
+ * while ebb serves, and one admin request must not end the process. */
 struct jbuf {
     struct ebb_buf b;
     bool           comma;   /* the next member needs a ',' first */
+    bool           failed;  /* an append failed: the text is incomplete */
 };
 
-static void jb_check(int rc)
+static void jb_check(struct jbuf *b, int rc)
 {
-    if (rc) {
-        fprintf(stderr, "ebb: out of memory\n");
-        exit(2);
-    }
+    if (rc)
+        b->failed = true;
 }
 
 static void jb_raw(struct jbuf *b, const char *s, size_t n)
 {
-    jb_check(ebb_buf_append(&b->b, s, n));
+    jb_check(b, ebb_buf_append(&b->b, s, n));
 }
 
 static void jb_printf(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -53,7 +53,7 @@ static void jb_str(struct jbuf *b, const char *s)
     if (!s)
         jb_raw(b, "null", 4);
     else
-        jb_check(ebb_buf_append_json_str(&b->b, s));
+        jb_check(b, ebb_buf_append_json_str(&b->b, s));
 }
 
 static void jb_sep(struct jbuf *b)
@@ -217,5 +217,9 @@ char *ebb_config_to_json(const struct ebb_config *cfg)
 
     dump_section(&b, &ebb_file_section, cfg);
     jb_raw(&b, "\n", 2);   /* with the NUL: the buffer is the string */
+    if (b.failed) {
+        ebb_buf_free(&b.b);
+        return NULL;
+    }
     return b.b.data;
 }

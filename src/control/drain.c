@@ -356,7 +356,10 @@ int ebb_control_init(struct ebb_control *ctl, struct ebb_server *srv, char *err,
     }
     ctl->sigio.cb = on_signal;
     ctl->sigio.data = ctl;
-    ebb_io_set(ctl->loop, &ctl->sigio, EBB_READ);
+    if (ebb_io_set(ctl->loop, &ctl->sigio, EBB_READ) < 0) {
+        snprintf(err, errlen, "epoll_ctl (signalfd): %s", strerror(errno));
+        return EBB_EIO;   /* without it SIGTERM would never start a drain */
+    }
     if (ebb_async_init(ctl->loop, &ctl->zero, on_zero, ctl) < 0) {
         snprintf(err, errlen, "eventfd: %s", strerror(errno));
         return EBB_EIO;

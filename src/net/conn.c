@@ -32,6 +32,8 @@ ssize_t ebb_conn_read(struct ebb_conn *c)
     ssize_t n = ebb_buf_read_fd(&c->rbuf, c->io.fd);
     if (n > 0)
         ebb_stat_add(c->l->st->cx_rx_bytes, (uint64_t)n);
+    else if (n == EBB_ENOMEM)   /* the codec fails the connection as it does for a read error */
+        ebb_stat_inc(c->l->sst->xch_failed_resource);
     return n;
 }
 
@@ -48,11 +50,25 @@ int ebb_conn_flush(struct ebb_conn *c)
     return 0;
 }
 
+static void conn_io_failed(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    struct ebb_conn *c = t->data;
+    ebb_conn_close(c, true);   /* the exchange in flight is cut: an RST says so */
+}
+
 void ebb_conn_want(struct ebb_conn *c, uint32_t events)
 {
-    if (c->flags & EBB_CONN_F_FREED)
+    if (c->flags & (EBB_CONN_F_FREED | EBB_CONN_F_IOFAIL))
         return;
-    ebb_io_set(c->l->loop, &c->io, events);
+    if (ebb_io_set(c->l->loop, &c->io, events) == 0)
+        return;
+    /* epoll_ctl failed (ENOMEM, ENOSPC): nothing would ever wake this connection again.  The
+     * codec is in the middle of its own handler, so the close comes from a zero-delay timer */
+    c->flags |= EBB_CONN_F_IOFAIL;
+    ebb_stat_inc(c->l->sst->xch_failed_resource);
+    ebb_timer_stop(c->l->loop, &c->close_timer);
+    ebb_timer_init(&c->close_timer, conn_io_failed, c);
+    ebb_timer_start(c->l->loop, &c->close_timer, 0);
 }
 
 void ebb_conn_close(struct ebb_conn *c, bool reset)
@@ -99,7 +115,10 @@ static void linger_io(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
         if (ebb_buf_len(&c->wbuf))
             return;
         shutdown(c->io.fd, SHUT_WR);
-        ebb_io_set(loop, &c->io, EBB_READ);
+        if (ebb_io_set(loop, &c->io, EBB_READ) < 0) {
+            ebb_conn_close(c, false);   /* the answer is out: only the linger is skipped */
+            return;
+        }
         ebb_timer_start(loop, &c->close_timer, c->l->env->linger_ms);
     }
     if (!(events & (EBB_READ | EPOLLHUP | EPOLLERR)))
@@ -134,20 +153,32 @@ void ebb_conn_close_staged(struct ebb_conn *c)
     c->codec = NULL;
     ebb_buf_reset(&c->rbuf);
     c->io.cb = linger_io;
-    ebb_timer_init(&c->close_timer, linger_timeout, c);
     if (ebb_conn_flush(c) < 0) {
         ebb_conn_close(c, false);
         return;
     }
+    if (c->flags & EBB_CONN_F_IOFAIL) {
+        /* its epoll registration failed: no linger possible; an answer not all out is cut */
+        ebb_conn_close(c, ebb_buf_len(&c->wbuf) > 0);
+        return;
+    }
+    ebb_timer_init(&c->close_timer, linger_timeout, c);
     if (ebb_buf_len(&c->wbuf)) {
         /* a slow reader still gets its answer, within a send deadline */
+        if (ebb_io_set(loop, &c->io, EBB_WRITE) < 0) {
+            ebb_stat_inc(c->l->sst->xch_failed_resource);
+            ebb_conn_close(c, true);   /* the rest of the answer cannot be sent: cut */
+            return;
+        }
         ebb_timer_start(loop, &c->close_timer, CONN_SEND_TIMEOUT_MS);
-        ebb_io_set(loop, &c->io, EBB_WRITE);
+        return;
+    }
+    shutdown(c->io.fd, SHUT_WR);
+    if (ebb_io_set(loop, &c->io, EBB_READ) < 0) {
+        ebb_conn_close(c, false);   /* the answer is out: only the linger is skipped */
         return;
     }
     ebb_timer_start(loop, &c->close_timer, c->l->env->linger_ms);
-    shutdown(c->io.fd, SHUT_WR);
-    ebb_io_set(loop, &c->io, EBB_READ);
 }
 
 bool ebb_sockaddr_same(const union ebb_sockaddr *a, const union ebb_sockaddr *b)

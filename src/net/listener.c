@@ -109,8 +109,8 @@ static void conn_original_dst(struct ebb_conn *c)
 static void accept_resume(struct ebb_loop *loop, struct ebb_timer *t)
 {
     struct ebb_listener *l = t->data;
-    if (l->io.fd >= 0)
-        ebb_io_set(loop, &l->io, EBB_READ);
+    if (l->io.fd >= 0 && ebb_io_set(loop, &l->io, EBB_READ) < 0)
+        ebb_timer_start(loop, &l->accept_pause, LISTENER_ACCEPT_PAUSE_MS);   /* try again */
 }
 
 static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)

@@ -6,18 +6,23 @@
 #include "ebb/buf.h"
 #include "ebb/core.h"
 #include "ebb/loop.h"
+#include "ebb/stats.h"
 #include "ebb/upconn.h"
 #include "ebb/wctx.h"
 
-void ebb_upstream_want(struct ebb_upconn *u, uint32_t events)
+int ebb_upstream_want(struct ebb_upconn *u, uint32_t events)
 {
-    if (u->state == EBB_UP_BUSY)
-        ebb_io_set(u->w->loop, &u->io, events);
+    if (u->state != EBB_UP_BUSY || ebb_io_set(u->w->loop, &u->io, events) == 0)
+        return 0;
+    ebb_stat_inc(u->w->stats->server.xch_failed_resource);
+    return EBB_EIO;
 }
 
 ssize_t ebb_upstream_read(struct ebb_upconn *u)
 {
     ssize_t n = ebb_buf_read_fd(&u->rbuf, u->io.fd);
+    if (n == EBB_ENOMEM)
+        ebb_stat_inc(u->w->stats->server.xch_failed_resource);
     if (n == 0)
         u->eof = true;
     else if (n < 0 && n != EBB_EAGAIN && n != EBB_ETOOBIG)

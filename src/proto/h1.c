@@ -324,7 +324,7 @@ static void h1_reply(struct h1 *h, int status, unsigned rf, const char *fmt, ...
     }
     ebb_xrec_status(&h->e.x, h1_st(h), status);
     ebb_buf_reset(&c->wbuf);
-    ebb_buf_appendf(&c->wbuf,
+    int rc = ebb_buf_appendf(&c->wbuf,
                     "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
                     "%s\r\n%.*s",
                     status, reason_phrase(status), n,
@@ -333,6 +333,24 @@ static void h1_reply(struct h1 *h, int status, unsigned rf, const char *fmt, ...
     h->resp_head_done = true;
     h->resp_done = true;
     h->state = H1_REPLY;
+    if (rc != 0) {
+        /* no storage even for the answer: the client must not wait for one */
+        ebb_stat_inc(c->l->sst->xch_failed_resource);
+        h1_abort(h, 0, true);
+    }
+}
+
+/* An allocation for the exchange failed: a 503 if nothing of the response went out yet,
+ * else a reset; counted.  The connection's other state and the process go on. */
+static void h1_fail_resource(struct h1 *h)
+{
+    ebb_stat_inc(h->c->l->sst->xch_failed_resource);
+    if (h->resp_head_done || ebb_buf_len(&h->c->wbuf)) {
+        h1_abort(h, 0, true);
+        return;
+    }
+    h->close_after = true;
+    h1_reply(h, 503, 0, "ebb: out of memory\n");
 }
 
 /* --- request side --- */
@@ -546,7 +564,10 @@ static bool h1_pump_request(struct h1 *h)
             ebb_us_write(h->e.us, data, dlen);
         } else if (rc == EBB_H1_BODY_TRAILER) {
             h->us_trl.max = 64 * 1024;
-            ebb_buf_append(&h->us_trl, data, dlen);
+            if (ebb_buf_append(&h->us_trl, data, dlen) == EBB_ENOMEM) {
+                h1_fail_resource(h);   /* (too large trailers are dropped, as before) */
+                return true;
+            }
         } else if (rc == EBB_H1_BODY_DONE) {
             h1_end_request(h);
         }
@@ -571,13 +592,17 @@ static bool h1_pump_response(struct h1 *h)
         size_t n;
         if (h->resp_chunk_out) {
             n = ebb_us_read(h->e.us, tmp, EBB_MIN(sizeof(tmp), ebb_buf_room(&c->wbuf) - 32));
-            if (n)
-                ebb_h1_put_body(&c->wbuf, true, tmp, n);
+            if (n && ebb_h1_put_body(&c->wbuf, true, tmp, n) != 0) {
+                h1_fail_resource(h);   /* the bytes read are lost: the response is cut */
+                return true;
+            }
         } else {
             /* straight into the client's buffer */
             size_t want = EBB_MIN(ebb_buf_room(&c->wbuf), ebb_us_readable(h->e.us));
-            if (ebb_buf_reserve(&c->wbuf, want) < 0)
-                break;
+            if (ebb_buf_reserve(&c->wbuf, want) < 0) {
+                h1_fail_resource(h);   /* want fits: only storage is missing */
+                return true;
+            }
             n = ebb_us_read(h->e.us, ebb_buf_end(&c->wbuf), want);
             c->wbuf.tail += n;
         }
@@ -593,10 +618,12 @@ static bool h1_pump_response(struct h1 *h)
         ebb_buf_reset(&h->us_trl);   /* no chunked framing, or can never fit: dropped */
     if (h->us_end && !h->resp_done && (!h->e.us || ebb_us_readable(h->e.us) == 0) &&
         ebb_buf_room(&c->wbuf) > ebb_buf_len(&h->us_trl) + 16) {
-        if (h->resp_chunk_out) {
-            ebb_buf_append(&c->wbuf, "0\r\n", 3);
-            ebb_buf_append(&c->wbuf, ebb_buf_start(&h->us_trl), ebb_buf_len(&h->us_trl));
-            ebb_buf_append(&c->wbuf, "\r\n", 2);
+        if (h->resp_chunk_out &&
+            (ebb_buf_append(&c->wbuf, "0\r\n", 3) != 0 ||
+             ebb_buf_append(&c->wbuf, ebb_buf_start(&h->us_trl), ebb_buf_len(&h->us_trl)) != 0 ||
+             ebb_buf_append(&c->wbuf, "\r\n", 2) != 0)) {
+            h1_fail_resource(h);   /* room checked above: only storage can be missing */
+            return true;
         }
         h->resp_done = true;
         progress = true;
@@ -668,9 +695,10 @@ static void h1_us_interim(void *owner, const struct ebb_resp *r)
 {
     struct h1 *h = owner;
     h->resp_started = true;
-    if (h->minor >= 1)   /* 100 Continue and other 1xx, as they are */
+    if (h->minor >= 1 &&   /* 100 Continue and other 1xx, as they are */
         ebb_buf_appendf(&h->c->wbuf, "HTTP/1.1 %d %.*s\r\n\r\n", r->status, (int)r->reason.len,
-                        r->reason.p);
+                        r->reason.p) == EBB_ENOMEM)
+        h1_fail_resource(h);
     h1_run(h);
 }
 
@@ -722,7 +750,9 @@ static void h1_us_head(void *owner, const struct ebb_resp *r)
 
 static void h1_us_trailers(void *owner, const struct ebb_hdr *t, size_t n)
 {
-    ebb_trailers_keep(&((struct h1 *)owner)->us_trl, t, n);
+    struct h1 *h = owner;
+    if (ebb_trailers_keep(&h->us_trl, t, n) != 0)
+        h1_fail_resource(h);   /* an end without them (grpc-status) would look complete */
 }
 
 static void h1_us_end(void *owner)

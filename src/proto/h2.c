@@ -36,6 +36,7 @@
 #define H2_BODY_BUF        (64 * 1024)   /* ceiling of reqb / respb */
 #define H2_PING_DRAIN      "ebbdrain"    /* opaque data of the drain PING */
 #define H2_RESET_WINDOW_MS 10000         /* rapid-reset accounting window */
+#define H2_DRAIN_RETRY_MS  100           /* a drain GOAWAY that could not be queued, again */
 
 enum h2s_state {
     H2S_HEADERS = 0,  /* receiving the request head */
@@ -101,6 +102,8 @@ struct h2c {
     bool               read_eof;      /* client closed its write side */
     bool               calm;          /* ENHANCE_YOUR_CALM sent */
     bool               settings_sent; /* our first SETTINGS went into wbuf (see h2_send_cb) */
+    bool               broken;        /* a frame that had to go could not be queued (no
+                                       * memory): h2_run resets the connection */
     uint32_t           max_streams;   /* limits.h2_max_concurrent_streams: more are refused */
     struct ebb_list    streams;       /* struct h2s.link */
     struct ebb_list    ready;         /* struct h2s.rlink: streams h2_run() must advance */
@@ -166,6 +169,26 @@ static void h2s_wake_async(struct h2s *s)
         ebb_timer_start(h->c->w->loop, &h->kick, 0);
 }
 
+/* nghttp2_session_consume (id 0: the connection's window only).  When the WINDOW_UPDATE cannot
+ * be queued (no memory) the peer's window could stay shut for good: the connection is reset. */
+static void h2_consume(struct h2c *h, int32_t id, size_t n)
+{
+    int rv = id ? nghttp2_session_consume(h->ng, id, n)
+                : nghttp2_session_consume_connection(h->ng, n);
+    if (rv == NGHTTP2_ERR_NOMEM)
+        h->broken = true;
+}
+
+/* Resets s with INTERNAL_ERROR after a failed allocation (counted).  When even that cannot be
+ * queued, the connection is reset by the next h2_run: a stream nobody answers would hang. */
+static void h2s_fail_resource(struct h2s *s)
+{
+    struct h2c *h = s->h;
+    ebb_stat_inc(h2_sst(h)->xch_failed_resource);
+    if (nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR) != 0)
+        h->broken = true;
+}
+
 static void h2s_release_upstream(struct h2s *s)
 {
     ebb_xch_release(&s->e);
@@ -210,7 +233,7 @@ static void h2s_finish(struct h2s *s, uint32_t error_code)
     h2s_release_upstream(s);
     /* body bytes we never consumed still count against the connection window */
     if (ebb_buf_len(&s->reqb) && !h->dead)
-        nghttp2_session_consume_connection(h->ng, ebb_buf_len(&s->reqb));
+        h2_consume(h, 0, ebb_buf_len(&s->reqb));
     ebb_buf_reset(&s->reqb);
     s->state = H2S_CLOSED;
     ebb_list_del(&s->rlink);
@@ -242,7 +265,12 @@ static ssize_t h2s_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t
             nghttp2_nv nv[128];
             int k = ebb_h2_split_trailers(ebb_buf_start(&s->trl), ebb_buf_len(&s->trl), nv,
                                           EBB_ARRAY_LEN(nv));
-            if (k > 0 && nghttp2_submit_trailer(ng, id, nv, (size_t)k) == 0)
+            if (k > 0 && nghttp2_submit_trailer(ng, id, nv, (size_t)k) != 0) {
+                /* an end without the trailers (grpc-status) would look complete: reset */
+                ebb_stat_inc(h2_sst(s->h)->xch_failed_resource);
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* RST_STREAM INTERNAL_ERROR */
+            }
+            if (k > 0)
                 *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
             ebb_buf_reset(&s->trl);
         }
@@ -260,7 +288,8 @@ static void h2s_resume(struct h2s *s)
 {
     if (s->deferred && (ebb_buf_len(&s->respb) || s->resp_done)) {
         s->deferred = false;
-        nghttp2_session_resume_data(s->h->ng, s->id);
+        if (nghttp2_session_resume_data(s->h->ng, s->id) == NGHTTP2_ERR_NOMEM)
+            h2s_fail_resource(s);   /* the body would never be sent */
     }
 }
 
@@ -271,7 +300,7 @@ static int h2s_submit_head(struct h2s *s, const nghttp2_nv *nv, size_t n, bool w
     s->resp_head_done = true;
     int rv = nghttp2_submit_response(s->h->ng, s->id, nv, n, with_body ? &dp : NULL);
     if (rv != 0)
-        nghttp2_submit_rst_stream(s->h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+        h2s_fail_resource(s);
     return rv;
 }
 
@@ -292,7 +321,8 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
     if (s->resp_head_done) {
         ebb_stat_inc(h2_st(h)->rq_tx_reset);
         ebb_stat_inc(h2_sst(h)->h2_tx_reset);
-        nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+        if (nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR) != 0)
+            h->broken = true;   /* the stream must end: the connection is reset */
         return;
     }
     va_start(ap, fmt);
@@ -302,8 +332,11 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
     s->req_discard = true;
     ebb_buf_reset(&s->respb);
     ebb_buf_reset(&s->trl);
-    if (!s->head_req)
-        ebb_buf_append(&s->respb, body, (size_t)len);
+    if (!s->head_req && ebb_buf_append(&s->respb, body, (size_t)len) != 0) {
+        s->resp_head_done = true;
+        h2s_fail_resource(s);   /* a head promising a body we do not have would hang */
+        return;
+    }
     s->resp_done = true;
     ebb_xrec_status(&s->e.x, h2_st(s->h), status);
     snprintf(st, sizeof(st), "%d", status);
@@ -424,7 +457,13 @@ static void h2s_us_writable(void *owner) { h2s_wake_async(owner); }
 
 static void h2s_us_trailers(void *owner, const struct ebb_hdr *t, size_t n)
 {
-    ebb_trailers_keep(&((struct h2s *)owner)->trl, t, n);
+    struct h2s *s = owner;
+    if (ebb_trailers_keep(&s->trl, t, n) != 0) {
+        /* an end without them (grpc-status) would look complete: reset instead */
+        h2s_release_upstream(s);
+        h2s_fail_resource(s);
+        h2s_wake_async(s);
+    }
 }
 
 static void h2s_us_end(void *owner)
@@ -471,7 +510,7 @@ static bool h2s_pump(struct h2s *s)
         if (n == 0)
             break;
         ebb_buf_consume(&s->reqb, n);
-        nghttp2_session_consume(s->h->ng, s->id, n);
+        h2_consume(s->h, s->id, n);
         progress = true;
     }
     if (s->req_end && !s->req_fwd_end && ebb_buf_len(&s->reqb) == 0) {
@@ -489,8 +528,13 @@ static bool h2s_pump(struct h2s *s)
         while (ebb_us_readable(s->e.us) && ebb_buf_room(&s->respb) > 0) {
             /* no more than what waits: a small answer costs a small buffer */
             size_t want = EBB_MIN(ebb_buf_room(&s->respb), ebb_us_readable(s->e.us));
-            if (ebb_buf_reserve(&s->respb, EBB_MIN(want, 16384)) < 0)
-                break;
+            if (ebb_buf_reserve(&s->respb, EBB_MIN(want, 16384)) < 0) {
+                /* want fits: storage is missing, and the bytes waiting upstream would not
+                 * wake the stream again */
+                h2s_release_upstream(s);
+                h2s_fail_resource(s);
+                return true;
+            }
             size_t room = EBB_MIN(ebb_buf_tailroom(&s->respb), ebb_buf_room(&s->respb));
             size_t n = ebb_us_read(s->e.us, ebb_buf_end(&s->respb), room);
             if (n == 0)
@@ -544,8 +588,13 @@ static ssize_t h2_send_cb(nghttp2_session *ng, const uint8_t *data, size_t len, 
     struct h2c *h = ud;
     struct ebb_buf *b = &h->c->wbuf;
     size_t n = EBB_MIN(len, ebb_buf_room(b));
-    if (n == 0 || ebb_buf_append(b, data, n) < 0)
+    if (n == 0)
         return NGHTTP2_ERR_WOULDBLOCK;
+    if (ebb_buf_append(b, data, n) < 0) {
+        /* no storage for the frames: waiting would wait for nothing, the connection fails */
+        ebb_stat_inc(h2_sst(h)->xch_failed_resource);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
     /* a server session's first frame is its SETTINGS */
     if (!h->settings_sent && n >= 9 && data[3] == NGHTTP2_SETTINGS &&
         !(data[4] & NGHTTP2_FLAG_ACK)) {
@@ -565,13 +614,16 @@ static int h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void
          * §5.1.2); its header block and DATA are ignored (no h2s) */
         ebb_debug("h2", "#%llu stream %d over the limit of %u: REFUSED_STREAM",
                   (unsigned long long)h->c->id, f->hd.stream_id, h->max_streams);
-        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id,
-                                  NGHTTP2_REFUSED_STREAM);
+        if (nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+                                      NGHTTP2_REFUSED_STREAM) != 0)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* nghttp2 resets it itself */
         return 0;
     }
     struct h2s *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (!s) {
+        ebb_stat_inc(h2_sst(h)->xch_failed_resource);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* RST_STREAM INTERNAL_ERROR */
+    }
     s->h = h;
     s->id = f->hd.stream_id;
     ebb_xch_init(&s->e, h->c, &h2s_us_cbs, s);
@@ -656,21 +708,28 @@ static int h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, cons
     struct h2s *s = h2s_get(h, id);
 
     if (!s || s->state == H2S_CLOSED || s->req_discard) {
-        nghttp2_session_consume(ng, id, len);
+        h2_consume(h, id, len);
         return 0;
     }
     s->e.x.req_bytes += len;
     h2s_wake(s);
     uint64_t maxb = h2_cfg(h)->limits.max_request_body;
     if (maxb && s->e.x.req_bytes > maxb) {
-        nghttp2_session_consume(ng, id, len);
+        h2_consume(h, id, len);
         h2s_reply(s, 413, 0, "ebb: request body larger than %llu bytes\n", (unsigned long long)maxb);
         return 0;
     }
-    if (ebb_buf_append(&s->reqb, data, len) < 0) {
+    int rc = ebb_buf_append(&s->reqb, data, len);
+    if (rc == EBB_ENOMEM) {
+        /* the body bytes cannot be kept: this exchange fails (503, or a reset) */
+        h2_consume(h, id, len);
+        ebb_stat_inc(h2_sst(h)->xch_failed_resource);
+        h2s_reply(s, 503, 0, "ebb: out of memory\n");
+    } else if (rc < 0) {
         /* more than the window we granted: the peer broke flow control */
-        nghttp2_session_consume(ng, id, len);
-        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_FLOW_CONTROL_ERROR);
+        h2_consume(h, id, len);
+        if (nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_FLOW_CONTROL_ERROR) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     return 0;
 }
@@ -721,7 +780,8 @@ static int h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *u
                 ebb_stat_inc(h2_sst(h)->h2_calm_goaway);
                 ebb_warn("h2", "#%llu from %s: too many stream resets, GOAWAY ENHANCE_YOUR_CALM",
                          (unsigned long long)h->c->id, h->c->peer_str);
-                nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
+                if (nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM) != 0)
+                    h->broken = true;
             }
         }
         break;
@@ -793,7 +853,8 @@ static int h2_on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, vo
     ebb_stat_inc(h2_sst(h)->h2_rx_messaging_error);
     ebb_debug("h2", "#%llu HEADERS on stream %d after stream %d: PROTOCOL_ERROR",
               (unsigned long long)h->c->id, hd->stream_id, h->max_sid);
-    nghttp2_session_terminate_session(ng, NGHTTP2_PROTOCOL_ERROR);
+    if (nghttp2_session_terminate_session(ng, NGHTTP2_PROTOCOL_ERROR) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     return 0;
 }
 
@@ -816,7 +877,11 @@ static void h2_drain_final(struct h2c *h)
     h->drain = H2_DRAIN_FINAL;
     ebb_timer_stop(h->c->w->loop, &h->drain_timer);
     int32_t last = nghttp2_session_get_last_proc_stream_id(h->ng);
-    nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0);
+    if (nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE, last, NGHTTP2_NO_ERROR, NULL, 0) != 0) {
+        h->drain = H2_DRAIN_NOTICE;   /* no memory now: the drain timer tries again */
+        ebb_timer_start(h->c->w->loop, &h->drain_timer, H2_DRAIN_RETRY_MS);
+        return;
+    }
     ebb_debug("h2", "#%llu drain: final GOAWAY, last stream %d, %u in flight",
               (unsigned long long)h->c->id, last, h->nstreams);
 }
@@ -837,8 +902,12 @@ static void h2_drain_notice(struct h2c *h)
         return;
     h->drain = H2_DRAIN_NOTICE;
     h->c->flags |= EBB_CONN_F_DRAINING;
-    nghttp2_submit_shutdown_notice(h->ng);   /* GOAWAY 2^31-1, NO_ERROR */
-    nghttp2_submit_ping(h->ng, NGHTTP2_FLAG_NONE, (const uint8_t *)H2_PING_DRAIN);
+    if (nghttp2_submit_shutdown_notice(h->ng) != 0 ||   /* GOAWAY 2^31-1, NO_ERROR */
+        nghttp2_submit_ping(h->ng, NGHTTP2_FLAG_NONE, (const uint8_t *)H2_PING_DRAIN) != 0) {
+        h->drain = H2_DRAIN_PENDING;   /* no memory now: the drain timer tries again */
+        ebb_timer_start(h->c->w->loop, &h->drain_timer, H2_DRAIN_RETRY_MS);
+        return;
+    }
     ebb_timer_start(h->c->w->loop, &h->drain_timer, h2_cfg(h)->drain.drain_timeout_ms);
 }
 
@@ -870,7 +939,10 @@ static void h2_idle_timeout(struct ebb_loop *loop, struct ebb_timer *t)
     if (h->nstreams)
         return;
     ebb_stat_inc(h2_st(h)->cx_idle_timeout);
-    nghttp2_session_terminate_session(h->ng, NGHTTP2_NO_ERROR);
+    if (nghttp2_session_terminate_session(h->ng, NGHTTP2_NO_ERROR) != 0) {
+        ebb_conn_close(h->c, false);   /* idle: nothing is cut */
+        return;
+    }
     h2_run(h);
 }
 
@@ -892,7 +964,7 @@ static bool h2s_advance(struct h2s *s)
     if (s->state == H2S_UPSTREAM && s->e.us) {
         progress = h2s_pump(s);
     } else if (s->req_discard && ebb_buf_len(&s->reqb)) {
-        nghttp2_session_consume(s->h->ng, s->id, ebb_buf_len(&s->reqb));
+        h2_consume(s->h, s->id, ebb_buf_len(&s->reqb));
         ebb_buf_reset(&s->reqb);
     }
     if (s->state != H2S_CLOSED)
@@ -916,6 +988,11 @@ static void h2_run(struct h2c *h)
     ebb_timer_stop(c->w->loop, &h->kick);
     for (int guard = 0; guard < 64 && !h->dead; guard++) {
         bool progress = false;
+        if (h->broken) {
+            ebb_stat_inc(h2_sst(h)->xch_failed_resource);
+            ebb_conn_close(c, true);
+            return;   /* destroy ran: h is dead */
+        }
         h->rerun = false;
         /* this pass takes the streams woken so far; wake-ups during it
          * (including a stream that progressed) go to the next pass */
@@ -943,6 +1020,8 @@ static void h2_run(struct h2c *h)
         size_t before = ebb_buf_len(&c->wbuf);
         int rv = nghttp2_session_send(h->ng);
         if (rv != 0) {
+            if (rv == NGHTTP2_ERR_NOMEM)
+                ebb_stat_inc(h2_sst(h)->xch_failed_resource);   /* (h2_send_cb counts its own) */
             ebb_debug("h2", "#%llu send: %s", (unsigned long long)c->id, nghttp2_strerror(rv));
             ebb_conn_close(c, true);
             return;
@@ -959,6 +1038,11 @@ static void h2_run(struct h2c *h)
             break;   /* wait for the socket */
     }
     h->in_run = false;
+    if (!h->dead && h->broken) {
+        ebb_stat_inc(h2_sst(h)->xch_failed_resource);
+        ebb_conn_close(c, true);
+        return;
+    }
     if (!h->dead && !ebb_list_empty(&h->ready) && ebb_buf_len(&c->wbuf) == 0)
         ebb_timer_start(c->w->loop, &h->kick, 0);   /* the guard ran out: go on next iteration */
     if (h->dead)
@@ -993,16 +1077,23 @@ static int h2_recv(struct h2c *h)
     if (h->dead)
         return -1;
     if (n < 0) {
+        ebb_buf_reset(&c->rbuf);
+        if (n == NGHTTP2_ERR_NOMEM || n == NGHTTP2_ERR_CALLBACK_FAILURE) {
+            /* not the client's fault: the session is unusable (NOMEM is fatal to it) */
+            ebb_stat_inc(h2_sst(h)->xch_failed_resource);
+            ebb_conn_close(c, true);
+            return -1;
+        }
         ebb_stat_inc(h2_st(h)->cx_protocol_error);
         ebb_debug("h2", "#%llu from %s: %s", (unsigned long long)c->id, c->peer_str,
                   nghttp2_strerror((int)n));
-        ebb_buf_reset(&c->rbuf);
         if (n == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
             ebb_conn_close(c, false);
             return -1;
         }
         /* nghttp2 queued a GOAWAY for most errors: send it, then close */
-        nghttp2_session_terminate_session(h->ng, NGHTTP2_PROTOCOL_ERROR);
+        if (nghttp2_session_terminate_session(h->ng, NGHTTP2_PROTOCOL_ERROR) != 0)
+            h->broken = true;
         h->read_eof = true;
         return 0;
     }
@@ -1100,11 +1191,15 @@ static int h2_init(struct ebb_conn *c)
         { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->limits.h1.max_head },
         { NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096 },
     };
-    nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, EBB_ARRAY_LEN(iv));
     /* connection window: every stream can fill its own window at once */
-    nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0,
-                                          (int32_t)EBB_MIN((uint64_t)maxs * H2_STREAM_WINDOW,
-                                                           (uint64_t)1 << 30));
+    if (nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, EBB_ARRAY_LEN(iv)) != 0 ||
+        nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0,
+                                              (int32_t)EBB_MIN((uint64_t)maxs * H2_STREAM_WINDOW,
+                                                               (uint64_t)1 << 30)) != 0) {
+        c->codec = NULL;
+        nghttp2_session_del(h->ng);
+        goto fail_alloc;
+    }
     if (c->l->draining || (c->flags & EBB_CONN_F_DRAINING))
         h2_drain_pending(h);
     ebb_timer_start(c->w->loop, &h->idle_timer, cfg->limits.idle_timeout_ms);

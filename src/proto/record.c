@@ -59,11 +59,12 @@ void ebb_xrec_status(struct ebb_xrec *x, struct ebb_listener_stats *st, int stat
         ebb_stat_inc(st->rq_xx[status / 100]);
 }
 
-void ebb_trailers_keep(struct ebb_buf *b, const struct ebb_hdr *t, size_t n)
+int ebb_trailers_keep(struct ebb_buf *b, const struct ebb_hdr *t, size_t n)
 {
     ebb_buf_reset(b);
     b->max = 64 * 1024;
-    ebb_hdrs_write_h1(b, t, n);   /* too large: truncated, then dropped by the writer */
+    /* too large: truncated, then dropped by the writer */
+    return ebb_hdrs_write_h1(b, t, n) == EBB_ENOMEM ? EBB_ENOMEM : 0;
 }
 
 /* --- local answers --- */

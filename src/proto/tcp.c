@@ -21,13 +21,17 @@
 #include "ebb/upconn.h"
 #include "ebb/wctx.h"
 
-static size_t move_bytes(struct ebb_buf *from, struct ebb_buf *to)
+/* Moves what fits from one buffer to the other.  Returns the bytes moved, or -1 when the
+ * destination could not get storage (the bytes stay where they were). */
+static ssize_t move_bytes(struct ebb_buf *from, struct ebb_buf *to)
 {
     size_t n = EBB_MIN(ebb_buf_len(from), ebb_buf_room(to));
-    if (n == 0 || ebb_buf_append(to, ebb_buf_start(from), n) < 0)
+    if (n == 0)
         return 0;
+    if (ebb_buf_append(to, ebb_buf_start(from), n) < 0)
+        return -1;
     ebb_buf_consume(from, n);
-    return n;
+    return (ssize_t)n;
 }
 
 /* Keep-alive probes on a relayed socket: first after 5 idle minutes, then every 30 s, dead
@@ -69,10 +73,15 @@ int ebb_tunnel_run(struct ebb_conn *c, struct ebb_upconn *u, struct ebb_tunnel *
     /* move and flush until neither moves a byte: a flush that empties a buffer makes room
      * for bytes still parked on the other side, which no socket event would announce */
     for (int guard = 0; guard < 64; guard++) {
-        size_t moved = move_bytes(&c->rbuf, &u->wbuf);
-        t->up_bytes += moved;
-        size_t back = move_bytes(&u->rbuf, &c->wbuf);
-        t->down_bytes += back;
+        ssize_t moved = move_bytes(&c->rbuf, &u->wbuf);
+        ssize_t back = move_bytes(&u->rbuf, &c->wbuf);
+        if (moved < 0 || back < 0) {
+            /* out of memory: bytes stuck in a full buffer would wait for nothing */
+            ebb_stat_inc(c->l->sst->xch_failed_resource);
+            return EBB_ENOMEM;
+        }
+        t->up_bytes += (uint64_t)moved;
+        t->down_bytes += (uint64_t)back;
         size_t ub = ebb_buf_len(&u->wbuf), cb = ebb_buf_len(&c->wbuf);
         if (ebb_upstream_flush(u) < 0 || ebb_conn_flush(c) < 0)
             return EBB_EIO;
@@ -102,8 +111,9 @@ int ebb_tunnel_run(struct ebb_conn *c, struct ebb_upconn *u, struct ebb_tunnel *
         uw |= EBB_READ;
     if (ebb_buf_len(&u->wbuf))
         uw |= EBB_WRITE;
-    ebb_conn_want(c, dw);
-    ebb_upstream_want(u, uw);
+    ebb_conn_want(c, dw);   /* a failure resets c from a timer */
+    if (ebb_upstream_want(u, uw) < 0)
+        return EBB_EIO;
     return 0;
 }
 

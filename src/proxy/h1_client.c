@@ -214,10 +214,26 @@ static void h1u_release(struct h1u *s, bool reusable)
     }
 }
 
+/* An allocation for the exchange failed: it fails (503, or a reset once the head went to the
+ * client) from the next run, counted.  Never calls back. */
+static void h1u_oom(struct h1u *s)
+{
+    if (s->err)
+        return;
+    s->err = EBB_ENOMEM;
+    ebb_stat_inc(s->w->stats->server.xch_failed_resource);
+    h1u_kick(s);
+}
+
 static void h1u_queue_head(struct h1u *s)
 {
     struct ebb_upconn *u = s->u;
-    if (ebb_buf_append(&u->wbuf, s->head, s->head_len) < 0) {
+    int rc = ebb_buf_append(&u->wbuf, s->head, s->head_len);
+    if (rc == EBB_ENOMEM) {
+        h1u_oom(s);
+        return;
+    }
+    if (rc < 0) {
         s->err = EBB_ETOOBIG;
         return;
     }
@@ -331,7 +347,10 @@ static void h1u_send(struct h1u *s)
     if (!s->head_queued)
         h1u_queue_head(s);
     if (s->req_end && !s->req_sent && s->head_queued && ebb_buf_room(&u->wbuf) > ebb_buf_len(&s->tail)) {
-        ebb_buf_append(&u->wbuf, ebb_buf_start(&s->tail), ebb_buf_len(&s->tail));
+        if (ebb_buf_append(&u->wbuf, ebb_buf_start(&s->tail), ebb_buf_len(&s->tail)) < 0) {
+            h1u_oom(s);   /* fits (checked above): only storage can be missing */
+            return;
+        }
         ebb_buf_reset(&s->tail);
         s->req_sent = true;
     }
@@ -349,7 +368,10 @@ static void h1u_set_interest(struct h1u *s)
         ev |= EBB_READ;
     if (ebb_buf_len(&u->wbuf))
         ev |= EBB_WRITE;
-    ebb_upstream_want(u, ev);
+    if (ebb_upstream_want(u, ev) < 0 && !s->err) {
+        s->err = EBB_EIO;   /* nothing would wake the exchange: it fails from the next run */
+        h1u_kick(s);
+    }
 }
 
 /* A close-delimited body ends with the upstream's FIN once every byte before it
@@ -463,7 +485,12 @@ static size_t h1u_write(struct ebb_us *us, const void *p, size_t n)
         return 0;
     }
     size_t k = EBB_MIN(n, room);
-    ebb_h1_put_body(&s->u->wbuf, s->chunked, p, k);
+    size_t tail = s->u->wbuf.tail;
+    if (ebb_h1_put_body(&s->u->wbuf, s->chunked, p, k) != 0) {
+        s->u->wbuf.tail = tail;   /* no half chunk: the exchange fails anyway */
+        h1u_oom(s);
+        return 0;
+    }
     if (k < n)
         s->was_full = true;
     h1u_kick(s);
@@ -478,11 +505,16 @@ static void h1u_end(struct ebb_us *us, const struct ebb_hdr *t, size_t n)
     s->req_end = true;
     s->tail.max = 64 * 1024;
     if (s->chunked) {
-        ebb_buf_append(&s->tail, "0\r\n", 3);
-        for (size_t i = 0; i < n; i++)
+        int rc = ebb_buf_append(&s->tail, "0\r\n", 3);
+        for (size_t i = 0; i < n && rc == 0; i++)
             if (ebb_buf_room(&s->tail) > t[i].name.len + t[i].value.len + 8)
-                ebb_hdrs_write_h1(&s->tail, &t[i], 1);   /* trailers that do not fit are dropped */
-        ebb_buf_append(&s->tail, "\r\n", 2);
+                rc = ebb_hdrs_write_h1(&s->tail, &t[i], 1);   /* trailers that do not fit are dropped */
+        if (rc == 0)
+            rc = ebb_buf_append(&s->tail, "\r\n", 2);
+        if (rc != 0) {
+            h1u_oom(s);   /* each fits (room checked, 64 KiB ceiling): storage is missing */
+            return;
+        }
     }
     h1u_kick(s);
 }
@@ -513,7 +545,11 @@ static size_t h1u_read(struct ebb_us *us, void *out, size_t n)
             got += dlen;
         } else if (rc == EBB_H1_BODY_TRAILER) {
             s->trl.max = 64 * 1024;
-            ebb_buf_append(&s->trl, data, dlen);   /* too large: truncated, then dropped */
+            /* too large: truncated, then dropped; no storage: the exchange fails */
+            if (ebb_buf_append(&s->trl, data, dlen) == EBB_ENOMEM) {
+                h1u_oom(s);
+                break;
+            }
         } else if (rc == EBB_H1_BODY_DONE) {
             s->resp_done = true;
         }

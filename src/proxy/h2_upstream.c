@@ -96,6 +96,8 @@ struct h2u_conn {
     struct ebb_timer   kick;          /* zero-delay run */
     struct ebb_timer   idle;          /* no stream for pool_idle_timeout */
     bool               in_run;
+    bool               broken;        /* a WINDOW_UPDATE or resumed DATA could not be queued (no
+                                       * memory): the next run closes the connection */
     bool               any_full;      /* some stream's owner waits for on_writable */
     /* the header block being received (blocks are never interleaved) */
     nghttp2_nv         hnv[H2U_MAX_NV];
@@ -131,6 +133,17 @@ static void h2u_kick(struct h2u_conn *uc)
 {
     if (uc && uc->state != H2U_CLOSED && !ebb_timer_active(&uc->kick))
         ebb_timer_start(uc->w->loop, &uc->kick, 0);
+}
+
+/* An nghttp2 call that queues a frame failed for want of memory: a window could stay shut or a
+ * body unsent for good, so the connection's exchanges fail (from the next run: this may be an
+ * owner's call, which must not call back). */
+static void h2u_check(struct h2u_conn *uc, int rv)
+{
+    if (rv != NGHTTP2_ERR_NOMEM || !uc)
+        return;
+    uc->broken = true;
+    h2u_kick(uc);
 }
 
 /* --- streams --- */
@@ -192,8 +205,15 @@ static ssize_t h2u_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t
     if (ebb_buf_len(&s->reqb) == 0 && s->req_end) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         s->req_sent = true;
-        if (s->ntnv && nghttp2_submit_trailer(ng, id, s->tnv, s->ntnv) == 0)
+        if (s->ntnv) {
+            if (nghttp2_submit_trailer(ng, id, s->tnv, s->ntnv) != 0) {
+                /* the trailers cannot be queued: the stream is reset (INTERNAL_ERROR) rather
+                 * than ended without them, and its owner hears of it from the stream close */
+                ebb_stat_inc(h2u_sst(s->w)->xch_failed_resource);
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+            }
             *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        }
         return (ssize_t)n;
     }
     if (n == 0) {
@@ -269,8 +289,13 @@ static ssize_t h2u_send_cb(nghttp2_session *ng, const uint8_t *data, size_t len,
     struct h2u_conn *uc = ud;
     struct ebb_buf *b = &uc->u->wbuf;
     size_t n = EBB_MIN(len, ebb_buf_room(b));
-    if (n == 0 || ebb_buf_append(b, data, n) < 0)
+    if (n == 0)
         return NGHTTP2_ERR_WOULDBLOCK;
+    if (ebb_buf_append(b, data, n) < 0) {
+        /* no storage for the frames: waiting would wait for nothing, the connection fails */
+        ebb_stat_inc(h2u_sst(uc->w)->xch_failed_resource);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
     return (ssize_t)n;
 }
 
@@ -316,12 +341,20 @@ static int h2u_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, con
 {
     struct ebb_h2u_stream *s = nghttp2_session_get_stream_user_data(ng, id);
     if (!s || !s->base.owner) {
-        nghttp2_session_consume(ng, id, len);
+        h2u_check(ud, nghttp2_session_consume(ng, id, len));
         return 0;
     }
-    if (ebb_buf_append(&s->respb, data, len) < 0) {
-        nghttp2_session_consume(ng, id, len);
-        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_FLOW_CONTROL_ERROR);
+    int rc = ebb_buf_append(&s->respb, data, len);
+    if (rc < 0) {
+        h2u_check(ud, nghttp2_session_consume(ng, id, len));
+        if (rc == EBB_ENOMEM) {
+            /* the bytes cannot be kept: this exchange fails, the connection goes on */
+            ebb_stat_inc(h2u_sst(s->w)->xch_failed_resource);
+            h2u_stream_fail(s, EBB_RF_UC);
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* RST_STREAM INTERNAL_ERROR */
+        }
+        if (nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_FLOW_CONTROL_ERROR) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;   /* the connection fails instead */
     }
     return 0;
 }
@@ -507,8 +540,13 @@ static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_wctx 
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2U_WINDOW },
         { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100 },
     };
-    nghttp2_submit_settings(uc->ng, NGHTTP2_FLAG_NONE, iv, EBB_ARRAY_LEN(iv));
-    nghttp2_session_set_local_window_size(uc->ng, NGHTTP2_FLAG_NONE, 0, 1 << 30);
+    if (nghttp2_submit_settings(uc->ng, NGHTTP2_FLAG_NONE, iv, EBB_ARRAY_LEN(iv)) != 0 ||
+        nghttp2_session_set_local_window_size(uc->ng, NGHTTP2_FLAG_NONE, 0, 1 << 30) != 0) {
+        ebb_stat_inc(h2u_sst(w)->xch_failed_resource);
+        ebb_upstream_release(uc->u, false);
+        uc->u = NULL;
+        goto fail;
+    }
     ebb_list_add_tail(&cl->h2conns, &uc->link);
     ebb_stat_inc(h2u_sst(w)->h2_up_cx_total);
     if (uc->state == H2U_READY)
@@ -531,6 +569,11 @@ static void h2u_run(struct h2u_conn *uc)
     if (uc->state == H2U_CLOSED || uc->state == H2U_CONNECTING || uc->in_run)
         return;
     struct ebb_upconn *u = uc->u;
+    if (uc->broken) {
+        ebb_stat_inc(h2u_sst(uc->w)->xch_failed_resource);
+        h2u_conn_close(uc, EBB_RF_UC);
+        return;
+    }
     uc->in_run = true;
     /* owners whose request buffer was full hear that there is room */
     struct ebb_list *pos, *tmp;
@@ -581,7 +624,10 @@ restart:
         ev |= EBB_READ;
     if (ebb_buf_len(&u->wbuf))
         ev |= EBB_WRITE;
-    ebb_upstream_want(u, ev);
+    if (ebb_upstream_want(u, ev) < 0) {
+        h2u_conn_close(uc, EBB_RF_UC);   /* nothing would wake it again */
+        return;
+    }
     if (uc->nstreams == 0 && !ebb_timer_active(&uc->idle))
         ebb_timer_start(uc->w->loop, &uc->idle, uc->cl->cfg->pool_idle_timeout_ms);
     return;
@@ -636,8 +682,11 @@ static int h2u_submit(struct h2u_conn *uc, struct ebb_h2u_stream *s)
 {
     nghttp2_data_provider dp = { .source.ptr = s, .read_callback = h2u_read_cb };
     int32_t id = nghttp2_submit_request(uc->ng, NULL, s->nv, s->nnv, s->end_stream ? NULL : &dp, s);
-    if (id < 0)
+    if (id < 0) {
+        if (id == NGHTTP2_ERR_NOMEM)
+            ebb_stat_inc(h2u_sst(uc->w)->xch_failed_resource);
         return EBB_EIO;
+    }
     s->id = id;
     s->uc = uc;
     s->closed = false;
@@ -732,15 +781,22 @@ static size_t h2u_write(struct ebb_us *us, const void *p, size_t n)
     if (s->closed || s->req_end)
         return n;   /* nowhere to go: drop */
     size_t k = EBB_MIN(n, ebb_buf_room(&s->reqb));
-    if (k == 0 || ebb_buf_append(&s->reqb, p, k) < 0) {
+    if (k == 0) {
         h2u_set_full(s);
+        return 0;
+    }
+    if (ebb_buf_append(&s->reqb, p, k) < 0) {
+        /* no storage: the owner keeps the bytes and hears on_writable from the next run,
+         * so it tries again then (nothing is dropped) */
+        h2u_set_full(s);
+        h2u_kick(s->uc);
         return 0;
     }
     if (k < n)
         h2u_set_full(s);
     if (s->deferred && s->uc && s->id) {
         s->deferred = false;
-        nghttp2_session_resume_data(s->uc->ng, s->id);
+        h2u_check(s->uc, nghttp2_session_resume_data(s->uc->ng, s->id));
     }
     h2u_kick(s->uc);
     return k;
@@ -784,7 +840,7 @@ static void h2u_end(struct ebb_us *us, const struct ebb_hdr *t, size_t n)
     }
     if (s->deferred && s->uc && s->id) {
         s->deferred = false;
-        nghttp2_session_resume_data(s->uc->ng, s->id);
+        h2u_check(s->uc, nghttp2_session_resume_data(s->uc->ng, s->id));
     }
     h2u_kick(s->uc);
 }
@@ -799,9 +855,9 @@ static size_t h2u_read(struct ebb_us *us, void *out, size_t n)
     ebb_buf_consume(&s->respb, k);
     if (s->uc) {
         if (!s->closed && s->id)
-            nghttp2_session_consume(s->uc->ng, s->id, k);
+            h2u_check(s->uc, nghttp2_session_consume(s->uc->ng, s->id, k));
         else
-            nghttp2_session_consume_connection(s->uc->ng, k);
+            h2u_check(s->uc, nghttp2_session_consume_connection(s->uc->ng, k));
         h2u_kick(s->uc);
     }
     return k;
@@ -831,10 +887,13 @@ static void h2u_close(struct ebb_us *us)
     struct ebb_h2u_stream *s = (struct ebb_h2u_stream *)us;
     s->base.owner = NULL;
     if (s->uc && !s->closed && s->id) {
+        /* a stream that cannot be cancelled could stay open upstream, its window shut, and
+         * hold the connection for good: h2u_check closes the connection instead */
         if (!s->ended || !s->req_end)
-            nghttp2_submit_rst_stream(s->uc->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+            h2u_check(s->uc, nghttp2_submit_rst_stream(s->uc->ng, NGHTTP2_FLAG_NONE, s->id,
+                                                       NGHTTP2_CANCEL));
         if (ebb_buf_len(&s->respb))
-            nghttp2_session_consume(s->uc->ng, s->id, ebb_buf_len(&s->respb));
+            h2u_check(s->uc, nghttp2_session_consume(s->uc->ng, s->id, ebb_buf_len(&s->respb)));
         ebb_buf_reset(&s->respb);
         h2u_kick(s->uc);
     }

@@ -257,7 +257,15 @@ int ebb_upstream_acquire_to(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
         *out = NULL;
         return e == ECONNREFUSED ? EBB_ECONNREFUSED : EBB_EIO;
     }
-    ebb_io_set(w->loop, &u->io, EBB_WRITE);
+    if (ebb_io_set(w->loop, &u->io, EBB_WRITE) < 0) {
+        /* epoll_ctl failed: the connect's completion would never be seen */
+        ebb_stat_inc(cl->st->cx_connect_fail);
+        ebb_stat_inc(w->stats->server.xch_failed_resource);
+        close(fd);
+        free(u);
+        *out = NULL;
+        return EBB_ENOMEM;
+    }
     ebb_timer_start(w->loop, &u->timer, cl->cfg->connect_timeout_ms);
     return EBB_EAGAIN;
 }
@@ -280,6 +288,10 @@ void ebb_upstream_release(struct ebb_upconn *u, bool reusable)
         upconn_close(u);
         return;
     }
+    if (ebb_io_set(u->w->loop, &u->io, EBB_READ) < 0) {
+        upconn_close(u);   /* an idle connection nobody watches would never notice its EOF */
+        return;
+    }
     u->state = EBB_UP_IDLE;
     u->idle_since_ms = ebb_loop_now(u->w->loop);
     u->cb = NULL;
@@ -287,7 +299,6 @@ void ebb_upstream_release(struct ebb_upconn *u, bool reusable)
     ebb_list_add(&cl->idle, &u->link);
     cl->nidle++;
     ebb_stat_inc(cl->st->cx_idle);
-    ebb_io_set(u->w->loop, &u->io, EBB_READ);
     ebb_timer_start(u->w->loop, &u->timer, cl->cfg->pool_idle_timeout_ms);
 }
 
