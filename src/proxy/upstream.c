@@ -300,7 +300,7 @@ void ebb_upstream_want(struct ebb_upconn *u, uint32_t events)
 
 ssize_t ebb_upstream_read(struct ebb_upconn *u)
 {
-    ssize_t n = ebb_buf_read_fd(&u->rbuf, u->io.fd);
+    ssize_t n = ebb_buf_recv_fd(&u->rbuf, u->io.fd);
     if (n == 0)
         u->eof = true;
     else if (n < 0 && n != EBB_EAGAIN && n != EBB_ETOOBIG)
