@@ -64,3 +64,11 @@ uint32_t ebb_rand(uint32_t *state)
     x ^= x << 5;
     return *state = x;
 }
+
+char *ebb_strcpy_trunc(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return dst;
+}
