@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 struct ebb_buf {
@@ -39,8 +40,18 @@ static inline char *ebb_buf_end(const struct ebb_buf *b) { return b->data + b->t
 /* Contiguous writable bytes after tail without growing. */
 static inline size_t ebb_buf_tailroom(const struct ebb_buf *b) { return b->cap - b->tail; }
 
-/* Appends n bytes.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
-int ebb_buf_append(struct ebb_buf *b, const void *p, size_t n);
+/* Appends n bytes.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM.  Inline: a request head is dozens
+ * of small appends, nearly all into room already there. */
+int ebb_buf_append_slow(struct ebb_buf *b, const void *p, size_t n);
+static inline int ebb_buf_append(struct ebb_buf *b, const void *p, size_t n)
+{
+    if (b->cap - b->tail < n)
+        return ebb_buf_append_slow(b, p, n);
+    if (n)
+        memcpy(b->data + b->tail, p, n);
+    b->tail += n;
+    return 0;
+}
 /* Appends a string literal (its length known at compile time, no strlen). */
 #define ebb_buf_append_lit(b, lit) ebb_buf_append((b), (lit), sizeof(lit) - 1)
 /* printf-append, whole or not at all.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */

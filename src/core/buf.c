@@ -94,7 +94,7 @@ int ebb_buf_append_u64(struct ebb_buf *b, uint64_t v)
     return ebb_buf_append(b, d + i, sizeof(d) - i);
 }
 
-int ebb_buf_append(struct ebb_buf *b, const void *p, size_t n)
+int ebb_buf_append_slow(struct ebb_buf *b, const void *p, size_t n)
 {
     int rc = ebb_buf_reserve(b, n);
     if (rc < 0)
