@@ -86,12 +86,7 @@ int ebb_buf_reserve(struct ebb_buf *b, size_t n)
 int ebb_buf_append_u64(struct ebb_buf *b, uint64_t v)
 {
     char d[20];
-    size_t i = sizeof(d);
-    do {
-        d[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return ebb_buf_append(b, d + i, sizeof(d) - i);
+    return ebb_buf_append(b, d, ebb_u64_dec(d, v));
 }
 
 int ebb_buf_append_slow(struct ebb_buf *b, const void *p, size_t n)

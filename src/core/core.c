@@ -72,3 +72,15 @@ char *ebb_strcpy_trunc(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
     return dst;
 }
+
+size_t ebb_u64_dec(char *out, uint64_t v)
+{
+    char d[20];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(out, d + i, sizeof(d) - i);
+    return sizeof(d) - i;
+}

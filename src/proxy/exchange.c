@@ -259,18 +259,23 @@ int ebb_fwd_to_nv(const struct ebb_fwd *f, struct ebb_nvlist *out)
         nv_add(out, p, hd->name.len, hd->value.p, hd->value.len);
         p += hd->name.len;
     }
+    /* copies, not printf: this runs for every request */
     char *xff = p;
-    int xn = f->xff ? snprintf(xff, xff_len, "%.*s, %s", (int)f->xff->value.len, f->xff->value.p,
-                               f->peer)
-                    : snprintf(xff, xff_len, "%s", f->peer);
-    nv_add(out, "x-forwarded-for", 15, xff, (size_t)xn);
+    size_t xn = 0;
+    if (f->xff) {
+        memcpy(xff, f->xff->value.p, f->xff->value.len);
+        memcpy(xff + f->xff->value.len, ", ", 2);
+        xn = f->xff->value.len + 2;
+    }
+    ebb_strcpy_trunc(xff + xn, xff_len - xn, f->peer);
+    xn += strlen(xff + xn);
+    nv_add(out, "x-forwarded-for", 15, xff, xn);
     nv_add(out, "x-forwarded-proto", 17, "http", 4);
     if (f->rid_added)
         nv_add(out, "x-request-id", 12, f->request_id, strlen(f->request_id));
     if (r->content_length >= 0) {
         char *cl = xff + xn + 1;
-        int cn = snprintf(cl, 24, "%lld", (long long)r->content_length);
-        nv_add(out, "content-length", 14, cl, (size_t)cn);
+        nv_add(out, "content-length", 14, cl, ebb_u64_dec(cl, (uint64_t)r->content_length));
     }
     if (r->te_trailers || (r->body && r->content_length < 0))
         nv_add(out, "te", 2, "trailers", 8);
@@ -287,8 +292,7 @@ int ebb_resp_to_nv(const struct ebb_resp *r, struct ebb_nvlist *out)
     if (nvlist_alloc(out, names + 8 + 24, r->nhdrs + 2) < 0)
         return EBB_ENOMEM;
     char *st = out->names + names;
-    int sn = snprintf(st, 8, "%d", r->status);
-    nv_add(out, ":status", 7, st, (size_t)sn);
+    nv_add(out, ":status", 7, st, ebb_u64_dec(st, (uint64_t)(r->status > 0 ? r->status : 0)));
     char *p = out->names;
     for (size_t i = 0; i < r->nhdrs; i++) {
         const struct ebb_hdr *hd = &r->hdrs[i];
@@ -300,8 +304,7 @@ int ebb_resp_to_nv(const struct ebb_resp *r, struct ebb_nvlist *out)
     }
     if (r->content_length >= 0) {
         char *cl = st + 8;
-        int cn = snprintf(cl, 24, "%lld", (long long)r->content_length);
-        nv_add(out, "content-length", 14, cl, (size_t)cn);
+        nv_add(out, "content-length", 14, cl, ebb_u64_dec(cl, (uint64_t)r->content_length));
     }
     return 0;
 }
