@@ -258,9 +258,12 @@ def latency_md(path):
     md = ["## Latency at a fixed request rate\n",
           "h2load `--rps` (10 clients, each starting its requests on a fixed schedule with one in "
           "flight: an answer later than the 10 ms between two requests delays the next, so "
-          "queueing shows in the tail), `BENCH_LAT_DURATION` seconds per row, HTTP/1.1 (`--h1`) "
+          "queueing shows in the tail), `BENCH_LAT_DURATION` seconds per row in "
+          "`BENCH_LAT_ROUNDS` slices, the targets taking turns slice by slice (a burst of other "
+          "work on the shared machine hits them all alike, not one row), HTTP/1.1 (`--h1`) "
           "and h2c; "
-          "percentiles (nearest rank) of every request's latency from h2load's `--log-file`. "
+          "percentiles (nearest rank) of every request's latency from h2load's `--log-file`, "
+          "the slices pooled. "
           "The direct row is the origin alone: a proxy's added latency is its row minus that "
           "one (HTTP/1.1).\n",
           "| proto | req/s | target | requests | p50 ms | p99 ms | p99.9 ms | non-2xx |",
