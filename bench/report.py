@@ -192,19 +192,25 @@ def markdown(args, summary, table, skipped):
     return "\n".join(md)
 
 
+KEPT_MARKERS = ("notes", "bench/capture.sh")
+
+
 def kept_sections(report):
-    """The sections other bench scripts write into the report (bench/capture.sh's, between its
-    marker comments), kept from the old report: a run without them must not erase them."""
+    """The sections written elsewhere into the report, between their marker comments, kept from
+    the old report: bench/capture.sh's (a run without it must not erase it) and the notes
+    written by hand (profiles, instruction counts, each with the command that measured it)."""
     try:
         with open(report) as f:
             old = f.read()
     except OSError:
         return ""
-    b = old.find("<!-- bench/capture.sh: begin -->")
-    e = old.find("<!-- bench/capture.sh: end -->")
-    if b < 0 or e < b:
-        return ""
-    return "\n" + old[b:e + len("<!-- bench/capture.sh: end -->")] + "\n"
+    out = ""
+    for tag in KEPT_MARKERS:
+        begin, end = f"<!-- {tag}: begin -->", f"<!-- {tag}: end -->"
+        b, e = old.find(begin), old.find(end)
+        if b >= 0 and e > b:
+            out += "\n" + old[b:e + len(end)] + "\n"
+    return out
 
 
 def load_idle(path):
