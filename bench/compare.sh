@@ -5,8 +5,9 @@
 # worker each, bench/ebb.yaml) in front of one nginx origin (bench/nginx-origin.conf); wrk
 # (HTTP/1.1 keep-alive, COMPARE_CONNS connections) and h2load (h2c, 16 x 64 streams to the
 # HTTP/1.1 origin) alternate OLD, NEW, OLD, NEW ... COMPARE_PAIRS times, so drift on a shared
-# machine hits both alike.  Prints one line per run ("h1 c16 old REQ/S CPU-TICKS") and, per
-# load, the median of the pairwise NEW/OLD req/s ratios and the median CPU us per request.
+# machine hits both alike.  Prints one line per run ("c16 old REQ/S CPU-TICKS USER-TICKS") and,
+# per load, the median of the pairwise NEW/OLD req/s ratios, the median CPU and user-time us per
+# request, and the median of the pairwise NEW/OLD ratios of each.
 # Knobs: COMPARE_PAIRS=6 COMPARE_CONNS="16 64" COMPARE_SECONDS=5 COMPARE_H2_N=100000
 # Loopback only; every run is bounded by timeout; everything started is stopped on exit.
 set -euo pipefail
@@ -61,9 +62,10 @@ for p in "$OP" "$P1" "$P2"; do
     curl -s -o /dev/null "http://127.0.0.1:$p/" || { echo "compare: port $p never answered" >&2; exit 1; }
 done
 ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+uticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 }'; }
 run_one() {   # run_one LOAD WHO PORT PID
-    local t0 t1 r
-    t0=$(ticks "$4")
+    local t0 t1 u0 u1 r
+    t0=$(ticks "$4"); u0=$(uticks "$4")
     if [ "$1" = h2 ]; then
         r=$(timeout 60 h2load -n "$H2N" -c 16 -m 64 -t 1 "http://127.0.0.1:$3/" |
             awk '/finished in/ { print $4 }')
@@ -71,8 +73,8 @@ run_one() {   # run_one LOAD WHO PORT PID
         r=$(timeout $((SECS + 15)) wrk -t1 -c"${1#c}" -d"${SECS}s" "http://127.0.0.1:$3/" |
             awk '/Requests\/sec/ { print $2 }')
     fi
-    t1=$(ticks "$4")
-    echo "$1 $2 ${r:-0} $((t1 - t0))"
+    t1=$(ticks "$4"); u1=$(uticks "$4")
+    echo "$1 $2 ${r:-0} $((t1 - t0)) $((u1 - u0))"
 }
 {
     for c in $CONNS; do
@@ -86,22 +88,28 @@ runs = [l.split() for l in open(sys.argv[1]) if l.strip()]
 secs, h2n = float(sys.argv[2]), float(sys.argv[3])
 hz = 100.0   # clock ticks per second of /proc/PID/stat
 loads = []
-for load, who, rps, ticks in runs:
+for load, who, rps, ticks, uticks in runs:
     if load not in loads:
         loads.append(load)
 for load in loads:
     old = [r for r in runs if r[0] == load and r[1] == "old"]
     new = [r for r in runs if r[0] == load and r[1] == "new"]
     ratios = [float(n[2]) / float(o[2]) for o, n in zip(old, new) if float(o[2]) > 0]
-    def us(rs):
+    def us(rs, col=3):
         out = []
-        for _, _, rps, ticks in rs:
-            reqs = h2n if load == "h2" else float(rps) * secs
+        for r in rs:
+            reqs = h2n if load == "h2" else float(r[2]) * secs
             if reqs:
-                out.append(float(ticks) / hz / reqs * 1e6)
-        return statistics.median(out) if out else float("nan")
+                out.append(float(r[col]) / hz / reqs * 1e6)
+        return out
+    def med(v):
+        return statistics.median(v) if v else float("nan")
+    # the ratio of each interleaved pair, then the median: drift hits both halves of a pair
+    cpu_r = [n / o for o, n in zip(us(old), us(new)) if o > 0]
+    usr_r = [n / o for o, n in zip(us(old, 4), us(new, 4)) if o > 0]
     name = "h2c 16x64 -> HTTP/1.1" if load == "h2" else "HTTP/1.1 %s conns" % load[1:]
-    print("%-24s new/old req/s median %.2f (%d pairs)   CPU us/req old %.1f new %.1f"
-          % (name, statistics.median(ratios) if ratios else float("nan"), len(ratios),
-             us(old), us(new)))
+    print("%-24s new/old req/s median %.2f (%d pairs)   CPU us/req old %.1f new %.1f (pair "
+          "ratio %.2f)   user us/req old %.1f new %.1f (pair ratio %.2f)"
+          % (name, med(ratios), len(ratios), med(us(old)), med(us(new)), med(cpu_r),
+             med(us(old, 4)), med(us(new, 4)), med(usr_r)))
 PY

@@ -192,19 +192,25 @@ def markdown(args, summary, table, skipped):
     return "\n".join(md)
 
 
+KEPT_MARKERS = ("notes", "bench/capture.sh")
+
+
 def kept_sections(report):
-    """The sections other bench scripts write into the report (bench/capture.sh's, between its
-    marker comments), kept from the old report: a run without them must not erase them."""
+    """The sections written elsewhere into the report, between their marker comments, kept from
+    the old report: bench/capture.sh's (a run without it must not erase it) and the notes
+    written by hand (profiles, instruction counts, each with the command that measured it)."""
     try:
         with open(report) as f:
             old = f.read()
     except OSError:
         return ""
-    b = old.find("<!-- bench/capture.sh: begin -->")
-    e = old.find("<!-- bench/capture.sh: end -->")
-    if b < 0 or e < b:
-        return ""
-    return "\n" + old[b:e + len("<!-- bench/capture.sh: end -->")] + "\n"
+    out = ""
+    for tag in KEPT_MARKERS:
+        begin, end = f"<!-- {tag}: begin -->", f"<!-- {tag}: end -->"
+        b, e = old.find(begin), old.find(end)
+        if b >= 0 and e > b:
+            out += "\n" + old[b:e + len(end)] + "\n"
+    return out
 
 
 def load_idle(path):
@@ -258,9 +264,12 @@ def latency_md(path):
     md = ["## Latency at a fixed request rate\n",
           "h2load `--rps` (10 clients, each starting its requests on a fixed schedule with one in "
           "flight: an answer later than the 10 ms between two requests delays the next, so "
-          "queueing shows in the tail), `BENCH_LAT_DURATION` seconds per row, HTTP/1.1 (`--h1`) "
+          "queueing shows in the tail), `BENCH_LAT_DURATION` seconds per row in "
+          "`BENCH_LAT_ROUNDS` slices, the targets taking turns slice by slice (a burst of other "
+          "work on the shared machine hits them all alike, not one row), HTTP/1.1 (`--h1`) "
           "and h2c; "
-          "percentiles (nearest rank) of every request's latency from h2load's `--log-file`. "
+          "percentiles (nearest rank) of every request's latency from h2load's `--log-file`, "
+          "the slices pooled. "
           "The direct row is the origin alone: a proxy's added latency is its row minus that "
           "one (HTTP/1.1).\n",
           "| proto | req/s | target | requests | p50 ms | p99 ms | p99.9 ms | non-2xx |",

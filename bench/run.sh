@@ -17,9 +17,10 @@
 # Knobs (environment): BENCH_CONNS="1 16 64" BENCH_DURATION=5 BENCH_REPEATS=3 BENCH_THREADS=1
 #   BENCH_TARGETS="direct ebb ebb-log ebb-2w nginx haproxy" BENCH_REPORT=docs/performance.md ("-" = none)
 #   BENCH_H2=1 (HTTP/2 section: h2load through ebb, nginx and HAProxy; BENCH_H2=0 skips it)
-#   BENCH_LAT_RATES="1000 10000" BENCH_LAT_DURATION=10 (added latency at a fixed request rate:
-#   h2load --rps, open loop, HTTP/1.1 and h2c; part of the HTTP/2 section; BENCH_LAT_RATES=""
-#   skips it)
+#   BENCH_LAT_RATES="1000 10000" BENCH_LAT_DURATION=10 BENCH_LAT_ROUNDS=5 (added latency at a
+#   fixed request rate: h2load --rps, open loop, HTTP/1.1 and h2c, each row's time in ROUNDS
+#   slices with the targets taking turns, every request pooled; part of the HTTP/2 section;
+#   BENCH_LAT_RATES="" skips it)
 #   BENCH_STREAM_CONNS=200 (memory per active streaming connection, bench/stream_conns.py: a
 #   64 MiB download each, the client not reading; 0 skips it)
 #   BENCH_IDLE_CONNS=10000 (memory per idle keep-alive client connection, bench/idle_conns.py;
@@ -235,32 +236,48 @@ start_ebb() {   # start_ebb TARGET PROXY_PORT ADMIN STATUS READY ACCESS_LOG [CON
 # unlike a closed loop at full speed); percentiles from h2load's per-request log.
 bench_latency() {
     local rates=${BENCH_LAT_RATES-"1000 10000"} dur=${BENCH_LAT_DURATION:-10} r t proto port url
-    local out lf res
+    local rounds=${BENCH_LAT_ROUNDS:-5} k slice out lf res
     [ -n "$rates" ] || return 0
+    # each row's time in ROUNDS slices, the targets taking turns slice by slice: a burst of
+    # other work on the shared machine lands on all of them alike instead of on one row
+    slice=$(( dur / rounds )); [ "$slice" -ge 1 ] || slice=1
     LAT=$DIR/latency.tsv
     printf 'proto\ttarget\trate\trequests\tp50_ms\tp99_ms\tp999_ms\tnon2xx\n' >"$LAT"
     for r in $rates; do
         for proto in h1 h2; do
+            local -a lts=()
             for t in direct ebb nginx haproxy; do
                 if [ "$proto" = h1 ]; then
                     [[ " ${ACTIVE[*]} " == *" $t "* ]] || continue
-                    port=${PORT[$t]}
                 else
                     [ "$t" = direct ] && continue   # the origin speaks HTTP/1.1 only
-                    port=${H2PORT[$t]:-}; [ -n "$port" ] || continue
+                    [ -n "${H2PORT[$t]:-}" ] || continue
                     kill -0 "${H2PID[$t]:-0}" 2>/dev/null || continue
                 fi
-                lf=$DIR/lat-$proto-$t-$r.log
-                url="http://127.0.0.1:$port/"
-                out=$(timeout $((dur + 30)) h2load $([ "$proto" = h1 ] && echo --h1) -c 10 -m 1 \
-                      --rps $((r / 10)) -D "$dur" --log-file "$lf" "$url" 2>&1) ||
-                    { log "latency $proto $t $r/s: h2load failed: $(tail -n 2 <<<"$out")"; continue; }
-                res=$("$PY" "$ROOT/bench/latency_pct.py" "$lf")
+                lts+=("$t")
+            done
+            for k in $(seq "$rounds"); do
+                for t in "${lts[@]}"; do
+                    if [ "$proto" = h1 ]; then port=${PORT[$t]}; else port=${H2PORT[$t]}; fi
+                    lf=$DIR/lat-$proto-$t-$r-$k.log
+                    url="http://127.0.0.1:$port/"
+                    out=$(timeout $((slice + 30)) h2load $([ "$proto" = h1 ] && echo --h1) -c 10 -m 1 \
+                          --rps $((r / 10)) -D "$slice" --log-file "$lf" "$url" 2>&1) ||
+                        log "latency $proto $t $r/s round $k: h2load failed: $(tail -n 2 <<<"$out")"
+                done
+            done
+            for t in "${lts[@]}"; do
+                local -a files=()
+                for k in $(seq "$rounds"); do
+                    [ -s "$DIR/lat-$proto-$t-$r-$k.log" ] && files+=("$DIR/lat-$proto-$t-$r-$k.log")
+                done
+                [ ${#files[@]} -gt 0 ] || continue
+                res=$("$PY" "$ROOT/bench/latency_pct.py" "${files[@]}")
                 set -- $res
                 printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$proto" "$t" "$r" "$1" "$2" "$3" "$4" "$5" \
                     >>"$LAT"
-                log "$(printf 'latency %s %-8s %6s req/s: p50 %s p99 %s p99.9 %s ms (%s requests)' \
-                      "$proto" "$t" "$r" "$2" "$3" "$4" "$1")"
+                log "$(printf 'latency %s %-8s %6s req/s: p50 %s p99 %s p99.9 %s ms (%s requests, %s rounds)' \
+                      "$proto" "$t" "$r" "$2" "$3" "$4" "$1" "${#files[@]}")"
             done
         done
     done

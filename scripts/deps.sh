@@ -8,7 +8,7 @@
 #          test; a static libc for the pod's pause binary), Node.js + npm, and the pinned npm
 #          packages of the offline manifest check (tests/k8s/package.json and its lock file) in
 #          tests/k8s/node_modules (project-local, not committed; `npm ci` only when missing)
-#   bench  test + haproxy (system services of nginx/haproxy are kept stopped)
+#   bench  test + haproxy, valgrind (bench/instructions.sh; system services of nginx/haproxy are kept stopped)
 #   all    = bench
 #
 # Only missing packages are installed (checked with dpkg-query); `apt-get update` runs at most
@@ -22,7 +22,7 @@ build_pkgs=(gcc make pkg-config libyaml-dev libnghttp2-dev)
 # nginx-light is in the test set: the HTTP/2 load tests use it as a fast origin
 test_pkgs=("${build_pkgs[@]}" curl python3 python3-h2 python3-grpcio nghttp2-client wrk clang libclang-rt-14-dev iptables
            procps iproute2 nginx-light podman runc libc6-dev)
-bench_pkgs=("${test_pkgs[@]}" haproxy)
+bench_pkgs=("${test_pkgs[@]}" haproxy valgrind)
 demo_pkgs=("${build_pkgs[@]}" curl python3)
 
 case "$what" in

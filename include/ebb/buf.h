@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 struct ebb_buf {
@@ -39,8 +40,20 @@ static inline char *ebb_buf_end(const struct ebb_buf *b) { return b->data + b->t
 /* Contiguous writable bytes after tail without growing. */
 static inline size_t ebb_buf_tailroom(const struct ebb_buf *b) { return b->cap - b->tail; }
 
-/* Appends n bytes.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
-int ebb_buf_append(struct ebb_buf *b, const void *p, size_t n);
+/* Appends n bytes.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM.  Inline: a request head is dozens
+ * of small appends, nearly all into room already there. */
+int ebb_buf_append_slow(struct ebb_buf *b, const void *p, size_t n);
+static inline int ebb_buf_append(struct ebb_buf *b, const void *p, size_t n)
+{
+    if (b->cap - b->tail < n)
+        return ebb_buf_append_slow(b, p, n);
+    if (n)
+        memcpy(b->data + b->tail, p, n);
+    b->tail += n;
+    return 0;
+}
+/* Appends a string literal (its length known at compile time, no strlen). */
+#define ebb_buf_append_lit(b, lit) ebb_buf_append((b), (lit), sizeof(lit) - 1)
 /* printf-append, whole or not at all.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
 int ebb_buf_appendf(struct ebb_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -76,6 +89,8 @@ void ebb_buf_cache_drain(void);
 /* read(2) into the buffer, up to its ceiling.  Returns bytes read (>0),
  * 0 on EOF, EBB_EAGAIN, EBB_ETOOBIG when full, or EBB_EIO (errno set). */
 ssize_t ebb_buf_read_fd(struct ebb_buf *b, int fd);
+/* The same with recv(2): for sockets only (cheaper than read(2) on a socket). */
+ssize_t ebb_buf_recv_fd(struct ebb_buf *b, int fd);
 /* write(2) from the buffer, consuming what was sent.  Returns bytes sent,
  * EBB_EAGAIN or EBB_EIO (errno set). */
 ssize_t ebb_buf_write_fd(struct ebb_buf *b, int fd);

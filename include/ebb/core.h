@@ -62,6 +62,13 @@ void *ebb_xcalloc(size_t n, size_t sz);
 char *ebb_xstrdup(const char *s);
 char *ebb_xstrndup(const char *s, size_t n);
 
+/* Copies the C string src into dst[0..cap) (cap > 0), truncated, always NUL-terminated
+ * (snprintf "%s" without the format machinery).  Returns dst. */
+char *ebb_strcpy_trunc(char *dst, size_t cap, const char *src);
+
+/* Writes v in decimal at out (room for 20 bytes; no NUL).  Returns the length. */
+size_t ebb_u64_dec(char *out, uint64_t v);
+
 /* Fast non-cryptographic random numbers (xorshift32): advances *state and
  * returns the new value.  *state must start nonzero and is owned by one
  * thread (a worker keeps one for idle-close spread and request ids). */

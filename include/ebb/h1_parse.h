@@ -68,6 +68,8 @@ enum ebb_h1_framing {
 #define EBB_H1_F_HAS_TE_TRAILERS 0x0040 /* TE: trailers */
 #define EBB_H1_F_TUNNEL         0x0080  /* response: 101, or 2xx to CONNECT: bytes after
                                            the head belong to a tunnel (framing NONE) */
+#define EBB_H1_F_CONN_OTHER     0x0100  /* Connection names a field other than close,
+                                           keep-alive and upgrade (ebb_h1_is_hop_by_hop) */
 
 struct ebb_h1_msg {
     /* request line (requests only) */

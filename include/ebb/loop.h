@@ -89,8 +89,10 @@ void ebb_timer_stop(struct ebb_loop *loop, struct ebb_timer *t);
 static inline bool ebb_timer_active(const struct ebb_timer *t) { return t->active; }
 
 /* Runs cb(data) after the current iteration's events: the place to free an
- * object whose callback is still on the stack (redis freeClientAsync).  d is
- * the object's own node (queued once: the object is gone after cb). */
+ * object whose callback is still on the stack (redis freeClientAsync), or
+ * to finish work the iteration's events started (h2.c's kick).  d is the
+ * object's own node, queued at most once at a time (it may be queued again
+ * once its cb has started). */
 void ebb_loop_defer(struct ebb_loop *loop, struct ebb_deferred *d, ebb_defer_cb cb, void *data);
 /* Runs the pending deferred callbacks now (for teardown after ebb_loop_run). */
 void ebb_loop_run_deferred(struct ebb_loop *loop);

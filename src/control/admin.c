@@ -429,7 +429,7 @@ static void admin_io(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
     if (a->io.fd < 0)
         return;
     if (!a->responded && (events & (EBB_READ | EPOLLHUP | EPOLLERR))) {
-        ssize_t n = ebb_buf_read_fd(&a->rbuf, a->io.fd);
+        ssize_t n = ebb_buf_recv_fd(&a->rbuf, a->io.fd);
         if (n == 0 || (n < 0 && n != EBB_EAGAIN)) {
             admin_close(a);
             return;

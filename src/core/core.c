@@ -64,3 +64,23 @@ uint32_t ebb_rand(uint32_t *state)
     x ^= x << 5;
     return *state = x;
 }
+
+char *ebb_strcpy_trunc(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return dst;
+}
+
+size_t ebb_u64_dec(char *out, uint64_t v)
+{
+    char d[20];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(out, d + i, sizeof(d) - i);
+    return sizeof(d) - i;
+}

@@ -29,7 +29,7 @@ static void conn_free(void *data)
 
 ssize_t ebb_conn_read(struct ebb_conn *c)
 {
-    ssize_t n = ebb_buf_read_fd(&c->rbuf, c->io.fd);
+    ssize_t n = ebb_buf_recv_fd(&c->rbuf, c->io.fd);
     if (n > 0)
         ebb_stat_add(c->l->st->cx_rx_bytes, (uint64_t)n);
     else if (n == EBB_ENOMEM)   /* the codec fails the connection as it does for a read error */

@@ -20,7 +20,7 @@ int ebb_upstream_want(struct ebb_upconn *u, uint32_t events)
 
 ssize_t ebb_upstream_read(struct ebb_upconn *u)
 {
-    ssize_t n = ebb_buf_read_fd(&u->rbuf, u->io.fd);
+    ssize_t n = ebb_buf_recv_fd(&u->rbuf, u->io.fd);
     if (n == EBB_ENOMEM)
         ebb_stat_inc(u->w->stats->server.xch_failed_resource);
     if (n == 0)

@@ -656,27 +656,35 @@ static int h1_write_resp_head(struct h1 *h, const struct ebb_resp *r)
         else
             h->close_after = true;   /* HTTP/1.0 client: delimit by close */
     }
-    if (r->reason.len || r->status != 200)
-        rc |= ebb_buf_appendf(b, "HTTP/1.1 %d %.*s\r\n", r->status, (int)r->reason.len,
-                              r->reason.p);
-    else
-        rc |= ebb_buf_appendf(b, "HTTP/1.1 200 OK\r\n");
+    /* appends, not printf: this runs for every response */
+    if (r->reason.len || r->status != 200) {
+        rc |= ebb_buf_append_lit(b, "HTTP/1.1 ");
+        rc |= ebb_buf_append_u64(b, (uint64_t)r->status);
+        rc |= ebb_buf_append_lit(b, " ");
+        rc |= ebb_buf_append(b, r->reason.p, r->reason.len);
+        rc |= ebb_buf_append_lit(b, "\r\n");
+    } else {
+        rc |= ebb_buf_append_lit(b, "HTTP/1.1 200 OK\r\n");
+    }
     rc |= ebb_hdrs_write_h1(b, r->hdrs, r->nhdrs);
     if (tunnel) {
         rc |= ebb_buf_appendf(b, "connection: upgrade\r\nupgrade: %.*s\r\n",
                               (int)r->upgrade.len, r->upgrade.p);
     } else {
         bool bodyless = h->head_req || r->status == 204 || r->status == 304;
-        if (r->content_length >= 0)
-            rc |= ebb_buf_appendf(b, "content-length: %lld\r\n", (long long)r->content_length);
-        else if (h->resp_chunk_out)
-            rc |= ebb_buf_appendf(b, "transfer-encoding: chunked\r\n");
-        else if (!r->body && !bodyless)
-            rc |= ebb_buf_appendf(b, "content-length: 0\r\n");   /* HTTP/2 answer without DATA */
+        if (r->content_length >= 0) {
+            rc |= ebb_buf_append_lit(b, "content-length: ");
+            rc |= ebb_buf_append_u64(b, (uint64_t)r->content_length);
+            rc |= ebb_buf_append_lit(b, "\r\n");
+        } else if (h->resp_chunk_out) {
+            rc |= ebb_buf_append_lit(b, "transfer-encoding: chunked\r\n");
+        } else if (!r->body && !bodyless) {
+            rc |= ebb_buf_append_lit(b, "content-length: 0\r\n");   /* HTTP/2 answer without DATA */
+        }
         if (h->close_after)
-            rc |= ebb_buf_appendf(b, "connection: close\r\n");
+            rc |= ebb_buf_append_lit(b, "connection: close\r\n");
         else if (h->minor == 0)
-            rc |= ebb_buf_appendf(b, "connection: keep-alive\r\n");
+            rc |= ebb_buf_append_lit(b, "connection: keep-alive\r\n");
     }
     rc |= ebb_buf_append(b, "\r\n", 2);
     if (rc) {

@@ -334,6 +334,8 @@ static int h1_conn_elem(const char *p, size_t len, void *arg)
         *flags |= EBB_H1_F_CONN_KEEPALIVE;
     else if (h1_span_ieq(p, len, "upgrade"))
         *flags |= EBB_H1_F_CONN_UPGRADE;
+    else
+        *flags |= EBB_H1_F_CONN_OTHER;
     return 0;
 }
 
@@ -730,16 +732,33 @@ static int h1_named_elem(const char *p, size_t len, void *arg)
  * fields; m may be NULL. */
 bool ebb_h1_is_hop_by_hop(const struct ebb_h1_msg *m, const struct ebb_h1_span *name)
 {
-    static const char *const fixed[] = {
-        "connection", "keep-alive", "proxy-connection", "te",
-        "transfer-encoding", "upgrade",
-    };
     struct h1_named st = { name, false };
 
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        if (h1_span_ieq(name->p, name->len, fixed[i]))
-            return true;
-    if (!m)
+    /* by length first: this runs for every field of every message */
+    const char *p = name->p;
+    size_t n = name->len;
+    bool fixed = false;
+    switch (n) {
+    case 2:
+        fixed = h1_span_ieq(p, n, "te");
+        break;
+    case 7:
+        fixed = h1_span_ieq(p, n, "upgrade");
+        break;
+    case 10:
+        fixed = h1_span_ieq(p, n, "connection") || h1_span_ieq(p, n, "keep-alive");
+        break;
+    case 16:
+        fixed = h1_span_ieq(p, n, "proxy-connection");
+        break;
+    case 17:
+        fixed = h1_span_ieq(p, n, "transfer-encoding");
+        break;
+    }
+    if (fixed)
+        return true;
+    /* the Connection tokens close, keep-alive and upgrade name nothing beyond the list above */
+    if (!m || !(m->flags & EBB_H1_F_CONN_OTHER))
         return false;
     for (size_t i = 0; i < m->nheaders; i++) {
         const struct ebb_h1_header *h = &m->headers[i];

@@ -108,7 +108,10 @@ struct h2c {
     struct ebb_list    streams;       /* struct h2s.link */
     struct ebb_list    ready;         /* struct h2s.rlink: streams h2_run() must advance */
     uint32_t           nstreams;
-    struct ebb_timer   kick;          /* zero-delay h2_run() for wake-ups from outside */
+    struct ebb_timer   kick;          /* zero-delay h2_run() when a run's guard ran out */
+    struct ebb_deferred kick_dfr;     /* h2_run() after this iteration's events (wake-ups
+                                       * from outside: h2s_wake_async) */
+    bool               kick_queued;   /* ... kick_dfr is queued */
     enum h2_drain      drain;
     struct ebb_timer   drain_timer;   /* PING ack deadline (drain_timeout); in PENDING, the
                                        * wait for a first request */
@@ -159,14 +162,25 @@ static void h2s_wake(struct h2s *s)
         ebb_list_add_tail(&s->h->ready, &s->rlink);
 }
 
+static void h2_kick_deferred(void *p)
+{
+    struct h2c *h = p;
+    h->kick_queued = false;
+    h2_run(h);   /* a no-op once dead: the free is queued after this call */
+}
+
 /* h2s_wake() from outside the connection's own handlers: also schedules
- * h2_run() for the next loop iteration. */
+ * h2_run() after the current iteration's events, in this same iteration (a
+ * zero-delay timer could wait for the next one: the timer clock has 1 ms
+ * steps), so an answer goes out as soon as the epoll batch is handled. */
 static void h2s_wake_async(struct h2s *s)
 {
     struct h2c *h = s->h;
     h2s_wake(s);
-    if (!h->dead && !h->in_run && !ebb_timer_active(&h->kick))
-        ebb_timer_start(h->c->w->loop, &h->kick, 0);
+    if (!h->dead && !h->in_run && !h->kick_queued) {
+        h->kick_queued = true;
+        ebb_loop_defer(h->c->w->loop, &h->kick_dfr, h2_kick_deferred, h);
+    }
 }
 
 /* nghttp2_session_consume (id 0: the connection's window only).  When the WINDOW_UPDATE cannot
@@ -1109,8 +1123,12 @@ static void h2_on_io(struct ebb_conn *c, uint32_t events)
         for (int i = 0; i < 8 && !h->read_eof; i++) {
             ssize_t n = ebb_conn_read(c);
             if (n > 0) {
+                /* a short read drained the socket: skip the read that would say EAGAIN */
+                bool drained = ebb_buf_tailroom(&c->rbuf) && ebb_buf_room(&c->rbuf);
                 if (h2_recv(h) < 0)
                     return;
+                if (drained)
+                    break;
                 continue;
             }
             if (n == 0) {

@@ -148,8 +148,8 @@ int ebb_resp_to_nv(const struct ebb_resp *r, struct ebb_nvlist *out)
     if (ebb_nvlist_alloc(out, names + 8 + 24, r->nhdrs + 2) < 0)
         return EBB_ENOMEM;
     char *st = out->names + names;
-    int sn = snprintf(st, 8, "%d", r->status);
-    ebb_nvlist_add(out, ":status", 7, st, (size_t)sn);
+    ebb_nvlist_add(out, ":status", 7, st,
+                   ebb_u64_dec(st, (uint64_t)(r->status > 0 ? r->status : 0)));
     char *p = out->names;
     for (size_t i = 0; i < r->nhdrs; i++) {
         const struct ebb_hdr *hd = &r->hdrs[i];
@@ -161,8 +161,7 @@ int ebb_resp_to_nv(const struct ebb_resp *r, struct ebb_nvlist *out)
     }
     if (r->content_length >= 0) {
         char *cl = st + 8;
-        int cn = snprintf(cl, 24, "%lld", (long long)r->content_length);
-        ebb_nvlist_add(out, "content-length", 14, cl, (size_t)cn);
+        ebb_nvlist_add(out, "content-length", 14, cl, ebb_u64_dec(cl, (uint64_t)r->content_length));
     }
     return 0;
 }

@@ -29,9 +29,25 @@ size_t ebb_trailers_parse(struct ebb_buf *raw, struct ebb_hdr *out, size_t max)
 int ebb_hdrs_write_h1(struct ebb_buf *b, const struct ebb_hdr *hdrs, size_t n)
 {
     int rc = 0;
-    for (size_t i = 0; i < n; i++)
-        rc |= ebb_buf_appendf(b, "%.*s: %.*s\r\n", (int)hdrs[i].name.len, hdrs[i].name.p,
-                              (int)hdrs[i].value.len, hdrs[i].value.p);
+    /* memcpy, not printf: this runs for every header of every response */
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct ebb_hdr *hd = &hdrs[i];
+        rc = ebb_buf_reserve(b, hd->name.len + hd->value.len + 4);
+        if (rc < 0)
+            break;
+        char *p = b->data + b->tail;
+        if (hd->name.len)
+            memcpy(p, hd->name.p, hd->name.len);
+        p += hd->name.len;
+        *p++ = ':';
+        *p++ = ' ';
+        if (hd->value.len)
+            memcpy(p, hd->value.p, hd->value.len);
+        p += hd->value.len;
+        *p++ = '\r';
+        *p++ = '\n';
+        b->tail = (size_t)(p - b->data);
+    }
     if (rc)
         return rc == EBB_ENOMEM ? EBB_ENOMEM : EBB_ETOOBIG;
     return 0;

@@ -49,7 +49,7 @@ void ebb_xrec_begin(struct ebb_xrec *x, uint64_t now_ms, struct ebb_str method,
 void ebb_xrec_upstream(struct ebb_xrec *x, const char *addr)
 {
     if (addr)
-        snprintf(x->up_addr, sizeof(x->up_addr), "%s", addr);
+        ebb_strcpy_trunc(x->up_addr, sizeof(x->up_addr), addr);
 }
 
 void ebb_xrec_status(struct ebb_xrec *x, struct ebb_listener_stats *st, int status)

@@ -208,18 +208,23 @@ int ebb_fwd_to_nv(const struct ebb_fwd *f, struct ebb_nvlist *out)
         ebb_nvlist_add(out, p, hd->name.len, hd->value.p, hd->value.len);
         p += hd->name.len;
     }
+    /* copies, not printf: this runs for every request */
     char *xff = p;
-    int xn = f->xff ? snprintf(xff, xff_len, "%.*s, %s", (int)f->xff->value.len, f->xff->value.p,
-                               f->peer)
-                    : snprintf(xff, xff_len, "%s", f->peer);
-    ebb_nvlist_add(out, "x-forwarded-for", 15, xff, (size_t)xn);
+    size_t xn = 0;
+    if (f->xff) {
+        memcpy(xff, f->xff->value.p, f->xff->value.len);
+        memcpy(xff + f->xff->value.len, ", ", 2);
+        xn = f->xff->value.len + 2;
+    }
+    ebb_strcpy_trunc(xff + xn, xff_len - xn, f->peer);
+    xn += strlen(xff + xn);
+    ebb_nvlist_add(out, "x-forwarded-for", 15, xff, xn);
     ebb_nvlist_add(out, "x-forwarded-proto", 17, "http", 4);
     if (f->rid_added)
         ebb_nvlist_add(out, "x-request-id", 12, f->request_id, strlen(f->request_id));
     if (r->content_length >= 0) {
         char *cl = xff + xn + 1;
-        int cn = snprintf(cl, 24, "%lld", (long long)r->content_length);
-        ebb_nvlist_add(out, "content-length", 14, cl, (size_t)cn);
+        ebb_nvlist_add(out, "content-length", 14, cl, ebb_u64_dec(cl, (uint64_t)r->content_length));
     }
     if (r->te_trailers || (r->body && r->content_length < 0))
         ebb_nvlist_add(out, "te", 2, "trailers", 8);

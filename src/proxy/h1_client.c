@@ -160,7 +160,7 @@ static void h1u_acquire(struct h1u *s)
         h1u_kick(s);   /* reported from the run: never a callback from here */
         return;
     }
-    snprintf(s->addr, sizeof(s->addr), "%s", s->u->addr_str);
+    ebb_strcpy_trunc(s->addr, sizeof(s->addr), s->u->addr_str);
     if (s->shared) {
         s->counted = true;
         s->cl->shared_busy++;
