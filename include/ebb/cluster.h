@@ -43,6 +43,7 @@ struct ebb_cluster_rt {
     struct ebb_list               h2conns; /* upstream h2c connections (h2_upstream.c); zeroed = empty */
     struct ebb_list               shared_waiting; /* EBB_US_F_SHARED exchanges waiting for a connection (h1_client.c); zeroed = empty */
     uint32_t                      shared_busy; /* connections lent to EBB_US_F_SHARED exchanges (h1_client.c) */
+    uint64_t                      shared_returned; /* ... given back so far: a wait that saw none is stuck (h1_client.c) */
     union ebb_sockaddr            source; /* upstream source address (cfg->bind_address); family 0 = none */
     bool                          bind_warned; /* a failed bind was logged */
 };

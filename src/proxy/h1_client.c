@@ -74,13 +74,17 @@ static bool may_retry(const struct ebb_upconn *u, bool resp_started, bool has_bo
  * connection) share at most max(pool.max_idle, H1U_SHARED_MIN) connections
  * per cluster and worker: with keep-alive each is reused instead of one
  * connect per request once the streams outnumber the pool.  A stream that
- * finds them all lent waits in order for the next one given back; one that
- * waited H1U_WAIT_MS (held by long responses: long polls, downloads) connects
- * one more, up to H1U_SHARED_MAX. */
+ * finds them all lent waits in order for the next one given back.  When none
+ * was given back for H1U_WAIT_MS (all held by long responses: long polls,
+ * downloads), a stream that waited that long connects one more, up to
+ * H1U_SHARED_MAX.  A wait during which connections kept coming back is only
+ * a queue: on a busy machine a turn can take longer than H1U_WAIT_MS, and
+ * adding connections then only churns them (connect, then close when the
+ * pool is full). */
 
 #define H1U_SHARED_MIN 16            /* floor of the shared connection bound */
 #define H1U_SHARED_MAX 1024          /* hard cap, with streams that waited too long */
-#define H1U_WAIT_MS    200           /* a stream waiting this long gets its own connection */
+#define H1U_WAIT_MS    200           /* no connection given back this long: one more */
 
 struct h1u {
     struct ebb_us          base;
@@ -93,6 +97,7 @@ struct h1u {
     struct ebb_list        wlink;       /* in cl->shared_waiting while waiting (shared mode) */
     struct ebb_timer       kick;        /* zero-delay run */
     struct ebb_timer       wait;        /* shared mode: waited long enough for a connection */
+    uint64_t               wait_mark;   /* cl->shared_returned when the wait (re)started */
     char                  *head;        /* request head as sent (kept for one retry), owned */
     size_t                 head_len;
     struct ebb_buf         tail;        /* request end: "0\r\n", trailers, "\r\n" (chunked) */
@@ -188,12 +193,14 @@ static void h1u_grant(struct ebb_cluster_rt *cl)
 static void h1u_wait_cb(struct ebb_loop *loop, struct ebb_timer *t)
 {
     struct h1u *s = t->data;
-    if (s->cl->shared_busy >= H1U_SHARED_MAX) {
+    if (s->cl->shared_busy >= H1U_SHARED_MAX || s->cl->shared_returned != s->wait_mark) {
+        /* at the cap, or the queue moved: wait on */
+        s->wait_mark = s->cl->shared_returned;
         ebb_timer_start(loop, &s->wait, H1U_WAIT_MS);
         return;
     }
-    ebb_debug("h1u", "waited %d ms for a connection to \"%s\": one more", H1U_WAIT_MS,
-              s->cl->cfg->name);
+    ebb_debug("h1u", "no connection to \"%s\" given back in %d ms: one more",
+              s->cl->cfg->name, H1U_WAIT_MS);
     h1u_acquire(s);
 }
 
@@ -210,6 +217,7 @@ static void h1u_release(struct h1u *s, bool reusable)
     if (s->counted) {
         s->counted = false;
         cl->shared_busy--;
+        cl->shared_returned++;
         h1u_grant(cl);
     }
 }
@@ -694,6 +702,7 @@ struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
     h1u_waiting_init(cl);
     if (s->shared && (cl->shared_busy >= h1u_limit(cl) || !ebb_list_empty(&cl->shared_waiting))) {
         ebb_list_add_tail(&cl->shared_waiting, &s->wlink);   /* h1u_grant() lends it one */
+        s->wait_mark = cl->shared_returned;
         ebb_timer_start(w->loop, &s->wait, H1U_WAIT_MS);
         return &s->base;
     }
