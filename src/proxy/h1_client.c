@@ -193,6 +193,7 @@ static void h1u_wait_cb(struct ebb_loop *loop, struct ebb_timer *t)
     }
     ebb_debug("h1u", "waited %d ms for a connection to \"%s\": one more", H1U_WAIT_MS,
               s->cl->cfg->name);
+    ebb_stat_inc(s->cl->st->cx_shared_waited);
     h1u_acquire(s);
 }
 

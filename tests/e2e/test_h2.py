@@ -112,13 +112,13 @@ def test_h2_to_h1_connection_bound(env):
     """h2 streams to an HTTP/1.1 cluster share at most max(pool.max_idle, 16) keep-alive
     connections per worker: the rest wait (never failed) and reuse the connections given back.
     A stream that waited 200 ms connects one more, so long responses cannot starve the rest.
-    On a busy machine streams do wait 200 ms: each such one-more connection is counted from
-    ebb's debug log, so the bound holds without depending on the machine's speed."""
+    On a busy machine streams do wait 200 ms: each one-more connection is counted
+    (cluster.app.upstream_cx_shared_waited), so the bound holds at any machine speed."""
     e = env.start(clusters={"app": {"pool": {"max_idle": 16}}})
     c = H2Raw(e.port("inbound"))
 
     def waited():   # streams that waited 200 ms and connected one more
-        return e.stderr().count('ms for a connection to "app": one more')
+        return e.stat("cluster.app.upstream_cx_shared_waited")
     sids = [c.request("/hello") for _ in range(48)]
     for sid in sids:
         st = c.wait_stream(sid, 30)
@@ -433,7 +433,7 @@ def _h2load(port, n):
     if not shutil.which("h2load"):
         raise Skip("h2load not installed")
     out = subprocess.run(["h2load", "-n", str(n), "-c", "16", "-m", "64", "-t", "1",
-                          "http://127.0.0.1:%d/" % port], capture_output=True, timeout=110)
+                          "http://127.0.0.1:%d/" % port], capture_output=True, timeout=300)
     text = out.stdout.decode("utf-8", "replace")
     m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
     r = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", text)
@@ -442,7 +442,7 @@ def _h2load(port, n):
     return [int(x) for x in m.groups()], float(r.group(1)) if r else 0.0, text
 
 
-@timeout(240)
+@timeout(660)
 def test_h2load_through_ebb_to_h2c_and_h1(env):
     """h2load -n 200000 -c 16 -m 64 through ebb to an h2c origin and to an HTTP/1.1 origin
     (nginx in both roles, so the origin is not the bottleneck): every response 2xx.
@@ -461,9 +461,11 @@ def test_h2load_through_ebb_to_h2c_and_h1(env):
             # per worker (2 workers): no connect/close per request (without the bound it was
             # about 190,000 connections for 200,000 requests).  A stream that waited 200 ms
             # connects one more (test_h2_to_h1_connection_bound), and on a busy machine some
-            # do: so the check is that connections are reused, not that none was added.
+            # do (under stress-ng, tens of thousands): so the check is that every connection
+            # beyond n/20 is one a stream that waited connected (upstream_cx_shared_waited).
             cx = e.stat("cluster.app.upstream_cx_total")
-            check(cx <= H2LOAD_N // 20, "upstream connections for %d requests: %d"
-                  % (H2LOAD_N, cx))
+            waited = e.stat("cluster.app.upstream_cx_shared_waited")
+            check(cx <= H2LOAD_N // 20 + waited, "upstream connections for %d requests: %d "
+                  "(%d by streams that waited 200 ms)" % (H2LOAD_N, cx, waited))
         print("h2load -n %d -c 16 -m 64 via ebb -> %s origin: %.0f req/s" % (H2LOAD_N, name, rps))
         e.stop()
