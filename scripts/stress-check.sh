@@ -33,7 +33,7 @@ if ! command -v stress-ng >/dev/null; then
 fi
 
 LOGDIR=$(mktemp -d /tmp/ebb-stress.XXXXXX)
-stress_pid=
+stress_pid= make_pid=
 
 stop_stress() {
     if [ -n "$stress_pid" ]; then
@@ -42,9 +42,18 @@ stop_stress() {
         stress_pid=
     fi
 }
-trap stop_stress EXIT
-trap 'stop_stress; exit 130' INT
-trap 'stop_stress; exit 143' TERM
+# stop_make - ends a `make check` still running (its own process group: make, the test runner,
+# the test in progress is its own session and is ended by the runner's cleanup or its timeout).
+stop_make() {
+    if [ -n "$make_pid" ]; then
+        kill -TERM -- "-$make_pid" 2>/dev/null
+        wait "$make_pid" 2>/dev/null
+        make_pid=
+    fi
+}
+trap 'stop_make; stop_stress' EXIT
+trap 'stop_make; stop_stress; exit 130' INT
+trap 'stop_make; stop_stress; exit 143' TERM
 
 stress-ng --cpu "$STRESS_CPU" --timeout "${STRESS_LIMIT}s" --quiet </dev/null \
     >"$LOGDIR/stress-ng.log" 2>&1 &
@@ -63,8 +72,13 @@ for i in $(seq 1 "$RUNS"); do
     log=$LOGDIR/run-$i.log
     t0=$SECONDS
     start=$(date -u +%H:%M:%S)
-    make --no-print-directory check </dev/null >"$log" 2>&1
+    # in the background and its own process group, so a signal to this script is acted on at
+    # once (bash runs a trap only after a foreground command ends) and can stop the whole run
+    setsid make --no-print-directory check </dev/null >"$log" 2>&1 &
+    make_pid=$!
+    wait "$make_pid"
     st=$?
+    make_pid=
     secs=$((SECONDS - t0))
     line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
     [ -n "$line" ] || line="no result line (make exit $st)"
