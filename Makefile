@@ -5,6 +5,8 @@
 #   make SAN=1 test the same under ASan+UBSan (objects in build/san); also links build/fault/ebb
 #   make FAULT=1    build/fault/ebb: the ASan+UBSan build with allocation and syscall failure
 #                   injection (src/fault/fault.c, docs/fault-injection.md); implies SAN=1
+#   make TSAN=1 test unit tests + the end-to-end tests of ebb's threads under ThreadSanitizer
+#                   (objects in build/tsan; a pre-release step, not in CI: docs/testing.md)
 #   make fuzz       build and briefly run the libFuzzer drivers (clang)
 #   make bench      ebb vs nginx vs HAProxy vs direct; writes docs/performance.md
 #   make bench-capture  only its captured-vs-direct inbound section (bench/capture.sh)
@@ -31,6 +33,19 @@ FAULTBIN := build/fault/ebb
 FAULTOBJ := $(OUT)/obj/src/fault/fault.o
 # uninstrumented: its malloc runs inside ASan's own start-up, before the shadow memory exists
 $(FAULTOBJ): CFLAGS += -fno-sanitize=all
+else ifeq ($(TSAN),1)
+OUT     := build/tsan
+CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=thread
+LDFLAGS += -fsanitize=thread
+# The end-to-end files whose ebb runs two workers (the harness's default concurrency) and moves
+# data between threads: the access log's writer thread, per-worker stats summed by the control
+# thread at every scrape, the listeners' shared connection counts (max_connections), drain and
+# exit-on-zero across workers, h1/h2/h2c/gRPC/TCP/WebSocket traffic, chaos.  Left out: files that
+# only parse (config sources, smuggling), build iptables rules or manifests, or run a container.
+# ThreadSanitizer needs the threads to interleave, not volume: h2load sends 20,000 requests
+# through ebb instead of 200,000 (test_h2.test_h2load_through_ebb_to_h2c_and_h1; 5 min at 200,000).
+export EBB_H2LOAD_N ?= 20000
+E2E_PATTERN ?= ^test_(access_log|admin|chaos|cli_limits|drain|drill|drill_target|errors|grpc|h2|h2_conformance|h2_upstream_faults|http1|pilot_agent|podsim|stream|tcp|ws)\.
 else
 OUT     := build
 endif
@@ -82,13 +97,13 @@ check: deps
 
 # Every test, one closing summary line.
 test: all $(UNITBIN)
-	@scripts/run-tests.sh $(OUT)
+	@E2E_PATTERN='$(E2E_PATTERN)' scripts/run-tests.sh $(OUT)
 
 unit: all $(UNITBIN)
 	@scripts/run-tests.sh $(OUT) unit
 
 e2e: all
-	@scripts/run-tests.sh $(OUT) e2e
+	@E2E_PATTERN='$(E2E_PATTERN)' scripts/run-tests.sh $(OUT) e2e
 
 layers:
 	@/usr/bin/python3 scripts/check-layers.py

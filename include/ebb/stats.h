@@ -63,6 +63,9 @@ struct ebb_cluster_stats {
     ebb_counter rq_reset;         /* upstream_rq_rx_reset */
     ebb_counter cx_reused;        /* upstream_cx_pool_reuse (ebb) */
     ebb_gauge   cx_idle;          /* upstream_cx_idle (ebb) */
+    ebb_counter cx_shared_waited; /* upstream_cx_shared_waited (ebb): h2 streams that saw no
+                                     shared HTTP/1.1 connection given back in H1U_WAIT_MS and
+                                     connected one more */
 };
 
 /* server.*, http2.* */

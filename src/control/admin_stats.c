@@ -114,6 +114,7 @@ static const struct stat_def cluster_defs[] = {    /* cluster.<name>.* */
     CS(false, rq_reset, "upstream_rq_rx_reset"),
     CS(false, cx_reused, "upstream_cx_pool_reuse"),
     CS(true, cx_idle, "upstream_cx_idle"),
+    CS(false, cx_shared_waited, "upstream_cx_shared_waited"),
 };
 #undef CS
 

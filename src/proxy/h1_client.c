@@ -201,6 +201,7 @@ static void h1u_wait_cb(struct ebb_loop *loop, struct ebb_timer *t)
     }
     ebb_debug("h1u", "no connection to \"%s\" given back in %d ms: one more",
               s->cl->cfg->name, H1U_WAIT_MS);
+    ebb_stat_inc(s->cl->st->cx_shared_waited);
     h1u_acquire(s);
 }
 
