@@ -53,6 +53,7 @@ parse.h      core
 h1_parse.h   core    low on purpose: pure HTTP/1 parser (no I/O, no allocation, no state) whose limits struct the config embeds
 loop.h       event
 conn.h       net
+wctx.h       net
 listener.h   net
 codecs.h     proto
 h2.h         proto
@@ -63,6 +64,7 @@ exchange.h   proxy
 proxy.h      proxy
 upstream.h   proxy
 ustream.h    proxy
+stream.h     proxy
 admin.h      control
 admin_query.h control
 capture.h    control

@@ -33,7 +33,7 @@ union ebb_sockaddr {
 
 struct ebb_conn;
 struct ebb_listener;
-struct ebb_worker;
+struct ebb_wctx;
 
 /* The per-protocol half of a downstream connection.  The listener, the
  * worker's drain and the net layer only ever call these. */
@@ -57,7 +57,7 @@ struct ebb_codec_ops {
 struct ebb_conn {
     struct ebb_io        io;          /* downstream socket */
     struct ebb_listener *l;           /* accepting listener (owner); its loop runs c */
-    struct ebb_worker   *w;           /* worker of l: opaque here, for the codecs */
+    struct ebb_wctx     *w;           /* l's worker as the data plane sees it (wctx.h) */
     const struct ebb_codec_ops *ops;  /* protocol codec */
     void                *codec;       /* codec state, owned */
     struct ebb_list      link;        /* in l->conns */

@@ -24,7 +24,7 @@
 #include "ebb/http.h"
 
 struct ebb_conn;
-struct ebb_worker;
+struct ebb_wctx;
 struct ebb_listener_stats;
 struct ebb_cluster_cfg;
 

@@ -18,7 +18,7 @@
 #include <nghttp2/nghttp2.h>
 
 struct ebb_conn;
-struct ebb_worker;
+struct ebb_wctx;
 struct ebb_cluster_rt;
 struct ebb_resp;
 struct ebb_hdr;

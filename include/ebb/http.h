@@ -31,6 +31,16 @@ struct ebb_hdr {
     struct ebb_str value;
 };
 
+/* How an exchange ended, for the access log and the record (Envoy's response flag
+ * letters): the codecs and the exchange layer both set them. */
+#define EBB_RF_UF 0x01u   /* upstream connect failure */
+#define EBB_RF_UT 0x02u   /* upstream request timeout */
+#define EBB_RF_UC 0x04u   /* upstream connection termination */
+#define EBB_RF_DC 0x08u   /* downstream connection termination */
+#define EBB_RF_DR 0x10u   /* closed by drain (ebb) */
+#define EBB_RF_NR 0x20u   /* no route */
+#define EBB_RF_URX 0x40u  /* upstream reset after response headers */
+
 /* A request head.  The downstream codec leaves out its own connection-specific
  * fields (HTTP/1's Connection and the fields it names); the rewrite drops the
  * fixed hop-by-hop set again, whatever the codec. */

@@ -43,7 +43,7 @@ struct ebb_listener {
     struct ebb_io               io;     /* listening socket, fd -1 once stopped */
     const struct ebb_listener_cfg *cfg; /* name and max_connections; the rest is the codecs' */
     size_t                      idx;    /* index in cfg->listeners and stats */
-    struct ebb_worker          *w;      /* owning worker: opaque here, for the codecs */
+    struct ebb_wctx            *w;      /* owning worker, as the data plane sees it (wctx.h) */
     struct ebb_loop            *loop;   /* the worker's loop: runs l and its connections */
     const struct ebb_codec_ops *ops;    /* codec of accepted connections */
     const struct ebb_codec_ops *captured_ops; /* ... of those iptables redirected here */

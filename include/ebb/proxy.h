@@ -9,19 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ebb/http.h"   /* EBB_RF_* */
+
 struct ebb_config;
 struct ebb_conn;
 struct ebb_listener;
-struct ebb_worker;
+struct ebb_wctx;
 
-/* Response flags for the access log (Envoy's letters). */
-#define EBB_RF_UF 0x01u   /* upstream connect failure */
-#define EBB_RF_UT 0x02u   /* upstream request timeout */
-#define EBB_RF_UC 0x04u   /* upstream connection termination */
-#define EBB_RF_DC 0x08u   /* downstream connection termination */
-#define EBB_RF_DR 0x10u   /* closed by drain (ebb) */
-#define EBB_RF_NR 0x20u   /* no route */
-#define EBB_RF_URX 0x40u  /* upstream reset after response headers */
 
 /* Picks the cluster for a request on listener l with the given authority
  * (Host or absolute-form authority; the port is ignored when matching).

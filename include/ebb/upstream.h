@@ -17,7 +17,7 @@
 #include "ebb/loop.h"
 
 struct ebb_cluster_rt;
-struct ebb_worker;
+struct ebb_wctx;
 struct ebb_upconn;
 
 /* Pseudo events delivered to the owner besides EBB_READ/EBB_WRITE. */
@@ -36,7 +36,7 @@ enum ebb_upconn_state {
 struct ebb_upconn {
     struct ebb_io          io;        /* socket */
     struct ebb_cluster_rt *cl;        /* cluster runtime (pool owner) */
-    struct ebb_worker     *w;
+    struct ebb_wctx       *w;
     struct ebb_list        link;      /* in cl->idle while IDLE */
     enum ebb_upconn_state  state;
     struct ebb_buf         rbuf;      /* bytes from the upstream */
@@ -61,13 +61,13 @@ struct ebb_upconn {
  * (reused from the pool, ready to write), EBB_EAGAIN with *out CONNECTING
  * (owner gets EBB_UP_EV_CONNECTED or EBB_UP_EV_FAILED later), or a negative
  * error when no socket could be started (*out NULL). */
-int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_worker *w, ebb_upconn_cb cb,
+int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_wctx *w, ebb_upconn_cb cb,
                          void *owner, struct ebb_upconn **out);
 
 /* The same for a connection to dst instead of one of the cluster's endpoints (the original
  * destination of a captured connection, SPEC §9): the pool gives out only connections to
  * dst, and the socket is bound to the cluster's source address if it has one. */
-int ebb_upstream_acquire_to(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+int ebb_upstream_acquire_to(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
                             const union ebb_sockaddr *dst, ebb_upconn_cb cb, void *owner,
                             struct ebb_upconn **out);
 

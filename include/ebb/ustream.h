@@ -18,7 +18,7 @@
 #include <stddef.h>
 
 struct ebb_cluster_rt;
-struct ebb_worker;
+struct ebb_wctx;
 struct ebb_fwd;
 struct ebb_hdr;
 struct ebb_resp;
@@ -82,7 +82,7 @@ bool ebb_us_refused(struct ebb_cluster_rt *cl);
  * f->dst when set.  The request body, if any, follows with ebb_us_write/ebb_us_end.
  * Returns the stream, or NULL when none could be started (out of memory, no
  * socket); never calls back synchronously. */
-struct ebb_us *ebb_us_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+struct ebb_us *ebb_us_open(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
                            const struct ebb_fwd *f, unsigned flags,
                            const struct ebb_us_cbs *cbs, void *owner);
 
@@ -116,10 +116,10 @@ static inline struct ebb_upconn *ebb_us_take_conn(struct ebb_us *s) { return s->
 static inline void ebb_us_close(struct ebb_us *s) { s->ops->close(s); }
 
 /* The two upstream codecs (ebb_us_open picks one). */
-struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
                             const struct ebb_fwd *f, unsigned flags,
                             const struct ebb_us_cbs *cbs, void *owner);
-struct ebb_us *ebb_h2u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+struct ebb_us *ebb_h2u_open(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
                             const struct ebb_fwd *f, unsigned flags,
                             const struct ebb_us_cbs *cbs, void *owner);
 

@@ -19,6 +19,7 @@
 #include "ebb/cluster.h"
 #include "ebb/listener.h"
 #include "ebb/loop.h"
+#include "ebb/wctx.h"
 
 struct ebb_server;
 
@@ -32,19 +33,14 @@ struct ebb_server;
 struct ebb_worker {
     int                   id;         /* 0..nworkers-1, in the thread name */
     pthread_t             thread;
-    struct ebb_loop      *loop;       /* NULL until ebb_worker_init() got that far */
+    struct ebb_wctx       ctx;        /* what its listeners, connections and pools see (wctx.h) */
     struct ebb_server    *srv;        /* owner */
     struct ebb_async      wake;       /* commands from the control thread */
     struct ebb_timer      log_flush;  /* hands the access-log buffer over once a second */
-    struct ebb_stats     *stats;      /* this worker's counters; it is their only writer */
     _Atomic unsigned      cmds;       /* EBB_CMD_* posted, not yet handled */
     unsigned              done_cmds;  /* EBB_CMD_* already applied */
     struct ebb_listener  *listeners;  /* one per cfg listener */
     size_t                nlisteners;
-    struct ebb_cluster_rt *clusters;  /* one per cfg cluster */
-    size_t                nclusters;
-    uint32_t              rand_state; /* ebb_rand() state: idle-close spread, request ids */
-    uint64_t              drain_started_ms; /* loop time of the first drain command, 0 before */
 };
 
 /* Sets up worker id of srv (srv->cfg, stats, addrs and listener env set):

@@ -108,8 +108,8 @@ struct ebb_stats *ebb_server_stats(struct ebb_server *srv)
 {
     ebb_stats_zero(srv->stats, srv->cfg);
     for (size_t i = 0; srv->workers && i < srv->nworkers; i++)
-        if (srv->workers[i].stats)
-            ebb_stats_add_into(srv->stats, srv->workers[i].stats, srv->cfg);
+        if (srv->workers[i].ctx.stats)
+            ebb_stats_add_into(srv->stats, srv->workers[i].ctx.stats, srv->cfg);
     return srv->stats;
 }
 

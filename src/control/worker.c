@@ -33,13 +33,13 @@ static int worker_listeners_init(struct ebb_worker *w, char *err, size_t errlen)
         const struct ebb_listener_cfg *lc = &cfg->listeners[j];
         l->cfg = lc;
         l->idx = j;
-        l->w = w;
-        l->loop = w->loop;
+        l->w = &w->ctx;
+        l->loop = w->ctx.loop;
         l->ops = lc->protocol == EBB_PROTO_TCP ? &ebb_tcp_codec : &ebb_h1_codec;
         /* a captured connection on an http listener may be anything (SPEC §9.2) */
         l->captured_ops = lc->protocol == EBB_PROTO_TCP ? &ebb_tcp_codec : &ebb_sniff_codec;
         l->env = &srv->lenv;
-        l->st = &w->stats->listeners[j];
+        l->st = &w->ctx.stats->listeners[j];
         l->open = &srv->listener_open[j];
         ebb_list_init(&l->conns);
         l->io.fd = ebb_listen_socket(lc->address, lc->port, true, err, errlen);
@@ -74,23 +74,24 @@ int ebb_worker_init(struct ebb_worker *w, struct ebb_server *srv, int id, char *
 
     w->id = id;
     w->srv = srv;
-    w->rand_state = (uint32_t)(ebb_now_us() ^ (0x9e3779b9u * (uint32_t)(id + 1))) | 1u;
+    w->ctx.cfg = cfg;
+    w->ctx.rand_state = (uint32_t)(ebb_now_us() ^ (0x9e3779b9u * (uint32_t)(id + 1))) | 1u;
     w->wake.io.fd = -1;
-    w->stats = ebb_stats_new(cfg);
-    w->loop = ebb_loop_new();
-    if (!w->loop) {
+    w->ctx.stats = ebb_stats_new(cfg);
+    w->ctx.loop = ebb_loop_new();
+    if (!w->ctx.loop) {
         snprintf(err, errlen, "cannot create event loop: %s", strerror(errno));
         return EBB_EIO;
     }
-    ebb_loop_set_data(w->loop, w);
+    ebb_loop_set_data(w->ctx.loop, w);
     if (worker_listeners_init(w, err, errlen) < 0)
         return EBB_EIO;
-    w->nclusters = cfg->nclusters;
-    w->clusters = ebb_xcalloc(cfg->nclusters, sizeof(*w->clusters));
+    w->ctx.nclusters = cfg->nclusters;
+    w->ctx.clusters = ebb_xcalloc(cfg->nclusters, sizeof(*w->ctx.clusters));
     for (size_t j = 0; j < cfg->nclusters; j++) {
-        struct ebb_cluster_rt *cl = &w->clusters[j];
+        struct ebb_cluster_rt *cl = &w->ctx.clusters[j];
         cl->cfg = &cfg->clusters[j];
-        cl->st = &w->stats->clusters[j];
+        cl->st = &w->ctx.stats->clusters[j];
         cl->addrs = srv->addrs[j];
         cl->rr = (size_t)id;   /* spread workers over the endpoints */
         ebb_list_init(&cl->idle);
@@ -117,8 +118,8 @@ static void worker_close_conns(struct ebb_listener *l, bool forced)
 
 static void worker_drain(struct ebb_worker *w, enum ebb_direction dir)
 {
-    if (!w->drain_started_ms)
-        w->drain_started_ms = ebb_loop_now(w->loop);
+    if (!w->ctx.drain_started_ms)
+        w->ctx.drain_started_ms = ebb_loop_now(w->ctx.loop);
     for (size_t i = 0; i < w->nlisteners; i++) {
         struct ebb_listener *l = &w->listeners[i];
         if (l->cfg->direction != dir || l->draining)
@@ -147,12 +148,12 @@ static void worker_exit(struct ebb_worker *w)
         ebb_listener_stop(&w->listeners[i]);
         worker_close_conns(&w->listeners[i], true);
     }
-    for (size_t i = 0; i < w->nclusters; i++) {
-        ebb_upstream_close_idle(&w->clusters[i]);
-        ebb_h2u_close_all(&w->clusters[i]);
+    for (size_t i = 0; i < w->ctx.nclusters; i++) {
+        ebb_upstream_close_idle(&w->ctx.clusters[i]);
+        ebb_h2u_close_all(&w->ctx.clusters[i]);
     }
-    ebb_timer_stop(w->loop, &w->log_flush);
-    ebb_loop_stop(w->loop);
+    ebb_timer_stop(w->ctx.loop, &w->log_flush);
+    ebb_loop_stop(w->ctx.loop);
 }
 
 /* The control thread posted commands: applies each new bit once. */
@@ -180,7 +181,7 @@ static void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "ebb-worker-%d", w->id);
     pthread_setname_np(pthread_self(), name);
-    ebb_loop_run(w->loop);
+    ebb_loop_run(w->ctx.loop);
     ebb_access_log_thread_done();   /* what this worker logged since the last second */
     ebb_buf_cache_drain();
     return NULL;
@@ -196,10 +197,10 @@ static void worker_log_flush(struct ebb_loop *loop, struct ebb_timer *t)
 
 int ebb_worker_start(struct ebb_worker *w)
 {
-    if (ebb_async_init(w->loop, &w->wake, worker_wake, w) < 0)
+    if (ebb_async_init(w->ctx.loop, &w->wake, worker_wake, w) < 0)
         return EBB_EIO;
     ebb_timer_init(&w->log_flush, worker_log_flush, w);
-    ebb_timer_start(w->loop, &w->log_flush, WORKER_LOG_FLUSH_MS);
+    ebb_timer_start(w->ctx.loop, &w->log_flush, WORKER_LOG_FLUSH_MS);
     for (size_t j = 0; j < w->nlisteners; j++)
         if (ebb_listener_start(&w->listeners[j]) < 0)
             return EBB_EIO;
@@ -221,15 +222,15 @@ void ebb_worker_join(struct ebb_worker *w)
 
 void ebb_worker_free(struct ebb_worker *w)
 {
-    if (!w->loop)
+    if (!w->ctx.loop)
         return;   /* ebb_worker_init() failed before the loop, or never ran */
     for (size_t j = 0; w->listeners && j < w->nlisteners; j++)
         ebb_listener_stop(&w->listeners[j]);
-    ebb_async_close(w->loop, &w->wake);
-    ebb_loop_free(w->loop);
-    w->loop = NULL;
+    ebb_async_close(w->ctx.loop, &w->wake);
+    ebb_loop_free(w->ctx.loop);
+    w->ctx.loop = NULL;
     free(w->listeners);
-    free(w->clusters);
-    ebb_stats_free(w->stats);
-    w->stats = NULL;
+    free(w->ctx.clusters);
+    ebb_stats_free(w->ctx.stats);
+    w->ctx.stats = NULL;
 }

@@ -15,7 +15,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "ebb/cluster.h"
 #include "ebb/codecs.h"
 #include "ebb/config.h"
 #include "ebb/conn.h"
@@ -26,13 +25,12 @@
 #include "ebb/http.h"
 #include "ebb/listener.h"
 #include "ebb/log.h"
-#include "ebb/proxy.h"
-#include "ebb/server.h"
 #include "ebb/stats.h"
+#include "ebb/stream.h"
 #include "ebb/tunnel.h"
 #include "ebb/upstream.h"
 #include "ebb/ustream.h"
-#include "ebb/worker.h"
+#include "ebb/wctx.h"
 
 enum h1_state {
     H1_IDLE = 0,   /* waiting for (the rest of) a request head */
@@ -59,8 +57,7 @@ struct h1 {
     bool               headers_timer; /* timer is the request-headers timeout */
     bool               seen_request;  /* a request head arrived: no h2c preface any more */
     /* the current exchange */
-    struct ebb_xrec    x;             /* its record: request line, status, bytes, flags */
-    struct ebb_us     *us;            /* its upstream side (either protocol), NULL when none */
+    struct ebb_xch     e;             /* its record and upstream side (stream.h) */
     bool               us_end;        /* ... whose response ended (bytes may still wait there) */
     struct ebb_buf     us_trl;        /* request trailers (raw) / response trailers (lines) */
     struct ebb_upconn *tun_u;         /* after a 101: the upstream connection of the tunnel */
@@ -84,7 +81,6 @@ static __thread struct ebb_h1_msg h1_msg;   /* scratch for parsing (large) */
 static void h1_run(struct h1 *h);
 static void h1_arm_drain_close(struct h1 *h);
 static void h1_tunnel_cb(void *owner, struct ebb_upconn *u, uint32_t events);
-static void h1_open_upstream(struct h1 *h, const struct ebb_fwd *f);
 static void h1_account_end(struct h1 *h);
 static void h1_release_upstream(struct h1 *h);
 
@@ -95,7 +91,7 @@ static void h1_release_upstream(struct h1 *h);
  * client_body_timeout and send_timeout are 60 s). */
 #define H1_CLIENT_STALL_MS 60000
 
-static const struct ebb_config *h1_cfg(const struct h1 *h) { return h->c->w->srv->cfg; }
+static const struct ebb_config *h1_cfg(const struct h1 *h) { return h->c->w->cfg; }
 static struct ebb_listener_stats *h1_st(const struct h1 *h) { return h->c->l->st; }
 
 static bool span_ieq(const struct ebb_h1_span *s, const char *lit)
@@ -134,14 +130,6 @@ static void h1_timeout(struct ebb_loop *loop, struct ebb_timer *t)
         h1_reply(h, 408, 0, "ebb: request headers not received within %llu ms\n",
                  (unsigned long long)h1_cfg(h)->limits.request_headers_timeout_ms);
         break;
-    case H1_UPSTREAM:
-        if (h->resp_head_done)
-            return;
-        ebb_stat_inc(h->c->w->clusters[h->x.cluster].st->rq_timeout);
-        h->close_after = h->close_after || !h->req_done;
-        h1_reply(h, 504, EBB_RF_UT, "ebb: upstream request timeout: cluster \"%s\"\n",
-                 h->c->w->clusters[h->x.cluster].cfg->name);
-        break;
     case H1_TUNNEL: {
         uint64_t idle_ms = h1_cfg(h)->limits.tcp_idle_timeout_ms;
         uint64_t left = ebb_tunnel_idle_left(h->c, &h->tun, idle_ms);
@@ -150,8 +138,8 @@ static void h1_timeout(struct ebb_loop *loop, struct ebb_timer *t)
             return;
         }
         ebb_stat_inc(h1_st(h)->cx_idle_timeout);
-        h->x.req_bytes += h->tun.up_bytes;
-        h->x.resp_bytes += h->tun.down_bytes;
+        h->e.x.req_bytes += h->tun.up_bytes;
+        h->e.x.resp_bytes += h->tun.down_bytes;
         h1_account_end(h);
         h1_release_upstream(h);
         ebb_conn_close_staged(h->c);   /* idle: nothing in flight, a FIN both ways */
@@ -206,14 +194,12 @@ static void h1_account_end(struct h1 *h)
     if (h->state == H1_IDLE || h->accounted)
         return;
     h->accounted = true;
-    ebb_xrec_log(&h->x, h->c, h->minor ? "HTTP/1.1" : "HTTP/1.0",
-                 h->us ? ebb_us_addr(h->us) : NULL);
-    ebb_stat_dec(h1_st(h)->rq_active);
+    ebb_xch_end(&h->e, h->minor ? "HTTP/1.1" : "HTTP/1.0");
 }
 
 static void h1_release_upstream(struct h1 *h)
 {
-    ebb_us_release(&h->us, &h->x);
+    ebb_xch_release(&h->e);
     if (h->tun_u) {
         ebb_upstream_release(h->tun_u, false);
         h->tun_u = NULL;
@@ -227,7 +213,7 @@ static void h1_reset_exchange(struct h1 *h)
     h->head_req = h->upgrade_req = h->expect_continue = false;
     h->resp_started = h->resp_head_done = h->resp_done = false;
     h->resp_chunk_out = false;
-    ebb_xrec_free(&h->x);
+    ebb_xch_reset(&h->e);
     h->accounted = false;
     h->us_end = false;
     ebb_buf_reset(&h->us_trl);
@@ -240,7 +226,7 @@ static void h1_end_exchange(struct h1 *h)
     struct ebb_conn *c = h->c;
 
     if (h->drain_close)
-        h->x.rf |= EBB_RF_DR;
+        h->e.x.rf |= EBB_RF_DR;
     h1_account_end(h);
     if (c->flags & EBB_CONN_F_DRAINING)
         ebb_stat_inc(h1_st(h)->rq_completed_in_drain);
@@ -275,7 +261,7 @@ static void h1_end_exchange(struct h1 *h)
  * gets an RST (never a silently truncated response). */
 static void h1_abort(struct h1 *h, unsigned rf, bool reset)
 {
-    h->x.rf |= rf;
+    h->e.x.rf |= rf;
     if (rf & EBB_RF_DC)
         ebb_stat_inc(h1_st(h)->rq_rx_reset);
     if (reset)
@@ -325,26 +311,26 @@ static void h1_reply(struct h1 *h, int status, unsigned rf, const char *fmt, ...
 
     if (h->state == H1_IDLE) {
         /* the request never became an exchange: account for it here */
-        h->x.start_ms = ebb_loop_now(c->w->loop);
+        h->e.x.start_ms = ebb_loop_now(c->w->loop);
         ebb_stat_inc(h1_st(h)->rq_total);
         ebb_stat_inc(h1_st(h)->rq_active);
     }
     h1_release_upstream(h);
-    h->x.rf |= rf;
+    h->e.x.rf |= rf;
     if (!h->req_done)
         h->close_after = true;
     if (c->flags & EBB_CONN_F_DRAINING) {
         h->close_after = true;
         h->drain_close = true;
     }
-    ebb_xrec_status(&h->x, h1_st(h), status);
+    ebb_xrec_status(&h->e.x, h1_st(h), status);
     ebb_buf_reset(&c->wbuf);
     ebb_buf_appendf(&c->wbuf,
                     "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
                     "%s\r\n%.*s",
                     status, reason_phrase(status), n,
                     h->close_after ? "connection: close\r\n" : "", n, body);
-    h->x.resp_bytes = (uint64_t)n;
+    h->e.x.resp_bytes = (uint64_t)n;
     h->resp_head_done = true;
     h->resp_done = true;
     h->state = H1_REPLY;
@@ -399,54 +385,28 @@ static void h1_req_of(const struct h1 *h, const struct ebb_h1_msg *m, struct ebb
     }
 }
 
-/* The cluster's request_timeout runs from the end of the request (Envoy's route timeout),
- * so a slow upload is not a slow upstream; it stops at the response head. */
-static void h1_arm_request_timeout(struct h1 *h)
+/* Gives the exchange's local answer (a refusal before the upstream, or an upstream failure). */
+static void h1_answer(struct h1 *h, const struct ebb_answer *a)
 {
-    uint64_t rt = h->x.cluster >= 0 ? h->c->w->clusters[h->x.cluster].cfg->request_timeout_ms : 0;
-    if (rt && h->req_done && !h->resp_head_done)
-        ebb_timer_start(h->c->w->loop, &h->timer, rt);
-    else
-        ebb_timer_stop(h->c->w->loop, &h->timer);
+    if (a->close)
+        h->close_after = true;
+    h1_reply(h, a->status, a->rf, "%s", a->body);
 }
 
 /* Answers the request locally or starts its upstream side.  m's spans are
  * alive (the caller consumes the head afterwards). */
 static void h1_dispatch(struct h1 *h, const struct ebb_h1_msg *m)
 {
-    const struct ebb_config *cfg = h1_cfg(h);
+    struct ebb_answer a;
     struct ebb_req req;
-    struct ebb_fwd f;
 
-    if (span_ieq(&m->method, "CONNECT")) {
-        /* SPEC §2 makes CONNECT optional; ebb does not tunnel it (yet) */
-        h->close_after = true;
-        h1_reply(h, 501, 0, "ebb: CONNECT is not supported\n");
-        return;
-    }
-    if (h->x.cluster < 0) {
-        ebb_stat_inc(h1_st(h)->no_route);
-        h1_reply(h, 404, EBB_RF_NR, "ebb: no route for host \"%s\"\n", h->x.authority);
-        return;
-    }
-    if (ebb_us_refused(&h->c->w->clusters[h->x.cluster])) {
-        h1_reply(h, 502, EBB_RF_NR, "ebb: no route for host \"%s\" and the outbound traffic "
-                 "policy is REGISTRY_ONLY\n", h->x.authority);
-        return;
-    }
     h1_req_of(h, m, &req);
-    if (ebb_fwd_prepare(&f, &req, h->c, h->c->w->clusters[h->x.cluster].cfg,
-                        h->x.request_id) < 0) {
-        h1_reply(h, 431, 0, "ebb: request headers too large\n");
+    if (ebb_xch_start(&h->e, &req, 0, &a) < 0) {
+        h1_answer(h, &a);
         return;
     }
-    uint64_t maxb = cfg->limits.max_request_body;
-    if (maxb && h->req_framing == EBB_H1_BODY_LENGTH && m->content_length > maxb) {
-        h1_reply(h, 413, 0, "ebb: request body larger than %llu bytes\n",
-                 (unsigned long long)maxb);
-        return;
-    }
-    h1_open_upstream(h, &f);
+    if (h->req_done)
+        ebb_xch_request_done(&h->e);
 }
 
 /* Parses a request head from rbuf and starts an exchange.  Returns true
@@ -507,11 +467,9 @@ static bool h1_start(struct h1 *h)
 
     size_t head_len = (size_t)rc;
     h->state = H1_UPSTREAM;
-    ebb_stat_inc(h1_st(h)->rq_total);
-    ebb_stat_inc(h1_st(h)->rq_active);
-    ebb_xrec_begin(&h->x, ebb_loop_now(c->w->loop), (struct ebb_str){ m->method.p, m->method.len },
-                   (struct ebb_str){ m->path.p, m->path.len },
-                   (struct ebb_str){ m->authority.p, m->authority.len });
+    ebb_xch_begin(&h->e, (struct ebb_str){ m->method.p, m->method.len },
+                  (struct ebb_str){ m->path.p, m->path.len },
+                  (struct ebb_str){ m->authority.p, m->authority.len });
     h->minor = m->minor;
     h->head_req = span_ieq(&m->method, "HEAD");
     h->upgrade_req = (m->flags & EBB_H1_F_UPGRADE) != 0 && !h1_upgrade_h2c(m);
@@ -523,7 +481,6 @@ static bool h1_start(struct h1 *h)
     ebb_h1_body_init(&h->req_body, m);
     h->req_done = m->framing == EBB_H1_BODY_NONE ||
                   (m->framing == EBB_H1_BODY_LENGTH && m->content_length == 0);
-    h->x.cluster = ebb_route_conn(c, cfg, m->authority.p, m->authority.len);
     ebb_timer_stop(c->w->loop, &h->timer);
     h->headers_timer = false;
     h1_dispatch(h, m);
@@ -551,8 +508,8 @@ static int h1_req_body_step(struct h1 *h, size_t limit, size_t *consumed, const 
         return H1_BODY_ANSWERED;
     }
     if (rc == EBB_H1_BODY_DATA && *dlen) {
-        h->x.req_bytes += *dlen;
-        if (maxb && h->x.req_bytes > maxb) {
+        h->e.x.req_bytes += *dlen;
+        if (maxb && h->e.x.req_bytes > maxb) {
             h1_reply(h, 413, 0, "ebb: request body larger than %llu bytes\n",
                      (unsigned long long)maxb);
             return H1_BODY_ANSWERED;
@@ -565,10 +522,10 @@ static int h1_req_body_step(struct h1 *h, size_t limit, size_t *consumed, const 
 static void h1_end_request(struct h1 *h)
 {
     struct ebb_hdr t[64];
-    ebb_us_end(h->us, t, ebb_trailers_parse(&h->us_trl, t, EBB_ARRAY_LEN(t)));
+    ebb_us_end(h->e.us, t, ebb_trailers_parse(&h->us_trl, t, EBB_ARRAY_LEN(t)));
     ebb_buf_reset(&h->us_trl);
     h->req_done = true;
-    h1_arm_request_timeout(h);
+    ebb_xch_request_done(&h->e);
 }
 
 /* Client -> upstream body bytes.  Returns true on progress. */
@@ -577,8 +534,8 @@ static bool h1_pump_request(struct h1 *h)
     struct ebb_conn *c = h->c;
     bool progress = false;
 
-    while (h->us && !h->req_done && (ebb_buf_len(&c->rbuf) || ebb_h1_body_done(&h->req_body))) {
-        size_t room = ebb_us_writable(h->us);
+    while (h->e.us && !h->req_done && (ebb_buf_len(&c->rbuf) || ebb_h1_body_done(&h->req_body))) {
+        size_t room = ebb_us_writable(h->e.us);
         if (room == 0)
             break;
         size_t consumed = 0, dlen = 0;
@@ -587,7 +544,7 @@ static bool h1_pump_request(struct h1 *h)
         if (rc == H1_BODY_ANSWERED)
             return true;
         if (rc == EBB_H1_BODY_DATA && dlen) {
-            ebb_us_write(h->us, data, dlen);
+            ebb_us_write(h->e.us, data, dlen);
         } else if (rc == EBB_H1_BODY_TRAILER) {
             h->us_trl.max = 64 * 1024;
             ebb_buf_append(&h->us_trl, data, dlen);
@@ -611,31 +568,31 @@ static bool h1_pump_response(struct h1 *h)
 
     if (!h->resp_head_done)
         return false;
-    while (h->us && ebb_us_readable(h->us) && ebb_buf_room(&c->wbuf) > 64) {
+    while (h->e.us && ebb_us_readable(h->e.us) && ebb_buf_room(&c->wbuf) > 64) {
         size_t n;
         if (h->resp_chunk_out) {
-            n = ebb_us_read(h->us, tmp, EBB_MIN(sizeof(tmp), ebb_buf_room(&c->wbuf) - 32));
+            n = ebb_us_read(h->e.us, tmp, EBB_MIN(sizeof(tmp), ebb_buf_room(&c->wbuf) - 32));
             if (n)
                 ebb_h1_put_body(&c->wbuf, true, tmp, n);
         } else {
             /* straight into the client's buffer */
-            size_t want = EBB_MIN(ebb_buf_room(&c->wbuf), ebb_us_readable(h->us));
+            size_t want = EBB_MIN(ebb_buf_room(&c->wbuf), ebb_us_readable(h->e.us));
             if (ebb_buf_reserve(&c->wbuf, want) < 0)
                 break;
-            n = ebb_us_read(h->us, ebb_buf_end(&c->wbuf), want);
+            n = ebb_us_read(h->e.us, ebb_buf_end(&c->wbuf), want);
             c->wbuf.tail += n;
         }
         if (n == 0)
             break;   /* framing only, or the end: the upstream side reports it */
-        h->x.resp_bytes += n;
+        h->e.x.resp_bytes += n;
         progress = true;
     }
-    if (h->us && !h->us_end && ebb_us_done(h->us))
+    if (h->e.us && !h->us_end && ebb_us_done(h->e.us))
         h->us_end = true;   /* our read took the end: no on_end comes */
     size_t wmax = c->wbuf.max ? c->wbuf.max : EBB_BUF_DEFAULT_MAX;
     if (!h->resp_chunk_out || ebb_buf_len(&h->us_trl) + 16 > wmax)
         ebb_buf_reset(&h->us_trl);   /* no chunked framing, or can never fit: dropped */
-    if (h->us_end && !h->resp_done && (!h->us || ebb_us_readable(h->us) == 0) &&
+    if (h->us_end && !h->resp_done && (!h->e.us || ebb_us_readable(h->e.us) == 0) &&
         ebb_buf_room(&c->wbuf) > ebb_buf_len(&h->us_trl) + 16) {
         if (h->resp_chunk_out) {
             ebb_buf_append(&c->wbuf, "0\r\n", 3);
@@ -721,7 +678,7 @@ static void h1_us_interim(void *owner, const struct ebb_resp *r)
 /* A 101: the exchange becomes a byte tunnel over the upstream's connection. */
 static void h1_us_upgrade(struct h1 *h)
 {
-    struct ebb_upconn *u = ebb_us_take_conn(h->us);
+    struct ebb_upconn *u = ebb_us_take_conn(h->e.us);
     h1_release_upstream(h);
     h->tun_u = u;
     if (!u) {
@@ -753,11 +710,11 @@ static void h1_us_head(void *owner, const struct ebb_resp *r)
         }
         h->close_after = true;
         h1_reply(h, 502, EBB_RF_UC, "ebb: response head from upstream cluster \"%s\" is larger "
-                 "than the client buffer\n", h->c->w->clusters[h->x.cluster].cfg->name);
+                 "than the client buffer\n", ebb_xch_cluster_name(&h->e));
         h1_run(h);
         return;
     }
-    ebb_xrec_status(&h->x, h1_st(h), rr.status);
+    ebb_xrec_status(&h->e.x, h1_st(h), rr.status);
     h->resp_head_done = true;
     if (rr.status == 101)
         h1_us_upgrade(h);
@@ -781,18 +738,18 @@ static void h1_us_wake(void *owner) { h1_run(owner); }
 static void h1_us_error(void *owner, unsigned rf, bool head_seen, int status)
 {
     struct h1 *h = owner;
-    const char *name = h->c->w->clusters[h->x.cluster].cfg->name;
-    ebb_xrec_upstream(&h->x, ebb_us_addr(h->us));
-    h->us = NULL;   /* gone with this callback */
+    struct ebb_answer a;
+
     if (head_seen || h->resp_head_done) {
         h1_abort(h, rf | EBB_RF_URX, true);
         return;
     }
     if (status == 502)
         h->close_after = true;
-    h1_reply(h, status, rf, "ebb: upstream %s: cluster \"%s\"\n", ebb_us_failure(rf, status),
-             name);
-    h1_run(h);
+    ebb_xch_failure(&h->e, rf, status, &a);
+    h1_answer(h, &a);
+    if (!h->dead)
+        h1_run(h);
 }
 
 static const struct ebb_us_cbs h1_us_cbs = {
@@ -804,24 +761,6 @@ static const struct ebb_us_cbs h1_us_cbs = {
     .on_writable = h1_us_wake,
     .on_error = h1_us_error,
 };
-
-static void h1_open_upstream(struct h1 *h, const struct ebb_fwd *f)
-{
-    struct ebb_cluster_rt *cl = &h->c->w->clusters[h->x.cluster];
-
-    if (h->upgrade_req && cl->cfg->protocol == EBB_UP_H2C) {
-        h1_reply(h, 501, 0, "ebb: Upgrade is not supported towards an h2c cluster\n");
-        return;
-    }
-    h->us = ebb_us_open(cl, h->c->w, f, 0, &h1_us_cbs, h);
-    if (!h->us) {
-        h1_reply(h, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\"\n",
-                 cl->cfg->name);
-        return;
-    }
-    if (h->req_done)
-        h1_arm_request_timeout(h);
-}
 
 /* --- the state machine --- */
 
@@ -905,8 +844,8 @@ static void h1_run(struct h1 *h)
             ebb_timer_stop(c->w->loop, &h->stall_timer);   /* a tunnel may idle */
             int rc = ebb_tunnel_run(c, h->tun_u, &h->tun);
             if (rc != 0) {
-                h->x.req_bytes += h->tun.up_bytes;
-                h->x.resp_bytes += h->tun.down_bytes;
+                h->e.x.req_bytes += h->tun.up_bytes;
+                h->e.x.resp_bytes += h->tun.down_bytes;
                 h1_account_end(h);
                 h1_release_upstream(h);
                 if (rc == 1)
@@ -979,7 +918,7 @@ static void h1_on_io(struct ebb_conn *c, uint32_t events)
 static void h1_arm_drain_close(struct h1 *h)
 {
     const struct ebb_config *cfg = h1_cfg(h);
-    struct ebb_worker *w = h->c->w;
+    struct ebb_wctx *w = h->c->w;
     uint64_t now = ebb_loop_now(w->loop);
     uint64_t at = w->drain_started_ms + cfg->drain.idle_close_after_ms;
     uint64_t delay = at > now ? at - now : 0;
@@ -994,7 +933,7 @@ static int h1_init(struct ebb_conn *c)
     if (!h)
         return EBB_ENOMEM;
     h->c = c;
-    h->x = EBB_XREC_INIT;
+    ebb_xch_init(&h->e, c, &h1_us_cbs, h);
     ebb_timer_init(&h->timer, h1_timeout, h);
     ebb_timer_init(&h->drain_timer, h1_drain_timeout, h);
     ebb_timer_init(&h->stall_timer, h1_stall_timeout, h);
@@ -1024,7 +963,7 @@ static void h1_free(void *p)
 {
     struct h1 *h = p;
     ebb_buf_free(&h->us_trl);
-    ebb_xrec_free(&h->x);
+    ebb_xch_reset(&h->e);
     free(h);
 }
 
@@ -1033,7 +972,7 @@ static void h1_destroy(struct ebb_conn *c)
     struct h1 *h = c->codec;
     if (h->state != H1_IDLE && !h->accounted) {
         /* cut by a close we did not choose here: ebb's exit (DR) or anything else (DC) */
-        h->x.rf |= (c->flags & EBB_CONN_F_FORCED) ? EBB_RF_DR : EBB_RF_DC;
+        h->e.x.rf |= (c->flags & EBB_CONN_F_FORCED) ? EBB_RF_DR : EBB_RF_DC;
         h1_account_end(h);
     }
     h->dead = true;

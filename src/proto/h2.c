@@ -21,7 +21,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "ebb/cluster.h"
 #include "ebb/config.h"
 #include "ebb/conn.h"
 #include "ebb/core.h"
@@ -29,11 +28,10 @@
 #include "ebb/h2.h"
 #include "ebb/listener.h"
 #include "ebb/log.h"
-#include "ebb/proxy.h"
-#include "ebb/server.h"
 #include "ebb/stats.h"
+#include "ebb/stream.h"
 #include "ebb/ustream.h"
-#include "ebb/worker.h"
+#include "ebb/wctx.h"
 
 #define H2_STREAM_WINDOW   65535u        /* per-stream receive window (default size) */
 #define H2_BODY_BUF        (64 * 1024)   /* ceiling of reqb / respb */
@@ -69,7 +67,7 @@ struct h2s {
     struct ebb_list    link;          /* in h->streams */
     struct ebb_list    rlink;         /* in h->ready while it has something to do */
     enum h2s_state     state;
-    struct ebb_xrec    x;             /* the exchange's record: request line, status, bytes */
+    struct ebb_xch     e;             /* the exchange: record, upstream side, request timeout */
     /* request head */
     struct h2_hdr     *hdrs;          /* regular headers, then request trailers */
     size_t             nhdrs, cap;
@@ -83,9 +81,6 @@ struct h2s {
     bool               req_fwd_end;   /* end of the request forwarded upstream */
     bool               req_discard;   /* response over: consume and drop further body */
     struct ebb_buf     reqb;          /* body bytes received, not yet forwarded/consumed */
-    /* upstream */
-    struct ebb_us     *us;            /* the upstream side (either protocol), NULL when none */
-    struct ebb_timer   timer;         /* upstream request timeout */
     /* response */
     bool               resp_head_done;/* response HEADERS submitted */
     bool               resp_done;     /* the whole body is in respb (or sent) */
@@ -124,9 +119,8 @@ struct h2c {
 };
 
 static void h2_run(struct h2c *h);
-static void h2s_open_upstream(struct h2s *s);
 
-static const struct ebb_config *h2_cfg(const struct h2c *h) { return h->c->w->srv->cfg; }
+static const struct ebb_config *h2_cfg(const struct h2c *h) { return h->c->w->cfg; }
 static struct ebb_listener_stats *h2_st(const struct h2c *h) { return h->c->l->st; }
 static struct ebb_server_stats *h2_sst(const struct h2c *h) { return &h->c->w->stats->server; }
 
@@ -175,8 +169,7 @@ static void h2s_wake_async(struct h2s *s)
 
 static void h2s_release_upstream(struct h2s *s)
 {
-    ebb_us_release(&s->us, &s->x);
-    ebb_timer_stop(s->h->c->w->loop, &s->timer);
+    ebb_xch_release(&s->e);
 }
 
 static void h2s_free(struct h2s *s)
@@ -192,7 +185,7 @@ static void h2s_free(struct h2s *s)
             nghttp2_rcbuf_decref(pseudo[i]);
     ebb_buf_free(&s->reqb);
     ebb_buf_free(&s->respb);
-    ebb_xrec_free(&s->x);
+    ebb_xch_reset(&s->e);
     ebb_buf_free(&s->trl);
     free(s);
 }
@@ -208,13 +201,12 @@ static void h2s_finish(struct h2s *s, uint32_t error_code)
         return;
     if (s->state != H2S_HEADERS) {
         if (error_code != NGHTTP2_NO_ERROR && !(s->resp_done && ebb_buf_len(&s->respb) == 0))
-            s->x.rf |= EBB_RF_DC;
+            s->e.x.rf |= EBB_RF_DC;
         if (h->c->flags & EBB_CONN_F_DRAINING) {
-            s->x.rf |= EBB_RF_DR;
+            s->e.x.rf |= EBB_RF_DR;
             ebb_stat_inc(h2_st(h)->rq_completed_in_drain);
         }
-        ebb_xrec_log(&s->x, h->c, "HTTP/2", s->us ? ebb_us_addr(s->us) : NULL);
-        ebb_stat_dec(h2_st(h)->rq_active);
+        ebb_xch_end(&s->e, "HTTP/2");
     }
     h2s_release_upstream(s);
     /* body bytes we never consumed still count against the connection window */
@@ -242,7 +234,7 @@ static ssize_t h2s_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t
     if (n) {
         memcpy(buf, ebb_buf_start(&s->respb), n);
         ebb_buf_consume(&s->respb, n);
-        s->x.resp_bytes += n;
+        s->e.x.resp_bytes += n;
         h2s_wake(s);   /* respb has room: the upstream may be read again */
     }
     if (ebb_buf_len(&s->respb) == 0 && s->resp_done) {
@@ -295,7 +287,7 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
     char body[512], st[8], cl[24];
     va_list ap;
 
-    s->x.rf |= rf;
+    s->e.x.rf |= rf;
     h2s_release_upstream(s);
     h2s_wake(s);
     if (s->resp_head_done) {
@@ -314,7 +306,7 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
     if (!s->head_req)
         ebb_buf_append(&s->respb, body, (size_t)len);
     s->resp_done = true;
-    ebb_xrec_status(&s->x, h2_st(s->h), status);
+    ebb_xrec_status(&s->e.x, h2_st(s->h), status);
     snprintf(st, sizeof(st), "%d", status);
     snprintf(cl, sizeof(cl), "%d", len);
     nghttp2_nv nv[] = {
@@ -325,15 +317,10 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
     h2s_submit_head(s, nv, EBB_ARRAY_LEN(nv), !s->head_req);
 }
 
-static void h2s_timeout(struct ebb_loop *loop, struct ebb_timer *t)
+/* Gives the exchange's local answer (a refusal before the upstream, or an upstream failure). */
+static void h2s_answer(struct h2s *s, const struct ebb_answer *a)
 {
-    struct h2s *s = t->data;
-    if (s->resp_head_done || s->state != H2S_UPSTREAM)
-        return;
-    ebb_stat_inc(s->h->c->w->clusters[s->x.cluster].st->rq_timeout);
-    h2s_reply(s, 504, EBB_RF_UT, "ebb: upstream request timeout: cluster \"%s\"\n",
-              s->h->c->w->clusters[s->x.cluster].cfg->name);
-    h2_run(s->h);
+    h2s_reply(s, a->status, a->rf, "%s", a->body);
 }
 
 /* The response head from the upstream (either protocol) -> HEADERS. */
@@ -341,8 +328,7 @@ static void h2s_resp_head(struct h2s *s, const struct ebb_resp *r)
 {
     struct ebb_nvlist nvl;
 
-    ebb_timer_stop(s->h->c->w->loop, &s->timer);
-    ebb_xrec_status(&s->x, h2_st(s->h), r->status);
+    ebb_xrec_status(&s->e.x, h2_st(s->h), r->status);
     if (!r->body || s->head_req)
         s->resp_done = true;   /* HEADERS ends the stream */
     if (ebb_resp_to_nv(r, &nvl) < 0) {
@@ -383,76 +369,44 @@ static void h2s_req_of(const struct h2s *s, struct ebb_req *r)
         .hdrs = hdrs,
         .nhdrs = n,
         .content_length = s->content_length,
-        .body = !s->req_end || s->x.req_bytes > 0,
+        .body = !s->req_end || s->e.x.req_bytes > 0,
         .te_trailers = te,
         .join_cookies = true,
     };
 }
 
-/* The request as it goes upstream (into f, pointing into s and req). */
-static int h2s_forward(struct h2s *s, struct ebb_req *req, struct ebb_fwd *f)
-{
-    h2s_req_of(s, req);
-    return ebb_fwd_prepare(f, req, s->h->c, s->h->c->w->clusters[s->x.cluster].cfg,
-                           s->x.request_id);
-}
-
 /* --- starting a stream's exchange --- */
 
-/* The request head is complete: check it, route it, start the upstream. */
+/* The request head is complete: check it and start the exchange. */
 static void h2s_start(struct h2s *s)
 {
     struct h2c *h = s->h;
-    struct ebb_conn *c = h->c;
+    struct ebb_answer a;
+    struct ebb_req req;
 
     s->state = H2S_UPSTREAM;
-    ebb_xrec_begin(&s->x, ebb_loop_now(c->w->loop), (struct ebb_str){ rc_ptr(s->method), rc_len(s->method) },
-                   (struct ebb_str){ rc_ptr(s->path), rc_len(s->path) },
-                   (struct ebb_str){ rc_ptr(s->authority), rc_len(s->authority) });
-    ebb_stat_inc(h2_st(h)->rq_total);
-    ebb_stat_inc(h2_st(h)->rq_active);
+    ebb_xch_begin(&s->e, (struct ebb_str){ rc_ptr(s->method), rc_len(s->method) },
+                  (struct ebb_str){ rc_ptr(s->path), rc_len(s->path) },
+                  (struct ebb_str){ rc_ptr(s->authority), rc_len(s->authority) });
     s->head_req = rc_is(s->method, "HEAD");
     if (s->too_big) {
         ebb_stat_inc(h2_sst(h)->h2_header_overflow);
         h2s_reply(s, 431, 0, "ebb: request headers too large\n");
         return;
     }
-    if (rc_is(s->method, "CONNECT")) {
-        h2s_reply(s, 501, 0, "ebb: CONNECT is not supported\n");
-        return;
-    }
-    const char *auth = rc_ptr(s->authority);
-    size_t alen = rc_len(s->authority);
-    if (!s->authority) {
-        for (size_t i = 0; i < s->nhdrs; i++)
-            if (hdr_is(&s->hdrs[i], "host")) {
-                auth = rc_ptr(s->hdrs[i].value);
-                alen = rc_len(s->hdrs[i].value);
-                break;
-            }
-    }
-    if (alen == 0) {
+    h2s_req_of(s, &req);
+    if (req.authority.len == 0) {
         h2s_reply(s, 400, 0, "ebb: missing :authority\n");
         return;
     }
-    s->x.cluster = ebb_route_conn(c, h2_cfg(h), auth, alen);
-    if (s->x.cluster < 0) {
-        ebb_stat_inc(h2_st(h)->no_route);
-        h2s_reply(s, 404, EBB_RF_NR, "ebb: no route for host \"%.*s\"\n", (int)EBB_MIN(alen, 255),
-                  auth);
+    if (ebb_xch_start(&s->e, &req, EBB_US_F_SHARED | EBB_US_F_H2, &a) < 0) {
+        h2s_answer(s, &a);
         return;
     }
-    if (ebb_us_refused(&c->w->clusters[s->x.cluster])) {
-        h2s_reply(s, 502, EBB_RF_NR, "ebb: no route for host \"%.*s\" and the outbound traffic "
-                  "policy is REGISTRY_ONLY\n", (int)EBB_MIN(alen, 255), auth);
-        return;
+    if (!req.body) {
+        s->req_fwd_end = true;
+        ebb_xch_request_done(&s->e);
     }
-    uint64_t maxb = h2_cfg(h)->limits.max_request_body;
-    if (maxb && s->content_length > 0 && (uint64_t)s->content_length > maxb) {
-        h2s_reply(s, 413, 0, "ebb: request body larger than %llu bytes\n", (unsigned long long)maxb);
-        return;
-    }
-    h2s_open_upstream(s);
 }
 
 /* --- the upstream's callbacks (they run inside the upstream's events: the
@@ -487,14 +441,14 @@ static void h2s_us_interim(void *owner, const struct ebb_resp *r) { }
 static void h2s_us_error(void *owner, unsigned rf, bool head_seen, int status)
 {
     struct h2s *s = owner;
-    struct ebb_cluster_rt *cl = &s->h->c->w->clusters[s->x.cluster];
-    ebb_xrec_upstream(&s->x, ebb_us_addr(s->us));
-    s->us = NULL;   /* the upstream stream is gone with this callback */
-    if (head_seen || s->resp_head_done)
+    struct ebb_answer a;
+
+    if (head_seen || s->resp_head_done) {
         h2s_reply(s, 0, rf | EBB_RF_URX, "-");   /* resets the stream */
-    else
-        h2s_reply(s, status, rf, "ebb: upstream %s: cluster \"%s\"\n",
-                  ebb_us_failure(rf, status), cl->cfg->name);
+    } else {
+        ebb_xch_failure(&s->e, rf, status, &a);
+        h2s_answer(s, &a);
+    }
     h2s_wake_async(s);
 }
 
@@ -508,36 +462,13 @@ static const struct ebb_us_cbs h2s_us_cbs = {
     .on_error = h2s_us_error,
 };
 
-static void h2s_open_upstream(struct h2s *s)
-{
-    struct h2c *h = s->h;
-    struct ebb_cluster_rt *cl = &h->c->w->clusters[s->x.cluster];
-    struct ebb_req req;
-    struct ebb_fwd f;
-
-    if (h2s_forward(s, &req, &f) < 0) {
-        h2s_reply(s, 431, 0, "ebb: request headers too large\n");
-        return;
-    }
-    s->us = ebb_us_open(cl, h->c->w, &f, EBB_US_F_SHARED | EBB_US_F_H2, &h2s_us_cbs, s);
-    if (!s->us) {
-        h2s_reply(s, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\"\n",
-                  cl->cfg->name);
-        return;
-    }
-    if (!req.body)
-        s->req_fwd_end = true;
-    if (cl->cfg->request_timeout_ms)
-        ebb_timer_start(h->c->w->loop, &s->timer, cl->cfg->request_timeout_ms);
-}
-
 /* Advances one stream's exchange.  Returns true on progress. */
 static bool h2s_pump(struct h2s *s)
 {
     bool progress = false;
 
     while (ebb_buf_len(&s->reqb)) {
-        size_t n = ebb_us_write(s->us, ebb_buf_start(&s->reqb), ebb_buf_len(&s->reqb));
+        size_t n = ebb_us_write(s->e.us, ebb_buf_start(&s->reqb), ebb_buf_len(&s->reqb));
         if (n == 0)
             break;
         ebb_buf_consume(&s->reqb, n);
@@ -550,30 +481,31 @@ static bool h2s_pump(struct h2s *s)
         for (size_t i = s->ntrl_at; s->ntrl_at && i < s->nhdrs && tn < EBB_ARRAY_LEN(t); i++)
             t[tn++] = (struct ebb_hdr){ { rc_ptr(s->hdrs[i].name), rc_len(s->hdrs[i].name) },
                                         { rc_ptr(s->hdrs[i].value), rc_len(s->hdrs[i].value) } };
-        ebb_us_end(s->us, t, tn);
+        ebb_us_end(s->e.us, t, tn);
         s->req_fwd_end = true;
+        ebb_xch_request_done(&s->e);
         progress = true;
     }
     if (s->resp_head_done && !s->head_req) {
-        while (ebb_us_readable(s->us) && ebb_buf_room(&s->respb) > 0) {
+        while (ebb_us_readable(s->e.us) && ebb_buf_room(&s->respb) > 0) {
             /* no more than what waits: a small answer costs a small buffer */
-            size_t want = EBB_MIN(ebb_buf_room(&s->respb), ebb_us_readable(s->us));
+            size_t want = EBB_MIN(ebb_buf_room(&s->respb), ebb_us_readable(s->e.us));
             if (ebb_buf_reserve(&s->respb, EBB_MIN(want, 16384)) < 0)
                 break;
             size_t room = EBB_MIN(ebb_buf_tailroom(&s->respb), ebb_buf_room(&s->respb));
-            size_t n = ebb_us_read(s->us, ebb_buf_end(&s->respb), room);
+            size_t n = ebb_us_read(s->e.us, ebb_buf_end(&s->respb), room);
             if (n == 0)
                 break;
             s->respb.tail += n;
             progress = true;
         }
     }
-    if (!s->up_end && ebb_us_done(s->us))
+    if (!s->up_end && ebb_us_done(s->e.us))
         s->up_end = true;   /* our read took the end: no on_end comes */
-    if (s->up_end && ebb_us_readable(s->us) == 0)
+    if (s->up_end && ebb_us_readable(s->e.us) == 0)
         s->resp_done = true;
     h2s_resume(s);
-    if (s->resp_done && ebb_us_readable(s->us) == 0) {
+    if (s->resp_done && ebb_us_readable(s->e.us) == 0) {
         if (!s->req_fwd_end)
             s->req_discard = true;
         h2s_release_upstream(s);
@@ -643,11 +575,10 @@ static int h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     s->h = h;
     s->id = f->hd.stream_id;
-    s->x = EBB_XREC_INIT;
+    ebb_xch_init(&s->e, h->c, &h2s_us_cbs, s);
     s->content_length = -1;
     s->reqb.max = H2_BODY_BUF + 16384;
     s->respb.max = H2_BODY_BUF;
-    ebb_timer_init(&s->timer, h2s_timeout, s);
     ebb_list_add_tail(&h->streams, &s->link);
     h->nstreams++;
     ebb_stat_inc(h2_sst(h)->h2_streams_active);
@@ -729,10 +660,10 @@ static int h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, cons
         nghttp2_session_consume(ng, id, len);
         return 0;
     }
-    s->x.req_bytes += len;
+    s->e.x.req_bytes += len;
     h2s_wake(s);
     uint64_t maxb = h2_cfg(h)->limits.max_request_body;
-    if (maxb && s->x.req_bytes > maxb) {
+    if (maxb && s->e.x.req_bytes > maxb) {
         nghttp2_session_consume(ng, id, len);
         h2s_reply(s, 413, 0, "ebb: request body larger than %llu bytes\n", (unsigned long long)maxb);
         return 0;
@@ -959,7 +890,7 @@ static bool h2s_advance(struct h2s *s)
 {
     bool progress = false;
 
-    if (s->state == H2S_UPSTREAM && s->us) {
+    if (s->state == H2S_UPSTREAM && s->e.us) {
         progress = h2s_pump(s);
     } else if (s->req_discard && ebb_buf_len(&s->reqb)) {
         nghttp2_session_consume(s->h->ng, s->id, ebb_buf_len(&s->reqb));
@@ -1129,7 +1060,7 @@ static nghttp2_session_callbacks *h2_callbacks(void)
 
 static int h2_init(struct ebb_conn *c)
 {
-    const struct ebb_config *cfg = c->w->srv->cfg;
+    const struct ebb_config *cfg = c->w->cfg;
     nghttp2_option *opt = NULL;
     struct h2c *h = calloc(1, sizeof(*h));
     nghttp2_session_callbacks *cbs = h2_callbacks();
@@ -1205,7 +1136,7 @@ static void h2_destroy(struct ebb_conn *c)
     ebb_list_for_each_safe(pos, tmp, &h->streams) {
         struct h2s *s = ebb_list_entry(pos, struct h2s, link);
         if (s->state != H2S_CLOSED && !(s->resp_done && ebb_buf_len(&s->respb) == 0))
-            s->x.rf |= (c->flags & EBB_CONN_F_FORCED) ? EBB_RF_DR : EBB_RF_DC;
+            s->e.x.rf |= (c->flags & EBB_CONN_F_FORCED) ? EBB_RF_DR : EBB_RF_DC;
         h2s_finish(s, NGHTTP2_CANCEL);
     }
     h->dead = true;

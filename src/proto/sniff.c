@@ -25,9 +25,8 @@
 #include "ebb/listener.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
-#include "ebb/server.h"
 #include "ebb/stats.h"
-#include "ebb/worker.h"
+#include "ebb/wctx.h"
 
 enum sniff_verdict { SNIFF_MORE, SNIFF_HTTP, SNIFF_TCP };
 
@@ -39,7 +38,7 @@ struct sniff {
     struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
-static const struct ebb_config *sniff_cfg(const struct ebb_conn *c) { return c->w->srv->cfg; }
+static const struct ebb_config *sniff_cfg(const struct ebb_conn *c) { return c->w->cfg; }
 
 /* HTTP/1.x: a method token of capitals, a space, and a line ending in " HTTP/1.0" or
  * " HTTP/1.1".  A line longer than max_line is HTTP too, once its method looked right:

@@ -17,11 +17,10 @@
 #include "ebb/listener.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
-#include "ebb/server.h"
 #include "ebb/stats.h"
 #include "ebb/tunnel.h"
 #include "ebb/upstream.h"
-#include "ebb/worker.h"
+#include "ebb/wctx.h"
 
 static size_t move_bytes(struct ebb_buf *from, struct ebb_buf *to)
 {
@@ -134,7 +133,7 @@ static void tcp_finish(struct tcp *tp, int rc)
 static void tcp_idle(struct ebb_loop *loop, struct ebb_timer *timer)
 {
     struct tcp *tp = timer->data;
-    uint64_t idle_ms = tp->c->w->srv->cfg->limits.tcp_idle_timeout_ms;
+    uint64_t idle_ms = tp->c->w->cfg->limits.tcp_idle_timeout_ms;
     uint64_t left = ebb_tunnel_idle_left(tp->c, &tp->t, idle_ms);
 
     if (left) {
@@ -180,14 +179,14 @@ static void tcp_upstream(void *owner, struct ebb_upconn *u, uint32_t events)
 
 static int tcp_init(struct ebb_conn *c)
 {
-    struct ebb_worker *w = c->w;
+    struct ebb_wctx *w = c->w;
     struct tcp *tp = calloc(1, sizeof(*tp));
     if (!tp)
         return EBB_ENOMEM;
     tp->c = c;
     c->codec = tp;
     ebb_timer_init(&tp->idle, tcp_idle, tp);
-    const struct ebb_config *cfg = w->srv->cfg;
+    const struct ebb_config *cfg = w->cfg;
     long ci = ebb_route_tcp(c, cfg);
     if (ci < 0)
         return EBB_EINVAL;

@@ -17,7 +17,7 @@
 #include "ebb/conn.h"
 #include "ebb/listener.h"
 #include "ebb/stats.h"
-#include "ebb/worker.h"
+#include "ebb/wctx.h"
 #include "ebb/ustream.h"
 
 static bool str_ieq(struct ebb_str s, const char *lit)
@@ -57,7 +57,7 @@ static struct ebb_str endpoint_authority(struct ebb_fwd *f, const struct ebb_clu
 int ebb_fwd_prepare(struct ebb_fwd *f, const struct ebb_req *req, const struct ebb_conn *c,
                     const struct ebb_cluster_cfg *cl, char rid[64])
 {
-    struct ebb_worker *w = c->w;
+    struct ebb_wctx *w = c->w;
     bool have_rid = false;
 
     f->req = req;
@@ -422,7 +422,7 @@ bool ebb_us_refused(struct ebb_cluster_rt *cl)
     return true;
 }
 
-struct ebb_us *ebb_us_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+struct ebb_us *ebb_us_open(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
                            const struct ebb_fwd *f, unsigned flags,
                            const struct ebb_us_cbs *cbs, void *owner)
 {

@@ -13,13 +13,12 @@
 #include "ebb/http.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
-#include "ebb/server.h"
 #include "ebb/cluster.h"
 #include "ebb/config.h"
 #include "ebb/conn.h"
 #include "ebb/listener.h"
 #include "ebb/stats.h"
-#include "ebb/worker.h"
+#include "ebb/wctx.h"
 #include "ebb/upstream.h"
 #include "ebb/ustream.h"
 
@@ -86,7 +85,7 @@ static bool may_retry(const struct ebb_upconn *u, bool resp_started, bool has_bo
 struct h1u {
     struct ebb_us          base;
     struct ebb_cluster_rt *cl;
-    struct ebb_worker     *w;
+    struct ebb_wctx       *w;
     struct ebb_upconn     *u;           /* lent connection; NULL before, and after release */
     char                   addr[48];    /* endpoint of the last connection (for the log) */
     union ebb_sockaddr     dst;         /* original destination (ORIGINAL_DST cluster) */
@@ -263,7 +262,7 @@ static bool h1u_head(struct h1u *s)
 {
     struct ebb_upconn *u = s->u;
     struct ebb_h1_msg *m = &h1u_msg;
-    const struct ebb_config *cfg = s->w->srv->cfg;
+    const struct ebb_config *cfg = s->w->cfg;
     struct ebb_resp r;
 
     while (!s->head_seen && ebb_buf_len(&u->rbuf)) {
@@ -626,7 +625,7 @@ static int h1u_keep_head(struct h1u *s, const struct ebb_fwd *f, size_t max)
     return rc;
 }
 
-struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
                             const struct ebb_fwd *f, unsigned flags,
                             const struct ebb_us_cbs *cbs, void *owner)
 {
@@ -639,7 +638,7 @@ struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
     ebb_timer_init(&s->kick, h1u_kick_cb, s);
     ebb_timer_init(&s->wait, h1u_wait_cb, s);
     ebb_list_init(&s->wlink);
-    if (h1u_keep_head(s, f, w->srv->cfg->limits.h1.max_head + 4096) < 0) {
+    if (h1u_keep_head(s, f, w->cfg->limits.h1.max_head + 4096) < 0) {
         h1u_free(s);
         return NULL;
     }

@@ -31,11 +31,10 @@
 #include "ebb/h2.h"
 #include "ebb/log.h"
 #include "ebb/proxy.h"
-#include "ebb/server.h"
 #include "ebb/stats.h"
 #include "ebb/upstream.h"
 #include "ebb/ustream.h"
-#include "ebb/worker.h"
+#include "ebb/wctx.h"
 
 #define H2U_WINDOW      65535u          /* per-stream receive window */
 #define H2U_BUF         (64 * 1024)     /* request buffer ceiling per stream */
@@ -57,7 +56,7 @@ struct ebb_h2u_stream {
     struct ebb_us      base;          /* ops, the owner's callbacks, the owner */
     struct h2u_conn   *uc;
     struct ebb_cluster_rt *cl;
-    struct ebb_worker *w;
+    struct ebb_wctx *w;
     struct ebb_list    link;          /* in uc->streams */
     const union ebb_sockaddr *dst;    /* original destination (ORIGINAL_DST), else NULL */
     union ebb_sockaddr dst_store;     /* ... its copy */
@@ -85,7 +84,7 @@ struct ebb_h2u_stream {
 /* One upstream h2c connection.  Owned by its cluster runtime list. */
 struct h2u_conn {
     struct ebb_cluster_rt *cl;
-    struct ebb_worker *w;
+    struct ebb_wctx *w;
     struct ebb_list    link;          /* in cl->h2conns */
     struct ebb_upconn *u;             /* the socket (lent by the pool for good) */
     union ebb_sockaddr dst;           /* where it goes when an original destination (family
@@ -109,10 +108,10 @@ struct h2u_conn {
 static void h2u_run(struct h2u_conn *uc);
 static void h2u_conn_cb(void *owner, struct ebb_upconn *u, uint32_t events);
 static int h2u_submit(struct h2u_conn *uc, struct ebb_h2u_stream *s);
-static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
                                      const union ebb_sockaddr *dst);
 
-static struct ebb_server_stats *h2u_sst(struct ebb_worker *w) { return &w->stats->server; }
+static struct ebb_server_stats *h2u_sst(struct ebb_wctx *w) { return &w->stats->server; }
 
 static void h2u_list_init(struct ebb_cluster_rt *cl)
 {
@@ -474,7 +473,7 @@ static void h2u_idle_cb(struct ebb_loop *loop, struct ebb_timer *t)
 }
 
 /* Opens a new connection of cl (connect in progress).  NULL on failure. */
-static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
                                      const union ebb_sockaddr *dst)
 {
     nghttp2_session_callbacks *cbs = h2u_callbacks();
@@ -654,7 +653,7 @@ static int h2u_submit(struct h2u_conn *uc, struct ebb_h2u_stream *s)
 
 static const struct ebb_us_ops h2u_ops;
 
-struct ebb_us *ebb_h2u_open(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+struct ebb_us *ebb_h2u_open(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
                             const struct ebb_fwd *f, unsigned flags,
                             const struct ebb_us_cbs *cbs, void *owner)
 {

@@ -14,10 +14,9 @@
 #include "ebb/config.h"
 #include "ebb/core.h"
 #include "ebb/log.h"
-#include "ebb/server.h"
 #include "ebb/stats.h"
 #include "ebb/upstream.h"
-#include "ebb/worker.h"
+#include "ebb/wctx.h"
 
 #define UPCONN_PEEK_AFTER_MS 1000
 
@@ -121,7 +120,7 @@ static bool upconn_alive(struct ebb_upconn *u)
 
 /* The pool's connection to dst (any endpoint when dst is NULL) that is still open, most
  * recently used first, taken out of the pool; NULL when there is none. */
-static struct ebb_upconn *pool_take(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+static struct ebb_upconn *pool_take(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
                                     const union ebb_sockaddr *dst)
 {
     struct ebb_list *pos = cl->idle.next;
@@ -176,13 +175,13 @@ static int upconn_socket(struct ebb_cluster_rt *cl, int family)
     return fd;
 }
 
-int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_worker *w, ebb_upconn_cb cb,
+int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_wctx *w, ebb_upconn_cb cb,
                          void *owner, struct ebb_upconn **out)
 {
     return ebb_upstream_acquire_to(cl, w, NULL, cb, owner, out);
 }
 
-int ebb_upstream_acquire_to(struct ebb_cluster_rt *cl, struct ebb_worker *w,
+int ebb_upstream_acquire_to(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
                             const union ebb_sockaddr *dst, ebb_upconn_cb cb, void *owner,
                             struct ebb_upconn **out)
 {
@@ -234,14 +233,14 @@ int ebb_upstream_acquire_to(struct ebb_cluster_rt *cl, struct ebb_worker *w,
     u->owner = owner;
     u->state = EBB_UP_CONNECTING;
     ebb_timer_init(&u->timer, upconn_timer, u);
-    u->rbuf.max = w->srv->cfg->limits.buffer_size;
-    u->wbuf.max = w->srv->cfg->limits.buffer_size;
+    u->rbuf.max = w->cfg->limits.buffer_size;
+    u->wbuf.max = w->cfg->limits.buffer_size;
     /* a whole head must fit either way, whatever buffer_size says (the rewritten request
      * head is up to max_head + 4096, see build_upstream_head) */
-    if (u->rbuf.max < w->srv->cfg->limits.h1.max_head + 4096)
-        u->rbuf.max = w->srv->cfg->limits.h1.max_head + 4096;
-    if (u->wbuf.max < w->srv->cfg->limits.h1.max_head + 4096)
-        u->wbuf.max = w->srv->cfg->limits.h1.max_head + 4096;
+    if (u->rbuf.max < w->cfg->limits.h1.max_head + 4096)
+        u->rbuf.max = w->cfg->limits.h1.max_head + 4096;
+    if (u->wbuf.max < w->cfg->limits.h1.max_head + 4096)
+        u->wbuf.max = w->cfg->limits.h1.max_head + 4096;
     ebb_list_init(&u->link);
     ebb_stat_inc(cl->st->cx_total);
     *out = u;

@@ -317,6 +317,29 @@ def test_h2_upstream_errors(env):
     c.close()
 
 
+@timeout(30)
+def test_h2_request_timeout_starts_when_the_request_ends(env):
+    """The cluster's request_timeout (500 ms on "slow") runs from the end of the request for an
+    HTTP/2 stream too, as for HTTP/1.1 (test_errors) and Envoy's route timeout: a 1.5 s upload
+    is not a slow upstream (/sha256 answers after the whole body); a slow upstream still gets
+    504 once the request is in."""
+    e = start_h2(env, h2c_app=False)
+    c = H2Raw(e.port("outbound"))
+    sid = c.request("/sha256", method="POST", headers=[("content-length", "30")], end=False,
+                    authority="slow.local")
+    for i in range(3):
+        time.sleep(0.5)   # the scenario: a slow uploader
+        c.send_data(sid, b"x" * 10, end=i == 2)
+    st = c.wait_stream(sid)
+    check_eq(st.status, 200, "status of a slow upload to a cluster with request_timeout 500ms")
+    want = hashlib.sha256(b"x" * 30).hexdigest()
+    check_eq(json.loads(bytes(st.body)).get("sha256"), want, "digest of the body the upstream read")
+    st = c.wait_stream(c.request("/delay?ms=3000", authority="slow.local"))
+    check_eq(st.status, 504, "a slow upstream after the request ended")
+    check(b"request timeout" in bytes(st.body), "504 body names the timeout: %r" % bytes(st.body))
+    c.close()
+
+
 # -- the two-phase GOAWAY drain (SPEC §3.3.4) ------------------------------------------------
 
 MAXID = 0x7fffffff
