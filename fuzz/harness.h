@@ -160,7 +160,7 @@ static void fz_begin(struct fz *z)
     z->uscript = (struct fz_stream){ 0 };
     z->up_wait_head = false;
     z->up_fin = false;
-    z->w->rand_state = 1;   /* the same input takes the same path */
+    z->w->ctx.rand_state = 1;   /* the same input takes the same path */
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
     z->cfd = sv[1];
     z->c = ebb_listener_adopt(z->l, sv[0], (struct sockaddr *)&peer, sizeof(peer));
@@ -262,7 +262,7 @@ static size_t fz_upstream_round(struct fz *z)
 static size_t fz_round(struct fz *z)
 {
     size_t progress = fz_send(z->cfd, &z->cin, &z->cin.off);
-    int ran = ebb_loop_run_once(z->w->loop);
+    int ran = ebb_loop_run_once(z->w->ctx.loop);
 
     CHECK(ran >= 0);
     progress += (size_t)ran;
@@ -321,9 +321,9 @@ static void fz_end(struct fz *z)
         c->flags |= EBB_CONN_F_FORCED;
         ebb_conn_close(c, true);
     }
-    for (size_t i = 0; i < z->w->nclusters; i++) {
-        ebb_upstream_close_idle(&z->w->clusters[i]);
-        ebb_h2u_close_all(&z->w->clusters[i]);
+    for (size_t i = 0; i < z->w->ctx.nclusters; i++) {
+        ebb_upstream_close_idle(&z->w->ctx.clusters[i]);
+        ebb_h2u_close_all(&z->w->ctx.clusters[i]);
     }
     for (size_t i = 0; i < z->nup; i++)
         if (z->up[i].fd >= 0) {
@@ -335,7 +335,7 @@ static void fz_end(struct fz *z)
         z->cfd = -1;
     }
     fz_settle(z);
-    ebb_loop_run_deferred(z->w->loop);
+    ebb_loop_run_deferred(z->w->ctx.loop);
 
     /* every connection and stream is gone, and the gauges say so */
     CHECK(ebb_list_empty(&l->conns));
@@ -343,9 +343,9 @@ static void fz_end(struct fz *z)
     CHECK(atomic_load(l->open) == 0);
     CHECK(atomic_load(&l->st->cx_active) == 0);
     CHECK(atomic_load(&l->st->rq_active) == 0);
-    CHECK(atomic_load(&z->w->stats->server.h2_streams_active) == 0);
-    for (size_t i = 0; i < z->w->nclusters; i++) {
-        struct ebb_cluster_rt *cl = &z->w->clusters[i];
+    CHECK(atomic_load(&z->w->ctx.stats->server.h2_streams_active) == 0);
+    for (size_t i = 0; i < z->w->ctx.nclusters; i++) {
+        struct ebb_cluster_rt *cl = &z->w->ctx.clusters[i];
         CHECK(atomic_load(&cl->st->cx_active) == 0);
         CHECK(atomic_load(&cl->st->rq_active) == 0);
         CHECK(atomic_load(&cl->st->cx_idle) == 0);
