@@ -110,10 +110,15 @@ layers:
 
 FUZZSRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZBIN := $(FUZZSRC:fuzz/%.c=build/fuzz/%)
-build/fuzz/%: fuzz/%.c $(LIBSRC)
+FUZZOBJ := $(LIBSRC:%.c=build/fuzz/obj/%.o)
+FUZZCFLAGS := -std=gnu11 -g -O1 -Iinclude -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS))
+# the library is compiled once for every driver (coverage-instrumented, sanitized)
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang -std=gnu11 -g -O1 -Iinclude -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS)) \
-	    -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBSRC) $(LDLIBS)
+	clang $(FUZZCFLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c $< -o $@
+build/fuzz/%: fuzz/%.c fuzz/harness.h $(FUZZOBJ)
+	@mkdir -p $(dir $@)
+	clang $(FUZZCFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZOBJ) $(LDLIBS)
 fuzz: $(FUZZBIN)
 	@scripts/run-fuzz.sh $(FUZZBIN)
 
@@ -139,4 +144,4 @@ image: $(OUT)/ebb
 clean:
 	rm -rf build
 
--include $(LIBOBJ:.o=.d) $(MAINOBJ:.o=.d) $(FAULTOBJ:.o=.d)
+-include $(LIBOBJ:.o=.d) $(MAINOBJ:.o=.d) $(FAULTOBJ:.o=.d) $(FUZZOBJ:.o=.d)

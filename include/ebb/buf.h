@@ -26,7 +26,12 @@ struct ebb_buf {
 #define EBB_BUF_DEFAULT_MAX (64 * 1024)
 
 static inline size_t ebb_buf_len(const struct ebb_buf *b) { return b->tail - b->head; }
-static inline char  *ebb_buf_start(const struct ebb_buf *b) { return b->data + b->head; }
+/* A buffer that never held storage has data NULL: NULL + 0 is undefined behaviour in C, so
+ * its start and end are NULL itself (an empty span). */
+static inline char  *ebb_buf_start(const struct ebb_buf *b)
+{
+    return b->data ? b->data + b->head : NULL;
+}
 static inline size_t ebb_buf_room(const struct ebb_buf *b)
 {
     size_t max = b->max ? b->max : EBB_BUF_DEFAULT_MAX;
@@ -36,7 +41,7 @@ static inline size_t ebb_buf_room(const struct ebb_buf *b)
 /* Makes at least n contiguous writable bytes available at ebb_buf_end().
  * Compacts or grows up to max.  Returns 0, EBB_ETOOBIG or EBB_ENOMEM. */
 int ebb_buf_reserve(struct ebb_buf *b, size_t n);
-static inline char *ebb_buf_end(const struct ebb_buf *b) { return b->data + b->tail; }
+static inline char *ebb_buf_end(const struct ebb_buf *b) { return b->data ? b->data + b->tail : NULL; }
 /* Contiguous writable bytes after tail without growing. */
 static inline size_t ebb_buf_tailroom(const struct ebb_buf *b) { return b->cap - b->tail; }
 

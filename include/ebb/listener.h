@@ -62,6 +62,11 @@ struct ebb_listener {
 int ebb_listen_socket(const char *addr, uint16_t port, bool reuseport, char *err, size_t errlen);
 /* Starts accepting on l (io.fd, loop, ops, env and st set).  0 or EBB_EIO. */
 int ebb_listener_start(struct ebb_listener *l);
+/* Makes the connected socket fd (accepted from sa, sl bytes) a connection of l and starts
+ * its codec: what accept does after accept4(), also the seam the fuzz drivers feed a
+ * socketpair through.  Returns the connection, or NULL when it was closed (fd too). */
+struct ebb_conn *ebb_listener_adopt(struct ebb_listener *l, int fd, const struct sockaddr *sa,
+                                    socklen_t sl);
 /* Closes the listening socket; existing connections are untouched.
  * Harmless on a listener never set up (loop NULL) or already stopped. */
 void ebb_listener_stop(struct ebb_listener *l);

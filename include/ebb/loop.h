@@ -68,6 +68,10 @@ struct ebb_loop *ebb_loop_new(void);
 void ebb_loop_free(struct ebb_loop *loop);
 /* Runs until ebb_loop_stop().  Returns 0. */
 int ebb_loop_run(struct ebb_loop *loop);
+/* One iteration that does not wait: the ready watchers, the due timers and the deferred
+ * calls.  Returns how many callbacks ran (0: nothing was ready), or EBB_EIO.  For a caller
+ * that drives the loop itself (the fuzz drivers run it until it is idle). */
+int ebb_loop_run_once(struct ebb_loop *loop);
 /* Makes ebb_loop_run() return after the current iteration. */
 void ebb_loop_stop(struct ebb_loop *loop);
 /* Cached time of the current iteration, ms. */

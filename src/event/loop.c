@@ -185,13 +185,17 @@ void ebb_timer_start(struct ebb_loop *loop, struct ebb_timer *t, uint64_t ms)
     loop->timers = heap_meld(loop->timers, t);
 }
 
-static void run_timers(struct ebb_loop *loop)
+/* Runs the due timers; returns how many fired. */
+static int run_timers(struct ebb_loop *loop)
 {
+    int n = 0;
     while (loop->timers && loop->timers->when <= loop->now) {
         struct ebb_timer *t = loop->timers;
         ebb_timer_stop(loop, t);
         t->cb(loop, t);
+        n++;
     }
+    return n;
 }
 
 void ebb_loop_defer(struct ebb_loop *loop, struct ebb_deferred *d, ebb_defer_cb cb, void *data)
@@ -203,8 +207,10 @@ void ebb_loop_defer(struct ebb_loop *loop, struct ebb_deferred *d, ebb_defer_cb 
     loop->defer_tail = &d->next;
 }
 
-void ebb_loop_run_deferred(struct ebb_loop *loop)
+/* Runs the pending deferred callbacks; returns how many ran. */
+static int run_deferred(struct ebb_loop *loop)
 {
+    int n = 0;
     /* callbacks may defer more: they run in this pass too, until the queue is empty */
     while (loop->defer) {
         struct ebb_deferred *d = loop->defer;
@@ -212,13 +218,45 @@ void ebb_loop_run_deferred(struct ebb_loop *loop)
         if (!loop->defer)
             loop->defer_tail = &loop->defer;
         d->cb(d->data);   /* may free d */
+        n++;
     }
+    return n;
+}
+
+void ebb_loop_run_deferred(struct ebb_loop *loop)
+{
+    run_deferred(loop);
+}
+
+/* One iteration: waits up to timeout ms (-1 forever) for events, then runs the ready
+ * watchers, the due timers and the deferred calls.  Returns how many callbacks ran, or
+ * EBB_EIO when epoll_wait failed. */
+static int loop_iterate(struct ebb_loop *loop, int timeout)
+{
+    struct epoll_event events[LOOP_MAX_EVENTS];
+    int ran = 0;
+
+    int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout);
+    if (n < 0 && errno != EINTR) {
+        ebb_err("loop", "epoll_wait: %s", strerror(errno));
+        return EBB_EIO;
+    }
+    loop->now = ebb_now_ms();
+    for (int i = 0; i < n; i++) {
+        struct ebb_io *io = events[i].data.ptr;
+        /* an earlier callback in this batch may have stopped io */
+        if (!io->added)
+            continue;
+        io->cb(loop, io, events[i].events);
+        ran++;
+    }
+    ran += run_timers(loop);
+    ran += run_deferred(loop);
+    return ran;
 }
 
 int ebb_loop_run(struct ebb_loop *loop)
 {
-    struct epoll_event events[LOOP_MAX_EVENTS];
-
     loop->stop = false;
     while (!loop->stop) {
         int timeout = -1;
@@ -229,23 +267,16 @@ int ebb_loop_run(struct ebb_loop *loop)
         }
         if (loop->defer)
             timeout = 0;
-        int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout);
-        if (n < 0 && errno != EINTR) {
-            ebb_err("loop", "epoll_wait: %s", strerror(errno));
+        if (loop_iterate(loop, timeout) == EBB_EIO)
             return EBB_EIO;
-        }
-        loop->now = ebb_now_ms();
-        for (int i = 0; i < n; i++) {
-            struct ebb_io *io = events[i].data.ptr;
-            /* an earlier callback in this batch may have stopped io */
-            if (!io->added)
-                continue;
-            io->cb(loop, io, events[i].events);
-        }
-        run_timers(loop);
-        ebb_loop_run_deferred(loop);
     }
     return 0;
+}
+
+int ebb_loop_run_once(struct ebb_loop *loop)
+{
+    loop->now = ebb_now_ms();
+    return loop_iterate(loop, 0);
 }
 
 /* --- cross-thread wakeups --- */

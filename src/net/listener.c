@@ -113,10 +113,49 @@ static void accept_resume(struct ebb_loop *loop, struct ebb_timer *t)
         ebb_timer_start(loop, &l->accept_pause, LISTENER_ACCEPT_PAUSE_MS);   /* try again */
 }
 
+struct ebb_conn *ebb_listener_adopt(struct ebb_listener *l, int fd, const struct sockaddr *sa,
+                                    socklen_t sl)
+{
+    const struct ebb_listener_env *env = l->env;
+    struct ebb_loop *loop = l->loop;
+    struct ebb_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->io.fd = fd;
+    c->io.cb = conn_io;
+    c->io.data = c;
+    c->l = l;
+    c->w = l->w;
+    c->ops = l->ops;
+    memcpy(&c->peer, sa, EBB_MIN((size_t)sl, sizeof(c->peer)));
+    c->accepted_ms = ebb_loop_now(loop);
+    peer_string(c);
+    conn_original_dst(c);
+    if ((c->flags & EBB_CONN_F_REDIRECTED) && l->captured_ops)
+        c->ops = l->captured_ops;
+    c->rbuf.max = env->rbuf_max;
+    c->wbuf.max = env->wbuf_max;
+    ebb_list_add_tail(&l->conns, &c->link);
+    atomic_fetch_add_explicit(l->open, 1, memory_order_relaxed);
+    ebb_stat_inc(l->st->cx_active);
+    ebb_stat_inc(l->st->cx_total);
+    c->id = env->conn_opened(env->owner);
+    ebb_debug("conn", "#%llu accepted on %s from %s", (unsigned long long)c->id,
+              l->cfg->name, c->peer_str);
+    if (c->ops->init(c) < 0) {
+        ebb_conn_close(c, false);
+        return NULL;
+    }
+    return c;
+}
+
 static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
 {
     struct ebb_listener *l = io->data;
-    const struct ebb_listener_env *env = l->env;
 
     /* bounded batch so one busy listener cannot starve the loop */
     for (int i = 0; i < 64 && l->io.fd >= 0; i++) {
@@ -152,38 +191,7 @@ static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t even
             close(fd);
             continue;
         }
-        struct ebb_conn *c = calloc(1, sizeof(*c));
-        if (!c) {
-            close(fd);
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        c->io.fd = fd;
-        c->io.cb = conn_io;
-        c->io.data = c;
-        c->l = l;
-        c->w = l->w;
-        c->ops = l->ops;
-        memcpy(&c->peer, &ss, EBB_MIN((size_t)sl, sizeof(c->peer)));
-        c->accepted_ms = ebb_loop_now(loop);
-        peer_string(c);
-        conn_original_dst(c);
-        if ((c->flags & EBB_CONN_F_REDIRECTED) && l->captured_ops)
-            c->ops = l->captured_ops;
-        c->rbuf.max = env->rbuf_max;
-        c->wbuf.max = env->wbuf_max;
-        ebb_list_add_tail(&l->conns, &c->link);
-        atomic_fetch_add_explicit(l->open, 1, memory_order_relaxed);
-        ebb_stat_inc(l->st->cx_active);
-        ebb_stat_inc(l->st->cx_total);
-        c->id = env->conn_opened(env->owner);
-        ebb_debug("conn", "#%llu accepted on %s from %s", (unsigned long long)c->id,
-                  l->cfg->name, c->peer_str);
-        if (c->ops->init(c) < 0) {
-            ebb_conn_close(c, false);
-            continue;
-        }
+        ebb_listener_adopt(l, fd, (const struct sockaddr *)&ss, sl);
     }
 }
 

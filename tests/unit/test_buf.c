@@ -139,8 +139,28 @@ static void test_json_ceiling(void)
     ebb_buf_free(&b);
 }
 
+/* A buffer that never held storage (data NULL) is an empty span: its start and end are no
+ * pointer arithmetic on NULL (undefined behaviour, which UBSan reported from the upstream
+ * HTTP/1 client's empty request tail, found by fuzz_h2), and appending nothing from it is fine. */
+static void test_never_allocated(void)
+{
+    struct ebb_buf b = { 0 }, dst = { 0 };
+
+    T_CHECK(ebb_buf_start(&b) == NULL);
+    T_CHECK(ebb_buf_end(&b) == NULL);
+    T_EQ_INT((int)ebb_buf_len(&b), 0);
+    T_EQ_INT(ebb_buf_append(&dst, ebb_buf_start(&b), ebb_buf_len(&b)), 0);
+    T_EQ_INT((int)ebb_buf_len(&dst), 0);
+    T_EQ_INT(ebb_buf_append(&b, "ab", 2), 0);
+    T_CHECK(ebb_buf_start(&b) != NULL && memcmp(ebb_buf_start(&b), "ab", 2) == 0);
+    T_CHECK(ebb_buf_end(&b) == ebb_buf_start(&b) + 2);
+    ebb_buf_free(&b);
+    ebb_buf_free(&dst);
+}
+
 int main(void)
 {
+    T_RUN(test_never_allocated);
     T_RUN(test_json_table);
     T_RUN(test_json_escape_step);
     T_RUN(test_json_random_bytes);

@@ -2,10 +2,12 @@
  * test_loop.c - the event loop's intrusive timer heap and deferred-call queue:
  * timers fire in deadline order (first armed first on a tie), stopped and
  * re-armed timers behave, none fires twice; deferred calls run once, in order,
- * including those queued by a deferred call.
+ * including those queued by a deferred call; ebb_loop_run_once counts what ran.
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "ebb/core.h"
 #include "ebb/loop.h"
@@ -106,6 +108,12 @@ static void on_defer(void *p)
         ebb_loop_defer(x->loop, &x->then->d, on_defer, x->then);
 }
 
+static void on_timer_defer(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    struct dd *x = t->data;
+    ebb_loop_defer(loop, &x->d, on_defer, x);
+}
+
 static void test_deferred_run_once_in_order(void)
 {
     struct ebb_loop *loop = ebb_loop_new();
@@ -133,8 +141,48 @@ static void test_deferred_run_once_in_order(void)
     ebb_loop_free(loop);
 }
 
+static int io_calls;
+static void on_io(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
+{
+    uint64_t v;
+    io_calls++;
+    T_CHECK(read(io->fd, &v, sizeof(v)) == (ssize_t)sizeof(v));   /* no longer readable */
+}
+
+/* ebb_loop_run_once never waits and counts what ran: a ready watcher, a due timer, a deferred
+ * call (queued by the timer: it runs in the same iteration); 0 once nothing is ready. */
+static void test_run_once_counts(void)
+{
+    struct ebb_loop *loop = ebb_loop_new();
+    struct ebb_io io = { .fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), .cb = on_io };
+    struct ebb_timer t;
+    struct dd d = { .id = 9 };
+    uint64_t one = 1;
+
+    T_CHECK(loop != NULL && io.fd >= 0);
+    if (!loop || io.fd < 0)
+        return;
+    nran = 0;
+    T_EQ_INT(ebb_loop_run_once(loop), 0);
+    T_EQ_INT(ebb_io_set(loop, &io, EBB_READ), 0);
+    T_EQ_INT(ebb_loop_run_once(loop), 0);            /* registered, not ready */
+    T_CHECK(write(io.fd, &one, sizeof(one)) == (ssize_t)sizeof(one));
+    ebb_timer_init(&t, on_timer_defer, &d);
+    d.loop = loop;
+    ebb_timer_start(loop, &t, 0);
+    T_EQ_INT(ebb_loop_run_once(loop), 3);            /* the watcher, the timer, its deferred call */
+    T_EQ_INT(io_calls, 1);
+    T_EQ_INT(nran, 1);
+    T_EQ_INT(ebb_loop_run_once(loop), 0);
+    ebb_io_stop(loop, &io);
+    close(io.fd);
+    ebb_loop_free(loop);
+    nran = 0;
+}
+
 int main(void)
 {
+    T_RUN(test_run_once_counts);
     T_RUN(test_timers_fire_in_order);
     T_RUN(test_deferred_run_once_in_order);
     T_DONE();
