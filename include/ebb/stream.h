@@ -45,16 +45,25 @@ struct ebb_xrec {
     unsigned    rf;             /* EBB_RF_* */
     uint64_t    req_bytes;      /* request body bytes */
     uint64_t    resp_bytes;     /* response body bytes */
-    char        up_addr[48];    /* endpoint of the last upstream tried, "" none (for the log) */
-    char        method[24];
-    const char *path;           /* "" until ebb_xrec_begin; then in strs (at most 511 bytes) */
-    const char *authority;      /* the same (at most 255 bytes) */
-    char       *strs;           /* path and authority, owned (ebb_xrec_free) */
-    char        request_id[64];
+    /* The strings live in one allocation per exchange (strs), so that an idle connection or
+     * stream holds none; before ebb_xrec_begin (or when it could not allocate) the three
+     * below are "" and the two writable ones NULL. */
+    const char *method;         /* at most EBB_XREC_METHOD - 1 bytes */
+    const char *path;           /* at most 511 bytes */
+    const char *authority;      /* at most 255 bytes */
+    char       *request_id;     /* EBB_XREC_RID bytes: x-request-id sent, "" none yet */
+    char       *up_addr;        /* EBB_XREC_ADDR bytes: endpoint of the last upstream tried,
+                                   "" none (for the log) */
+    char       *strs;           /* owned (ebb_xrec_free) */
 };
 
+#define EBB_XREC_METHOD 24
+#define EBB_XREC_RID    64
+#define EBB_XREC_ADDR   48
+
 /* An empty record (cluster -1, no strings). */
-#define EBB_XREC_INIT ((struct ebb_xrec){ .cluster = -1, .path = "", .authority = "" })
+#define EBB_XREC_INIT ((struct ebb_xrec){ .cluster = -1, .method = "", .path = "", \
+                                          .authority = "" })
 /* Frees what x owns and makes it EBB_XREC_INIT. */
 void ebb_xrec_free(struct ebb_xrec *x);
 

@@ -31,25 +31,34 @@ void ebb_xrec_begin(struct ebb_xrec *x, uint64_t now_ms, struct ebb_str method,
                     struct ebb_str path, struct ebb_str authority)
 {
     size_t pl = EBB_MIN(path.len, (size_t)511), al = EBB_MIN(authority.len, (size_t)255);
+    size_t fixed = EBB_XREC_METHOD + EBB_XREC_RID + EBB_XREC_ADDR;
 
     x->start_ms = now_ms;
-    str_copy(x->method, sizeof(x->method), method);
     free(x->strs);
-    x->strs = malloc(pl + al + 2);
+    x->strs = malloc(fixed + pl + al + 2);
     if (!x->strs) {   /* the record goes without them: the exchange does not fail for a log line */
-        x->path = x->authority = "";
+        x->method = x->path = x->authority = "";
+        x->request_id = x->up_addr = NULL;
         return;
     }
-    str_copy(x->strs, pl + 1, path);
-    str_copy(x->strs + pl + 1, al + 1, authority);
-    x->path = x->strs;
-    x->authority = x->strs + pl + 1;
+    char *p = x->strs;
+    str_copy(p, EBB_XREC_METHOD, method);
+    x->method = p;
+    x->request_id = p += EBB_XREC_METHOD;
+    x->request_id[0] = '\0';
+    x->up_addr = p += EBB_XREC_RID;
+    x->up_addr[0] = '\0';
+    p += EBB_XREC_ADDR;
+    str_copy(p, pl + 1, path);
+    x->path = p;
+    str_copy(p + pl + 1, al + 1, authority);
+    x->authority = p + pl + 1;
 }
 
 void ebb_xrec_upstream(struct ebb_xrec *x, const char *addr)
 {
-    if (addr)
-        ebb_strcpy_trunc(x->up_addr, sizeof(x->up_addr), addr);
+    if (addr && x->up_addr)
+        ebb_strcpy_trunc(x->up_addr, EBB_XREC_ADDR, addr);
 }
 
 void ebb_xrec_status(struct ebb_xrec *x, struct ebb_listener_stats *st, int status)

@@ -266,10 +266,10 @@ void ebb_xrec_log(const struct ebb_xrec *x, const struct ebb_conn *c, const char
         .bytes_received = x->req_bytes,
         .bytes_sent = x->resp_bytes,
         .duration_ms = ebb_loop_now(c->w->loop) - x->start_ms,
-        .upstream_host = up_addr ? up_addr : x->up_addr[0] ? x->up_addr : NULL,
+        .upstream_host = up_addr ? up_addr : x->up_addr && x->up_addr[0] ? x->up_addr : NULL,
         .upstream_cluster = x->cluster >= 0 ? c->w->clusters[x->cluster].cfg->name : NULL,
         .flags = x->rf,
-        .request_id = x->request_id,
+        .request_id = x->request_id ? x->request_id : "",
         .peer = c->peer_str,
     };
     ebb_access_log(&a);

@@ -161,10 +161,15 @@ static int xch_op_start(struct ebb_xch *e, const struct ebb_req *req, unsigned f
         ebb_answer(a, 501, 0, "ebb: Upgrade is not supported towards an h2c cluster\n");
         return -1;
     }
-    if (ebb_fwd_prepare(&f, req, e->c, cl->cfg, e->x.request_id) < 0) {
+    /* the id goes into the record, which may have no room (it could not allocate) */
+    char rid[EBB_XREC_RID];
+    ebb_strcpy_trunc(rid, sizeof(rid), e->x.request_id ? e->x.request_id : "");
+    if (ebb_fwd_prepare(&f, req, e->c, cl->cfg, rid) < 0) {
         ebb_answer(a, 431, 0, "ebb: request headers too large\n");
         return -1;
     }
+    if (e->x.request_id)
+        ebb_strcpy_trunc(e->x.request_id, EBB_XREC_RID, rid);
     e->us = ebb_us_open(cl, e->c->w, &f, flags, &xch_us_cbs, e);
     if (!e->us) {
         ebb_answer(a, 503, EBB_RF_UF, "ebb: upstream connect error: cluster \"%s\"\n",
