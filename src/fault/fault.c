@@ -2,7 +2,7 @@
  * fault.c - allocation and syscall failure injection, linked only into the fault-injection
  * build (make FAULT=1: build/fault/ebb, ASan + UBSan objects; docs/fault-injection.md).
  *
- * The executable defines malloc, calloc, realloc, free, epoll_ctl, accept4, connect, read and
+ * The executable defines malloc, calloc, realloc, free, epoll_ctl, accept4, connect, read, recv and
  * send.  Symbols of the executable come first in the dynamic linker's search order, so these
  * definitions take every call in the process: ebb's own, and those inside glibc, libnghttp2 and
  * libyaml too.  Each forwards to the next definition (dlsym RTLD_NEXT: ASan's allocator and
@@ -14,8 +14,8 @@
  * and startup are not what this exercises) and off again after SIGUSR2.  While on, each call of
  * an enabled kind fails with probability 1/N, decided by a hash of the seed and the call's
  * sequence number: allocations return NULL (ENOMEM), epoll_ctl fails with ENOMEM, accept4 with
- * ENOBUFS, connect with ENETUNREACH, read and send on a socket with EAGAIN or ECONNRESET (half
- * each; an ECONNRESET also shuts the socket down both ways, as a real reset leaves it: a
+ * ENOBUFS, connect with ENETUNREACH, read and recv (both kind "read") and send on a socket
+ * with EAGAIN or ECONNRESET (half each; an ECONNRESET also shuts the socket down both ways, as a real reset leaves it: a
  * failed send on a socket that still works would leave the peer waiting for bytes that never
  * come; other descriptors are never failed).  At exit one line on stderr gives the counts:
  *
@@ -64,6 +64,7 @@ static int (*real_epoll_ctl)(int, int, int, struct epoll_event *);
 static int (*real_accept4)(int, __SOCKADDR_ARG, socklen_t *, int);
 static int (*real_connect)(int, __CONST_SOCKADDR_ARG, socklen_t);
 static ssize_t (*real_read)(int, void *, size_t);
+static ssize_t (*real_recv)(int, void *, size_t, int);
 static ssize_t (*real_send)(int, const void *, size_t, int);
 
 /* dlsym may allocate (its error buffer, a TLS block) before the allocator is known: those
@@ -100,6 +101,7 @@ static void resolve(void)
     real_accept4 = (int (*)(int, __SOCKADDR_ARG, socklen_t *, int))dlsym(RTLD_NEXT, "accept4");
     real_connect = (int (*)(int, __CONST_SOCKADDR_ARG, socklen_t))dlsym(RTLD_NEXT, "connect");
     real_read = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+    real_recv = (ssize_t (*)(int, void *, size_t, int))dlsym(RTLD_NEXT, "recv");
     real_send = (ssize_t (*)(int, const void *, size_t, int))dlsym(RTLD_NEXT, "send");
     real_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
     resolving = false;
@@ -241,32 +243,37 @@ static bool is_socket(int fd)
     return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
 }
 
-ssize_t read(int fd, void *buf, size_t n)
+/* A socket call's turn to fail: EAGAIN, or ECONNRESET with the socket shut down both ways
+ * (as after a real reset).  Counted under kind. */
+static bool socket_fault(enum fault_kind kind, int fd)
 {
     bool coin = false;
+    if (!fault_hit(kind, &coin) || !is_socket(fd))
+        return false;
+    fault_count(kind);
+    if (coin)
+        shutdown(fd, SHUT_RDWR);
+    errno = coin ? ECONNRESET : EAGAIN;
+    return true;
+}
+
+ssize_t read(int fd, void *buf, size_t n)
+{
     resolve();
-    if (fault_hit(F_READ, &coin) && is_socket(fd)) {
-        fault_count(F_READ);
-        if (coin)
-            shutdown(fd, SHUT_RDWR);   /* as after a real reset: the socket is dead both ways */
-        errno = coin ? ECONNRESET : EAGAIN;
-        return -1;
-    }
-    return real_read(fd, buf, n);
+    return socket_fault(F_READ, fd) ? -1 : real_read(fd, buf, n);
+}
+
+/* ebb reads sockets with recv(2) (buf.c): counted as "read" */
+ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+    resolve();
+    return socket_fault(F_READ, fd) ? -1 : real_recv(fd, buf, n, flags);
 }
 
 ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-    bool coin = false;
     resolve();
-    if (fault_hit(F_SEND, &coin) && is_socket(fd)) {
-        fault_count(F_SEND);
-        if (coin)
-            shutdown(fd, SHUT_RDWR);   /* as after a real reset: the socket is dead both ways */
-        errno = coin ? ECONNRESET : EAGAIN;
-        return -1;
-    }
-    return real_send(fd, buf, n, flags);
+    return socket_fault(F_SEND, fd) ? -1 : real_send(fd, buf, n, flags);
 }
 
 /* --- control --- */
