@@ -116,7 +116,7 @@ FUZZCFLAGS := -std=gnu11 -g -O1 -Iinclude -D_GNU_SOURCE $(shell pkg-config --cfl
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZCFLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c $< -o $@
-build/fuzz/%: fuzz/%.c fuzz/harness.h $(FUZZOBJ)
+build/fuzz/%: fuzz/%.c fuzz/harness.h fuzz/check.h $(FUZZOBJ)
 	@mkdir -p $(dir $@)
 	clang $(FUZZCFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZOBJ) $(LDLIBS)
 fuzz: $(FUZZBIN)

@@ -71,14 +71,8 @@ static const char fz_yaml_small[] =
 
 static struct fz *fz_env(bool small)
 {
-    static struct fz envs[2];
-    static bool ready[2];
-    struct fz *z = &envs[small];
+    struct fz *z = fz_env_of(small, fz_yaml_default, fz_yaml_small);
 
-    if (!ready[small]) {
-        fz_init(z, small ? fz_yaml_small : fz_yaml_default);
-        ready[small] = true;
-    }
     if (!fz_big) {
         static const char head[] = "HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n"
                                    "connection: close\r\n\r\n";

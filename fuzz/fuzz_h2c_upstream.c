@@ -72,15 +72,7 @@ static const char fz_yaml_small[] =
 
 static struct fz *fz_env(bool small)
 {
-    static struct fz envs[2];
-    static bool ready[2];
-    struct fz *z = &envs[small];
-
-    if (!ready[small]) {
-        fz_init(z, small ? fz_yaml_small : fz_yaml_default);
-        ready[small] = true;
-    }
-    return z;
+    return fz_env_of(small, fz_yaml_default, fz_yaml_small);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -42,13 +42,7 @@
 #include "ebb/upstream.h"
 #include "ebb/worker.h"
 
-#define CHECK(cond) do {                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "invariant failed: %s:%d: %s\n", __FILE__,      \
-                    __LINE__, #cond);                                       \
-            abort();                                                        \
-        }                                                                   \
-    } while (0)
+#include "check.h"
 
 #define FZ_MAX_UP     64      /* upstream connections one input may open */
 #define FZ_MAX_ROUNDS 20000   /* loop rounds before "never idle" is a finding (a spin) */
@@ -135,6 +129,21 @@ static void fz_init(struct fz *z, const char *yaml)
     CHECK(rc == 0);
     z->w = &z->srv.workers[0];
     z->l = &z->w->listeners[0];
+}
+
+/* The driver's server for the default or the small-limits config, built on first use and
+ * kept for every later input (one per config: building one costs a worker and a loop). */
+static struct fz *fz_env_of(bool small, const char *yaml_default, const char *yaml_small)
+{
+    static struct fz envs[2];
+    static bool ready[2];
+    struct fz *z = &envs[small];
+
+    if (!ready[small]) {
+        fz_init(z, small ? yaml_small : yaml_default);
+        ready[small] = true;
+    }
+    return z;
 }
 
 static void fz_rst_close(int fd)
