@@ -30,6 +30,17 @@ SECONDS = float(os.environ.get("EBB_FAULT_SECONDS", "12"))
 CLIENT_TIMEOUT_S = 30
 
 
+
+def _echoed(c):
+    """Half-closes the client's side and reads what the TCP echo sends back until its EOF."""
+    c.sock.shutdown(lib.socket.SHUT_WR)
+    got = b""
+    while True:
+        d = c.sock.recv(65536)
+        if not d:
+            return got
+        got += d
+
 def _fault_binary():
     """build/fault/ebb, or Skip with the reason when it is missing or older than the sources."""
     if not os.access(FAULT_BIN, os.X_OK):
@@ -95,13 +106,7 @@ class Traffic:
                 elif name == "tcp":
                     data = os.urandom(rng.choice([10, 100000]))
                     c.send(data)
-                    c.sock.shutdown(lib.socket.SHUT_WR)
-                    got = b""
-                    while True:
-                        d = c.sock.recv(65536)
-                        if not d:
-                            break
-                        got += d
+                    got = _echoed(c)
                     ok = got == data
                 else:
                     ws_handshake(c)
@@ -172,13 +177,7 @@ def _canaries(e, upload_file):
         try:
             with Client(e.port("tcp"), timeout=10) as c:
                 c.send(b"canary %d" % i)
-                c.sock.shutdown(lib.socket.SHUT_WR)
-                got = b""
-                while True:
-                    d = c.sock.recv(65536)
-                    if not d:
-                        break
-                    got += d
+                got = _echoed(c)
             if got != b"canary %d" % i:
                 errors.append("tcp echo: %r" % got[:80])
         except OSError as ex:
