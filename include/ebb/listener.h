@@ -23,7 +23,6 @@
 
 struct ebb_listener_cfg;
 struct ebb_listener_stats;
-struct ebb_server_stats;
 
 /* What every listener of the process shares; read-only once listening. */
 struct ebb_listener_env {
@@ -50,7 +49,6 @@ struct ebb_listener {
     const struct ebb_codec_ops *captured_ops; /* ... of those iptables redirected here */
     const struct ebb_listener_env *env; /* shared settings and hooks */
     struct ebb_listener_stats  *st;     /* listener.<name>.* counters (this worker's) */
-    struct ebb_server_stats    *sst;    /* server.* counters (this worker's) */
     _Atomic int64_t            *open;   /* connections open on this listener in every worker */
     struct ebb_list             conns;  /* struct ebb_conn.link */
     bool                        draining; /* drain started on this listener */

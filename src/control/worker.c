@@ -41,7 +41,6 @@ static int worker_listeners_init(struct ebb_worker *w, char *err, size_t errlen)
         l->captured_ops = lc->protocol == EBB_PROTO_TCP ? &ebb_tcp_codec : &ebb_sniff_codec;
         l->env = &srv->lenv;
         l->st = &w->ctx.stats->listeners[j];
-        l->sst = &w->ctx.stats->server;
         l->open = &srv->listener_open[j];
         ebb_list_init(&l->conns);
         l->io.fd = ebb_listen_socket(lc->address, lc->port, true, err, errlen);

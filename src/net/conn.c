@@ -16,6 +16,7 @@
 #include "ebb/listener.h"
 #include "ebb/log.h"
 #include "ebb/stats.h"
+#include "ebb/wctx.h"
 
 #define CONN_SEND_TIMEOUT_MS 60000
 
@@ -33,7 +34,7 @@ ssize_t ebb_conn_read(struct ebb_conn *c)
     if (n > 0)
         ebb_stat_add(c->l->st->cx_rx_bytes, (uint64_t)n);
     else if (n == EBB_ENOMEM)   /* the codec fails the connection as it does for a read error */
-        ebb_stat_inc(c->l->sst->xch_failed_resource);
+        ebb_stat_inc(c->w->stats->server.xch_failed_resource);
     return n;
 }
 
@@ -65,7 +66,7 @@ void ebb_conn_want(struct ebb_conn *c, uint32_t events)
     /* epoll_ctl failed (ENOMEM, ENOSPC): nothing would ever wake this connection again.  The
      * codec is in the middle of its own handler, so the close comes from a zero-delay timer */
     c->flags |= EBB_CONN_F_IOFAIL;
-    ebb_stat_inc(c->l->sst->xch_failed_resource);
+    ebb_stat_inc(c->w->stats->server.xch_failed_resource);
     ebb_timer_stop(c->l->loop, &c->close_timer);
     ebb_timer_init(&c->close_timer, conn_io_failed, c);
     ebb_timer_start(c->l->loop, &c->close_timer, 0);
@@ -166,7 +167,7 @@ void ebb_conn_close_staged(struct ebb_conn *c)
     if (ebb_buf_len(&c->wbuf)) {
         /* a slow reader still gets its answer, within a send deadline */
         if (ebb_io_set(loop, &c->io, EBB_WRITE) < 0) {
-            ebb_stat_inc(c->l->sst->xch_failed_resource);
+            ebb_stat_inc(c->w->stats->server.xch_failed_resource);
             ebb_conn_close(c, true);   /* the rest of the answer cannot be sent: cut */
             return;
         }

@@ -335,7 +335,7 @@ static void h1_reply(struct h1 *h, int status, unsigned rf, const char *fmt, ...
     h->state = H1_REPLY;
     if (rc != 0) {
         /* no storage even for the answer: the client must not wait for one */
-        ebb_stat_inc(c->l->sst->xch_failed_resource);
+        ebb_stat_inc(c->w->stats->server.xch_failed_resource);
         h1_abort(h, 0, true);
     }
 }
@@ -344,7 +344,7 @@ static void h1_reply(struct h1 *h, int status, unsigned rf, const char *fmt, ...
  * else a reset; counted.  The connection's other state and the process go on. */
 static void h1_fail_resource(struct h1 *h)
 {
-    ebb_stat_inc(h->c->l->sst->xch_failed_resource);
+    ebb_stat_inc(h->c->w->stats->server.xch_failed_resource);
     if (h->resp_head_done || ebb_buf_len(&h->c->wbuf)) {
         h1_abort(h, 0, true);
         return;

@@ -77,7 +77,7 @@ int ebb_tunnel_run(struct ebb_conn *c, struct ebb_upconn *u, struct ebb_tunnel *
         ssize_t back = move_bytes(&u->rbuf, &c->wbuf);
         if (moved < 0 || back < 0) {
             /* out of memory: bytes stuck in a full buffer would wait for nothing */
-            ebb_stat_inc(c->l->sst->xch_failed_resource);
+            ebb_stat_inc(c->w->stats->server.xch_failed_resource);
             return EBB_ENOMEM;
         }
         t->up_bytes += (uint64_t)moved;
