@@ -571,7 +571,7 @@ static bool h2s_pump(struct h2s *s)
     return progress;
 }
 
-/* --- nghttp2 callbacks --- *//* --- nghttp2 callbacks --- */
+/* --- nghttp2 callbacks --- */
 
 /* Rewrites SETTINGS_MAX_CONCURRENT_STREAMS in our first SETTINGS frame
  * (whole in p, n bytes) to the configured limit.  nghttp2 1.52 treats a

@@ -77,6 +77,7 @@ struct ebb_h2u_stream {
     bool               head_seen;     /* on_head delivered */
     bool               ended;         /* END_STREAM received (on_end delivered) */
     bool               closed;        /* nghttp2 closed it (or it never opened) */
+    bool               active;        /* counted in the cluster's upstream_rq_active */
     bool               retried;
     struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
@@ -168,10 +169,23 @@ static void h2u_stream_maybe_free(struct ebb_h2u_stream *s)
         return;
     if (s->uc) {
         ebb_list_del(&s->link);
-        s->uc->nstreams--;
+        /* its connection's last stream: the run arms the idle timer (or closes after a GOAWAY),
+         * which nothing else would do when the owner let go after nghttp2 closed the stream */
+        if (--s->uc->nstreams == 0)
+            h2u_kick(s->uc);
         s->uc = NULL;
     }
     ebb_loop_defer(s->w->loop, &s->dfr, h2u_stream_free_cb, s);
+}
+
+/* The stream is over upstream (closed by nghttp2, its connection gone, or never opened). */
+static void h2u_stream_closed(struct ebb_h2u_stream *s)
+{
+    s->closed = true;
+    if (s->active) {
+        s->active = false;
+        ebb_stat_dec(s->cl->st->rq_active);
+    }
 }
 
 /* Tells the owner the exchange failed and forgets it. */
@@ -181,7 +195,7 @@ static void h2u_stream_fail(struct ebb_h2u_stream *s, unsigned rf)
     s->base.owner = NULL;
     if (s->uc && s->id)
         nghttp2_session_set_stream_user_data(s->uc->ng, s->id, NULL);
-    s->closed = true;
+    h2u_stream_closed(s);
     if (owner && !s->ended) {
         ebb_stat_inc(s->cl->st->rq_reset);
         s->base.cbs->on_error(owner, rf, s->head_seen, rf & EBB_RF_UT ? 504 : 503);
@@ -251,7 +265,7 @@ static void h2u_conn_close(struct h2u_conn *uc, unsigned rf)
         ebb_list_del(&s->link);
         uc->nstreams--;
         s->uc = NULL;
-        s->closed = true;
+        h2u_stream_closed(s);
         if (s->base.owner && !s->ended)
             h2u_stream_fail(s, rf);
         else if (!s->base.owner)
@@ -469,11 +483,10 @@ static int h2u_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_c
             h2u_kick(nc);
             return 0;
         }
-        s->closed = true;
         h2u_stream_fail(s, EBB_RF_UC);
         return 0;
     }
-    s->closed = true;
+    h2u_stream_closed(s);
     if (s->base.owner && !s->ended)
         h2u_stream_fail(s, EBB_RF_UC);
     else
@@ -690,6 +703,10 @@ static int h2u_submit(struct h2u_conn *uc, struct ebb_h2u_stream *s)
     s->id = id;
     s->uc = uc;
     s->closed = false;
+    if (!s->active) {
+        s->active = true;
+        ebb_stat_inc(s->cl->st->rq_active);
+    }
     if (s->was_full)
         uc->any_full = true;
     ebb_list_add_tail(&uc->streams, &s->link);

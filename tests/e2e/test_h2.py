@@ -209,6 +209,43 @@ def test_h2c_answer_ending_with_its_headers(env):
 
 
 @timeout(60)
+def test_h2c_connection_idles_out_after_a_finished_stream_is_let_go(env):
+    """An h2c upstream stream that ended while its client still held part of the answer (here:
+    a client granting no stream window) is let go when the client cancels.  The connection
+    then has no stream and must close after the pool's idle_timeout; it used to stay open for
+    good, counted in upstream_cx_active, because no run of the connection followed."""
+    be = env.backend()
+    env.be = be
+    hb = H2Backend(env)
+    cfg = env.config(be, clusters={"h2app": {"endpoints": [hb.addr], "protocol": "h2c",
+                                             "pool": {"idle_timeout": "1s"}}})
+    for l in cfg["listeners"]:
+        if l["name"] == "outbound":
+            l["routes"].insert(0, {"host": "h2.local", "cluster": "h2app"})
+    e = env.ebb(cfg)
+    c = H2Raw(e.port("outbound"), settings_pairs=[(h2lib.S_INITIAL_WINDOW_SIZE, 0)],
+              auto_window=False)
+    # 64 KiB fill ebb's buffer towards the client, 50,000 bytes stay with the upstream stream
+    sid = c.request("/size?n=%d" % (65536 + 50000), authority="h2.local")
+    c.wait(lambda cl: cl.streams[sid].status is not None, 10)
+    check_eq(c.streams[sid].status, 200, "status")
+    # what stays upstream fits the upstream stream's window: the upstream stream ends at once
+    wait_for(lambda: e.stat("cluster.h2app.upstream_rq_total") == 1 and
+             e.stat("cluster.h2app.upstream_rq_active") == 0, 20,
+             what="the upstream stream ended while the client holds the answer")
+    check_eq(len(c.streams[sid].body), 0, "body bytes sent into a zero window")
+    check_eq(e.stat("cluster.h2app.upstream_cx_active"), 1, "the h2c connection")
+    c.send(h2lib.rst(sid, h2lib.CANCEL))
+    wait_for(lambda: e.stat("cluster.h2app.upstream_cx_active") == 0, 30,
+             what="the h2c connection closed by the pool's idle_timeout (1 s)")
+    c.close()
+    c = H2Raw(e.port("outbound"))   # the cluster still serves the next request
+    st = c.wait_stream(c.request("/hello", authority="h2.local"), 20)
+    check_eq((st.status, bytes(st.body)), (200, b"hello\n"), "next request")
+    c.close()
+
+
+@timeout(60)
 def test_h2_large_bodies_both_ways(env):
     """20 MiB up and down through h2->h1 and h2->h2c, checked by digest."""
     for h2c_app in (False, True):
