@@ -238,10 +238,12 @@ def mem_md(title, intro, data, what):
 def idle_md(idle):
     return mem_md(
         "Idle keep-alive client connections",
-        "`bench/idle_conns.py` (in `make bench`, `BENCH_IDLE_CONNS`): after the runs above, N "
-        "client connections each make one request and stay open, idle; the proxy's resident "
-        "memory (VmRSS, summed over its processes) grows by this much per connection (kernel "
-        "socket memory not included):", idle, "idle connection")
+        "`bench/idle_conns.py` (in `make bench`, `BENCH_IDLE_CONNS`), on each proxy freshly "
+        "started (it has answered one request; memory an allocator kept from load runs would "
+        "be reused and hide the cost, so the proxies are started anew for the runs above "
+        "afterwards): N client connections each make one request and stay open, idle; the "
+        "proxy's resident memory (VmRSS, summed over its processes) grows by this much per "
+        "connection (kernel socket memory not included):", idle, "idle connection")
 
 
 def stream_md(stream):
@@ -254,7 +256,7 @@ def stream_md(stream):
         "HAProxy's fixed-size buffer pools, notably):", stream, "streaming connection")
 
 
-def latency_md(path):
+def latency_md(path, clk_tck=100):
     if not path or not os.path.exists(path):
         return ""
     with open(path) as f:
@@ -271,13 +273,25 @@ def latency_md(path):
           "percentiles (nearest rank) of every request's latency from h2load's `--log-file`, "
           "the slices pooled. "
           "The direct row is the origin alone: a proxy's added latency is its row minus that "
-          "one (HTTP/1.1).\n",
-          "| proto | req/s | target | requests | p50 ms | p99 ms | p99.9 ms | non-2xx |",
-          "|---|---:|---|---:|---:|---:|---:|---:|"]
+          "one (HTTP/1.1). "
+          "**CPU µs/req** and **user µs/req**: the proxy's utime+stime (and utime) over its "
+          "slices divided by its requests. At a fixed rate every proxy does the same work, "
+          "so this is the CPU a sidecar costs at that load; wrk's closed loop above lets a "
+          "proxy's own speed change how many requests share a wake-up, and so its cost per "
+          "request.\n",
+          "| proto | req/s | target | requests | p50 ms | p99 ms | p99.9 ms | non-2xx | CPU µs/req | user µs/req |",
+          "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def per_req(r, k):
+        n = int(r["requests"])
+        if r["target"] == "direct" or k not in r or not r[k] or not n:
+            return "-"
+        return "%.1f" % (int(r[k]) * 1e6 / clk_tck / n)
     for r in sorted(rows, key=lambda r: (r["proto"], int(r["rate"]),
                                          ORDER.index(r["target"]) if r["target"] in ORDER else 99)):
         md.append(f"| {r['proto']} | {int(r['rate']):,} | `{r['target']}` | {int(r['requests']):,} | "
-                  f"{r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['non2xx']} |")
+                  f"{r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']} | {r['non2xx']} | "
+                  f"{per_req(r, 'cpu_ticks')} | {per_req(r, 'user_ticks')} |")
     return "\n".join(md) + "\n\n"
 
 
@@ -314,7 +328,7 @@ def main():
         print(f"idle keep-alive connection: {t} {b} bytes ({n} connections)")
     if args.report != "-":
         text = markdown(args, summary, table, skipped) + idle_md(idle) + stream_md(stream) + \
-            latency_md(args.latency) + kept_sections(args.report)
+            latency_md(args.latency, args.clk_tck) + kept_sections(args.report)
         with open(args.report, "w") as f:
             f.write(text)
         print(f"wrote {args.report}")

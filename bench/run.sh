@@ -236,16 +236,18 @@ start_ebb() {   # start_ebb TARGET PROXY_PORT ADMIN STATUS READY ACCESS_LOG [CON
 # unlike a closed loop at full speed); percentiles from h2load's per-request log.
 bench_latency() {
     local rates=${BENCH_LAT_RATES-"1000 10000"} dur=${BENCH_LAT_DURATION:-10} r t proto port url
-    local rounds=${BENCH_LAT_ROUNDS:-5} k slice out lf res
+    local rounds=${BENCH_LAT_ROUNDS:-5} k slice out lf res watch c0 u0
+    local -A cpu=() usr=()
     [ -n "$rates" ] || return 0
     # each row's time in ROUNDS slices, the targets taking turns slice by slice: a burst of
     # other work on the shared machine lands on all of them alike instead of on one row
     slice=$(( dur / rounds )); [ "$slice" -ge 1 ] || slice=1
     LAT=$DIR/latency.tsv
-    printf 'proto\ttarget\trate\trequests\tp50_ms\tp99_ms\tp999_ms\tnon2xx\n' >"$LAT"
+    printf 'proto\ttarget\trate\trequests\tp50_ms\tp99_ms\tp999_ms\tnon2xx\tcpu_ticks\tuser_ticks\n' >"$LAT"
     for r in $rates; do
         for proto in h1 h2; do
             local -a lts=()
+            cpu=() usr=()
             for t in direct ebb nginx haproxy; do
                 if [ "$proto" = h1 ]; then
                     [[ " ${ACTIVE[*]} " == *" $t "* ]] || continue
@@ -258,12 +260,18 @@ bench_latency() {
             done
             for k in $(seq "$rounds"); do
                 for t in "${lts[@]}"; do
-                    if [ "$proto" = h1 ]; then port=${PORT[$t]}; else port=${H2PORT[$t]}; fi
+                    if [ "$proto" = h1 ]; then port=${PORT[$t]} watch=${PID[$t]}
+                    else port=${H2PORT[$t]} watch=${H2PID[$t]:-}; fi
                     lf=$DIR/lat-$proto-$t-$r-$k.log
                     url="http://127.0.0.1:$port/"
+                    # the proxy's CPU during the slice: at a fixed rate every proxy does the same
+                    # work, so its CPU per request is not flattered or hurt by its own speed
+                    c0=$(cpu_ticks "$watch"); u0=$(user_ticks "$watch")
                     out=$(timeout $((slice + 30)) h2load $([ "$proto" = h1 ] && echo --h1) -c 10 -m 1 \
                           --rps $((r / 10)) -D "$slice" --log-file "$lf" "$url" 2>&1) ||
                         log "latency $proto $t $r/s round $k: h2load failed: $(tail -n 2 <<<"$out")"
+                    cpu[$t]=$(( ${cpu[$t]:-0} + $(cpu_ticks "$watch") - c0 ))
+                    usr[$t]=$(( ${usr[$t]:-0} + $(user_ticks "$watch") - u0 ))
                 done
             done
             for t in "${lts[@]}"; do
@@ -274,8 +282,8 @@ bench_latency() {
                 [ ${#files[@]} -gt 0 ] || continue
                 res=$("$PY" "$ROOT/bench/latency_pct.py" "${files[@]}")
                 set -- $res
-                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$proto" "$t" "$r" "$1" "$2" "$3" "$4" "$5" \
-                    >>"$LAT"
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$proto" "$t" "$r" "$1" "$2" "$3" \
+                    "$4" "$5" "${cpu[$t]:-0}" "${usr[$t]:-0}" >>"$LAT"
                 log "$(printf 'latency %s %-8s %6s req/s: p50 %s p99 %s p99.9 %s ms (%s requests, %s rounds)' \
                       "$proto" "$t" "$r" "$2" "$3" "$4" "$1" "${#files[@]}")"
             done
@@ -338,26 +346,43 @@ bench_h2() {
 ACTIVE=()
 log "ports: origin $ORIGIN_PORT, ebb $EBB_PORT, nginx $NGINX_PORT, haproxy $HAPROXY_PORT; dir $DIR"
 start_origin
-for t in $TARGETS; do
-    case $t in
-        direct) ACTIVE+=(direct) ;;
-        ebb)     if start_ebb ebb "$EBB_PORT" "$ADMIN_PORT" "$STATUS_PORT" "$READY_PORT" off
-                 then ACTIVE+=(ebb); else log "ebb row skipped: ${SKIP[ebb]}"; fi ;;
-        ebb-log) if start_ebb ebb-log "$LOG_PORT" "$LOG_ADMIN_PORT" "$LOG_STATUS_PORT" \
-                        "$LOG_READY_PORT" "$DIR/access.log"
-                 then ACTIVE+=(ebb-log); else log "ebb-log row skipped: ${SKIP[ebb-log]}"; fi ;;
-        ebb-2w)  if start_ebb ebb-2w "$W2_PORT" "$W2_ADMIN_PORT" "$W2_STATUS_PORT" \
-                        "$W2_READY_PORT" off 2
-                 then ACTIVE+=(ebb-2w); else log "ebb-2w row skipped: ${SKIP[ebb-2w]}"; fi ;;
-        nginx)   if start_nginx; then ACTIVE+=(nginx); else
-                     SKIP[nginx]="$WAIT_WHY"; log "nginx row skipped: ${SKIP[nginx]}"
-                     tail -n 15 "$DIR/nginx.out" "$DIR/nginx.error.log" 2>/dev/null | sed 's/^/    | /' >&2; fi ;;
-        haproxy) if start_haproxy; then ACTIVE+=(haproxy); else
-                     SKIP[haproxy]="$WAIT_WHY"; log "haproxy row skipped: ${SKIP[haproxy]}"
-                     tail -n 15 "$DIR/haproxy.out" | sed 's/^/    | /' >&2; fi ;;
-        *) die "unknown target $t" ;;
-    esac
-done
+start_targets() {
+    ACTIVE=()
+    for t in $TARGETS; do
+        case $t in
+            direct) ACTIVE+=(direct) ;;
+            ebb)     if start_ebb ebb "$EBB_PORT" "$ADMIN_PORT" "$STATUS_PORT" "$READY_PORT" off
+                     then ACTIVE+=(ebb); else log "ebb row skipped: ${SKIP[ebb]}"; fi ;;
+            ebb-log) if start_ebb ebb-log "$LOG_PORT" "$LOG_ADMIN_PORT" "$LOG_STATUS_PORT" \
+                            "$LOG_READY_PORT" "$DIR/access.log"
+                     then ACTIVE+=(ebb-log); else log "ebb-log row skipped: ${SKIP[ebb-log]}"; fi ;;
+            ebb-2w)  if start_ebb ebb-2w "$W2_PORT" "$W2_ADMIN_PORT" "$W2_STATUS_PORT" \
+                            "$W2_READY_PORT" off 2
+                     then ACTIVE+=(ebb-2w); else log "ebb-2w row skipped: ${SKIP[ebb-2w]}"; fi ;;
+            nginx)   if start_nginx; then ACTIVE+=(nginx); else
+                         SKIP[nginx]="$WAIT_WHY"; log "nginx row skipped: ${SKIP[nginx]}"
+                         tail -n 15 "$DIR/nginx.out" "$DIR/nginx.error.log" 2>/dev/null | sed 's/^/    | /' >&2; fi ;;
+            haproxy) if start_haproxy; then ACTIVE+=(haproxy); else
+                         SKIP[haproxy]="$WAIT_WHY"; log "haproxy row skipped: ${SKIP[haproxy]}"
+                         tail -n 15 "$DIR/haproxy.out" | sed 's/^/    | /' >&2; fi ;;
+            *) die "unknown target $t" ;;
+        esac
+    done
+}
+# stop_targets - stops every proxy target (not the origin) and waits until each has exited
+stop_targets() {
+    local t i keep=() pid
+    for t in "${ACTIVE[@]}"; do [ "$t" = direct ] || kill -TERM "${PID[$t]}" 2>/dev/null || true; done
+    for t in "${ACTIVE[@]}"; do
+        [ "$t" = direct ] && continue
+        for i in $(seq 100); do kill -0 "${PID[$t]}" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "${PID[$t]}" 2>/dev/null || true
+        wait "${PID[$t]}" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do [ "$pid" = "${PID[direct]}" ] && keep+=("$pid"); done
+    PIDS=("${keep[@]}")
+}
+start_targets
 [ ${#ACTIVE[@]} -gt 0 ] || die "no target started"
 
 # Sanity: every target returns the origin's body.
@@ -365,6 +390,35 @@ for t in "${ACTIVE[@]}"; do
     body=$(curl -s --max-time 2 "http://127.0.0.1:${PORT[$t]}/" || true)
     [ "$body" = "hello world" ] || die "$t answered '$body' instead of 'hello world'"
 done
+
+# mem_section SCRIPT N OUT LABEL - runs bench/SCRIPT against every proxy target with N
+# connections (0 skips it); one TSV row per target into OUT.
+mem_section() {
+    local script=$1 n=$2 out=$3 label=$4 t res
+    printf 'target\tbytes_per_conn\tconns\trss_before_kib\trss_after_kib\n' >"$out"
+    [ "$n" -gt 0 ] || return 0
+    for t in "${ACTIVE[@]}"; do
+        [ "$t" = direct ] && continue
+        if res=$(cd "$ROOT/bench" && timeout 300 "$PY" "$script" "${PORT[$t]}" "${PID[$t]}" "$n" 2>&1)
+        then
+            set -- $res
+            printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$1" "$2" "$3" "$4" >>"$out"
+            log "$label: $t $1 bytes each ($2 connections)"
+        else
+            log "$label: $t failed: $res"
+        fi
+    done
+}
+# memory per idle keep-alive client connection, on fresh processes (each has answered the one
+# request above): memory an allocator kept from load runs would be reused and hide the cost.
+# Then every proxy starts anew, so the load runs' peak RSS does not include these connections.
+IDLE=$DIR/idle.tsv
+mem_section idle_conns.py "$IDLE_CONNS" "$IDLE" "idle connections"
+if [ "$IDLE_CONNS" -gt 0 ]; then
+    stop_targets
+    start_targets
+    [ ${#ACTIVE[@]} -gt 0 ] || die "no target restarted after the idle-connection section"
+fi
 
 # warm-up: 1 s per target, results discarded (fills pools, faults in pages)
 for t in "${ACTIVE[@]}"; do
@@ -412,28 +466,9 @@ done
 RSS=$DIR/rss.tsv
 printf 'target\thwm_kib\n' >"$RSS"
 for t in "${ACTIVE[@]}"; do printf '%s\t%s\n' "$t" "$(hwm_kib "${PID[$t]}")" >>"$RSS"; done
-# mem_section SCRIPT N OUT LABEL - runs bench/SCRIPT against every proxy target with N
-# connections (0 skips it); one TSV row per target into OUT.
-mem_section() {
-    local script=$1 n=$2 out=$3 label=$4 t res
-    printf 'target\tbytes_per_conn\tconns\trss_before_kib\trss_after_kib\n' >"$out"
-    [ "$n" -gt 0 ] || return 0
-    for t in "${ACTIVE[@]}"; do
-        [ "$t" = direct ] && continue
-        if res=$(cd "$ROOT/bench" && timeout 300 "$PY" "$script" "${PORT[$t]}" "${PID[$t]}" "$n" 2>&1)
-        then
-            set -- $res
-            printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$1" "$2" "$3" "$4" >>"$out"
-            log "$label: $t $1 bytes each ($2 connections)"
-        else
-            log "$label: $t failed: $res"
-        fi
-    done
-}
-# after the peak RSS above was taken: memory per idle keep-alive client connection, then per
-# active streaming connection (a 64 MiB download each, the client not reading)
-IDLE=$DIR/idle.tsv STREAM=$DIR/stream.tsv
-mem_section idle_conns.py "$IDLE_CONNS" "$IDLE" "idle connections"
+# after the peak RSS above was taken: memory per active streaming connection (a 64 MiB
+# download each, the client not reading)
+STREAM=$DIR/stream.tsv
 mem_section stream_conns.py "${BENCH_STREAM_CONNS:-200}" "$STREAM" "streaming connections"
 skips=()
 for t in "${!SKIP[@]}"; do skips+=("$t=${SKIP[$t]}"); done
