@@ -116,7 +116,10 @@ static void sniff_timeout(struct ebb_loop *loop, struct ebb_timer *t)
     struct ebb_conn *c = sn->c;
 
     if ((c->flags & EBB_CONN_F_DRAINING) && ebb_buf_len(&c->rbuf) == 0) {
-        ebb_conn_close_staged(c);   /* silent through the drain's idle close: nothing in flight */
+        /* silent through the drain's idle close: nothing in flight, closed as an idle
+         * keep-alive connection is (and counted with them) */
+        ebb_stat_inc(c->l->st->cx_drain_close);
+        ebb_conn_close_staged(c);
         return;
     }
     sniff_switch(c, &ebb_tcp_codec, EBB_READ);   /* protocolDetectionTimeout: server-first */

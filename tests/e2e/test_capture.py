@@ -309,6 +309,36 @@ def check_registry_only(pod):
     check_eq(st, 200, "inbound is not affected by the outbound policy")
 
 
+def check_drain_closes_a_silent_connection(pod):
+    """SPEC §9.2: the drain applies to captured inbound traffic.  A captured connection that
+    has sent nothing (protocol detection waits for its first bytes: protocol_detection_timeout
+    0, Istio's default) is closed at the drain's idle close, with a FIN, as an idle keep-alive
+    connection is, and counted with them; ebb keeps running until the drain's end and still
+    answers a request on a new captured connection."""
+    cfg = pod_config("ALLOW_ANY")
+    cfg["capture"]["protocol_detection_timeout"] = "0s"
+    cfg["drain"] = {"idle_close_after": "1s", "idle_close_spread": "0s"}
+    cfg["proxy_config"] = {"terminationDrainDuration": "30s"}
+    pod.ebb.stop()
+    pod.ebb = Ebb(pod.env, cfg, name="ebb-%s-drain" % pod.backend, netns=pod.pod_ns, uid=1337)
+    s = connect(pod.cli_ns, POD4, HTTP_PORTS[0], timeout_s=25)
+    try:
+        active = pod.ebb.lstat("inbound", "downstream_cx_active")
+        wait_for(lambda: pod.stat(active) == 1, 20,
+                 what="ebb holding the silent captured connection")
+        pod.ebb.signal(signal.SIGTERM)
+        data, reset = read_all(s)   # the socket's timeout (25 s) is far below the drain's 30 s
+        check_eq((data, reset), (b"", False), "the silent connection ends with a FIN")
+    finally:
+        s.close()
+    check(pod.ebb.alive(), "ebb exited before the drain's end: the close was not the drain's "
+          "idle close")
+    check_eq(pod.stat("http.inbound.downstream_cx_drain_close"), 1,
+             "the close counted in downstream_cx_drain_close")
+    st, _ = http_get(pod.cli_ns, POD4, HTTP_PORTS[1])
+    check_eq(st, 200, "a captured request during the drain")
+
+
 def capture(env, backend):
     with Pod(env, backend) as pod:
         check_inbound(pod)
@@ -323,6 +353,7 @@ def capture(env, backend):
         check('"type":"ORIGINAL_DST"' in body.replace(" ", ""), "/config_dump shows the "
               "original-destination clusters")
         check_registry_only(pod)
+        check_drain_closes_a_silent_connection(pod)
 
 
 @timeout(120)
