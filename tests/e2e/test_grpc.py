@@ -169,7 +169,10 @@ def case_deadline(env, path):
     check_eq(err.code(), g.grpc.StatusCode.DEADLINE_EXCEEDED, "status")
     check(1.4 <= took < 15, "DEADLINE_EXCEEDED after %.2fs for a 1.5 s deadline" % took)
     tr = srv.events.wait(cid, "time_remaining")
-    check(tr is not None and 0 < tr <= 1.5,
+    # None (no deadline at all) when grpc-timeout is lost; gRPC's own encoding and clocks can
+    # give a little more than the client's 1.5 s (1.507 s seen on a busy machine), so the bound
+    # only tells a deadline near the client's from none
+    check(tr is not None and 0 < tr <= 2.0,
           "the server's time remaining is %r: grpc-timeout did not reach it" % tr)
     check_eq(srv.events.wait(cid, "cancelled"), True, "server saw the call end")
 
