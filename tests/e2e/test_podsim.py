@@ -168,8 +168,11 @@ def test_rollout_exit_on_zero_loses_nothing(env):
     rep, exits, text = rollout(env, "exit-on-zero")
     check_eq(rep["failed"], 0, "failed requests in exit-on-zero mode:\n" + text)
     check(all("zero active connections" in t for t in exits), "exit reasons: %s" % exits)
-    check(all(x["needed_after_sigterm"] > 5 for x in rep["long_at_sigterm"]),
-          "the long requests crossed SIGTERM + 5 s:\n" + text)
+    # the proof needs requests that outlive the default 5 s; on a busy machine the second old
+    # pod's SIGTERM can also catch the end of the first wave (0.4 s left, seen under stress),
+    # which is fine: none may fail (above)
+    check(any(x["needed_after_sigterm"] > 5 for x in rep["long_at_sigterm"]),
+          "no long request crossed SIGTERM + 5 s:\n" + text)
 
 
 @timeout(90)
