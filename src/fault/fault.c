@@ -2,10 +2,10 @@
  * fault.c - allocation and syscall failure injection, linked only into the fault-injection
  * build (make FAULT=1: build/fault/ebb, ASan + UBSan objects; docs/fault-injection.md).
  *
- * The executable defines malloc, calloc, realloc, free, epoll_ctl, accept4, connect, read, recv and
- * send.  Symbols of the executable come first in the dynamic linker's search order, so these
- * definitions take every call in the process: ebb's own, and those inside glibc, libnghttp2 and
- * libyaml too.  Each forwards to the next definition (dlsym RTLD_NEXT: ASan's allocator and
+ * The executable defines malloc, calloc, realloc, free, epoll_ctl, accept4, connect, read,
+ * recv and send.  Symbols of the executable come first in the dynamic linker's search order,
+ * so these definitions take every call in the process: ebb's own, and those inside glibc,
+ * libnghttp2 and libyaml too.  Each forwards to the next definition (dlsym RTLD_NEXT: ASan's allocator and
  * interceptors in the sanitizer build, glibc otherwise) unless it fails the call on purpose.
  *
  *   EBB_FAULT="seed=S,every=N[,kinds=malloc+calloc+realloc+epoll_ctl+accept4+connect+read+send]"
@@ -15,9 +15,10 @@
  * an enabled kind fails with probability 1/N, decided by a hash of the seed and the call's
  * sequence number: allocations return NULL (ENOMEM), epoll_ctl fails with ENOMEM, accept4 with
  * ENOBUFS, connect with ENETUNREACH, read and recv (both kind "read") and send on a socket
- * with EAGAIN or ECONNRESET (half each; an ECONNRESET also shuts the socket down both ways, as a real reset leaves it: a
- * failed send on a socket that still works would leave the peer waiting for bytes that never
- * come; other descriptors are never failed).  At exit one line on stderr gives the counts:
+ * with EAGAIN or ECONNRESET (half each; an ECONNRESET also shuts the socket down both ways, as
+ * a real reset leaves it: a failed send on a socket that still works would leave the peer
+ * waiting for bytes that never come; other descriptors are never failed).  At exit one line on
+ * stderr gives the counts:
  *
  *   ebb-fault: seed=1 every=50 injected=1234 calls=61728 malloc=500/25000 ...
  *

@@ -21,7 +21,7 @@ import time
 import lib
 from lib import (Client, Incomplete, Skip, check, check_eq, fail, timeout, wait_for, ws_handshake,
                  ws_recv, ws_send)
-from test_h2 import H2Backend
+from test_h2 import h2_config
 
 FAULT_BIN = os.path.join(lib.REPO, "build", "fault", "ebb")
 SEED = int(os.environ.get("EBB_FAULT_SEED", "1"))
@@ -201,16 +201,9 @@ def _busy_gauges(e):
 @timeout(240)
 def test_fault_injection_mixed_traffic(env):
     env.ebb_path = _fault_binary()
-    be = env.backend()
-    env.be = be
-    hb = H2Backend(env)
     # h2c upstream connections are never "idle" in the pool: a short idle_timeout closes them
-    cfg = env.config(be, clusters={"h2app": {"endpoints": [hb.addr], "protocol": "h2c",
-                                             "pool": {"idle_timeout": "2s"}}},
-                     limits={"request_headers_timeout": "3s", "idle_timeout": "5s"})
-    for l in cfg["listeners"]:
-        if l["name"] == "outbound":
-            l["routes"].insert(0, {"host": "h2.local", "cluster": "h2app"})
+    cfg = h2_config(env, h2c_app=False, h2app={"pool": {"idle_timeout": "2s"}},
+                    limits={"request_headers_timeout": "3s", "idle_timeout": "5s"})
     cfg["access_log"] = "off"
     asan = "detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1"
     e = env.ebb(cfg, log_level="info", env_vars={

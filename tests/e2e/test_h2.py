@@ -49,21 +49,27 @@ class H2Backend:
                 self.proc.wait(3)
 
 
-def start_h2(env, h2c_app=True, **kw):
-    """ebb whose `app` cluster is the h2c backend (h2c_app) or the HTTP/1.1 backend, with an
-    extra cluster `h2app` (h2c) routed from h2.local on the outbound listener."""
+def h2_config(env, h2c_app=True, h2app=None, **kw):
+    """The ebb.yaml dict of start_h2 (h2app: more settings of the `h2app` cluster, e.g. its
+    pool); starts the backends it needs."""
     be = env.backend() if env.be is None else env.be
     env.be = be
     hb = H2Backend(env)
     env.h2be = hb
-    clusters = {"h2app": {"endpoints": [hb.addr], "protocol": "h2c"}}
+    clusters = {"h2app": dict({"endpoints": [hb.addr], "protocol": "h2c"}, **(h2app or {}))}
     if h2c_app:
         clusters["app"] = {"endpoints": [hb.addr], "protocol": "h2c"}
     cfg = env.config(be, clusters=clusters, **kw)
     for l in cfg["listeners"]:
         if l["name"] == "outbound":
             l["routes"].insert(0, {"host": "h2.local", "cluster": "h2app"})
-    env.ebbp = env.ebb(cfg)
+    return cfg
+
+
+def start_h2(env, h2c_app=True, **kw):
+    """ebb whose `app` cluster is the h2c backend (h2c_app) or the HTTP/1.1 backend, with an
+    extra cluster `h2app` (h2c) routed from h2.local on the outbound listener."""
+    env.ebbp = env.ebb(h2_config(env, h2c_app, **kw))
     return env.ebbp
 
 
@@ -214,15 +220,7 @@ def test_h2c_connection_idles_out_after_a_finished_stream_is_let_go(env):
     a client granting no stream window) is let go when the client cancels.  The connection
     then has no stream and must close after the pool's idle_timeout; it used to stay open for
     good, counted in upstream_cx_active, because no run of the connection followed."""
-    be = env.backend()
-    env.be = be
-    hb = H2Backend(env)
-    cfg = env.config(be, clusters={"h2app": {"endpoints": [hb.addr], "protocol": "h2c",
-                                             "pool": {"idle_timeout": "1s"}}})
-    for l in cfg["listeners"]:
-        if l["name"] == "outbound":
-            l["routes"].insert(0, {"host": "h2.local", "cluster": "h2app"})
-    e = env.ebb(cfg)
+    e = start_h2(env, h2c_app=False, h2app={"pool": {"idle_timeout": "1s"}})
     c = H2Raw(e.port("outbound"), settings_pairs=[(h2lib.S_INITIAL_WINDOW_SIZE, 0)],
               auto_window=False)
     # 64 KiB fill ebb's buffer towards the client, 50,000 bytes stay with the upstream stream
