@@ -24,6 +24,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -192,9 +193,11 @@ static size_t fz_send(int fd, struct fz_stream *s, size_t *off)
     return (size_t)w;
 }
 
-/* Reads and drops what is waiting on fd, keeping the last 4 bytes in *tail (when not
- * NULL; *crlf2 set once they were CR LF CR LF, the end of an HTTP/1 head) and the first bytes in head (capn of them, *have kept so far; head may be NULL).
- * Returns bytes read; *eof on EOF or error. */
+/* Reads and drops what is waiting on fd (which poll said is readable), keeping the last 4
+ * bytes in *tail (when not NULL; *crlf2 set once they were CR LF CR LF, the end of an HTTP/1
+ * head) and the first bytes in head (capn of them, *have kept so far; head may be NULL).
+ * A short read means the socket had no more: what arrives later is the next round's, so
+ * no recv is spent on EAGAIN.  Returns bytes read; *eof on EOF or error. */
 static size_t fz_drain_fd(int fd, bool *eof, uint32_t *tail, bool *crlf2, uint8_t *head,
                           size_t capn, size_t *have)
 {
@@ -216,6 +219,8 @@ static size_t fz_drain_fd(int fd, bool *eof, uint32_t *tail, bool *crlf2, uint8_
                     if (*tail == 0x0d0a0d0au && crlf2)
                         *crlf2 = true;
                 }
+            if ((size_t)n < sizeof(scratch))
+                return total;
             continue;
         }
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
@@ -224,12 +229,47 @@ static size_t fz_drain_fd(int fd, bool *eof, uint32_t *tail, bool *crlf2, uint8_
     }
 }
 
+/* Which of the harness's sockets are readable, in one poll(2) instead of a recv or accept
+ * that fails on each: the listening socket, every open upstream connection, the client. */
+struct fz_ready {
+    bool lfd, client;
+    bool up[FZ_MAX_UP];
+};
+
+static void fz_poll(struct fz *z, struct fz_ready *r)
+{
+    struct pollfd pfd[FZ_MAX_UP + 2];
+    size_t slot[FZ_MAX_UP], n = 0, ci = SIZE_MAX;
+
+    memset(r, 0, sizeof(*r));
+    pfd[n++] = (struct pollfd){ .fd = z->up_lfd, .events = POLLIN };
+    for (size_t i = 0; i < z->nup; i++)
+        if (z->up[i].fd >= 0) {
+            slot[i] = n;
+            pfd[n++] = (struct pollfd){ .fd = z->up[i].fd, .events = POLLIN };
+        } else {
+            slot[i] = SIZE_MAX;
+        }
+    if (z->cfd >= 0 && !z->client_eof) {
+        ci = n;
+        pfd[n++] = (struct pollfd){ .fd = z->cfd, .events = POLLIN };
+    }
+    int rc = poll(pfd, n, 0);
+    CHECK(rc >= 0 || errno == EINTR);
+    if (rc <= 0)
+        return;
+    r->lfd = pfd[0].revents != 0;
+    for (size_t i = 0; i < z->nup; i++)
+        r->up[i] = slot[i] != SIZE_MAX && pfd[slot[i]].revents != 0;
+    r->client = ci != SIZE_MAX && pfd[ci].revents != 0;
+}
+
 /* The scripted upstream's half of a round: accepts, reads, answers.  Returns progress. */
-static size_t fz_upstream_round(struct fz *z)
+static size_t fz_upstream_round(struct fz *z, const struct fz_ready *r)
 {
     size_t progress = 0;
 
-    for (;;) {
+    while (r->lfd) {
         int fd = accept4(z->up_lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             break;
@@ -245,9 +285,11 @@ static size_t fz_upstream_round(struct fz *z)
         bool eof = false;
         if (u->fd < 0)
             continue;
-        size_t n = fz_drain_fd(u->fd, &eof, &u->tail, &u->head, NULL, 0, NULL);
-        u->rx += n;
-        progress += n;
+        if (r->up[i]) {   /* (a connection accepted this round waits for the next poll) */
+            size_t n = fz_drain_fd(u->fd, &eof, &u->tail, &u->head, NULL, 0, NULL);
+            u->rx += n;
+            progress += n;
+        }
         if (!u->finished && (z->up_wait_head ? u->head : u->rx > 0)) {
             progress += fz_send(u->fd, &z->uscript, &u->sent);
             if (u->sent == z->uscript.len) {
@@ -270,13 +312,15 @@ static size_t fz_upstream_round(struct fz *z)
  * client reads.  Returns progress (0: nothing happened). */
 static size_t fz_round(struct fz *z)
 {
+    struct fz_ready r;
     size_t progress = fz_send(z->cfd, &z->cin, &z->cin.off);
     int ran = ebb_loop_run_once(z->w->ctx.loop);
 
     CHECK(ran >= 0);
     progress += (size_t)ran;
-    progress += fz_upstream_round(z);
-    if (z->cfd >= 0 && !z->client_eof) {
+    fz_poll(z, &r);
+    progress += fz_upstream_round(z, &r);
+    if (r.client) {
         size_t n = fz_drain_fd(z->cfd, &z->client_eof, NULL, NULL, z->client_head,
                                sizeof(z->client_head), &z->client_have);
         z->client_rx += n;
