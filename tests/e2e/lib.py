@@ -94,9 +94,62 @@ _given_ports = set()
 
 _port_rng = random.SystemRandom()   # fresh in every forked test process
 
+# Ports are claimed across processes: the bind check below proves a port free only until
+# ebb binds it, and another test process (run.py -j, a CI clone, a stressed run beside it)
+# may pick the same port in between.  A claim is a file named after the port holding the
+# claiming process's pid; it lasts until release_ports() or the process's death.
+PORT_CLAIMS = "/tmp/ebb-test-ports"
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _claim_port(p):
+    path = os.path.join(PORT_CLAIMS, str(p))
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    owner = int(f.read() or "0")
+            except (OSError, ValueError):
+                return False
+            if owner and _pid_alive(owner):
+                return False
+            try:
+                os.unlink(path)   # its owner is gone: the claim is stale
+            except FileNotFoundError:
+                pass
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
+
+
+def release_ports():
+    """Gives back this process's port claims (run.py calls it as a test process ends)."""
+    for p in _given_ports:
+        try:
+            with open(os.path.join(PORT_CLAIMS, str(p))) as f:
+                mine = f.read() == str(os.getpid())
+            if mine:
+                os.unlink(os.path.join(PORT_CLAIMS, str(p)))
+        except (OSError, ValueError):
+            pass
+
 
 def free_port():
-    """A loopback TCP port that nothing listens on right now (never the same one twice)."""
+    """A loopback TCP port that nothing listens on right now and no other test process has
+    claimed (never the same one twice)."""
     # Below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by default), so an
     # outgoing connection of this or another test can never take the port between this
     # check and ebb's bind (binding to port 0 handed out ports from that very range).
@@ -107,6 +160,7 @@ def free_port():
         hi = min(hi, eph_lo - 1)
     except (OSError, ValueError, IndexError):
         pass
+    os.makedirs(PORT_CLAIMS, mode=0o777, exist_ok=True)
     for _ in range(1000):
         p = _port_rng.randint(lo, hi)
         if p in _given_ports:
@@ -118,6 +172,8 @@ def free_port():
             continue
         finally:
             s.close()
+        if not _claim_port(p):
+            continue
         _given_ports.add(p)
         return p
     fail("no free port")

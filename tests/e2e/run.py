@@ -86,6 +86,7 @@ def child(mod_name, fn_name, tmpdir, ebb_path):
             rc = 1
         for p in problems:
             print(p)
+        lib.release_ports()
     sys.stdout.flush()
     os._exit(rc)
 
