@@ -29,7 +29,6 @@ struct ebb_wctx {
     struct ebb_cluster_rt   *clusters;   /* one per cfg cluster */
     size_t                   nclusters;
     uint32_t                 rand_state; /* ebb_rand() state: idle-close spread, request ids */
-    uint64_t                 drain_started_ms; /* loop time of the first drain command, 0 before */
     const struct ebb_xch_ops *xops;      /* the exchange layer, for the HTTP codecs (stream.h) */
 };
 

@@ -190,7 +190,8 @@ static const struct ebb_directive drain_d[] = {
     { "idle_close_after", EBB_D_DURATION, 0, CF(drain.idle_close_after_ms),
       .set_off = offsetof(struct ebb_config, drain.idle_close_after_set),
       .unset_source = "MINIMUM_DRAIN_DURATION", .dflt_doc = "`MINIMUM_DRAIN_DURATION`",
-      .doc = "idle connections are closed this long into a drain" },
+      .doc = "idle inbound connections are closed once idle this long during a drain (from its "
+             "start, or from when they became idle)" },
     { "idle_close_spread", EBB_D_DURATION, 0, CF(drain.idle_close_spread_ms), .dflt = "1s",
       .doc = "random spread of idle closes" },
     { "drain_timeout", EBB_D_DURATION, 0, CF(drain.drain_timeout_ms), .dflt = "1s",

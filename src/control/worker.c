@@ -120,8 +120,6 @@ static void worker_close_conns(struct ebb_listener *l, bool forced)
 
 static void worker_drain(struct ebb_worker *w, enum ebb_direction dir)
 {
-    if (!w->ctx.drain_started_ms)
-        w->ctx.drain_started_ms = ebb_loop_now(w->ctx.loop);
     for (size_t i = 0; i < w->nlisteners; i++) {
         struct ebb_listener *l = &w->listeners[i];
         if (l->cfg->direction != dir || l->draining)

@@ -252,8 +252,8 @@ static void h1_end_exchange(struct h1 *h)
     ebb_buf_release(&c->wbuf);   /* the exchange ends when it is empty */
     ebb_buf_release(&h->us_trl);
     h1_arm_idle(h);
-    if ((c->flags & EBB_CONN_F_DRAINING) && !ebb_timer_active(&h->drain_timer))
-        h1_arm_drain_close(h);
+    if (c->flags & EBB_CONN_F_DRAINING)
+        h1_arm_drain_close(h);   /* idle from now: a next request may already be on its way */
 }
 
 /* Abandons the exchange and the connection at once; with reset the client
@@ -952,13 +952,16 @@ static void h1_on_io(struct ebb_conn *c, uint32_t events)
     h1_run(h);
 }
 
+/* An idle connection is closed once it has been idle for idle_close_after during the drain:
+ * counted from the drain's start, or from the moment it became idle (accepted, or its last
+ * exchange ended) when that is later.  Counted from the drain's start alone, a connection
+ * accepted late in the drain was closed in the loop pass that accepted it, its first request
+ * already on the wire and then discarded by the staged close. */
 static void h1_arm_drain_close(struct h1 *h)
 {
     const struct ebb_config *cfg = h1_cfg(h);
     struct ebb_wctx *w = h->c->w;
-    uint64_t now = ebb_loop_now(w->loop);
-    uint64_t at = w->drain_started_ms + cfg->drain.idle_close_after_ms;
-    uint64_t delay = at > now ? at - now : 0;
+    uint64_t delay = cfg->drain.idle_close_after_ms;
     if (cfg->drain.idle_close_spread_ms)
         delay += ebb_rand(&w->rand_state) % cfg->drain.idle_close_spread_ms;
     ebb_timer_start(w->loop, &h->drain_timer, delay);

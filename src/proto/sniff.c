@@ -34,6 +34,7 @@ enum sniff_verdict { SNIFF_MORE, SNIFF_HTTP, SNIFF_TCP };
 struct sniff {
     struct ebb_conn *c;
     struct ebb_timer timer;   /* protocol detection timeout, or the drain's idle close */
+    bool idle_close;          /* the timer is the drain's idle close (earlier than detection) */
     struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
@@ -115,7 +116,7 @@ static void sniff_timeout(struct ebb_loop *loop, struct ebb_timer *t)
     struct sniff *sn = t->data;
     struct ebb_conn *c = sn->c;
 
-    if ((c->flags & EBB_CONN_F_DRAINING) && ebb_buf_len(&c->rbuf) == 0) {
+    if (sn->idle_close && ebb_buf_len(&c->rbuf) == 0) {
         /* silent through the drain's idle close: nothing in flight, closed as an idle
          * keep-alive connection is (and counted with them) */
         ebb_stat_inc(c->l->st->cx_drain_close);
@@ -186,7 +187,7 @@ static void sniff_on_io(struct ebb_conn *c, uint32_t events)
 }
 
 /* Nothing is in flight before the first byte: a connection still silent when the drain
- * closes idle connections is closed with them. */
+ * closes idle connections is closed with them, unless protocol detection ends first. */
 static void sniff_drain(struct ebb_conn *c)
 {
     struct sniff *sn = c->codec;
@@ -195,9 +196,13 @@ static void sniff_drain(struct ebb_conn *c)
     if (c->flags & EBB_CONN_F_DRAINING)
         return;
     c->flags |= EBB_CONN_F_DRAINING;
-    uint64_t detect = sniff_cfg(c)->capture.detect_timeout_ms;
-    if (!detect || detect > after)
-        ebb_timer_start(c->w->loop, &sn->timer, after);   /* the earlier of the two */
+    /* the earlier of the two: detection (still running) or the idle close */
+    if (!ebb_timer_active(&sn->timer) || sn->timer.when > ebb_now_ms() + after) {
+        sn->idle_close = true;
+        ebb_timer_start(c->w->loop, &sn->timer, after);
+    }
+    /* else detection ends first: a connection still silent then is server-first, relayed as
+     * TCP, which the drain leaves to finish (SPEC §3.3.7) */
 }
 
 static void sniff_destroy(struct ebb_conn *c)

@@ -339,6 +339,36 @@ def check_drain_closes_a_silent_connection(pod):
     check_eq(st, 200, "a captured request during the drain")
 
 
+def check_drain_relays_a_server_first_connection(pod):
+    """A captured connection that stays silent until protocol_detection_timeout (300 ms, here
+    shorter than the drain's idle close) is a server-first protocol, relayed as TCP, during a
+    drain too: the drain leaves TCP connections to finish (SPEC §3.3.7).  The detection timer
+    running into the drain used to close it as if it were the idle close."""
+    cfg = pod_config("ALLOW_ANY")
+    cfg["drain"] = {"idle_close_after": "5s", "idle_close_spread": "0s"}
+    cfg["proxy_config"] = {"terminationDrainDuration": "30s"}
+    pod.ebb.stop()
+    pod.ebb = Ebb(pod.env, cfg, name="ebb-%s-drain-tcp" % pod.backend, netns=pod.pod_ns,
+                  uid=1337)
+    pod.ebb.signal(signal.SIGTERM)
+    wait_for(lambda: pod.stat("server.state") == 1, 20, what="ebb draining")
+    s = connect(pod.cli_ns, POD4, BANNER_SILENT, timeout_s=25)
+    try:
+        got = b""
+        while not got.endswith(b"\r\n"):
+            b = s.recv(100)
+            if not b:
+                break
+            got += b
+        check_eq(got, b"220 banner %d\r\n" % BANNER_SILENT,
+                 "the server speaks first on a connection accepted during the drain")
+        s.sendall(b"QUIT\r\n")
+        check_eq(s.recv(100), b"QUIT\r\n", "then the client's bytes are relayed")
+    finally:
+        s.close()
+    check(pod.ebb.alive(), "ebb exited during the drain")
+
+
 def capture(env, backend):
     with Pod(env, backend) as pod:
         check_inbound(pod)
@@ -354,6 +384,7 @@ def capture(env, backend):
               "original-destination clusters")
         check_registry_only(pod)
         check_drain_closes_a_silent_connection(pod)
+        check_drain_relays_a_server_first_connection(pod)
 
 
 @timeout(120)

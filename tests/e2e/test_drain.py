@@ -414,6 +414,36 @@ def test_idle_connection_request_during_drain_gets_close(env):
     e.wait_stat("http.inbound.downstream_cx_drain_close", lambda v: v >= before + 2)
 
 
+@timeout(60)
+def test_connection_accepted_late_in_the_drain_is_served(env):
+    """A connection accepted after idle_close_after has passed gets its first request answered
+    (200, Connection: close, FIN): its idle time counts from its accept.  Counted from the
+    drain's start, the idle close of a new connection was due at once (with no spread: in the
+    loop pass that accepted it), and the request on its way was read and discarded."""
+    e = d.start(env, drain={"idle_close_after": "1s", "idle_close_spread": "0s"})
+    port = e.port("inbound")
+    idle = Client(port)
+    idle.request("GET", "/hello")
+    check_keepalive(idle.response(), "before the drain")
+    st, _ = d.post(e, "/drain", port=e.status_port)   # a drain without an exit
+    check_eq(st, 200, "POST :15020/drain")
+    d.drain_started(e)
+    # the idle close has come once the connection idle since before the drain is closed
+    check_eq(d.peer_end(idle, timeout=15), "fin", "the connection idle through the drain")
+    idle.close()
+    for i in range(20):
+        with Client(port) as c:
+            c.request("GET", "/hello")
+            try:
+                r = c.response()
+            except Incomplete as ex:
+                fail("connection %d, accepted 1 s into the drain, was closed before its first "
+                     "request was answered (%s)" % (i, ex))
+            check_eq((r.status, r.body), (200, b"hello\n"), "request %d" % i)
+            check_close_fin(r, d.peer_end(c), "request %d on a connection accepted late in "
+                            "the drain" % i)
+
+
 # --- Connection: close on every inbound HTTP/1.1 response (§3.3.3) ----------------------------
 
 @timeout(60)
