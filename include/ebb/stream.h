@@ -194,11 +194,11 @@ static inline void ebb_xch_reset(struct ebb_xch *e) { e->c->w->xops->reset(e); }
 /* --- TCP relays (tcp.c) and tunnels after 101 (h1.c) --- */
 
 /* Picks the upstream of the TCP connection c (its listener's cluster, or a
- * captured connection's built-in one) and lends it a connection, as
- * ebb_upstream_acquire does: 0 with *out ready, EBB_EAGAIN with *out
- * connecting (cb gets EBB_UP_EV_CONNECTED or _FAILED), or a negative error
- * with *out NULL, logged: EBB_EINVAL when nothing may be relayed (no
- * cluster; BlackHoleCluster or a capture loop, counted there). */
+ * captured connection's built-in one) and opens a new connection to it (never
+ * a pooled HTTP/1.1 one), as ebb_upstream_connect_to does: EBB_EAGAIN with
+ * *out connecting (cb gets EBB_UP_EV_CONNECTED or _FAILED), 0 with *out
+ * ready, or a negative error with *out NULL, logged: EBB_EINVAL when nothing
+ * may be relayed (no cluster; BlackHoleCluster or a capture loop, counted there). */
 static inline int ebb_xch_tcp_connect(struct ebb_conn *c, ebb_upconn_cb cb, void *owner,
                                       struct ebb_upconn **out)
 {

@@ -18,17 +18,20 @@
 struct ebb_cluster_rt;
 struct ebb_wctx;
 
-/* Lends a connection of cluster cl to owner.  Returns 0 with *out BUSY
- * (reused from the pool, ready to write), EBB_EAGAIN with *out CONNECTING
- * (owner gets EBB_UP_EV_CONNECTED or EBB_UP_EV_FAILED later), or a negative
- * error when no socket could be started (*out NULL). */
-int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_wctx *w, ebb_upconn_cb cb,
-                         void *owner, struct ebb_upconn **out);
-
-/* The same for a connection to dst instead of one of the cluster's endpoints (the original
- * destination of a captured connection, SPEC §9): the pool gives out only connections to
- * dst, and the socket is bound to the cluster's source address if it has one. */
+/* Lends a connection of cluster cl to owner, to dst (the original destination of a captured
+ * connection, SPEC §9) or, dst NULL, to one of the cluster's endpoints: an idle pooled one
+ * (HTTP/1.1 keep-alive: for an HTTP/1.1 exchange only) or a new one (below).  Returns 0 with
+ * *out BUSY (reused from the pool, ready to write), EBB_EAGAIN with *out CONNECTING (owner
+ * gets EBB_UP_EV_CONNECTED or EBB_UP_EV_FAILED later), or a negative error when no socket
+ * could be started (*out NULL). */
 int ebb_upstream_acquire_to(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
+                            const union ebb_sockaddr *dst, ebb_upconn_cb cb, void *owner,
+                            struct ebb_upconn **out);
+
+/* The same, always a new connection (EBB_EAGAIN or an error), never one from the pool: an
+ * h2c session or a TCP relay must not start in the middle of an HTTP/1.1 connection.  The
+ * socket is bound to the cluster's source address if it has one. */
+int ebb_upstream_connect_to(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
                             const union ebb_sockaddr *dst, ebb_upconn_cb cb, void *owner,
                             struct ebb_upconn **out);
 

@@ -5,7 +5,8 @@
  *
  * Each worker keeps, per h2c cluster, a few HTTP/2 client connections
  * (nghttp2 client sessions over sockets connected by the upstream pool's
- * ebb_upstream_acquire); every proxied request is one stream.  A new
+ * ebb_upstream_connect_to, never its pooled HTTP/1.1 connections); every
+ * proxied request is one stream.  A new
  * connection is opened when every existing one has as many streams as the
  * peer's SETTINGS_MAX_CONCURRENT_STREAMS allow, or has received GOAWAY.
  * Streams the upstream refused (GOAWAY above their id, REFUSED_STREAM)
@@ -544,7 +545,7 @@ static struct h2u_conn *h2u_conn_new(struct ebb_cluster_rt *cl, struct ebb_wctx 
         goto fail;
     if (dst)
         uc->dst = *dst;
-    int rc = ebb_upstream_acquire_to(cl, w, dst, h2u_conn_cb, uc, &uc->u);
+    int rc = ebb_upstream_connect_to(cl, w, dst, h2u_conn_cb, uc, &uc->u);
     if (rc != 0 && rc != EBB_EAGAIN)
         goto fail;
     uc->state = rc == 0 ? H2U_READY : H2U_CONNECTING;

@@ -248,7 +248,7 @@ static int xch_op_tcp_connect(struct ebb_conn *c, ebb_upconn_cb cb, void *owner,
     }
     const union ebb_sockaddr *dst = cl->cfg->kind == EBB_CLUSTER_ORIGINAL_DST ? &c->orig_dst
                                                                               : NULL;
-    int rc = ebb_upstream_acquire_to(cl, w, dst, cb, owner, out);
+    int rc = ebb_upstream_connect_to(cl, w, dst, cb, owner, out);   /* never a pooled HTTP/1.1 one */
     if (rc < 0 && rc != EBB_EAGAIN)
         ebb_info("tcp", "#%llu cluster %s: %s", (unsigned long long)c->id, cl->cfg->name,
                  ebb_strerror(rc));

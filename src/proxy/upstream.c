@@ -175,12 +175,6 @@ static int upconn_socket(struct ebb_cluster_rt *cl, int family)
     return fd;
 }
 
-int ebb_upstream_acquire(struct ebb_cluster_rt *cl, struct ebb_wctx *w, ebb_upconn_cb cb,
-                         void *owner, struct ebb_upconn **out)
-{
-    return ebb_upstream_acquire_to(cl, w, NULL, cb, owner, out);
-}
-
 int ebb_upstream_acquire_to(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
                             const union ebb_sockaddr *dst, ebb_upconn_cb cb, void *owner,
                             struct ebb_upconn **out)
@@ -188,21 +182,29 @@ int ebb_upstream_acquire_to(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
     struct ebb_upconn *u = pool_take(cl, w, dst);
 
     *out = NULL;
-    if (u) {
-        u->state = EBB_UP_BUSY;
-        u->cb = cb;
-        u->owner = owner;
-        u->reused = true;
-        u->eof = false;
-        ebb_buf_reset(&u->rbuf);
-        ebb_buf_reset(&u->wbuf);
-        /* READ interest stays: the owner wants it anyway, and an EOF now is its to see */
-        ebb_stat_inc(cl->st->cx_reused);
-        *out = u;
-        return 0;
-    }
+    if (!u)
+        return ebb_upstream_connect_to(cl, w, dst, cb, owner, out);
+    u->state = EBB_UP_BUSY;
+    u->cb = cb;
+    u->owner = owner;
+    u->reused = true;
+    u->eof = false;
+    ebb_buf_reset(&u->rbuf);
+    ebb_buf_reset(&u->wbuf);
+    /* READ interest stays: the owner wants it anyway, and an EOF now is its to see */
+    ebb_stat_inc(cl->st->cx_reused);
+    *out = u;
+    return 0;
+}
 
+int ebb_upstream_connect_to(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
+                            const union ebb_sockaddr *dst, ebb_upconn_cb cb, void *owner,
+                            struct ebb_upconn **out)
+{
+    struct ebb_upconn *u;
     size_t i = 0;
+
+    *out = NULL;
     if (!dst) {
         if (!cl->addrs || cl->addrs->n == 0)
             return EBB_ECONNREFUSED;

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from lib import MiB, check, check_eq, fail, free_port, raw_exchange, timeout
+from lib import MiB, Client, check, check_eq, fail, free_port, raw_exchange, timeout
 
 
 def _exchange(port, payload, chunk=65536, timeout_s=30):
@@ -144,3 +144,30 @@ def test_tcp_idle_timeout_closes_a_silent_relay(env):
             pass
     finally:
         s.close()
+
+
+@timeout(60)
+def test_tcp_relay_never_takes_a_pooled_http_connection(env):
+    """A TCP relay to a cluster whose HTTP/1.1 keep-alive connections are pooled gets a new
+    connection of its own.  The pool is keyed by cluster and destination, not protocol, and
+    the relay used to be lent an idle pooled connection: its bytes went into the middle of an
+    HTTP/1.1 connection the pool still counted on."""
+    be = env.backend()
+    cfg = env.config(be, extra={"concurrency": 1})   # one worker: one pool for both
+    cfg["listeners"].append({"name": "tcp_app", "address": "127.0.0.1", "port": free_port(),
+                             "direction": "inbound", "protocol": "tcp", "cluster": "app"})
+    e = env.ebb(cfg)
+    with Client(e.port("inbound")) as c:
+        c.request("GET", "/hello")
+        r = c.response()
+        check_eq((r.status, r.body), (200, b"hello\n"), "HTTP/1.1 request")
+    e.wait_stat("cluster.app.upstream_cx_idle", lambda v: v == 1,
+                what="the upstream connection back in the pool")
+    req = b"GET /hello HTTP/1.1\r\nHost: app.local\r\nConnection: close\r\n\r\n"
+    got, how = raw_exchange(e.port("tcp_app"), req, timeout=20)
+    check_eq(how, "eof", "the relay's end")
+    check(got.startswith(b"HTTP/1.1 200") and got.endswith(b"hello\n"),
+          "the relayed request answered: %r" % got[:200])
+    check_eq(e.stat("cluster.app.upstream_cx_pool_reuse"), 0, "pooled connections lent")
+    check_eq(e.stat("cluster.app.upstream_cx_total"), 2, "upstream connections")
+    check_eq(e.stat("cluster.app.upstream_cx_idle"), 1, "the pooled connection, still idle")
