@@ -66,6 +66,9 @@ struct ebb_cluster_stats {
     ebb_counter cx_shared_waited; /* upstream_cx_shared_waited (ebb): h2 streams that saw no
                                      shared HTTP/1.1 connection given back in H1U_WAIT_MS and
                                      connected one more */
+    ebb_gauge   rx_buffered;      /* upstream_cx_rx_bytes_buffered: response DATA received on
+                                     h2c connections, not yet read by clients nor given back
+                                     to the connection's window */
 };
 
 /* server.*, http2.* */

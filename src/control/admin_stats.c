@@ -115,6 +115,7 @@ static const struct stat_def cluster_defs[] = {    /* cluster.<name>.* */
     CS(false, cx_reused, "upstream_cx_pool_reuse"),
     CS(true, cx_idle, "upstream_cx_idle"),
     CS(false, cx_shared_waited, "upstream_cx_shared_waited"),
+    CS(true, rx_buffered, "upstream_cx_rx_bytes_buffered"),
 };
 #undef CS
 

@@ -333,8 +333,7 @@ static void h2s_reply(struct h2s *s, int status, unsigned rf, const char *fmt, .
     h2s_release_upstream(s);
     h2s_wake(s);
     if (s->resp_head_done) {
-        ebb_stat_inc(h2_st(h)->rq_tx_reset);
-        ebb_stat_inc(h2_sst(h)->h2_tx_reset);
+        ebb_stat_inc(h2_st(h)->rq_tx_reset);   /* http2.tx_reset: h2_on_frame_send, as sent */
         if (nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR) != 0)
             h->broken = true;   /* the stream must end: the connection is reset */
         return;

@@ -163,11 +163,38 @@ static void h2u_stream_free(struct ebb_h2u_stream *s)
 
 static void h2u_stream_free_cb(void *p) { h2u_stream_free(p); }
 
+/* n bytes of s's response left ebb (read by the owner) or were dropped, and leave
+ * upstream_cx_rx_bytes_buffered: they go back to the receive windows, which nghttp2 keeps
+ * shut until told (no automatic WINDOW_UPDATE).  The stream's own window while it is open,
+ * the connection's always: bytes never given back shrink a long-lived connection's window
+ * for good, until it carries no DATA at all. */
+static void h2u_window_back(struct ebb_h2u_stream *s, size_t n)
+{
+    if (!n)
+        return;
+    ebb_stat_add(s->cl->st->rx_buffered, -(int64_t)n);
+    if (!s->uc)
+        return;
+    if (!s->closed && s->id)
+        h2u_check(s->uc, nghttp2_session_consume(s->uc->ng, s->id, n));
+    else
+        h2u_check(s->uc, nghttp2_session_consume_connection(s->uc->ng, n));
+    h2u_kick(s->uc);
+}
+
+/* The owner will read no more of the response: what it had not read goes back. */
+static void h2u_drop_response(struct ebb_h2u_stream *s)
+{
+    h2u_window_back(s, ebb_buf_len(&s->respb));
+    ebb_buf_reset(&s->respb);
+}
+
 /* Frees s once neither nghttp2 nor the owner refer to it. */
 static void h2u_stream_maybe_free(struct ebb_h2u_stream *s)
 {
     if (s->base.owner || !s->closed)
         return;
+    h2u_drop_response(s);   /* (an upstream reset after the owner was told: bytes still held) */
     if (s->uc) {
         ebb_list_del(&s->link);
         /* its connection's last stream: the run arms the idle timer (or closes after a GOAWAY),
@@ -360,6 +387,8 @@ static int h2u_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, con
         return 0;
     }
     int rc = ebb_buf_append(&s->respb, data, len);
+    if (rc == 0)
+        ebb_stat_add(s->cl->st->rx_buffered, (int64_t)len);
     if (rc < 0) {
         h2u_check(ud, nghttp2_session_consume(ng, id, len));
         if (rc == EBB_ENOMEM) {
@@ -871,13 +900,7 @@ static size_t h2u_read(struct ebb_us *us, void *out, size_t n)
         return 0;
     memcpy(out, ebb_buf_start(&s->respb), k);
     ebb_buf_consume(&s->respb, k);
-    if (s->uc) {
-        if (!s->closed && s->id)
-            h2u_check(s->uc, nghttp2_session_consume(s->uc->ng, s->id, k));
-        else
-            h2u_check(s->uc, nghttp2_session_consume_connection(s->uc->ng, k));
-        h2u_kick(s->uc);
-    }
+    h2u_window_back(s, k);
     return k;
 }
 
@@ -904,15 +927,14 @@ static void h2u_close(struct ebb_us *us)
 {
     struct ebb_h2u_stream *s = (struct ebb_h2u_stream *)us;
     s->base.owner = NULL;
+    h2u_drop_response(s);
     if (s->uc && !s->closed && s->id) {
-        /* a stream that cannot be cancelled could stay open upstream, its window shut, and
-         * hold the connection for good: h2u_check closes the connection instead */
-        if (!s->ended || !s->req_end)
-            h2u_check(s->uc, nghttp2_submit_rst_stream(s->uc->ng, NGHTTP2_FLAG_NONE, s->id,
-                                                       NGHTTP2_CANCEL));
-        if (ebb_buf_len(&s->respb))
-            h2u_check(s->uc, nghttp2_session_consume(s->uc->ng, s->id, ebb_buf_len(&s->respb)));
-        ebb_buf_reset(&s->respb);
+        /* Still open upstream: the response has not ended, or the request has not (its end
+         * may wait for a window the upstream, done answering, never opens).  Cancelled, or
+         * it would hold the connection for good; one that cannot be cancelled closes the
+         * connection instead (h2u_check). */
+        h2u_check(s->uc, nghttp2_submit_rst_stream(s->uc->ng, NGHTTP2_FLAG_NONE, s->id,
+                                                   NGHTTP2_CANCEL));
         h2u_kick(s->uc);
     }
     h2u_stream_maybe_free(s);

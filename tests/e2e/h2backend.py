@@ -16,6 +16,8 @@ Endpoints (query parameters in brackets):
   /status [code]              that status
   /trailers-only              200 with grpc-status 5 in one HEADERS frame that ends the stream
   /goaway                     200, then GOAWAY (last stream = this one) and close after 200 ms
+  /early-no-window [ms]       200 "early\n" after ms, whatever of the request body came; that body is
+                              never acknowledged (no WINDOW_UPDATE for the stream or the connection)
   /ebb.drill.Load/*           (`ebb drill`'s gRPC calls; test_drill.py runs this as a fake proxy)
                               --drill-answer unavailable: trailers-only grpc-status 14;
                               no-status: one empty message and the end, without grpc-status
@@ -45,6 +47,8 @@ class Stream:
         self.body = asyncio.Queue()        # bytes chunks, None at the end
         self.trailers = []
         self.ended = False
+        # /early-no-window: the request body is never acknowledged (no WINDOW_UPDATE)
+        self.no_ack = dict(headers).get(":path", "").startswith("/early-no-window")
 
 
 class Conn(asyncio.Protocol):
@@ -91,7 +95,8 @@ class Conn(asyncio.Protocol):
                 st = self.streams.get(ev.stream_id)
                 if st:
                     st.body.put_nowait(ev.data)
-                self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                if not (st and st.no_ack):
+                    self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             elif isinstance(ev, h2.events.TrailersReceived):
                 st = self.streams.get(ev.stream_id)
                 if st:
@@ -196,6 +201,12 @@ class Conn(asyncio.Protocol):
                 body = b"delayed %d\n" % ms
                 self.respond(sid, 200, [("content-type", "text/plain")])
                 await self.send_body(sid, body)
+            elif name == "early-no-window":
+                # the whole answer after ms, without reading the request body (RFC 9113 §8.1),
+                # whose window is never opened again
+                await asyncio.sleep(int(q.get("ms", "0")) / 1000.0)
+                self.respond(sid, 200, [("content-type", "text/plain")])
+                await self.send_body(sid, b"early\n")
             elif name == "size":
                 await self.drain(st)
                 n = int(q.get("n", "0"))

@@ -244,6 +244,64 @@ def test_h2c_connection_idles_out_after_a_finished_stream_is_let_go(env):
 
 
 @timeout(60)
+def test_h2c_bytes_held_for_a_cancelled_stream_go_back_to_the_window(env):
+    """Response bytes an h2c upstream sent for a stream that ended upstream, still held for a
+    client that then cancels, go back to the connection's receive window.  They were dropped
+    without telling nghttp2 (its windows are opened by hand), so each such cancel shrank a
+    long-lived pooled connection's window for good, until no DATA could come on it at all.
+    cluster.<name>.upstream_cx_rx_bytes_buffered counts the bytes held."""
+    e = start_h2(env, h2c_app=False, h2app={"pool": {"idle_timeout": "60s"}},
+                 extra={"concurrency": 1})   # one worker: one pooled h2c connection
+    held = "cluster.h2app.upstream_cx_rx_bytes_buffered"
+    for round_ in range(2):   # the same pooled connection both times
+        c = H2Raw(e.port("outbound"), settings_pairs=[(h2lib.S_INITIAL_WINDOW_SIZE, 0)],
+                  auto_window=False)
+        sid = c.request("/size?n=%d" % (65536 + 50000), authority="h2.local")
+        c.wait(lambda cl: cl.streams[sid].status is not None, 10)
+        # 64 KiB wait in the client's stream buffer; the upstream stream ends with the rest
+        wait_for(lambda: e.stat("cluster.h2app.upstream_rq_total") == round_ + 1 and
+                 e.stat("cluster.h2app.upstream_rq_active") == 0, 20,
+                 what="the upstream stream ended while the client holds the answer")
+        check_eq(e.stat(held), 50000, "bytes held for the client (round %d)" % round_)
+        c.send(h2lib.rst(sid, h2lib.CANCEL))
+        wait_for(lambda: e.stat(held) == 0, 20,
+                 what="the held bytes given back after the cancel (round %d): %s = %s"
+                 % (round_, held, e.stat(held)))
+        c.close()
+    check_eq(e.stat("cluster.h2app.upstream_cx_total"), 1, "h2c connections")
+    c = H2Raw(e.port("outbound"))
+    st = c.wait_stream(c.request("/size?n=300000", authority="h2.local"), 20)
+    check_eq((st.status, len(st.body)), (200, 300000), "a large answer on the connection after")
+    c.close()
+
+
+@timeout(60)
+def test_h2c_stream_whose_request_end_waits_for_window_is_cancelled(env):
+    """The upstream answers in full before the request body has all come (RFC 9113 §8.1) and
+    never opens its window again.  When the client's exchange ends, the upstream stream,
+    still open on ebb's side with request bytes queued, must be cancelled (RST_STREAM); it
+    used to stay open for good, counted in upstream_rq_active, and its connection never
+    idled out."""
+    e = start_h2(env, h2c_app=False, h2app={"pool": {"idle_timeout": "1s"}})
+    # the upstream's stream window, and 10,000 bytes more that wait in ebb with the request's
+    # end; the answer comes 1 s after the head, once the client has sent it all (were the
+    # machine so slow that it has not, ebb would cancel the unfinished request anyway)
+    body = b"u" * (65535 + 10000)
+    c = H2Raw(e.port("outbound"))
+    sid = c.request("/early-no-window?ms=1000", method="POST", end=False, authority="h2.local",
+                    headers=[("content-length", str(len(body)))])
+    c.send_data_fc(sid, body)
+    st = c.wait_stream(sid, 20)
+    check_eq((st.status, bytes(st.body)), (200, b"early\n"), "the early answer")
+    c.close()
+    wait_for(lambda: e.stat("cluster.h2app.upstream_rq_active") == 0, 20,
+             what="the upstream stream cancelled: upstream_rq_active = %s"
+             % e.stat("cluster.h2app.upstream_rq_active"))
+    wait_for(lambda: e.stat("cluster.h2app.upstream_cx_active") == 0, 30,
+             what="the h2c connection closed by the pool's idle_timeout (1 s)")
+
+
+@timeout(60)
 def test_h2_large_bodies_both_ways(env):
     """20 MiB up and down through h2->h1 and h2->h2c, checked by digest."""
     for h2c_app in (False, True):

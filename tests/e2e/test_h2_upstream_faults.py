@@ -57,6 +57,8 @@ def test_h2_upstream_reset_truncates_close_delimited_body(env):
                  % (listener, st.status, len(st.body)))
         check_eq(st.reset, h2lib.INTERNAL_ERROR, "%s: RST_STREAM code" % listener)
         c.close()
+    # one RST_STREAM sent per reset stream (each was counted twice, as decided and as sent)
+    check_eq(e.stat("http2.tx_reset"), 2, "http2.tx_reset")
 
 
 @timeout(30)
