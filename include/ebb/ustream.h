@@ -71,7 +71,10 @@ struct ebb_us {
 #define EBB_US_F_H2     0x2u  /* the owner is an HTTP/2 stream: an ORIGINAL_DST cluster speaks
                                  h2c upstream (Envoy's USE_DOWNSTREAM_PROTOCOL) */
 
-/* Queues request body bytes; returns how many were taken (0: wait for on_writable). */
+/* Queues request body bytes; returns how many were taken (0: wait for on_writable).  Fewer
+ * than ebb_us_writable() promised means no storage: the owner keeps the bytes and tries again
+ * on on_writable (h2c), or may fail the exchange.  All of them are "taken" (dropped) when
+ * they can go nowhere: after the request's end, or once the exchange is failing anyway. */
 static inline size_t ebb_us_write(struct ebb_us *s, const void *p, size_t n)
 {
     return s->ops->write(s, p, n);

@@ -561,7 +561,13 @@ static bool h1_pump_request(struct h1 *h)
         if (rc == H1_BODY_ANSWERED)
             return true;
         if (rc == EBB_H1_BODY_DATA && dlen) {
-            ebb_us_write(h->e.us, data, dlen);
+            /* dlen fits the room asked for: less taken means no storage upstream (an h2c
+             * stream then expects its owner to keep the bytes, but the body decoder has
+             * gone past them): the exchange fails rather than lose them silently */
+            if (ebb_us_write(h->e.us, data, dlen) < dlen) {
+                h1_fail_resource(h);
+                return true;
+            }
         } else if (rc == EBB_H1_BODY_TRAILER) {
             h->us_trl.max = 64 * 1024;
             if (ebb_buf_append(&h->us_trl, data, dlen) == EBB_ENOMEM) {

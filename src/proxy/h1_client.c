@@ -496,9 +496,9 @@ static size_t h1u_write(struct ebb_us *us, const void *p, size_t n)
     size_t k = EBB_MIN(n, room);
     size_t tail = s->u->wbuf.tail;
     if (ebb_h1_put_body(&s->u->wbuf, s->chunked, p, k) != 0) {
-        s->u->wbuf.tail = tail;   /* no half chunk: the exchange fails anyway */
+        s->u->wbuf.tail = tail;   /* no half chunk: the exchange fails (on_error) */
         h1u_oom(s);
-        return 0;
+        return n;                 /* dropped, as after the end: the owner need not fail it too */
     }
     if (k < n)
         s->was_full = true;

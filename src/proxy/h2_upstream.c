@@ -234,7 +234,11 @@ static void h2u_stream_fail(struct ebb_h2u_stream *s, unsigned rf)
 static ssize_t h2u_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                            uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
-    struct ebb_h2u_stream *s = src->ptr;
+    /* not src->ptr: a stream failed by ebb (h2u_stream_fail) is forgotten (its user data
+     * NULL) and may be freed while nghttp2 still holds its DATA, to be reset */
+    struct ebb_h2u_stream *s = nghttp2_session_get_stream_user_data(ng, id);
+    if (!s)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* RST_STREAM: it was failed */
     size_t n = EBB_MIN(len, ebb_buf_len(&s->reqb));
 
     if (n) {

@@ -1,7 +1,9 @@
 """Failure injection (issue 13 item 2): build/fault/ebb (make FAULT=1, or make SAN=1 test) fails
 every Nth malloc/calloc/realloc/epoll_ctl/accept4/connect/read/send by a seed while mixed
-traffic runs through it (HTTP/1.1 with uploads and downloads, h2c to an HTTP/1.1 and to an h2c
-upstream, TCP relay, WebSocket).  Then injection stops and ebb must be exactly as good as new:
+traffic runs through it (HTTP/1.1 with uploads and downloads, HTTP/1.1 uploads to an h2c
+upstream, h2c to an HTTP/1.1 and to an h2c upstream, TCP relay, WebSocket).  During injection
+any outcome but a hang or an upload answered 200 for other bytes than were sent (a body that
+lost bytes silently) is accepted.  Then injection stops and ebb must be exactly as good as new:
 still running, every canary request on a fresh connection answered, every connection and request
 gauge back to 0, exit status 0 and no leak (LeakSanitizer) at exit.
 
@@ -80,8 +82,10 @@ class Traffic:
 
     def _one(self, rng):
         port = rng.choice([self.e.port("inbound"), self.e.port("outbound")])
-        k = rng.randrange(6)
-        name = ["get", "chunked", "upload", "chunked_upload", "tcp", "ws"][k]
+        k = rng.randrange(7)
+        name = ["get", "chunked", "upload", "chunked_upload", "tcp", "ws", "h2c_upload"][k]
+        if name == "h2c_upload":
+            port = self.e.port("outbound")   # h2.local: the h2c cluster
         try:
             with Client(port if name != "tcp" else self.e.port("tcp"), timeout=CLIENT_TIMEOUT_S) as c:
                 if name == "get":
@@ -93,16 +97,28 @@ class Traffic:
                     c.request("GET", "/chunked?n=%d&chunk=%d" % (rng.choice([10, 90000]), 3000))
                     r = c.response()
                     ok = r.status == 200
-                elif name in ("upload", "chunked_upload"):
+                elif name in ("upload", "chunked_upload", "h2c_upload"):
                     body = os.urandom(rng.choice([10, 5000, 200000]))
                     if name == "upload":
                         c.request("POST", "/sha256", None, body)
                     else:
                         data = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 9000]), body[i:i + 9000])
                                         for i in range(0, len(body), 9000)) + b"0\r\n\r\n"
-                        c.request("POST", "/sha256", [("Transfer-Encoding", "chunked")], data)
+                        if name == "h2c_upload":   # the h2c backend echoes it
+                            c.request("POST", "/echo", [("Transfer-Encoding", "chunked")], data,
+                                      host="h2.local")
+                        else:
+                            c.request("POST", "/sha256", [("Transfer-Encoding", "chunked")], data)
                     r = c.response()
-                    ok = r.status == 200 and r.json().get("sha256") == hashlib.sha256(body).hexdigest()
+                    if name == "h2c_upload":
+                        got = r.body
+                    else:
+                        got = b"" if r.status != 200 else r.json().get("sha256", "").encode()
+                        body = hashlib.sha256(body).hexdigest().encode()
+                    if r.status == 200 and got != body:
+                        self.note(name, "corrupt")   # a complete-looking answer to other bytes
+                        return
+                    ok = r.status == 200
                 elif name == "tcp":
                     data = os.urandom(rng.choice([10, 100000]))
                     c.send(data)
@@ -239,6 +255,9 @@ def test_fault_injection_mixed_traffic(env):
     hung = {k: v for k, v in tr.outcomes.items() if k.endswith(":TimeoutError") or k.endswith(":timeout")}
     check(not hung, "clients left waiting %d s during injection (a hung exchange): %r"
           % (CLIENT_TIMEOUT_S, hung))
+    corrupt = {k: v for k, v in tr.outcomes.items() if k.endswith(":corrupt")}
+    check(not corrupt, "uploads answered 200 for bytes other than those sent (a body lost "
+          "bytes silently): %r" % corrupt)
     check(tr.h2load_runs >= 2, "h2load ran only %d times" % tr.h2load_runs)
 
     errors = _canaries(e, upload)
