@@ -37,6 +37,7 @@
 #define H2_PING_DRAIN      "ebbdrain"    /* opaque data of the drain PING */
 #define H2_RESET_WINDOW_MS 10000         /* rapid-reset accounting window */
 #define H2_DRAIN_RETRY_MS  100           /* a drain GOAWAY that could not be queued, again */
+#define H2_CLIENT_STALL_MS 60000         /* a stream waiting on its client (as h1.c's) */
 
 enum h2s_state {
     H2S_HEADERS = 0,  /* receiving the request head */
@@ -89,6 +90,7 @@ struct h2s {
     bool               head_req;
     struct ebb_buf     respb;         /* body bytes waiting for the client's window */
     struct ebb_buf     trl;           /* response trailers: raw h1 field lines */
+    struct ebb_timer   stall;         /* waiting on the client (h2s_waits_on_client) */
     struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
 };
 
@@ -124,6 +126,7 @@ struct h2c {
 };
 
 static void h2_run(struct h2c *h);
+static void h2s_stall_timeout(struct ebb_loop *loop, struct ebb_timer *t);
 
 static const struct ebb_config *h2_cfg(const struct h2c *h) { return h->c->w->cfg; }
 static struct ebb_listener_stats *h2_st(const struct h2c *h) { return h->c->l->st; }
@@ -245,6 +248,7 @@ static void h2s_finish(struct h2s *s, uint32_t error_code)
         ebb_xch_end(&s->e, "HTTP/2");
     }
     h2s_release_upstream(s);
+    ebb_timer_stop(h->c->w->loop, &s->stall);
     /* body bytes we never consumed still count against the connection window */
     if (ebb_buf_len(&s->reqb) && !h->dead)
         h2_consume(h, 0, ebb_buf_len(&s->reqb));
@@ -271,6 +275,7 @@ static ssize_t h2s_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t
         memcpy(buf, ebb_buf_start(&s->respb), n);
         ebb_buf_consume(&s->respb, n);
         s->e.x.resp_bytes += n;
+        ebb_timer_stop(s->h->c->w->loop, &s->stall);   /* the client reads: start over */
         h2s_wake(s);   /* respb has room: the upstream may be read again */
     }
     if (ebb_buf_len(&s->respb) == 0 && s->resp_done) {
@@ -641,6 +646,7 @@ static int h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void
     s->id = f->hd.stream_id;
     ebb_xch_init(&s->e, h->c, &h2s_us_cbs, s);
     s->content_length = -1;
+    ebb_timer_init(&s->stall, h2s_stall_timeout, s);
     s->reqb.max = H2_BODY_BUF + 16384;
     s->respb.max = H2_BODY_BUF;
     ebb_list_add_tail(&h->streams, &s->link);
@@ -725,6 +731,7 @@ static int h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, cons
         return 0;
     }
     s->e.x.req_bytes += len;
+    ebb_timer_stop(h->c->w->loop, &s->stall);   /* the client sends: start over */
     h2s_wake(s);
     uint64_t maxb = h2_cfg(h)->limits.max_request_body;
     if (maxb && s->e.x.req_bytes > maxb) {
@@ -969,6 +976,48 @@ static void h2_close(struct h2c *h)
     ebb_conn_close_staged(c);
 }
 
+static uint64_t h2s_stall_ms(const struct h2c *h)
+{
+    return EBB_MIN(h2_cfg(h)->limits.idle_timeout_ms, H2_CLIENT_STALL_MS);
+}
+
+/* The exchange waits on the client: response bytes its window holds back, or (towards an
+ * HTTP/1.1 upstream, whose connection the stream holds) a request body it does not send.
+ * A quiet request towards an h2c upstream is left alone: a gRPC client or bidi stream may
+ * send nothing for minutes, and costs the upstream one stream of a shared connection. */
+static bool h2s_waits_on_client(const struct h2s *s)
+{
+    if (s->state != H2S_UPSTREAM && s->state != H2S_REPLY)
+        return false;
+    if (ebb_buf_len(&s->respb))
+        return true;
+    return s->state == H2S_UPSTREAM && s->e.us && !s->req_end && !s->req_discard &&
+           ebb_buf_len(&s->reqb) == 0 && strcmp(s->e.us->ops->name, "h1") == 0;
+}
+
+/* min(idle_timeout, 60 s) without the client sending or reading on the stream: 408 while
+ * its request body is missing, else a reset (RST_STREAM), as HTTP/1.1's stall timer does. */
+static void h2s_stall_timeout(struct ebb_loop *loop, struct ebb_timer *t)
+{
+    struct h2s *s = t->data;
+    struct h2c *h = s->h;
+
+    if (h->dead || !h2s_waits_on_client(s))
+        return;
+    ebb_stat_inc(h2_st(h)->rq_timeout);
+    if (!s->resp_head_done && !s->req_end) {
+        ebb_debug("h2", "#%llu stream %d: request body stalled", (unsigned long long)h->c->id,
+                  s->id);
+        h2s_reply(s, 408, EBB_RF_DC, "ebb: request body not received within %llu ms\n",
+                  (unsigned long long)h2s_stall_ms(h));
+    } else {
+        ebb_debug("h2", "#%llu stream %d: the client stopped reading the response",
+                  (unsigned long long)h->c->id, s->id);
+        h2s_reply(s, 0, EBB_RF_DC, "-");   /* after the head: RST_STREAM */
+    }
+    h2_run(h);
+}
+
 /* One step of one stream.  Returns true on progress. */
 static bool h2s_advance(struct h2s *s)
 {
@@ -980,8 +1029,13 @@ static bool h2s_advance(struct h2s *s)
         h2_consume(s->h, s->id, ebb_buf_len(&s->reqb));
         ebb_buf_reset(&s->reqb);
     }
-    if (s->state != H2S_CLOSED)
+    if (s->state != H2S_CLOSED) {
         h2s_resume(s);
+        if (!h2s_waits_on_client(s))
+            ebb_timer_stop(s->h->c->w->loop, &s->stall);
+        else if (!ebb_timer_active(&s->stall))
+            ebb_timer_start(s->h->c->w->loop, &s->stall, h2s_stall_ms(s->h));
+    }
     return progress;
 }
 

@@ -302,6 +302,45 @@ def test_h2c_stream_whose_request_end_waits_for_window_is_cancelled(env):
 
 
 @timeout(60)
+def test_h2_stream_whose_client_stops_reading_is_reset(env):
+    """A client that grants a stream no window while its answer waits holds the stream, and
+    towards an HTTP/1.1 upstream one of the bounded shared connections.  After
+    min(idle_timeout, 60 s) with nothing read, the stream is reset, as an HTTP/1.1 client that
+    stops reading is; it used to be held for good."""
+    e = start_h2(env, h2c_app=False, limits={"idle_timeout": "2s"})
+    c = H2Raw(e.port("inbound"), settings_pairs=[(h2lib.S_INITIAL_WINDOW_SIZE, 0)],
+              auto_window=False)
+    sid = c.request("/size?n=1000000")
+    c.wait(lambda cl: cl.streams[sid].reset is not None, 20)
+    check_eq(c.streams[sid].status, 200, "the answer's head")
+    check_eq(len(c.streams[sid].body), 0, "body bytes sent into a zero window")
+    check_eq(c.streams[sid].reset, h2lib.INTERNAL_ERROR, "RST_STREAM code")
+    e.wait_stat("cluster.app.upstream_rq_active", lambda v: v == 0,
+                what="the upstream exchange let go")
+    check_eq(e.stat("http.inbound.downstream_rq_timeout"), 1, "downstream_rq_timeout")
+    # the connection goes on: a stream that reads is answered
+    c.send(h2lib.settings([(h2lib.S_INITIAL_WINDOW_SIZE, 65535)]))
+    st = c.wait_stream(c.request("/hello"), 20)
+    check_eq((st.status, bytes(st.body)), (200, b"hello\n"), "the next stream")
+    c.close()
+
+
+@timeout(60)
+def test_h2_request_body_never_sent_gets_408(env):
+    """A stream whose client sends its head but not the body it announced, towards an
+    HTTP/1.1 upstream, gets 408 after min(idle_timeout, 60 s), as an HTTP/1.1 client does; it
+    held its shared upstream connection for good."""
+    e = start_h2(env, h2c_app=False, limits={"idle_timeout": "2s"})
+    c = H2Raw(e.port("inbound"))
+    sid = c.request("/sha256", method="POST", end=False, headers=[("content-length", "10")])
+    st = c.wait_stream(sid, 20)
+    check_eq(st.status, 408, "status")
+    e.wait_stat("cluster.app.upstream_rq_active", lambda v: v == 0,
+                what="the upstream exchange let go")
+    c.close()
+
+
+@timeout(60)
 def test_h2_large_bodies_both_ways(env):
     """20 MiB up and down through h2->h1 and h2->h2c, checked by digest."""
     for h2c_app in (False, True):
