@@ -58,7 +58,9 @@ struct h1 {
     /* the current exchange */
     struct ebb_xch     e;             /* its record and upstream side (stream.h) */
     bool               us_end;        /* ... whose response ended (bytes may still wait there) */
-    struct ebb_buf     us_trl;        /* request trailers (raw) / response trailers (lines) */
+    struct ebb_buf     req_trl;       /* request trailers (raw), until the request's end */
+    struct ebb_buf    *resp_trl;      /* response trailers (lines), allocated when some come
+                                         (a pointer: an idle connection keeps struct h1 small) */
     struct ebb_upconn *tun_u;         /* after a 101: the upstream connection of the tunnel */
     struct ebb_h1_body req_body;
     enum ebb_h1_framing req_framing;
@@ -205,6 +207,16 @@ static void h1_release_upstream(struct h1 *h)
     }
 }
 
+/* The response trailers kept for the final chunk, if any, and their storage. */
+static void h1_drop_resp_trl(struct h1 *h)
+{
+    if (h->resp_trl) {
+        ebb_buf_free(h->resp_trl);
+        free(h->resp_trl);
+        h->resp_trl = NULL;
+    }
+}
+
 static void h1_reset_exchange(struct h1 *h)
 {
     h->state = H1_IDLE;
@@ -215,7 +227,8 @@ static void h1_reset_exchange(struct h1 *h)
     ebb_xch_reset(&h->e);
     h->accounted = false;
     h->us_end = false;
-    ebb_buf_reset(&h->us_trl);
+    ebb_buf_reset(&h->req_trl);
+    h1_drop_resp_trl(h);
 }
 
 /* The response is complete (or abandoned): account, log, and either wait
@@ -250,7 +263,7 @@ static void h1_end_exchange(struct h1 *h)
     if (ebb_buf_len(&c->rbuf) == 0)
         ebb_buf_release(&c->rbuf);
     ebb_buf_release(&c->wbuf);   /* the exchange ends when it is empty */
-    ebb_buf_release(&h->us_trl);
+    ebb_buf_release(&h->req_trl);
     h1_arm_idle(h);
     if (c->flags & EBB_CONN_F_DRAINING)
         h1_arm_drain_close(h);   /* idle from now: a next request may already be on its way */
@@ -539,8 +552,8 @@ static int h1_req_body_step(struct h1 *h, size_t limit, size_t *consumed, const 
 static void h1_end_request(struct h1 *h)
 {
     struct ebb_hdr t[64];
-    ebb_us_end(h->e.us, t, ebb_trailers_parse(&h->us_trl, t, EBB_ARRAY_LEN(t)));
-    ebb_buf_reset(&h->us_trl);
+    ebb_us_end(h->e.us, t, ebb_trailers_parse(&h->req_trl, t, EBB_ARRAY_LEN(t)));
+    ebb_buf_reset(&h->req_trl);
     h->req_done = true;
     ebb_xch_request_done(&h->e);
 }
@@ -569,8 +582,8 @@ static bool h1_pump_request(struct h1 *h)
                 return true;
             }
         } else if (rc == EBB_H1_BODY_TRAILER) {
-            h->us_trl.max = 64 * 1024;
-            if (ebb_buf_append(&h->us_trl, data, dlen) == EBB_ENOMEM) {
+            h->req_trl.max = 64 * 1024;
+            if (ebb_buf_append(&h->req_trl, data, dlen) == EBB_ENOMEM) {
                 h1_fail_resource(h);   /* (too large trailers are dropped, as before) */
                 return true;
             }
@@ -620,13 +633,16 @@ static bool h1_pump_response(struct h1 *h)
     if (h->e.us && !h->us_end && ebb_us_done(h->e.us))
         h->us_end = true;   /* our read took the end: no on_end comes */
     size_t wmax = c->wbuf.max ? c->wbuf.max : EBB_BUF_DEFAULT_MAX;
-    if (!h->resp_chunk_out || ebb_buf_len(&h->us_trl) + 16 > wmax)
-        ebb_buf_reset(&h->us_trl);   /* no chunked framing, or can never fit: dropped */
+    size_t tl = h->resp_trl ? ebb_buf_len(h->resp_trl) : 0;
+    if (tl && (!h->resp_chunk_out || tl + 16 > wmax)) {
+        h1_drop_resp_trl(h);   /* no chunked framing, or can never fit: dropped */
+        tl = 0;
+    }
     if (h->us_end && !h->resp_done && (!h->e.us || ebb_us_readable(h->e.us) == 0) &&
-        ebb_buf_room(&c->wbuf) > ebb_buf_len(&h->us_trl) + 16) {
+        ebb_buf_room(&c->wbuf) > tl + 16) {
         if (h->resp_chunk_out &&
             (ebb_buf_append(&c->wbuf, "0\r\n", 3) != 0 ||
-             ebb_buf_append(&c->wbuf, ebb_buf_start(&h->us_trl), ebb_buf_len(&h->us_trl)) != 0 ||
+             (tl && ebb_buf_append(&c->wbuf, ebb_buf_start(h->resp_trl), tl) != 0) ||
              ebb_buf_append(&c->wbuf, "\r\n", 2) != 0)) {
             h1_fail_resource(h);   /* room checked above: only storage can be missing */
             return true;
@@ -765,7 +781,8 @@ static void h1_us_head(void *owner, const struct ebb_resp *r)
 static void h1_us_trailers(void *owner, const struct ebb_hdr *t, size_t n)
 {
     struct h1 *h = owner;
-    if (ebb_trailers_keep(&h->us_trl, t, n) != 0)
+    if ((!h->resp_trl && !(h->resp_trl = calloc(1, sizeof(*h->resp_trl)))) ||
+        ebb_trailers_keep(h->resp_trl, t, n) != 0)
         h1_fail_resource(h);   /* an end without them (grpc-status) would look complete */
 }
 
@@ -1008,7 +1025,8 @@ static void h1_drain(struct ebb_conn *c)
 static void h1_free(void *p)
 {
     struct h1 *h = p;
-    ebb_buf_free(&h->us_trl);
+    ebb_buf_free(&h->req_trl);
+    h1_drop_resp_trl(h);
     ebb_xrec_free(&h->e.x);   /* its upstream side went at destroy */
     free(h);
 }

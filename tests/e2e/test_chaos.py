@@ -797,3 +797,34 @@ def test_h2c_upgrade_not_forwarded(env):
                             b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
                             b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", timeout=3)
     check_eq(status_of(got), 502, "101 to a request ebb did not upgrade")
+
+
+@timeout(30)
+def test_request_trailers_never_reach_the_response(env):
+    """Request and response trailers each keep their own: a client whose chunked request ends
+    in a trailer, the final CRLF held back, while the upstream answers in full (chunked,
+    without trailers) never gets its own trailer back.  They shared one buffer, and the
+    response's last chunk carried what was in it: the request's trailer."""
+    def handler(s, head, rest):
+        s.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"5\r\nworld\r\n0\r\n\r\n")
+        s.settimeout(20)
+        while s.recv(65536):   # until ebb closes: an answer before the request's end ends it
+            pass
+        return None
+    up = RawUpstream(handler)
+    e = env.ebb(env.config(app_endpoint=up.addr))
+    s = _connect(e.port("inbound"), 20)
+    s.sendall(b"POST /t HTTP/1.1\r\nHost: app.local\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"5\r\nhello\r\n0\r\nx-req: secret\r\n")
+    resp = b""
+    while not resp.endswith(b"\r\n\r\n") or b"\r\n0\r\n" not in resp:
+        d = s.recv(65536)
+        if not d:
+            break
+        resp += d
+    s.close()
+    check(resp.startswith(b"HTTP/1.1 200"), "the answer: %r" % resp[:80])
+    check(b"\r\n0\r\n" in resp, "the answer's last chunk: %r" % resp)
+    tail = resp[resp.index(b"\r\n0\r\n") + 2:]
+    check_eq(tail, b"0\r\n\r\n", "the response's last chunk (no trailers)")
