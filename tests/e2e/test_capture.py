@@ -228,6 +228,23 @@ def check_outbound(pod):
     check_eq(delta(before, pod.stats(), "cluster.known.upstream_rq_total"), 1, "cluster known")
 
 
+def check_banner(s, port, what):
+    """A server-first exchange on the connected socket s (closed after): the app's banner line
+    first, then the client's bytes relayed and echoed."""
+    try:
+        got = b""
+        while not got.endswith(b"\r\n"):
+            b = s.recv(100)
+            if not b:
+                break
+            got += b
+        check_eq(got, b"220 banner %d\r\n" % port, what)
+        s.sendall(b"QUIT\r\n")
+        check_eq(s.recv(100), b"QUIT\r\n", "then the client's bytes are relayed")
+    finally:
+        s.close()
+
+
 def check_tcp(pod):
     """Raw TCP, a server-first protocol on a capture.tcp_ports port and on another port
     (after protocol_detection_timeout), h2c by prior knowledge, all captured."""
@@ -240,20 +257,8 @@ def check_tcp(pod):
         check_eq((data, reset), (b"\x16\x03\x01 not http at all\n", False),
                  "raw TCP to %s:%d echoed through ebb" % (addr, ECHO))
         for port in (BANNER_LISTED, BANNER_SILENT):
-            s = connect(pod.cli_ns, addr, port)
-            try:
-                got = b""
-                while not got.endswith(b"\r\n"):
-                    b = s.recv(100)
-                    if not b:
-                        break
-                    got += b
-                check_eq(got, b"220 banner %d\r\n" % port,
+            check_banner(connect(pod.cli_ns, addr, port), port,
                          "the server speaks first on %s:%d" % (addr, port))
-                s.sendall(b"QUIT\r\n")
-                check_eq(s.recv(100), b"QUIT\r\n", "then the client's bytes are relayed")
-            finally:
-                s.close()
         # the app side of each of those was a connection from the passthrough source
         check(pod.stat("cluster.%s.upstream_cx_total" % cluster) >= 3,
               "%s made the TCP connections" % cluster)
@@ -352,20 +357,8 @@ def check_drain_relays_a_server_first_connection(pod):
                   uid=1337)
     pod.ebb.signal(signal.SIGTERM)
     wait_for(lambda: pod.stat("server.state") == 1, 20, what="ebb draining")
-    s = connect(pod.cli_ns, POD4, BANNER_SILENT, timeout_s=25)
-    try:
-        got = b""
-        while not got.endswith(b"\r\n"):
-            b = s.recv(100)
-            if not b:
-                break
-            got += b
-        check_eq(got, b"220 banner %d\r\n" % BANNER_SILENT,
+    check_banner(connect(pod.cli_ns, POD4, BANNER_SILENT, timeout_s=25), BANNER_SILENT,
                  "the server speaks first on a connection accepted during the drain")
-        s.sendall(b"QUIT\r\n")
-        check_eq(s.recv(100), b"QUIT\r\n", "then the client's bytes are relayed")
-    finally:
-        s.close()
     check(pod.ebb.alive(), "ebb exited during the drain")
 
 
