@@ -50,6 +50,7 @@ struct ebb_control {
     bool                 ready_503;     /* readiness 503 because of the drain */
     bool                 skip_exit;     /* drain_listeners&skip_exit: keep listeners open */
     bool                 min_passed;    /* MINIMUM_DRAIN_DURATION is over */
+    bool                 quiescing;     /* exit-on-zero saw 0: listening sockets closing */
     unsigned             drained_dirs;  /* EBB_CMD_DRAIN_* already posted */
     int                  sigint_count;  /* the second SIGINT exits at once */
     uint64_t             drain_start_ms;/* ebb_now_ms() at the first trigger, 0 = never */

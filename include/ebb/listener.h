@@ -68,5 +68,9 @@ struct ebb_conn *ebb_listener_adopt(struct ebb_listener *l, int fd, const struct
 /* Closes the listening socket; existing connections are untouched.
  * Harmless on a listener never set up (loop NULL) or already stopped. */
 void ebb_listener_stop(struct ebb_listener *l);
+/* Accepts every connection the listening socket holds (the kernel finished their handshakes
+ * and their clients may have sent a request), then ebb_listener_stop().  Before an exit that
+ * must cut nothing: closing a listening socket resets what it holds. */
+void ebb_listener_quiesce(struct ebb_listener *l);
 
 #endif

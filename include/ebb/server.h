@@ -44,6 +44,7 @@ struct ebb_server {
     _Atomic int64_t      active_cx;    /* active downstream connections, data-plane listeners */
     _Atomic bool         watch_zero;   /* control thread wants to hear when active_cx hits 0 */
     struct ebb_async    *zero_notify;  /* control thread's wakeup for watch_zero */
+    _Atomic size_t       quiesced;     /* workers that applied EBB_CMD_QUIESCE */
     _Atomic uint64_t     next_conn_id; /* last connection id handed out */
     uint64_t             start_ms;
     bool                 ready;        /* every listener bound */

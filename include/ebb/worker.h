@@ -29,6 +29,8 @@ struct ebb_server;
 #define EBB_CMD_STOP_INBOUND     0x04u  /* close inbound listening sockets */
 #define EBB_CMD_STOP_OUTBOUND    0x08u  /* close outbound listening sockets */
 #define EBB_CMD_EXIT             0x10u  /* close everything and stop the loop */
+#define EBB_CMD_QUIESCE          0x20u  /* exit-on-zero: take what every listening socket holds,
+                                           close them all, count it in srv->quiesced */
 
 struct ebb_worker {
     int                   id;         /* 0..nworkers-1, in the thread name */

@@ -87,14 +87,28 @@ void ebb_drain_exit(struct ebb_control *ctl, const char *reason)
     ebb_loop_stop(ctl->loop);
 }
 
-/* Exit-on-zero: called whenever the count may have reached zero. */
+/* Exit-on-zero: called whenever the count may have reached zero, and when a worker closed
+ * its listening sockets.  Zero with listeners still open is not the end: a connection
+ * accepted between this check and the workers' exit would be cut, its request perhaps
+ * already executed upstream.  So the first zero closes every listening socket (what they
+ * hold is accepted first and counted), and the zero after that is the exit. */
 static void check_zero(struct ebb_control *ctl)
 {
+    struct ebb_server *srv = ctl->srv;
+
     if (ctl->phase == EBB_PHASE_LIVE || ctl->phase == EBB_PHASE_EXITING)
         return;
     if (!ctl->exit_armed || !ctl->exit_on_zero || !ctl->min_passed)
         return;
-    if (active_cx(ctl) == 0)
+    if (active_cx(ctl) != 0)
+        return;
+    if (!ctl->quiescing) {
+        ctl->quiescing = true;
+        ebb_info("drain", "0 active connections: closing every listener before the exit");
+        ebb_server_post(srv, EBB_CMD_QUIESCE);
+        return;
+    }
+    if (atomic_load(&srv->quiesced) == srv->nworkers)
         ebb_drain_exit(ctl, "zero active connections");
 }
 
@@ -304,15 +318,17 @@ static void on_signal(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
                 ebb_drain_exit(ctl, "second SIGINT");
                 break;
             }
+            /* a termination drain already runs (a POST /drain during it changes nothing):
+             * the repeated signal is ignored (SPEC §3.2), before the /drain rule below */
+            if (ctl->exit_armed) {
+                ebb_info("drain", "repeated %s ignored: drain already in progress",
+                         si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+                break;
+            }
             if (ctl->status_drained) {
                 ebb_info("drain", "%s after /drain: exiting now",
                          si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
                 ebb_drain_exit(ctl, "signal after /drain");
-                break;
-            }
-            if (ctl->exit_armed) {
-                ebb_info("drain", "repeated %s ignored: drain already in progress",
-                         si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
                 break;
             }
             drain_start(ctl, si.ssi_signo == SIGTERM ? EBB_TRIG_SIGTERM : EBB_TRIG_SIGINT,
@@ -399,13 +415,16 @@ int ebb_control_run(struct ebb_control *ctl)
 
     ebb_loop_run(ctl->loop);
 
-    /* exit: summary first (SPEC §3.4), then stop the workers */
+    /* exit: the workers close what is left, then the summary (SPEC §3.4).  Forced are the
+     * connections cut (RST) then; one in its staged close after a complete answer is closed
+     * with a FIN, which its client already expects: it counts as closed gracefully. */
     uint64_t now = ebb_now_ms();
     int64_t left = active_cx(ctl);
-    uint64_t destroyed = total_destroyed(ctl);
     ebb_server_post(srv, EBB_CMD_EXIT);
     ebb_server_join_threads(srv);
     ebb_access_log_close();   /* every line of the exchanges above is written before the summary */
+    uint64_t destroyed = total_destroyed(ctl);
+    int64_t forced = (int64_t)ebb_stat_get(ebb_server_stats(srv)->server.drain_forced_close);
     if (ctl->drain_start_ms) {
         uint64_t completed = 0;
         const struct ebb_stats *st = ebb_server_stats(srv);
@@ -417,8 +436,8 @@ int ebb_control_run(struct ebb_control *ctl)
                  "requests_completed_during_drain=%llu",
                  ctl->exit_reason, ebb_drain_trigger_name(ctl->trigger), (unsigned long long)ms,
                  (long long)ctl->active_at_drain,
-                 (unsigned long long)(destroyed - ctl->destroyed_at_drain), (long long)left,
-                 (unsigned long long)completed);
+                 (unsigned long long)(destroyed - ctl->destroyed_at_drain - (uint64_t)forced),
+                 (long long)forced, (unsigned long long)completed);
     } else {
         ebb_info("drain", "exit: reason=\"%s\" without drain, %lld active connections closed",
                  ctl->exit_reason, (long long)left);

@@ -141,6 +141,19 @@ static void worker_stop_listeners(struct ebb_worker *w, enum ebb_direction dir)
             ebb_listener_stop(&w->listeners[i]);
 }
 
+/* EBB_CMD_QUIESCE: no connection may arrive any more; the ones the listening sockets hold
+ * are taken (and counted) first.  The control thread hears of it as of a zero count. */
+static void worker_quiesce(struct ebb_worker *w)
+{
+    struct ebb_server *srv = w->srv;
+
+    for (size_t i = 0; i < w->nlisteners; i++)
+        ebb_listener_quiesce(&w->listeners[i]);
+    atomic_fetch_add(&srv->quiesced, 1);
+    if (srv->zero_notify)
+        ebb_async_send(srv->zero_notify);
+}
+
 /* EBB_CMD_EXIT: closes every socket of w and stops its loop. */
 static void worker_exit(struct ebb_worker *w)
 {
@@ -171,6 +184,8 @@ static void worker_wake(struct ebb_loop *loop, void *data)
         worker_stop_listeners(w, EBB_DIR_INBOUND);
     if (cmds & EBB_CMD_STOP_OUTBOUND)
         worker_stop_listeners(w, EBB_DIR_OUTBOUND);
+    if (cmds & EBB_CMD_QUIESCE)
+        worker_quiesce(w);
     if (cmds & EBB_CMD_EXIT)
         worker_exit(w);
 }

@@ -153,12 +153,11 @@ struct ebb_conn *ebb_listener_adopt(struct ebb_listener *l, int fd, const struct
     return c;
 }
 
-static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
+/* Accepts up to max connections.  Returns true once the socket holds no more (or accepts
+ * paused: out of descriptors). */
+static bool accept_some(struct ebb_loop *loop, struct ebb_listener *l, int max)
 {
-    struct ebb_listener *l = io->data;
-
-    /* bounded batch so one busy listener cannot starve the loop */
-    for (int i = 0; i < 64 && l->io.fd >= 0; i++) {
+    for (int i = 0; i < max && l->io.fd >= 0; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int fd = accept4(l->io.fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -176,11 +175,11 @@ static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t even
                 l->accept_pause.cb = accept_resume;
                 l->accept_pause.data = l;
                 ebb_timer_start(loop, &l->accept_pause, LISTENER_ACCEPT_PAUSE_MS);
-                return;
+                return true;
             }
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 ebb_warn("listener", "%s: accept: %s", l->cfg->name, strerror(errno));
-            return;
+            return true;
         }
         /* max_connections counts every worker's connections: one shared atomic, touched per
          * connection (the per-worker stats are for reading, summed at scrape time) */
@@ -193,6 +192,21 @@ static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t even
         }
         ebb_listener_adopt(l, fd, (const struct sockaddr *)&ss, sl);
     }
+    return l->io.fd < 0;
+}
+
+static void accept_ready(struct ebb_loop *loop, struct ebb_io *io, uint32_t events)
+{
+    accept_some(loop, io->data, 64);   /* bounded: one busy listener cannot starve the loop */
+}
+
+void ebb_listener_quiesce(struct ebb_listener *l)
+{
+    if (!l->loop)
+        return;
+    for (int i = 0; i < 1024 && l->io.fd >= 0 && !accept_some(l->loop, l, 64); i++)
+        ;
+    ebb_listener_stop(l);
 }
 
 int ebb_listener_start(struct ebb_listener *l)

@@ -156,8 +156,13 @@ static void h1_timeout(struct ebb_loop *loop, struct ebb_timer *t)
 static void h1_drain_timeout(struct ebb_loop *loop, struct ebb_timer *t)
 {
     struct h1 *h = t->data;
-    /* still idle with nothing half-received: close gracefully (SPEC §3.3.5) */
-    if (h->state == H1_IDLE && ebb_buf_len(&h->c->rbuf) == 0) {
+    char b;
+    /* still idle with nothing half-received: close gracefully (SPEC §3.3.5).  Timers run
+     * after the loop pass's I/O: a request that came in since is still in the socket, and
+     * the staged close would read and discard it.  It is answered instead (with
+     * "connection: close"): the socket is readable, so the loop's next pass reads it. */
+    if (h->state == H1_IDLE && ebb_buf_len(&h->c->rbuf) == 0 &&
+        recv(h->c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1) {
         ebb_stat_inc(h1_st(h)->cx_drain_close);
         ebb_debug("h1", "#%llu idle connection closed by drain", (unsigned long long)h->c->id);
         ebb_conn_close_staged(h->c);
