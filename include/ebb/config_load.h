@@ -51,4 +51,9 @@ char *ebb_config_to_json(const struct ebb_config *cfg);
 enum ebb_docs_table { EBB_DOCS_FILE_KEYS, EBB_DOCS_PROXY_CONFIG };
 char *ebb_config_docs_markdown(enum ebb_docs_table table);
 
+/* Envoy's stat name of a listener address: "0.0.0.0_15006", and "[__]_15006" for "::"
+ * (brackets, '_' for ':'): no ':' may reach a stat name, as pilot-agent splits /stats lines
+ * at ':'.  A listener's default name is the same. */
+void ebb_listener_addr_name(const char *address, unsigned port, char *out, size_t len);
+
 #endif

@@ -11,6 +11,7 @@
 #include "ebb/admin.h"
 #include "ebb/buf.h"
 #include "ebb/config.h"
+#include "ebb/config_load.h"
 #include "ebb/control.h"
 #include "ebb/core.h"
 #include "ebb/proxy.h"
@@ -56,8 +57,8 @@ static void stat_add(struct stat_list *sl, bool gauge, int64_t value, const char
 
 static void listener_stat_name(const struct ebb_listener_cfg *lc, char *out, size_t len)
 {
-    /* Envoy names listener stats by address: listener.0.0.0.0_15006.* */
-    snprintf(out, len, "%s_%u", lc->address, lc->port);
+    /* Envoy names listener stats by address: listener.0.0.0.0_15006.*, listener.[__]_15006.* */
+    ebb_listener_addr_name(lc->address, lc->port, out, len);
 }
 
 /* One counter or gauge of a stats.h block, under its Envoy name. */

@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ebb/config_sources.h"
@@ -352,11 +353,22 @@ static int parse_listener(struct file_ctx *fc, const yaml_node_t *n, const struc
         l->address = ebb_xstrdup(l->direction == EBB_DIR_INBOUND ? "0.0.0.0" : "127.0.0.1");
     if (!l->name) {
         char name[80];
-        snprintf(name, sizeof(name), "%s_%u", l->address, l->port);
+        ebb_listener_addr_name(l->address, l->port, name, sizeof(name));
         l->name = ebb_xstrdup(name);
     }
     return check_listener(&fc->d, n, it->path, l, seen_node(&ebb_listener_section, seen,
                           "cluster"), fc->cfg, fc->x.err, fc->x.errlen);
+}
+
+void ebb_listener_addr_name(const char *address, unsigned port, char *out, size_t len)
+{
+    char a[64];
+    size_t n = 0;
+
+    for (const char *p = address; *p && n + 1 < sizeof(a); p++)
+        a[n++] = *p == ':' ? '_' : *p;
+    a[n] = '\0';
+    snprintf(out, len, strchr(address, ':') ? "[%s]_%u" : "%s_%u", a, port);
 }
 
 /* The name of item i (a listener or cluster) must differ from the earlier ones. */

@@ -515,7 +515,10 @@ class Ebb:
         """The name of a listener stat: listener.<ip>_<port>.<stat> as SPEC §5 (Envoy) has it,
         or listener.<name>.<stat> if ebb uses the listener name instead."""
         l = [x for x in self.cfg.get("listeners", []) if x.get("name") == listener][0]
-        spec = "listener.%s_%d.%s" % (l.get("address", "0.0.0.0"), l["port"], stat)
+        addr = l.get("address", "0.0.0.0")
+        if ":" in addr:   # Envoy's IPv6 form: listener.[__1]_15006
+            addr = "[%s]" % addr.strip("[]").replace(":", "_")
+        spec = "listener.%s_%d.%s" % (addr, l["port"], stat)
         st = self.stats()
         if spec not in st and "listener.%s.%s" % (listener, stat) in st:
             return "listener.%s.%s" % (listener, stat)

@@ -4,7 +4,7 @@ import json
 import os
 import re
 
-from lib import check, check_eq, fail, http, parse_stats, run, wait_for
+from lib import check, check_eq, fail, free_port, http, parse_stats, run, wait_for
 
 PROM_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"'
                        r'(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*,?\})? '
@@ -132,6 +132,32 @@ def test_stats_prometheus(env):
     st, body = e.admin("GET", "/stats/prometheus", port=e.status_port)
     check_eq(st, 200, "status port /stats/prometheus")
     _check_prometheus(body, "status port")
+
+
+def test_ipv6_listener_stats_have_envoys_names(env):
+    """An IPv6 listener's stats are named as Envoy names them, listener.[__1]_PORT.*, and its
+    default name (the http.* prefix) the same way: no ':' in a stat name, since pilot-agent
+    splits /stats lines at ':' to count connections.  They came out as listener.::1_PORT.*."""
+    import socket
+    be = env.backend()
+    cfg = env.config(be)
+    port = free_port()
+    cfg["listeners"].append({"address": "::1", "port": port, "direction": "inbound",
+                             "protocol": "http", "cluster": "app"})
+    e = env.ebb(cfg)
+    s = socket.create_connection(("::1", port), timeout=10)
+    s.sendall(b"GET /hello HTTP/1.1\r\nHost: app.local\r\n\r\n")
+    name = "listener.[__1]_%d.downstream_cx_active" % port
+    wait_for(lambda: e.stat(name) == 1, 10, what="%s = 1" % name)
+    s.close()
+    st, body = e.admin("GET", "/stats")
+    check_eq(st, 200, "/stats")
+    for ln in body.splitlines():
+        check(ln.count(":") == 1, "a stat line pilot-agent cannot split at ':': %r" % ln)
+    check("http.[__1]_%d.downstream_rq_total: 1" % port in body,
+          "the IPv6 listener's http.* stats under its default name")
+    st, prom = e.admin("GET", "/stats/prometheus")
+    _check_prometheus(prom, "admin")
 
 
 def test_listeners_and_clusters(env):
