@@ -64,6 +64,9 @@ void ebb_ypath(char *out, size_t outlen, const char *path, const char *key);
 int ebb_yseq(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path, size_t max,
              char *err, size_t errlen);
 /* Scalar accessors: each errs with the bad value quoted. */
+/* A plain scalar "<word> *#...*" (a YAML comment Markdown turned into italics): the malloc'd
+ * <word>, which the value parsers accept with a warning; NULL for any other value. */
+char *ebb_ymarkdown_word(const yaml_node_t *n, const char *v);
 int ebb_ystr(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
              const char **out, char *err, size_t errlen);
 int ebb_yduration(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,

@@ -393,7 +393,7 @@ int ebb_ystr(const struct ebb_ydoc *d, const yaml_node_t *n, const char *path,
  * read as <word> with a warning, so the snippet works verbatim.  Returns the
  * malloc'd word, or NULL when the value has no such tail.
  */
-static char *markdown_comment_word(const yaml_node_t *n, const char *v)
+char *ebb_ymarkdown_word(const yaml_node_t *n, const char *v)
 {
     const char *sp, *star;
     size_t len = strlen(v);
@@ -432,7 +432,7 @@ static int yparse(const struct ebb_ydoc *d, const yaml_node_t *n, const char *pa
     if (parse(v, arg, out) == 0)
         return 0;
     ebb_quote(v, strlen(v), q, QUOTE_BUF);
-    word = markdown_comment_word(n, v);
+    word = ebb_ymarkdown_word(n, v);
     rc = word ? parse(word, arg, out) : 1;
     if (rc == 0)
         ebb_ywarn(d, n, path, "read %s as \"%s\": \"*#...*\" looks like a comment mangled by "

@@ -88,16 +88,27 @@ static void md_set(struct ebb_proxy_cfg *pc, const char *key, const char *value,
 }
 
 /* A proxyMetadata knob's value, checked where it is written. */
+static int knob_set(const struct ebb_directive *k, const char *s, struct ebb_proxy_cfg *pc);
+
+/* Checks a knob's value (other keys pass).  *clean: the value to keep when the check read
+ * it in its Markdown-comment form ("true *# default false*", with a warning), else NULL:
+ * knob_set() must see what the check saw, or the knob is silently not applied. */
 static int check_knob(struct ebb_dctx *x, const yaml_node_t *v, const char *path,
-                      const char *key, const char *value)
+                      const char *key, const char *value, char **clean)
 {
     struct ebb_proxy_cfg scratch;
 
+    *clean = NULL;
     if (!*value)
         return 0;   /* empty = unset, as for the environment */
     for (size_t i = 0; i < ebb_knob_section.n; i++) {
-        if (strcmp(key, ebb_knob_section.d[i].name) == 0)
-            return ebb_dparse_value(x, &ebb_knob_section.d[i], v, path, &scratch);
+        const struct ebb_directive *k = &ebb_knob_section.d[i];
+        if (strcmp(key, k->name) != 0)
+            continue;
+        int rc = ebb_dparse_value(x, k, v, path, &scratch);
+        if (rc == 0 && knob_set(k, value, &scratch) != 0)
+            *clean = ebb_ymarkdown_word(v, value);
+        return rc;
     }
     return 0;
 }
@@ -137,13 +148,14 @@ static int parse_metadata(struct ebb_dctx *x, const struct ebb_directive *dir,
             if (rc)
                 return rc;
         }
-        rc = check_knob(x, v, sub, key, value);
+        char *clean;
+        rc = check_knob(x, v, sub, key, value, &clean);
         if (rc)
             return rc;
         /* keys are distinct (ebb_ymap checked): append, no lookup */
         struct ebb_kv *kv = &pc->metadata[pc->nmetadata++];
         kv->key = ebb_xstrdup(key);
-        kv->value = ebb_xstrdup(value);
+        kv->value = clean ? clean : ebb_xstrdup(value);
         kv->source = x->source;
     }
     return 0;

@@ -231,6 +231,22 @@ def test_seed_mesh_config_snippets(env):
 
 
 @timeout(30)
+def test_markdown_comment_on_a_proxy_metadata_knob_is_applied(env):
+    """A drain knob in proxyMetadata written the way the seed's Markdown renders comments
+    ("true *# default false*") is read as its first word with a warning, and applied: it was
+    reported as read as "true", then dropped (the stored value was the whole string, which
+    the knob could not take)."""
+    mesh = ("defaultConfig:\n  proxyMetadata:\n"
+            "    EXIT_ON_ZERO_ACTIVE_CONNECTIONS: true *# default false*\n"
+            "    MINIMUM_DRAIN_DURATION: 7s *# default 5s*\n")
+    js, err = ok(env, ["--mesh-config", d.write(env, "mesh", mesh)])
+    check("*#" in err and "warn" in err, "no warning for the Markdown-mangled comment: %r" % err)
+    check_knob(js, "EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "mesh config", "true")
+    check_eq(js["drain"]["mode"], "exit_on_zero_active_connections", "drain mode")
+    check_knob(js, "MINIMUM_DRAIN_DURATION", "mesh config", "7s")
+
+
+@timeout(30)
 def test_seed_annotation_as_kubelet_writes_it(env):
     js, _ = ok(env, ["--pod-annotations", d.write(env, "annotations", SEED_ANNOTATIONS_FILE)])
     check_knob(js, "EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "annotation", "true")
