@@ -1164,7 +1164,7 @@ static void test_file_values(void)
     T_EQ_INT(cfg->listeners[0].max_connections, 5);
     T_EQ_STR(cfg->listeners[1].name, "127.0.0.1_9001");
     T_EQ_INT(cfg->listeners[1].cluster_idx, 1);
-    T_EQ_STR(cfg->listeners[2].name, "::1_9002");
+    T_EQ_STR(cfg->listeners[2].name, "[__1]_9002");
     T_EQ_STR(cfg->listeners[2].routes[0].host, "api.example.com");
     T_EQ_INT(cfg->listeners[3].nroutes, 0);
     T_EQ_INT(cfg->clusters[0].request_timeout_ms, 1500);
