@@ -191,6 +191,10 @@ static inline void ebb_xch_end(struct ebb_xch *e, const char *protocol)
 /* Back to before ebb_xch_begin: the record's strings freed, upstream let go. */
 static inline void ebb_xch_reset(struct ebb_xch *e) { e->c->w->xops->reset(e); }
 
+/* How long an exchange waits on its client (a body it does not send, an answer it does not
+ * read) without a byte, at most: min(limits.idle_timeout, this), then 408 or a reset. */
+#define EBB_CLIENT_STALL_MS 60000
+
 /* --- TCP relays (tcp.c) and tunnels after 101 (h1.c) --- */
 
 /* Picks the upstream of the TCP connection c (its listener's cluster, or a

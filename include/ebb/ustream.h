@@ -48,6 +48,7 @@ struct ebb_us_cbs {
 /* The upstream codec's half. */
 struct ebb_us_ops {
     const char *name;                                      /* "h1", "h2c" */
+    bool holds_connection;   /* an exchange holds a whole upstream connection (HTTP/1.1) */
     size_t (*write)(struct ebb_us *s, const void *p, size_t n);
     size_t (*writable)(const struct ebb_us *s);
     void   (*end)(struct ebb_us *s, const struct ebb_hdr *trailers, size_t n);

@@ -90,7 +90,6 @@ static void h1_release_upstream(struct h1 *h);
  * or idle_timeout if shorter: a client that stops mid-body or stops reading
  * must not hold the connection and its upstream forever (SPEC §7; nginx's
  * client_body_timeout and send_timeout are 60 s). */
-#define H1_CLIENT_STALL_MS 60000
 
 static const struct ebb_config *h1_cfg(const struct h1 *h) { return h->c->w->cfg; }
 static struct ebb_listener_stats *h1_st(const struct h1 *h) { return h->c->l->st; }
@@ -182,7 +181,7 @@ static void h1_stall_timeout(struct ebb_loop *loop, struct ebb_timer *t)
         h->close_after = true;
         h1_reply(h, 408, EBB_RF_DC, "ebb: request body not received within %llu ms\n",
                  (unsigned long long)EBB_MIN(h1_cfg(h)->limits.idle_timeout_ms,
-                                             H1_CLIENT_STALL_MS));
+                                             EBB_CLIENT_STALL_MS));
         if (!h->dead)
             h1_run(h);
         return;
@@ -850,7 +849,7 @@ static void h1_set_interest(struct h1 *h)
         ebb_timer_stop(c->w->loop, &h->stall_timer);
     else if (!ebb_timer_active(&h->stall_timer))
         ebb_timer_start(c->w->loop, &h->stall_timer,
-                        EBB_MIN(h1_cfg(h)->limits.idle_timeout_ms, H1_CLIENT_STALL_MS));
+                        EBB_MIN(h1_cfg(h)->limits.idle_timeout_ms, EBB_CLIENT_STALL_MS));
 }
 
 static void h1_run(struct h1 *h)

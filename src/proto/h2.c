@@ -37,7 +37,6 @@
 #define H2_PING_DRAIN      "ebbdrain"    /* opaque data of the drain PING */
 #define H2_RESET_WINDOW_MS 10000         /* rapid-reset accounting window */
 #define H2_DRAIN_RETRY_MS  100           /* a drain GOAWAY that could not be queued, again */
-#define H2_CLIENT_STALL_MS 60000         /* a stream waiting on its client (as h1.c's) */
 
 enum h2s_state {
     H2S_HEADERS = 0,  /* receiving the request head */
@@ -978,7 +977,7 @@ static void h2_close(struct h2c *h)
 
 static uint64_t h2s_stall_ms(const struct h2c *h)
 {
-    return EBB_MIN(h2_cfg(h)->limits.idle_timeout_ms, H2_CLIENT_STALL_MS);
+    return EBB_MIN(h2_cfg(h)->limits.idle_timeout_ms, EBB_CLIENT_STALL_MS);
 }
 
 /* The exchange waits on the client: response bytes its window holds back, or (towards an
@@ -992,7 +991,7 @@ static bool h2s_waits_on_client(const struct h2s *s)
     if (ebb_buf_len(&s->respb))
         return true;
     return s->state == H2S_UPSTREAM && s->e.us && !s->req_end && !s->req_discard &&
-           ebb_buf_len(&s->reqb) == 0 && strcmp(s->e.us->ops->name, "h1") == 0;
+           ebb_buf_len(&s->reqb) == 0 && s->e.us->ops->holds_connection;
 }
 
 /* min(idle_timeout, 60 s) without the client sending or reading on the stream: 408 while

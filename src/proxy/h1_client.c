@@ -639,6 +639,7 @@ static void h1u_close(struct ebb_us *us)
 
 static const struct ebb_us_ops h1u_ops = {
     .name = "h1",
+    .holds_connection = true,
     .write = h1u_write,
     .writable = h1u_writable,
     .end = h1u_end,
