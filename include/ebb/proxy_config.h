@@ -46,6 +46,7 @@ struct ebb_proxy_cfg {
     uint16_t admin_port;            enum ebb_source admin_port_src;         /* 15000 */
     uint16_t status_port;           enum ebb_source status_port_src;        /* 15020 */
     bool     hold_app;              enum ebb_source hold_app_src;           /* holdApplicationUntilProxyStarts */
+    uint64_t detect_timeout_ms;     enum ebb_source detect_timeout_src;     /* protocolDetectionTimeout, 0s */
     struct ebb_kv *metadata;        /* merged proxyMetadata, sorted by key */
     size_t   nmetadata;
     /* derived from metadata/env */

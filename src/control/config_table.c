@@ -72,6 +72,10 @@ static const struct ebb_directive pc_d[] = {
       SRC(struct ebb_proxy_cfg, status_port_src), .doc = "the status API (pilot-agent-compatible subset)" },
     { "hold_application_until_proxy_starts", EBB_D_BOOL, PF(hold_app), .dflt = "false",
       SRC(struct ebb_proxy_cfg, hold_app_src), .doc = "honoured by the deploy manifests with `ebb wait`" },
+    { "protocol_detection_timeout", EBB_D_DURATION, PF(detect_timeout_ms), .dflt = "0s",
+      SRC(struct ebb_proxy_cfg, detect_timeout_src),
+      .doc = "a captured connection silent this long is relayed as TCP; 0 = wait forever. Outranks "
+             "the mesh config's top-level field; `capture.protocol_detection_timeout` outranks it" },
     { "proxy_metadata", EBB_D_METADATA, LIST_OF(struct ebb_kv, struct ebb_proxy_cfg, metadata,
                                                 nmetadata),
       .dflt_doc = "{}", .doc = "merged key by key; keys are case-sensitive, any scalar is a "
@@ -213,7 +217,7 @@ static const struct ebb_directive capture_d[] = {
       .set_off = offsetof(struct ebb_capture_cfg, detect_timeout_set),
       .unset_source = "mesh config or default",
       .doc = "a captured connection silent this long is relayed as TCP; 0 = wait forever; "
-             "outranks the mesh config's `protocolDetectionTimeout`" },
+             "outranks `protocolDetectionTimeout` from every other source" },
     { "outbound_traffic_policy", EBB_D_ENUM, 0, XF(outbound_policy), .names = policy_names,
       .dflt = "ALLOW_ANY", .set_off = offsetof(struct ebb_capture_cfg, outbound_policy_set),
       .unset_source = "mesh config or default",

@@ -7,6 +7,10 @@
  *           < PROXY_CONFIG < proxy.istio.io/config annotation < environment
  *           < ebb.yaml top-level concurrency, admin.port, status.port
  *
+ * protocolDetectionTimeout is also a MeshConfig field (Istio's only place
+ * for it): a ProxyConfig source that sets it outranks that, and ebb.yaml's
+ * capture.protocol_detection_timeout outranks every source.
+ *
  * The fields are the directive tables ebb_pc_section and ebb_knob_section
  * (config_table.c): each source is read with them, and a field a source
  * sets (its *_src is not DEFAULT) replaces the lower one whole;
@@ -535,6 +539,10 @@ int ebb_proxy_config_load(struct ebb_config *cfg, const struct ebb_config_args *
         if (pc->nmetadata > 1)
             qsort(pc->metadata, pc->nmetadata, sizeof(*pc->metadata), kv_cmp);
         rc = derive_knobs(pc, env, err, errlen);
+        /* protocolDetectionTimeout set in a ProxyConfig outranks the MeshConfig field
+         * (load_mesh); ebb.yaml's capture: section outranks both */
+        if (!cfg->capture.detect_timeout_set && pc->detect_timeout_src != EBB_SRC_DEFAULT)
+            cfg->capture.detect_timeout_ms = pc->detect_timeout_ms;
     }
     ebb_pc_src_free(&mesh);
     ebb_pc_src_free(&penv);

@@ -976,6 +976,41 @@ static void test_capture(void)
     }
     ebb_config_free(cfg);
 
+    /* protocolDetectionTimeout in a ProxyConfig (SPEC §9.2: mesh / annotation): the
+     * annotation > PROXY_CONFIG > defaultConfig > the MeshConfig field; capture: > all */
+    static const char *const env_pdt[] = { "PROXY_CONFIG={\"protocolDetectionTimeout\": \"3s\"}",
+                                           NULL };
+    s = (struct srcs){ .mesh = "protocolDetectionTimeout: 100ms\n"
+                               "defaultConfig:\n  protocolDetectionTimeout: 200ms\n" };
+    cfg = load_ok(&s);
+    if (cfg) {
+        T_EQ_INT(cfg->capture.detect_timeout_ms, 200);
+        T_EQ_INT(cfg->proxy.detect_timeout_src, EBB_SRC_MESH);
+    }
+    ebb_config_free(cfg);
+    s.env = env_pdt;
+    cfg = load_ok(&s);
+    if (cfg)
+        T_EQ_INT(cfg->capture.detect_timeout_ms, 3000);
+    ebb_config_free(cfg);
+    s.annotations = "proxy.istio.io/config=\"protocolDetectionTimeout: 1500ms\"\n";
+    cfg = load_ok(&s);
+    if (cfg) {
+        T_EQ_INT(cfg->capture.detect_timeout_ms, 1500);
+        T_EQ_INT(cfg->proxy.detect_timeout_src, EBB_SRC_ANNOTATION);
+        char *j = ebb_config_to_json(cfg);
+        T_CHECK(j && strstr(j, "\"protocol_detection_timeout\":\"1.5s\"") != NULL);
+        free(j);
+    }
+    ebb_config_free(cfg);
+    s.file = "capture:\n  protocol_detection_timeout: 0s\n";
+    cfg = load_ok(&s);
+    if (cfg)
+        T_EQ_INT(cfg->capture.detect_timeout_ms, 0);
+    ebb_config_free(cfg);
+    s = (struct srcs){ .annotations = "proxy.istio.io/config=\"protocolDetectionTimeout: soon\"\n" };
+    load_err_prefix(&s, "annotations:1: proxy.istio.io/config: protocolDetectionTimeout: ");
+
     s = (struct srcs){ .mesh = "outboundTrafficPolicy:\n  mode: ALLOW_SOME\n" };
     load_err(&s, "mesh:2: outboundTrafficPolicy.mode: \"ALLOW_SOME\" is not ALLOW_ANY or "
                  "REGISTRY_ONLY");
