@@ -20,7 +20,7 @@ what=${1:-test}
 
 build_pkgs=(gcc make pkg-config libyaml-dev libnghttp2-dev)
 # nginx-light is in the test set: the HTTP/2 load tests use it as a fast origin
-test_pkgs=("${build_pkgs[@]}" curl python3 python3-h2 python3-grpcio nghttp2-client wrk clang libclang-rt-14-dev iptables
+test_pkgs=("${build_pkgs[@]}" curl python3 python3-h2 python3-grpcio python3-prometheus-client nghttp2-client wrk clang libclang-rt-14-dev iptables
            procps iproute2 nginx-light podman runc libc6-dev)
 bench_pkgs=("${test_pkgs[@]}" haproxy valgrind)
 demo_pkgs=("${build_pkgs[@]}" curl python3)

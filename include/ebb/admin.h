@@ -48,9 +48,11 @@ void ebb_admin_close(struct ebb_admin *adm);
  * filter glibc's regcomp would take too long or too much memory for
  * (repetition counts multiplying past 256, repetitions nested deeper than
  * 3, a back-reference) is answered "invalid regex" (admin_stats.c). */
-void ebb_stats_render_text(struct ebb_server *srv, struct ebb_buf *b, bool usedonly,
-                           const char *filter_re);
-/* admin_stats.c: the same values in Prometheus text format 0.0.4. */
-void ebb_stats_render_prometheus(struct ebb_server *srv, struct ebb_buf *b);
+int ebb_stats_render_text(struct ebb_server *srv, struct ebb_buf *b, bool usedonly,
+                          const char *filter_re);
+/* admin_stats.c: the same values in Prometheus text format 0.0.4 (label values escaped).
+ * Both return 0, or EBB_ENOMEM / EBB_ETOOBIG when b could not hold every line (the
+ * answer must then not be sent: it would miss lines). */
+int ebb_stats_render_prometheus(struct ebb_server *srv, struct ebb_buf *b);
 
 #endif

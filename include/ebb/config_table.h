@@ -34,6 +34,7 @@ enum ebb_dkind {
 #define EBB_D_F_DUMP     0x08u  /* only in the JSON dump: not read, not in the docs */
 #define EBB_D_F_NODE     0x10u  /* remember the value's node (ports: collisions) */
 #define EBB_D_F_UNIQUE   0x20u  /* a list item's name differs from the earlier items' */
+#define EBB_D_F_STATNAME 0x40u  /* a string names stats: no control characters (a /stats line) */
 
 struct ebb_dsection;
 

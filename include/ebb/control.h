@@ -92,6 +92,6 @@ bool ebb_control_ready(const struct ebb_control *ctl);
 /* The readiness word: LIVE, HEALTHCHECK_FAILED or DRAINING. */
 const char *ebb_control_ready_name(const struct ebb_control *ctl);
 /* Appends the drain state as a JSON object (for /config_dump). */
-void ebb_drain_json(const struct ebb_control *ctl, struct ebb_buf *b);
+int ebb_drain_json(const struct ebb_control *ctl, struct ebb_buf *b);
 
 #endif

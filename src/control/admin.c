@@ -64,9 +64,15 @@ static void respond_text(struct admin_conn *a, int status, const char *text)
     respond(a, status, "text/plain", text, strlen(text));
 }
 
-static void respond_buf(struct admin_conn *a, int status, const char *ctype, struct ebb_buf *b)
+/* Sends b, or 503 when rc says an append to it failed: an answer missing lines, or JSON cut
+ * short, is never sent. */
+static void respond_buf(struct admin_conn *a, int status, const char *ctype, struct ebb_buf *b,
+                        int rc)
 {
-    respond(a, status, ctype, ebb_buf_start(b), ebb_buf_len(b));
+    if (rc)
+        respond_text(a, 503, "out of memory: the answer was not complete\n");
+    else
+        respond(a, status, ctype, ebb_buf_start(b), ebb_buf_len(b));
     ebb_buf_free(b);
 }
 
@@ -129,21 +135,26 @@ static bool query_has(const char *q, size_t qlen, const char *name)
 
 static void h_help(struct admin_conn *a, const char *q, size_t qlen);
 
+/* Admin answers have no ceiling of their own (a config with thousands of clusters makes a
+ * long /config_dump): they are bounded by the config and the stats, and a failed append is a
+ * 503 (respond_buf), never a cut answer.  The one ceiling is that of a heap. */
+#define ADMIN_ANSWER_MAX (SIZE_MAX / 2)
+
 static void h_stats(struct admin_conn *a, const char *q, size_t qlen)
 {
-    struct ebb_buf b = { .max = 4 << 20 };
+    struct ebb_buf b = { .max = ADMIN_ANSWER_MAX };
     char val[256];
     bool usedonly = query_has(q, qlen, "usedonly");
     const char *filter = ebb_admin_query_get(q, qlen, "filter", val, sizeof(val));
-    ebb_stats_render_text(conn_srv(a), &b, usedonly, filter);
-    respond_buf(a, 200, "text/plain", &b);
+    int rc = ebb_stats_render_text(conn_srv(a), &b, usedonly, filter);
+    respond_buf(a, 200, "text/plain", &b, rc);
 }
 
 static void h_prometheus(struct admin_conn *a, const char *q, size_t qlen)
 {
-    struct ebb_buf b = { .max = 4 << 20 };
-    ebb_stats_render_prometheus(conn_srv(a), &b);
-    respond_buf(a, 200, "text/plain; version=0.0.4", &b);
+    struct ebb_buf b = { .max = ADMIN_ANSWER_MAX };
+    int rc = ebb_stats_render_prometheus(conn_srv(a), &b);
+    respond_buf(a, 200, "text/plain; version=0.0.4", &b, rc);
 }
 
 static void h_ready(struct admin_conn *a, const char *q, size_t qlen)
@@ -157,9 +168,9 @@ static void h_ready(struct admin_conn *a, const char *q, size_t qlen)
 static void h_server_info(struct admin_conn *a, const char *q, size_t qlen)
 {
     struct ebb_server *srv = conn_srv(a);
-    struct ebb_buf b = { .max = 1 << 20 };
+    struct ebb_buf b = { .max = ADMIN_ANSWER_MAX };
     uint64_t up = (ebb_now_ms() - srv->start_ms) / 1000;
-    ebb_buf_appendf(&b, "{\"version\":\"ebb/%s\",\"state\":\"%s\",\"drain_phase\":\"%s\","
+    int rc = ebb_buf_appendf(&b, "{\"version\":\"ebb/%s\",\"state\":\"%s\",\"drain_phase\":\"%s\","
                     "\"uptime_current_epoch\":\"%llus\",\"uptime_all_epochs\":\"%llus\","
                     "\"hot_restart_version\":\"disabled\",\"command_line_options\":{"
                     "\"concurrency\":%zu,\"argv\":[",
@@ -168,17 +179,19 @@ static void h_server_info(struct admin_conn *a, const char *q, size_t qlen)
                     (unsigned long long)up, srv->nworkers);
     for (int i = 0; i < srv->argc; i++) {
         if (i)
-            ebb_buf_append(&b, ",", 1);
-        ebb_buf_append_json_str(&b, srv->argv[i]);
+            rc |= ebb_buf_append(&b, ",", 1);
+        rc |= ebb_buf_append_json_str(&b, srv->argv[i]);
     }
-    ebb_buf_appendf(&b, "]}}\n");
-    respond_buf(a, 200, "application/json", &b);
+    rc |= ebb_buf_appendf(&b, "]}}\n");
+    respond_buf(a, 200, "application/json", &b, rc);
 }
 
 static void h_config_dump(struct admin_conn *a, const char *q, size_t qlen)
 {
-    struct ebb_buf b = { .max = 4 << 20 };
+    struct ebb_buf b = { .max = ADMIN_ANSWER_MAX };
     char *js = ebb_config_to_json(conn_srv(a)->cfg);
+    int rc;
+
     if (!js) {
         respond_text(a, 503, "out of memory\n");
         return;
@@ -187,53 +200,57 @@ static void h_config_dump(struct admin_conn *a, const char *q, size_t qlen)
     while (n && (js[n - 1] == '\n' || js[n - 1] == ' '))
         n--;
     if (n && js[n - 1] == '}') {
-        ebb_buf_append(&b, js, n - 1);
-        ebb_buf_appendf(&b, ",\"drain_state\":");
+        rc = ebb_buf_append(&b, js, n - 1);
+        rc |= ebb_buf_appendf(&b, ",\"drain_state\":");
     } else {
-        ebb_buf_appendf(&b, "{\"drain_state\":");
+        rc = ebb_buf_appendf(&b, "{\"drain_state\":");
     }
-    ebb_drain_json(conn_ctl(a), &b);
-    ebb_buf_appendf(&b, "}\n");
+    rc |= ebb_drain_json(conn_ctl(a), &b);
+    rc |= ebb_buf_appendf(&b, "}\n");
     free(js);
-    respond_buf(a, 200, "application/json", &b);
+    respond_buf(a, 200, "application/json", &b, rc);
 }
 
 static void h_listeners(struct admin_conn *a, const char *q, size_t qlen)
 {
     const struct ebb_config *cfg = conn_srv(a)->cfg;
-    struct ebb_buf b = { .max = 1 << 20 };
+    struct ebb_buf b = { .max = ADMIN_ANSWER_MAX };
+    int rc = 0;
+
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct ebb_listener_cfg *lc = &cfg->listeners[i];
-        ebb_buf_appendf(&b, "%s::%s:%u::%s::%s\n", lc->name, lc->address, lc->port,
-                        lc->direction == EBB_DIR_INBOUND ? "inbound" : "outbound",
-                        lc->protocol == EBB_PROTO_HTTP ? "http" : "tcp");
+        rc |= ebb_buf_appendf(&b, "%s::%s:%u::%s::%s\n", lc->name, lc->address, lc->port,
+                              lc->direction == EBB_DIR_INBOUND ? "inbound" : "outbound",
+                              lc->protocol == EBB_PROTO_HTTP ? "http" : "tcp");
     }
-    respond_buf(a, 200, "text/plain", &b);
+    respond_buf(a, 200, "text/plain", &b, rc);
 }
 
 static void h_clusters(struct admin_conn *a, const char *q, size_t qlen)
 {
     struct ebb_server *srv = conn_srv(a);
     const struct ebb_config *cfg = srv->cfg;
-    struct ebb_buf b = { .max = 1 << 20 };
+    struct ebb_buf b = { .max = ADMIN_ANSWER_MAX };
     const struct ebb_stats *sum = ebb_server_stats(srv);
+    int rc = 0;
+
     for (size_t i = 0; i < cfg->nclusters; i++) {
         const struct ebb_cluster_cfg *cc = &cfg->clusters[i];
         const struct ebb_cluster_stats *st = &sum->clusters[i];
-        ebb_buf_appendf(&b, "%s::observability_name::%s\n", cc->name, cc->name);
-        ebb_buf_appendf(&b, "%s::protocol::%s\n", cc->name,
-                        cc->protocol == EBB_UP_H2C ? "h2c" : "http1");
+        rc |= ebb_buf_appendf(&b, "%s::observability_name::%s\n", cc->name, cc->name);
+        rc |= ebb_buf_appendf(&b, "%s::protocol::%s\n", cc->name,
+                              cc->protocol == EBB_UP_H2C ? "h2c" : "http1");
         for (size_t j = 0; j < cc->nendpoints; j++) {
             const char *ep = srv->addrs[i]->a[j].str;
-            ebb_buf_appendf(&b, "%s::%s::health_flags::healthy\n", cc->name, ep);
+            rc |= ebb_buf_appendf(&b, "%s::%s::health_flags::healthy\n", cc->name, ep);
         }
-        ebb_buf_appendf(&b, "%s::cx_active::%lld\n%s::rq_total::%llu\n"
-                        "%s::cx_connect_fail::%llu\n", cc->name,
-                        (long long)ebb_stat_get(st->cx_active), cc->name,
-                        (unsigned long long)ebb_stat_get(st->rq_total), cc->name,
-                        (unsigned long long)ebb_stat_get(st->cx_connect_fail));
+        rc |= ebb_buf_appendf(&b, "%s::cx_active::%lld\n%s::rq_total::%llu\n"
+                              "%s::cx_connect_fail::%llu\n", cc->name,
+                              (long long)ebb_stat_get(st->cx_active), cc->name,
+                              (unsigned long long)ebb_stat_get(st->rq_total), cc->name,
+                              (unsigned long long)ebb_stat_get(st->cx_connect_fail));
     }
-    respond_buf(a, 200, "text/plain", &b);
+    respond_buf(a, 200, "text/plain", &b, rc);
 }
 
 static void h_quit(struct admin_conn *a, const char *q, size_t qlen)
@@ -339,13 +356,13 @@ static void h_help(struct admin_conn *a, const char *q, size_t qlen)
 {
     const struct admin_table *t = &tables[EBB_ADMIN_ADMIN];
     struct ebb_buf b = { .max = 1 << 16 };
-    ebb_buf_appendf(&b, "admin commands are:\n");
+    int rc = ebb_buf_appendf(&b, "admin commands are:\n");
     for (size_t i = 0; i < t->nroutes; i++) {
         const struct admin_route *r = &t->routes[i];
-        ebb_buf_appendf(&b, "  %s%s%s: %s\n", r->methods == M_POST ? "POST " : "", r->path,
-                        r->query, r->help);
+        rc |= ebb_buf_appendf(&b, "  %s%s%s: %s\n", r->methods == M_POST ? "POST " : "",
+                              r->path, r->query, r->help);
     }
-    respond_buf(a, 200, "text/plain", &b);
+    respond_buf(a, 200, "text/plain", &b, rc);
 }
 
 static unsigned method_bit(const struct ebb_h1_msg *m)

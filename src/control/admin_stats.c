@@ -17,42 +17,72 @@
 #include "ebb/proxy.h"
 #include "ebb/server.h"
 
+/* One counter or gauge.  Its strings live in mem (one allocation), their lengths those of
+ * the config's names: nothing is cut. */
 struct stat_line {
-    char    name[192];
-    char    family[96];   /* prometheus metric name */
-    char    label[128];   /* prometheus label set, may be empty */
-    int64_t value;
-    bool    gauge;
+    const char *name;     /* Envoy's name: "cluster.<cluster>.upstream_rq_total" */
+    const char *family;   /* the Prometheus metric name */
+    const char *lkey;     /* the Prometheus label's name, NULL: none */
+    const char *lval;     /* ... its value, not escaped */
+    char       *mem;
+    int64_t     value;
+    bool        gauge;
 };
 
 struct stat_list {
     struct stat_line *v;
     size_t n, cap;
+    bool failed;          /* an allocation failed: the answer would miss lines */
 };
 
-static void stat_add(struct stat_list *sl, bool gauge, int64_t value, const char *family,
-                     const char *label, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-
-static void stat_add(struct stat_list *sl, bool gauge, int64_t value, const char *family,
-                     const char *label, const char *fmt, ...)
+/* Adds a stat named "<scope>.<object>.<stat>" (object may be NULL), in the Prometheus
+ * family "<fam><stat>" (fam may be NULL: the family is stat), label lkey="lval". */
+static void stat_add(struct stat_list *sl, bool gauge, int64_t value, const char *scope,
+                     const char *object, const char *stat, const char *fam, const char *lkey,
+                     const char *lval)
 {
-    if (sl->n == sl->cap) {
+    size_t ls = strlen(scope), lo = object ? strlen(object) + 1 : 0, lt = strlen(stat);
+    size_t lf = fam ? strlen(fam) : 0, ll = lval ? strlen(lval) : 0;
+    char *m = malloc(ls + lo + 1 + lt + 1 + lf + lt + 1 + ll + 1);
+
+    if (m && sl->n == sl->cap) {
         size_t cap = sl->cap ? sl->cap * 2 : 128;
         struct stat_line *v = realloc(sl->v, cap * sizeof(*v));
-        if (!v)
-            return;
-        sl->v = v;
-        sl->cap = cap;
+        if (v) {
+            sl->v = v;
+            sl->cap = cap;
+        }
+    }
+    if (!m || sl->n == sl->cap) {
+        free(m);
+        sl->failed = true;
+        return;
     }
     struct stat_line *s = &sl->v[sl->n++];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->name, sizeof(s->name), fmt, ap);
-    va_end(ap);
-    snprintf(s->family, sizeof(s->family), "%s", family);
-    snprintf(s->label, sizeof(s->label), "%s", label ? label : "");
-    s->value = value;
-    s->gauge = gauge;
+    char *p = m;
+    *s = (struct stat_line){ .mem = m, .value = value, .gauge = gauge, .lkey = lkey };
+    s->name = p;
+    p = (char *)memcpy(p, scope, ls) + ls;
+    if (object) {
+        *p++ = '.';
+        p = (char *)memcpy(p, object, lo - 1) + lo - 1;
+    }
+    *p++ = '.';
+    p = (char *)memcpy(p, stat, lt) + lt;
+    *p++ = '\0';
+    s->family = p;
+    p = (char *)memcpy(p, fam ? fam : "", lf) + lf;
+    p = (char *)memcpy(p, stat, lt) + lt;
+    *p++ = '\0';
+    s->lval = p;
+    memcpy(p, lval ? lval : "", ll + 1);
+}
+
+static void stat_list_free(struct stat_list *sl)
+{
+    for (size_t i = 0; i < sl->n; i++)
+        free(sl->v[i].mem);
+    free(sl->v);
 }
 
 static void listener_stat_name(const struct ebb_listener_cfg *lc, char *out, size_t len)
@@ -137,19 +167,17 @@ static const struct stat_def http2_defs[] = {      /* http2.* */
 };
 #undef SS
 
-/* Adds every stat of defs read from block: named "<prefix>.<name>", in the
- * Prometheus family "<family><name>" with label (may be NULL). */
+/* Adds every stat of defs read from block: named "<scope>.<object>.<name>", in the
+ * Prometheus family "<fam><name>" with label lkey="lval" (lkey may be NULL). */
 static void add_block(struct stat_list *sl, const struct stat_def *defs, size_t n,
-                      const void *block, const char *family, const char *label,
-                      const char *prefix)
+                      const void *block, const char *scope, const char *object,
+                      const char *fam, const char *lkey, const char *lval)
 {
-    char fam[96];
     for (size_t i = 0; i < n; i++) {
         const void *p = (const char *)block + defs[i].off;
         int64_t v = defs[i].gauge ? ebb_stat_get(*(ebb_gauge *)p)
                                   : (int64_t)ebb_stat_get(*(ebb_counter *)p);
-        snprintf(fam, sizeof(fam), "%s%s", family, defs[i].name);
-        stat_add(sl, defs[i].gauge, v, fam, label, "%s.%s", prefix, defs[i].name);
+        stat_add(sl, defs[i].gauge, v, scope, object, defs[i].name, fam, lkey, lval);
     }
 }
 
@@ -160,61 +188,63 @@ static void add_server(struct ebb_server *srv, struct stat_list *sl)
     int state = ebb_server_state(srv);
 
     stat_add(sl, false, (int64_t)ebb_stat_get(srv->stats->server.drain_forced_close),
-             "ebb_server_drain_forced_close", NULL, "server.drain_forced_close");
+             "server", NULL, "drain_forced_close", "ebb_server_", NULL, NULL);
     stat_add(sl, false, (int64_t)ebb_stat_get(srv->stats->server.xch_failed_resource),
-             "ebb_server_exchanges_failed_resource", NULL, "server.exchanges_failed_resource");
-    stat_add(sl, true, state, "envoy_server_state", NULL, "server.state");
-    stat_add(sl, true, state == EBB_STATE_LIVE, "envoy_server_live", NULL, "server.live");
-    stat_add(sl, true, (int64_t)((ebb_now_ms() - srv->start_ms) / 1000), "envoy_server_uptime",
-             NULL, "server.uptime");
-    stat_add(sl, true, atomic_load(&srv->active_cx), "envoy_server_total_connections", NULL,
-             "server.total_connections");
-    stat_add(sl, true, (int64_t)srv->nworkers, "envoy_server_concurrency", NULL,
-             "server.concurrency");
-    stat_add(sl, true, ctl ? (int64_t)ctl->phase : 0, "ebb_drain_phase", NULL, "server.drain_phase");
-    stat_add(sl, false, (int64_t)ebb_access_log_dropped(), "ebb_access_log_records_dropped", NULL,
-             "access_log.records_dropped");
+             "server", NULL, "exchanges_failed_resource", "ebb_server_", NULL, NULL);
+    stat_add(sl, true, state, "server", NULL, "state", "envoy_server_", NULL, NULL);
+    stat_add(sl, true, state == EBB_STATE_LIVE, "server", NULL, "live", "envoy_server_", NULL,
+             NULL);
+    stat_add(sl, true, (int64_t)((ebb_now_ms() - srv->start_ms) / 1000), "server", NULL,
+             "uptime", "envoy_server_", NULL, NULL);
+    stat_add(sl, true, atomic_load(&srv->active_cx), "server", NULL, "total_connections",
+             "envoy_server_", NULL, NULL);
+    stat_add(sl, true, (int64_t)srv->nworkers, "server", NULL, "concurrency", "envoy_server_",
+             NULL, NULL);
+    stat_add(sl, true, ctl ? (int64_t)ctl->phase : 0, "server", NULL, "drain_phase", "ebb_",
+             NULL, NULL);
+    stat_add(sl, false, (int64_t)ebb_access_log_dropped(), "access_log", NULL, "records_dropped",
+             "ebb_access_log_", NULL, NULL);
 }
 
 static void collect_stats(struct ebb_server *srv, struct stat_list *sl)
 {
     const struct ebb_config *cfg = srv->cfg;
     const struct ebb_stats *sum = ebb_server_stats(srv);
-    char lab[160], prefix[160], addr[96];
+    char addr[96];
 
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct ebb_listener_cfg *lc = &cfg->listeners[i];
         const struct ebb_listener_stats *st = &sum->listeners[i];
         listener_stat_name(lc, addr, sizeof(addr));
-        snprintf(lab, sizeof(lab), "envoy_listener_address=\"%s\"", addr);
-        snprintf(prefix, sizeof(prefix), "listener.%s", addr);
-        add_block(sl, listener_defs, EBB_ARRAY_LEN(listener_defs), st, "envoy_listener_", lab,
-                  prefix);
-        if (lc->protocol != EBB_PROTO_HTTP) {
-            snprintf(lab, sizeof(lab), "envoy_tcp_prefix=\"%s\"", lc->name);
-            snprintf(prefix, sizeof(prefix), "tcp.%s", lc->name);
-            add_block(sl, tcp_defs, EBB_ARRAY_LEN(tcp_defs), st, "envoy_tcp_", lab, prefix);
-            continue;
-        }
-        snprintf(lab, sizeof(lab), "envoy_http_conn_manager_prefix=\"%s\"", lc->name);
-        snprintf(prefix, sizeof(prefix), "http.%s", lc->name);
-        add_block(sl, http_defs, EBB_ARRAY_LEN(http_defs), st, "envoy_http_", lab, prefix);
+        add_block(sl, listener_defs, EBB_ARRAY_LEN(listener_defs), st, "listener", addr,
+                  "envoy_listener_", "envoy_listener_address", addr);
+        if (lc->protocol != EBB_PROTO_HTTP)
+            add_block(sl, tcp_defs, EBB_ARRAY_LEN(tcp_defs), st, "tcp", lc->name, "envoy_tcp_",
+                      "envoy_tcp_prefix", lc->name);
+        else
+            add_block(sl, http_defs, EBB_ARRAY_LEN(http_defs), st, "http", lc->name,
+                      "envoy_http_", "envoy_http_conn_manager_prefix", lc->name);
     }
     for (size_t i = 0; i < cfg->nclusters; i++) {
-        const struct ebb_cluster_cfg *cc = &cfg->clusters[i];
-        snprintf(lab, sizeof(lab), "envoy_cluster_name=\"%s\"", cc->name);
-        snprintf(prefix, sizeof(prefix), "cluster.%s", cc->name);
-        add_block(sl, cluster_defs, EBB_ARRAY_LEN(cluster_defs), &sum->clusters[i],
-                  "envoy_cluster_", lab, prefix);
+        const char *name = cfg->clusters[i].name;
+        add_block(sl, cluster_defs, EBB_ARRAY_LEN(cluster_defs), &sum->clusters[i], "cluster",
+                  name, "envoy_cluster_", "envoy_cluster_name", name);
     }
-    add_block(sl, http2_defs, EBB_ARRAY_LEN(http2_defs), &sum->server, "envoy_http2_",
-              NULL, "http2");
+    add_block(sl, http2_defs, EBB_ARRAY_LEN(http2_defs), &sum->server, "http2", NULL,
+              "envoy_http2_", NULL, NULL);
     add_server(srv, sl);
 }
 
 static int stat_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct stat_line *)a)->name, ((const struct stat_line *)b)->name);
+}
+
+/* Prometheus order: by family (one TYPE line each), then by name. */
+static int stat_family_cmp(const void *a, const void *b)
+{
+    int c = strcmp(((const struct stat_line *)a)->family, ((const struct stat_line *)b)->family);
+    return c ? c : stat_cmp(a, b);
 }
 
 /* glibc's regcomp copies a repeated operand once per count, recursively:
@@ -334,55 +364,87 @@ static bool filter_cheap(const char *re)
     return true;
 }
 
-void ebb_stats_render_text(struct ebb_server *srv, struct ebb_buf *b, bool usedonly,
-                           const char *filter_re)
+int ebb_stats_render_text(struct ebb_server *srv, struct ebb_buf *b, bool usedonly,
+                          const char *filter_re)
 {
     struct stat_list sl = { 0 };
     regex_t re;
     bool have_re = false;
+    int rc = 0;
 
     if (filter_re && *filter_re) {
-        if (!filter_cheap(filter_re) || regcomp(&re, filter_re, REG_EXTENDED | REG_NOSUB) != 0) {
-            ebb_buf_appendf(b, "invalid regex\n");
-            return;
-        }
+        if (!filter_cheap(filter_re) || regcomp(&re, filter_re, REG_EXTENDED | REG_NOSUB) != 0)
+            return ebb_buf_appendf(b, "invalid regex\n");
         have_re = true;
     }
     collect_stats(srv, &sl);
-    qsort(sl.v, sl.n, sizeof(*sl.v), stat_cmp);
-    for (size_t i = 0; i < sl.n; i++) {
+    if (sl.failed)
+        rc = EBB_ENOMEM;
+    else
+        qsort(sl.v, sl.n, sizeof(*sl.v), stat_cmp);
+    for (size_t i = 0; rc == 0 && i < sl.n; i++) {
         if (usedonly && sl.v[i].value == 0)
             continue;
         if (have_re && regexec(&re, sl.v[i].name, 0, NULL, 0) != 0)
             continue;
-        ebb_buf_appendf(b, "%s: %lld\n", sl.v[i].name, (long long)sl.v[i].value);
+        rc = ebb_buf_appendf(b, "%s: %lld\n", sl.v[i].name, (long long)sl.v[i].value);
     }
     if (have_re)
         regfree(&re);
-    free(sl.v);
+    stat_list_free(&sl);
+    return rc;
 }
 
-void ebb_stats_render_prometheus(struct ebb_server *srv, struct ebb_buf *b)
+/* A label value in the text format: \, " and newline escaped (Prometheus text format 0.0.4). */
+static int append_label_value(struct ebb_buf *b, const char *v)
+{
+    int rc = 0;
+
+    for (const char *run = v;; v++) {
+        if (*v && *v != '\\' && *v != '"' && *v != '\n')
+            continue;
+        rc = ebb_buf_append(b, run, (size_t)(v - run));
+        if (rc || !*v)
+            return rc;
+        rc = *v == '\n' ? ebb_buf_append_lit(b, "\\n")
+           : *v == '"' ? ebb_buf_append_lit(b, "\\\"") : ebb_buf_append_lit(b, "\\\\");
+        if (rc)
+            return rc;
+        run = v + 1;
+    }
+}
+
+static int append_sample(struct ebb_buf *b, const struct stat_line *s)
+{
+    int rc = ebb_buf_appendf(b, "%s", s->family);
+
+    if (rc == 0 && s->lkey) {
+        rc = ebb_buf_appendf(b, "{%s=\"", s->lkey);
+        if (rc == 0)
+            rc = append_label_value(b, s->lval);
+        if (rc == 0)
+            rc = ebb_buf_append_lit(b, "\"}");
+    }
+    return rc ? rc : ebb_buf_appendf(b, " %lld\n", (long long)s->value);
+}
+
+int ebb_stats_render_prometheus(struct ebb_server *srv, struct ebb_buf *b)
 {
     struct stat_list sl = { 0 };
+    int rc = 0;
+
     collect_stats(srv, &sl);
-    /* group by family: one TYPE line each */
-    bool *done = calloc(sl.n ? sl.n : 1, sizeof(bool));
-    for (size_t i = 0; done && i < sl.n; i++) {
-        if (done[i])
-            continue;
-        ebb_buf_appendf(b, "# TYPE %s %s\n", sl.v[i].family, sl.v[i].gauge ? "gauge" : "counter");
-        for (size_t j = i; j < sl.n; j++) {
-            if (done[j] || strcmp(sl.v[j].family, sl.v[i].family) != 0)
-                continue;
-            done[j] = true;
-            if (sl.v[j].label[0])
-                ebb_buf_appendf(b, "%s{%s} %lld\n", sl.v[j].family, sl.v[j].label,
-                                (long long)sl.v[j].value);
-            else
-                ebb_buf_appendf(b, "%s %lld\n", sl.v[j].family, (long long)sl.v[j].value);
-        }
+    if (sl.failed)
+        rc = EBB_ENOMEM;
+    else
+        qsort(sl.v, sl.n, sizeof(*sl.v), stat_family_cmp);
+    for (size_t i = 0; rc == 0 && i < sl.n; i++) {
+        if (i == 0 || strcmp(sl.v[i].family, sl.v[i - 1].family) != 0)
+            rc = ebb_buf_appendf(b, "# TYPE %s %s\n", sl.v[i].family,
+                                 sl.v[i].gauge ? "gauge" : "counter");
+        if (rc == 0)
+            rc = append_sample(b, &sl.v[i]);
     }
-    free(done);
-    free(sl.v);
+    stat_list_free(&sl);
+    return rc;
 }

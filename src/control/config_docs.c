@@ -81,8 +81,9 @@ static void row(struct ebb_buf *b, const char *key, const struct ebb_directive *
         md(b, " | `%s`", dir->dflt);
     else
         md(b, " | %s", dir->dflt_doc ? dir->dflt_doc : "");
-    md(b, " | %s%s |\n", dir->doc ? dir->doc : "",
-       dir->flags & EBB_D_F_UNIQUE ? (dir->doc ? "; unique" : "unique") : "");
+    md(b, " | %s%s%s |\n", dir->doc ? dir->doc : "",
+       dir->flags & EBB_D_F_UNIQUE ? (dir->doc ? "; unique" : "unique") : "",
+       dir->flags & EBB_D_F_STATNAME ? "; no control characters" : "");
 }
 
 /* One row per key of sec, nested sections and list items flattened. */

@@ -106,7 +106,7 @@ static const struct ebb_directive route_d[] = {
 const struct ebb_dsection ebb_route_section = SECTION_OF(route_d, false, NULL);
 
 static const struct ebb_directive listener_d[] = {
-    { "name", EBB_D_STRING, EBB_D_F_NONEMPTY | EBB_D_F_UNIQUE, LF(name), .dflt_doc = "`<address>_<port>`",
+    { "name", EBB_D_STRING, EBB_D_F_NONEMPTY | EBB_D_F_UNIQUE | EBB_D_F_STATNAME, LF(name), .dflt_doc = "`<address>_<port>`",
       .doc = "stat prefix" },
     { "address", EBB_D_ADDRESS, 0, LF(address), .dflt_doc = "`0.0.0.0` inbound, "
       "`127.0.0.1` outbound", .doc = "bind address: numeric IPv4 or IPv6 (`::`, `[::1]`)" },
@@ -137,7 +137,8 @@ static const struct ebb_directive pool_d[] = {
 static const struct ebb_dsection pool_section = SECTION_OF(pool_d, false, NULL);
 
 static const struct ebb_directive cluster_d[] = {
-    { "name", EBB_D_STRING, EBB_D_F_REQUIRED | EBB_D_F_NONEMPTY | EBB_D_F_UNIQUE, KF(name),
+    { "name", EBB_D_STRING, EBB_D_F_REQUIRED | EBB_D_F_NONEMPTY | EBB_D_F_UNIQUE | EBB_D_F_STATNAME,
+      KF(name),
       .doc = "what listeners and routes name" },
     { "endpoints", EBB_D_ENDPOINTS, EBB_D_F_REQUIRED,
       LIST_OF(struct ebb_endpoint, struct ebb_cluster_cfg, endpoints, nendpoints),

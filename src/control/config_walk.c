@@ -41,6 +41,11 @@ static int parse_named(struct ebb_dctx *x, const struct ebb_directive *dir, cons
     if ((dir->flags & EBB_D_F_NONEMPTY) && !*s)
         return ebb_yerr(x->d, v, path, x->err, x->errlen, "must not be empty%s%s%s",
                         hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
+    for (const char *p = s; (dir->flags & EBB_D_F_STATNAME) && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return ebb_yerr(x->d, v, path, x->err, x->errlen, "holds a control character "
+                            "(byte 0x%02x at offset %zu): it names stats lines", (unsigned char)*p,
+                            (size_t)(p - s));
     if (dir->names && (idx = ebb_dname_index(dir->names, s)) < 0)
         return names_err(x, dir, v, path, s);
     if (dir->kind == EBB_D_ENUM) {

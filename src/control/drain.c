@@ -287,9 +287,9 @@ void ebb_drain_healthcheck(struct ebb_control *ctl, bool ok)
         drain_start(ctl, EBB_TRIG_HEALTHCHECK_FAIL, false, true, true);
 }
 
-void ebb_drain_json(const struct ebb_control *ctl, struct ebb_buf *b)
+int ebb_drain_json(const struct ebb_control *ctl, struct ebb_buf *b)
 {
-    ebb_buf_appendf(b, "{\"state\":\"%s\",\"phase\":\"%s\",\"trigger\":\"%s\","
+    int rc = ebb_buf_appendf(b, "{\"state\":\"%s\",\"phase\":\"%s\",\"trigger\":\"%s\","
                     "\"mode\":\"%s\",\"exit_armed\":%s,\"ready\":%s,\"active_connections\":%lld",
                     ctl->phase == EBB_PHASE_LIVE ? "LIVE" : "DRAINING",
                     ebb_drain_phase_name(ctl->phase), ebb_drain_trigger_name(ctl->trigger),
@@ -297,9 +297,9 @@ void ebb_drain_json(const struct ebb_control *ctl, struct ebb_buf *b)
                     ctl->exit_armed ? "true" : "false", ebb_control_ready(ctl) ? "true" : "false",
                     (long long)active_cx(ctl));
     if (ctl->phase != EBB_PHASE_LIVE)
-        ebb_buf_appendf(b, ",\"draining_for_ms\":%llu",
-                        (unsigned long long)(ebb_now_ms() - ctl->drain_start_ms));
-    ebb_buf_append(b, "}", 1);
+        rc |= ebb_buf_appendf(b, ",\"draining_for_ms\":%llu",
+                              (unsigned long long)(ebb_now_ms() - ctl->drain_start_ms));
+    return rc | ebb_buf_append(b, "}", 1);
 }
 
 /* --- signals --- */

@@ -160,6 +160,96 @@ def test_ipv6_listener_stats_have_envoys_names(env):
     _check_prometheus(prom, "admin")
 
 
+def _prom_samples(body, where):
+    """{(metric, label value or None): value} from a Prometheus text answer, read by the
+    reference parser (Debian's python3-prometheus-client)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    out = {}
+    try:
+        for fam in text_string_to_metric_families(body):
+            for smp in fam.samples:
+                lv = list(smp.labels.values())
+                out[(smp.name, lv[0] if lv else None)] = smp.value
+    except Exception as ex:  # the parser's ValueError names the line
+        fail("%s: the Prometheus parser rejects the answer: %s" % (where, ex))
+    return out
+
+
+def test_stat_names_are_whole_and_prometheus_labels_escaped(env):
+    """A cluster name of 270 bytes (Istio's outbound|port||fqdn names run long) is one /stats
+    line, whole, and one Prometheus label; names holding '"' and '\\' are escaped in the label
+    values, so Prometheus' own parser reads the answer and gets the names back.  Before: names
+    past about 100 bytes were cut, and the quote ended the label early."""
+    be = env.backend()
+    long_name = "outbound|8080||" + "a" * 240 + ".ns.svc.cluster.local"
+    odd = 'odd"name\\with'
+    cfg = env.config(be, clusters={long_name: {"endpoints": [be.addr]},
+                                   odd: {"endpoints": [be.addr]}})
+    lport, oport = free_port(), free_port()
+    cfg["listeners"] += [
+        {"name": 'in"long\\', "port": lport, "address": "127.0.0.1", "direction": "inbound",
+         "cluster": long_name},
+        {"name": "in-odd", "port": oport, "address": "127.0.0.1", "direction": "inbound",
+         "cluster": odd}]
+    e = env.ebb(cfg)
+    for port in (lport, lport, oport):
+        check_eq(http(port, "GET", "/hello").status, 200, "GET /hello through port %d" % port)
+    e.wait_stat("cluster.%s.upstream_rq_total" % long_name, lambda v: v == 2,
+                what="the long-named cluster's upstream_rq_total in /stats, whole")
+    check_eq(e.stat("cluster.%s.upstream_rq_total" % odd), 1, "the odd-named cluster's count")
+    st, body = e.admin("GET", "/stats/prometheus")
+    check_eq(st, 200, "/stats/prometheus")
+    got = _prom_samples(body, "/stats/prometheus")
+    check_eq(got.get(("envoy_cluster_upstream_rq_total", long_name)), 2.0,
+             "the long cluster name as one label value")
+    check_eq(got.get(("envoy_cluster_upstream_rq_total", odd)), 1.0,
+             "the name with a quote and a backslash, escaped and read back")
+    check_eq(got.get(("envoy_http_downstream_rq_total", 'in"long\\')), 2.0,
+             "the listener name with a quote and a backslash")
+
+
+def test_admin_answers_of_a_large_config_are_whole(env):
+    """4,000 clusters of 48 endpoints each: /stats is about 8 MB and /config_dump about 5 MB,
+    past the 4 MiB the admin answers were capped at.  Every stat line must be there, both
+    Prometheus and /config_dump must parse, and /clusters must list every endpoint.  Before:
+    /stats stopped at 4 MiB and /config_dump was JSON cut short."""
+    be = env.backend()
+    n, per = 4000, 48
+    extra = {"svc-%04d-%s.ns.svc.cluster.local" % (i, "x" * 60):
+             {"endpoints": ["127.0.0.%d:%d" % (1 + j, 10000 + i) for j in range(per)]}
+             for i in range(n)}
+    cfg = env.config(be, clusters=extra)
+    e = env.ebb(cfg)
+    st, body = e.admin("GET", "/stats", timeout=60)
+    check_eq(st, 200, "/stats")
+    names = [ln.split(": ")[0] for ln in body.splitlines()]
+    per_cluster = sum(1 for k in names if k.startswith("cluster.app."))
+    big = [k for k in names if k.startswith("cluster.svc-")]
+    check_eq(len(big), n * per_cluster, "cluster stat lines in a %d-byte /stats" % len(body))
+    check(len(body) > 4 << 20, "/stats is %d bytes: the test must pass the old 4 MiB cap"
+          % len(body))
+    check(names[-1].startswith("server.") or names[-1].startswith("tcp."),
+          "the last line of /stats is %r" % names[-1])
+    st, prom = e.admin("GET", "/stats/prometheus", timeout=60)
+    check_eq(st, 200, "/stats/prometheus")
+    got = _prom_samples(prom, "/stats/prometheus")
+    check_eq(sum(1 for (m, lv) in got if m == "envoy_cluster_upstream_rq_total"
+                 and lv and lv.startswith("svc-")), n, "upstream_rq_total samples")
+    st, dump = e.admin("GET", "/config_dump", timeout=60)
+    check_eq(st, 200, "/config_dump")
+    check(len(dump) > 4 << 20, "/config_dump is %d bytes: must pass the old 4 MiB cap"
+          % len(dump))
+    try:
+        doc = json.loads(dump)
+    except ValueError as ex:
+        fail("/config_dump of %d bytes is not JSON: %s" % (len(dump), ex))
+    check(isinstance(doc, dict) and "drain_state" in doc, "/config_dump lacks drain_state")
+    st, cl = e.admin("GET", "/clusters", timeout=60)
+    check_eq(st, 200, "/clusters")
+    check_eq(cl.count("::health_flags::healthy\n"),
+             sum(len(c["endpoints"]) for c in cfg["clusters"]), "/clusters endpoint lines")
+
+
 def test_listeners_and_clusters(env):
     e = env.start()
     st, body = e.admin("GET", "/listeners")

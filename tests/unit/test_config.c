@@ -1016,6 +1016,15 @@ static void test_capture(void)
                  "REGISTRY_ONLY");
     s = (struct srcs){ .file = "capture:\n  tcp_ports: [3306, 0]\n" };
     load_err_prefix(&s, "ebb.yaml:2: capture.tcp_ports[1]: ");
+    /* stat names are /stats lines: a control character would split one */
+    s = (struct srcs){ .file = "clusters:\n  - name: \"app\\nserver.live\"\n"
+                               "    endpoints: [\"127.0.0.1:1\"]\n" };
+    load_err(&s, "ebb.yaml:2: clusters[0].name: holds a control character (byte 0x0a at "
+                 "offset 3): it names stats lines");
+    s = (struct srcs){ .file = "listeners:\n  - { name: \"in\\t1\", port: 9000, direction: "
+                               "outbound }\n" };
+    load_err(&s, "ebb.yaml:2: listeners[0].name: holds a control character (byte 0x09 at "
+                 "offset 2): it names stats lines");
     s = (struct srcs){ .file = "clusters:\n  - name: PassthroughCluster\n"
                                "    endpoints: [\"127.0.0.1:1\"]\n" };
     load_err(&s, "ebb.yaml:2: clusters[0].name: \"PassthroughCluster\" is a built-in cluster "
