@@ -67,6 +67,13 @@ int ebb_upstream_want(struct ebb_upconn *u, uint32_t events);
  * sets u->eof on EOF, and u->eof and u->reset on an error. */
 ssize_t ebb_upstream_read(struct ebb_upconn *u);
 int ebb_upstream_flush(struct ebb_upconn *u);
+/* recv(2) of up to n bytes into p, past u->rbuf (a body read straight into its owner's
+ * buffer).  Returns bytes (> 0), 0 on EOF or EBB_EAGAIN, or EBB_EIO; the same eof/reset
+ * marks as ebb_upstream_read. */
+ssize_t ebb_upstream_recv(struct ebb_upconn *u, void *p, size_t n);
+/* True when the socket holds no byte and no EOF (a peek): after a message read past u->rbuf,
+ * bytes beyond its end mean the connection cannot be reused. */
+bool ebb_upstream_quiet(struct ebb_upconn *u);
 
 /* Reads what the socket has (a few reads at most, stopping at a short one),
  * with ebb_upstream_read's eof/reset marks. */

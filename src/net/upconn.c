@@ -3,6 +3,9 @@
  * same for every owner: the HTTP/1.1 client, the h2c client, a TCP relay,
  * a tunnel after 101.
  */
+#include <errno.h>
+#include <sys/socket.h>
+
 #include "ebb/buf.h"
 #include "ebb/core.h"
 #include "ebb/loop.h"
@@ -28,6 +31,32 @@ ssize_t ebb_upstream_read(struct ebb_upconn *u)
     else if (n < 0 && n != EBB_EAGAIN && n != EBB_ETOOBIG)
         u->eof = u->reset = true;
     return n;
+}
+
+ssize_t ebb_upstream_recv(struct ebb_upconn *u, void *p, size_t n)
+{
+    ssize_t r;
+
+    do {
+        r = recv(u->io.fd, p, n, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r > 0)
+        return r;
+    if (r == 0) {
+        u->eof = true;
+        return 0;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return EBB_EAGAIN;
+    u->eof = u->reset = true;
+    return EBB_EIO;
+}
+
+bool ebb_upstream_quiet(struct ebb_upconn *u)
+{
+    char c;
+    ssize_t n = recv(u->io.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 int ebb_upstream_flush(struct ebb_upconn *u)

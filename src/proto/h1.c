@@ -852,11 +852,14 @@ static void h1_set_interest(struct h1 *h)
                         EBB_MIN(h1_cfg(h)->limits.idle_timeout_ms, EBB_CLIENT_STALL_MS));
 }
 
+#define H1_RUN_ROUNDS 1000   /* rounds of one run: then the other connections' turn */
+
 static void h1_run(struct h1 *h)
 {
     struct ebb_conn *c = h->c;
+    int guard;
 
-    for (int guard = 0; guard < 1000 && !h->dead; guard++) {
+    for (guard = 0; guard < H1_RUN_ROUNDS && !h->dead; guard++) {
         bool progress = false;
 
         switch (h->state) {
@@ -883,6 +886,10 @@ static void h1_run(struct h1 *h)
             }
             if (ebb_buf_len(&c->wbuf) < cw_before)
                 progress = true;
+            /* the request is in: a long response holds no empty request buffer (the
+             * next request's bytes get one from the worker's cache) */
+            if (h->req_done && c->rbuf.data && ebb_buf_len(&c->rbuf) == 0)
+                ebb_buf_release(&c->rbuf);
             if (h->resp_done && ebb_buf_len(&c->wbuf) == 0) {
                 h1_end_exchange(h);
                 progress = true;
@@ -926,8 +933,13 @@ static void h1_run(struct h1 *h)
     /* no flush here: the states flush inside the loop, where room it frees is seen as
      * progress; a flush after the loop could empty the client buffer while the upstream
      * buffer stays full, leaving no interest that would ever wake us */
-    if (!h->dead && !(c->flags & EBB_CONN_F_CLOSING))
+    if (!h->dead && !(c->flags & EBB_CONN_F_CLOSING)) {
         h1_set_interest(h);
+        /* still moving when its rounds ran out (a body read straight from the upstream's
+         * socket needs no event of its own): a writable client wakes it next loop turn */
+        if (guard == H1_RUN_ROUNDS)
+            ebb_conn_want(c, c->io.events | EBB_WRITE);
+    }
 }
 
 /* --- events --- */

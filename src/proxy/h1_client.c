@@ -68,6 +68,10 @@ static bool may_retry(const struct ebb_upconn *u, bool resp_started, bool has_bo
  * response body stays in the connection's read buffer until the owner takes
  * it with ebb_us_read(), which decodes it straight into the owner's buffer;
  * while the read buffer is full the upstream is not read (back-pressure).
+ * An identity body (content-length or close-delimited) goes further: once the
+ * read buffer is empty, ebb_us_read() receives it from the socket straight into
+ * the owner's buffer (h1u_read_direct), so it is copied once and a slow client
+ * holds one buffer, its own, not two.
  * The connection goes back to the pool as soon as both messages are complete.
  *
  * Owners with EBB_US_F_SHARED (HTTP/2 streams: many exchanges per client
@@ -85,6 +89,7 @@ static bool may_retry(const struct ebb_upconn *u, bool resp_started, bool has_bo
 #define H1U_SHARED_MIN 16            /* floor of the shared connection bound */
 #define H1U_SHARED_MAX 1024          /* hard cap, with streams that waited too long */
 #define H1U_WAIT_MS    200           /* no connection given back this long: one more */
+#define H1U_DIRECT_READ (64 * 1024)  /* a direct body read's size, as said to the owner */
 
 struct h1u {
     struct ebb_us          base;
@@ -115,6 +120,7 @@ struct h1u {
     bool                   head_seen;   /* on_head delivered */
     bool                   resp_done;   /* the body is decoded whole (read by the owner) */
     bool                   resp_bad;    /* the body's framing is malformed (reported by run) */
+    bool                   sock_ready;  /* direct body: the socket said readable, not yet read dry */
     bool                   ended;       /* on_end (or on_error) delivered */
     bool                   keepalive;   /* the upstream allows reuse */
     int                    err;         /* pending failure to report: EBB_E* */
@@ -132,6 +138,15 @@ static void h1u_send(struct h1u *s);
 static void h1u_set_interest(struct h1u *s);
 static size_t h1u_writable(const struct ebb_us *us);
 static void h1u_io(void *owner, struct ebb_upconn *u, uint32_t events);
+
+/* The body is read from the socket into the owner's buffer: an identity body whose bytes
+ * are not in the read buffer. */
+static bool h1u_direct(const struct h1u *s)
+{
+    return s->u && s->head_seen && !s->resp_done && !s->resp_bad && !s->u->eof &&
+           ebb_buf_len(&s->u->rbuf) == 0 &&
+           (s->rbody.state == EBB_H1_BS_LENGTH || s->rbody.state == EBB_H1_BS_EOF);
+}
 
 static void h1u_kick(struct h1u *s)
 {
@@ -364,6 +379,8 @@ static void h1u_send(struct h1u *s)
         s->req_sent = true;
     }
     ebb_upstream_send(u);
+    if (s->req_sent && u->wbuf.data && ebb_buf_len(&u->wbuf) == 0)
+        ebb_buf_release(&u->wbuf);   /* the request is out: a long response holds no copy */
 }
 
 static void h1u_set_interest(struct h1u *s)
@@ -372,8 +389,10 @@ static void h1u_set_interest(struct h1u *s)
     uint32_t ev = 0;
     if (!u || u->state != EBB_UP_BUSY || s->ended)
         return;
+    /* (a direct body whose socket is known readable waits for the owner to pull it: the
+     * level-triggered event would only repeat) */
     if (s->head_queued && !u->eof && ebb_buf_room(&u->rbuf) > 0 &&
-        !s->resp_done)
+        !s->resp_done && !(s->sock_ready && h1u_direct(s)))
         ev |= EBB_READ;
     if (ebb_buf_len(&u->wbuf))
         ev |= EBB_WRITE;
@@ -428,7 +447,8 @@ static void h1u_run(struct h1u *s)
         return;
     }
     h1u_check_eof_end(s);
-    bool data = s->head_seen && !s->resp_done && ebb_buf_len(&u->rbuf) > 0;
+    bool data = s->head_seen && !s->resp_done &&
+                (ebb_buf_len(&u->rbuf) > 0 || (s->sock_ready && h1u_direct(s)));
     if (s->was_full && h1u_writable(&s->base) > 0) {
         s->was_full = false;
         cbs->on_writable(s->base.owner);
@@ -462,8 +482,12 @@ static void h1u_io(void *owner, struct ebb_upconn *u, uint32_t events)
         h1u_run(s);
         return;
     }
-    if (events & (EBB_READ | EPOLLHUP | EPOLLERR))
-        ebb_upstream_read_some(u);
+    if (events & (EBB_READ | EPOLLHUP | EPOLLERR)) {
+        if (h1u_direct(s))
+            s->sock_ready = true;   /* the owner's read takes the bytes (h1u_read_direct) */
+        else
+            ebb_upstream_read_some(u);
+    }
     if (events & EBB_WRITE)
         ebb_upstream_send(u);
     h1u_run(s);
@@ -528,6 +552,39 @@ static void h1u_end(struct ebb_us *us, const struct ebb_hdr *t, size_t n)
     h1u_kick(s);
 }
 
+/* Receives up to n body bytes into out (never past a content-length).  The decoder
+ * still counts them, so the end and the framing stay its own. */
+static size_t h1u_read_direct(struct h1u *s, char *out, size_t n)
+{
+    struct ebb_upconn *u = s->u;
+    ssize_t r;
+
+    if (s->rbody.state == EBB_H1_BS_LENGTH && n > s->rbody.remaining)
+        n = (size_t)s->rbody.remaining;
+    if (n == 0)
+        return 0;
+    r = ebb_upstream_recv(u, out, n);   /* sets eof (and reset) */
+    if (r <= 0) {
+        s->sock_ready = false;
+        return 0;
+    }
+    if ((size_t)r < n)
+        s->sock_ready = false;   /* a short read: the socket is dry */
+    size_t consumed = 0, dlen = 0;
+    const char *data = NULL;
+    int rc = ebb_h1_body_parse(&s->rbody, out, (size_t)r, &consumed, &data, &dlen);
+    /* identity framing: every byte is payload, in place */
+    EBB_BUG_ON(rc != EBB_H1_BODY_DATA || data != out || dlen != (size_t)r);
+    if (ebb_h1_body_done(&s->rbody)) {
+        s->resp_done = true;
+        /* never read past the content-length: bytes after it (an upstream sending more than
+         * it said) stay in the socket, and would answer the next request lent it */
+        if (!ebb_upstream_quiet(u))
+            s->keepalive = false;
+    }
+    return (size_t)r;
+}
+
 /* Decodes response body bytes from u->rbuf straight into out (at most n);
  * trailers are kept for h1u_finish, the end and a malformed body are
  * reported by the run it kicks. */
@@ -566,6 +623,12 @@ static size_t h1u_read(struct ebb_us *us, void *out, size_t n)
         if (rc == EBB_H1_AGAIN)
             break;
     }
+    if (h1u_direct(s)) {
+        if (u->rbuf.data)
+            ebb_buf_release(&u->rbuf);   /* no body byte goes through it any more */
+        if (s->sock_ready && got < n)
+            got += h1u_read_direct(s, (char *)out + got, n - got);
+    }
     /* the FIN may have come with the last bytes: no socket event will say so again */
     h1u_check_eof_end(s);
     if (s->resp_done) {
@@ -587,6 +650,9 @@ static size_t h1u_readable(const struct ebb_us *us)
     const struct h1u *s = (const struct h1u *)us;
     if (!s->u || !s->head_seen || s->resp_done || s->resp_bad)
         return 0;
+    if (s->sock_ready && h1u_direct(s))   /* unknown until read: what one read may take */
+        return s->rbody.state == EBB_H1_BS_LENGTH ?
+               (size_t)EBB_MIN(s->rbody.remaining, (uint64_t)H1U_DIRECT_READ) : H1U_DIRECT_READ;
     return ebb_buf_len(&s->u->rbuf);
 }
 

@@ -109,15 +109,6 @@ static void upconn_timer(struct ebb_loop *loop, struct ebb_timer *t)
     }
 }
 
-/* A pooled connection the peer already closed shows as readable: check
- * without blocking before lending it out. */
-static bool upconn_alive(struct ebb_upconn *u)
-{
-    char c;
-    ssize_t n = recv(u->io.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
 /* The pool's connection to dst (any endpoint when dst is NULL) that is still open, most
  * recently used first, taken out of the pool; NULL when there is none. */
 static struct ebb_upconn *pool_take(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
@@ -135,8 +126,10 @@ static struct ebb_upconn *pool_take(struct ebb_cluster_rt *cl, struct ebb_wctx *
         ebb_stat_dec(cl->st->cx_idle);
         ebb_timer_stop(w->loop, &u->timer);
         /* a connection idle for long may have been closed by the upstream's
-         * keep-alive timeout just now; a fresh one is certainly fine */
-        if (ebb_loop_now(w->loop) - u->idle_since_ms > UPCONN_PEEK_AFTER_MS && !upconn_alive(u)) {
+         * keep-alive timeout just now (a closed one shows as readable); a fresh one is
+         * certainly fine */
+        if (ebb_loop_now(w->loop) - u->idle_since_ms > UPCONN_PEEK_AFTER_MS &&
+            !ebb_upstream_quiet(u)) {
             u->state = EBB_UP_BUSY;   /* not idle any more: close without list ops */
             upconn_close(u);
             pos = cl->idle.next;      /* the close may have changed the list: start over */

@@ -147,6 +147,56 @@ def release_ports():
             pass
 
 
+def nginx_origin(env, h2=False, big=0):
+    """Debian's nginx as a fast origin (1 worker, keep-alive): "hello world" at every path,
+    and with big > 0 a file of that many zero bytes at /big, sent with sendfile (an upstream
+    that writes as fast as the kernel takes it).  Returns "127.0.0.1:PORT"; env stops it."""
+    import shutil
+    if not shutil.which("nginx"):
+        raise Skip("nginx not installed")
+    d = os.path.join(env.tmpdir, "nginx-%s%s" % ("h2" if h2 else "h1", "-big" if big else ""))
+    os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+    big_loc = ""
+    if big:
+        path = os.path.join(d, "big.bin")
+        with open(path, "wb") as f:
+            f.truncate(big)   # sparse: no disk space
+        big_loc = "location = /big { alias %s; }" % path
+    port = free_port()
+    # as root, the worker stays root: the test's files are not the world's to read
+    conf = """worker_processes 1; daemon off; pid %(d)s/nginx.pid; error_log %(d)s/error.log warn;
+%(user)s events { worker_connections 4096; }
+http { access_log off; sendfile on; keepalive_requests 10000000; http2_max_requests 10000000;
+  http2_max_concurrent_streams 256;
+  client_body_temp_path %(d)s/tmp; proxy_temp_path %(d)s/tmp; fastcgi_temp_path %(d)s/tmp;
+  uwsgi_temp_path %(d)s/tmp; scgi_temp_path %(d)s/tmp;
+  server { listen 127.0.0.1:%(port)d backlog=4096%(h2)s; default_type text/plain;
+    %(big)s location / { return 200 "hello world\\n"; } } }
+""" % {"d": d, "port": port, "h2": " http2" if h2 else "", "big": big_loc,
+       "user": "user root;" if os.getuid() == 0 else ""}
+    with open(os.path.join(d, "nginx.conf"), "w") as f:
+        f.write(conf)
+    p = subprocess.Popen(["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e",
+                          os.path.join(d, "error.log")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    class Proc:
+        def stop(self):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(3)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    env.backends.append(Proc())
+
+    def up():
+        with socket.create_connection(("127.0.0.1", port), 0.5):
+            return True
+    wait_for(up, 5, what="nginx origin")
+    return "127.0.0.1:%d" % port
+
+
 def free_port():
     """A loopback TCP port that nothing listens on right now and no other test process has
     claimed (never the same one twice)."""

@@ -169,6 +169,38 @@ def test_response_head_larger_than_client_buffer(env):
         check_eq(http(e.port("inbound"), "GET", "/small").body, b"ok", "small after " + path)
 
 
+@timeout(30)
+def test_bytes_after_a_long_body_never_answer_the_next_request(env):
+    """An upstream that sends more than its content-length: a 2 MB body followed, in the same
+    write, by a whole second response ("SMUGGLED").  ebb reads a long identity body straight
+    from the socket into the client's buffer and never past the content-length, so the extra
+    bytes stay in the socket; the connection must then not go back to the pool, or the next
+    request sent on it would get the extra bytes as its answer."""
+    body = b"b" * 2000000
+    junk = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
+
+    def handler(s, head, rest):
+        if head.split(b" ")[1] == b"/long":
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) +
+                      body + junk)
+        else:
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return rest
+    up = RawUpstream(handler)
+    e = env.ebb(env.config(app_endpoint=up.addr, clusters={"app": {"endpoints": [up.addr]}}))
+    # pipelined: ebb takes the second request the moment the first answer is complete, from
+    # the same loop turn, before an event on the pooled connection could say it holds bytes
+    for i in range(5):
+        with Client(e.port("inbound"), timeout=10) as c:
+            c.sock.sendall(b"GET /long HTTP/1.1\r\nHost: app.local\r\n\r\n"
+                           b"GET /small HTTP/1.1\r\nHost: app.local\r\n\r\n")
+            r = c.response("GET")
+            check_eq((r.status, len(r.body), r.body == body), (200, len(body), True),
+                     "round %d: the long answer" % i)
+            r = c.response("GET")
+            check_eq(r.body, b"ok", "round %d: the answer after it" % i)
+
+
 @timeout(40)
 def test_client_stalled_mid_body_or_not_reading(env):
     """A client that stopped mid-body (or stopped reading a response) held its connection and

@@ -13,8 +13,8 @@ import time
 
 import h2lib
 from h2lib import H2Raw
-from lib import (Client, PY, HERE, Skip, check, check_eq, fail, free_port, tail, timeout,
-                 wait_for, PATTERN)
+from lib import (Client, PY, HERE, Skip, check, check_eq, fail, free_port, nginx_origin, tail,
+                 timeout, wait_for, PATTERN)
 
 
 class H2Backend:
@@ -542,45 +542,6 @@ def test_h2_drain_final_goaway_after_timeout_without_ping_ack(env):
 
 # -- load ------------------------------------------------------------------------------------
 
-def _nginx_origin(env, h2):
-    if not shutil.which("nginx"):
-        raise Skip("nginx not installed")
-    d = os.path.join(env.tmpdir, "nginx-h2" if h2 else "nginx-h1")
-    os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
-    port = free_port()
-    conf = """worker_processes 1; daemon off; pid %(d)s/nginx.pid; error_log %(d)s/error.log warn;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 10000000; http2_max_requests 10000000;
-  http2_max_concurrent_streams 256;
-  client_body_temp_path %(d)s/tmp; proxy_temp_path %(d)s/tmp; fastcgi_temp_path %(d)s/tmp;
-  uwsgi_temp_path %(d)s/tmp; scgi_temp_path %(d)s/tmp;
-  server { listen 127.0.0.1:%(port)d backlog=4096%(h2)s; default_type text/plain;
-    location / { return 200 "hello world\\n"; } } }
-""" % {"d": d, "port": port, "h2": " http2" if h2 else ""}
-    with open(os.path.join(d, "nginx.conf"), "w") as f:
-        f.write(conf)
-    p = subprocess.Popen(["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e",
-                          os.path.join(d, "error.log")],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    class Proc:
-        def stop(self):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(3)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-    env.backends.append(Proc())
-    import socket as _s
-
-    def up():
-        with _s.create_connection(("127.0.0.1", port), 0.5):
-            return True
-    wait_for(up, 5, what="nginx origin")
-    return "127.0.0.1:%d" % port
-
-
 H2LOAD_N = int(os.environ.get("EBB_H2LOAD_N", "200000"))
 
 
@@ -602,8 +563,8 @@ def test_h2load_through_ebb_to_h2c_and_h1(env):
     """h2load -n 200000 -c 16 -m 64 through ebb to an h2c origin and to an HTTP/1.1 origin
     (nginx in both roles, so the origin is not the bottleneck): every response 2xx.
     EBB_H2LOAD_N overrides n."""
-    h1 = _nginx_origin(env, False)
-    h2 = _nginx_origin(env, True)
+    h1 = nginx_origin(env, False)
+    h2 = nginx_origin(env, True)
     for name, ep, proto in (("h2c", h2, "h2c"), ("http1", h1, "http1")):
         cfg = env.config(None, clusters={"app": {"endpoints": [ep], "protocol": proto}})
         if os.environ.get("EBB_H2LOAD_LOG") != "1":

@@ -10,7 +10,7 @@ import threading
 import time
 
 from lib import (Client, GiB, MiB, PATTERN, RssMonitor, build_request, check, check_eq, fail,
-                 have, pattern_sha256, Skip, timeout)
+                 have, nginx_origin, pattern_sha256, Skip, timeout)
 
 RSS_LIMIT_KIB = 32 * 1024
 
@@ -172,6 +172,51 @@ def test_slow_reader_backpressure(env):
     if not _sanitized(env):
         check(stalled < RSS_LIMIT_KIB, "ebb RSS reached %d KiB while the client was stalled" % stalled)
     _check_rss(env, mon, base, "stalled download")
+
+
+@timeout(240)
+def test_readers_of_a_fast_upstream_get_every_byte(env):
+    """1 GiB downloads from nginx (sendfile: an upstream as fast as the kernel): first a client
+    that stops reading for half a second after every 64 MiB, then reads as fast as Python
+    can; then four curl downloads into /dev/null.  Once its read buffer is empty, ebb reads an
+    identity body straight from the upstream's socket into the client's buffer, for as long as
+    the socket has bytes.  A run of the HTTP/1 codec stops after 1,000 rounds to give other
+    connections their turn, and the upstream socket has no read interest while its owner is
+    known to pull: the run must ask for its next turn itself.  Before it did, the first curl
+    download stopped for good in 4 runs of 4 (after 65 to 624 MB)."""
+    origin = nginx_origin(env, big=GiB)
+    e = env.ebb(env.config(env.backend(), app_endpoint=origin))
+    got = 0
+    with Client(e.port("inbound"), timeout=60) as c:
+        c.request("GET", "/big")
+        st, _, _, headers, _ = c.read_head()
+        check_eq(st, 200, "status")
+        got = len(c.buf)
+        check(not c.buf.strip(b"\0"), "the body is the file's zero bytes")
+        c.sock.settimeout(20)
+        buf = bytearray(1 << 20)
+        next_stall, nonzero = 64 * MiB, 0
+        while got < GiB:
+            if got >= next_stall:
+                time.sleep(0.5)              # the stalled reader: the behaviour under test
+                next_stall += 64 * MiB
+                nonzero += buf.count(0) != len(buf)   # a sample of the bytes: all zeros
+            try:
+                n = c.sock.recv_into(buf)    # as fast as Python reads: into one buffer
+            except socket.timeout:
+                fail("download stopped: no byte for 20 s after %d of %d bytes" % (got, GiB))
+            if not n:
+                fail("EOF after %d of %d bytes" % (got, GiB))
+            got += n
+    check_eq(got, GiB, "bytes")
+    check_eq(nonzero, 0, "sampled reads holding a byte other than the file's zeros")
+    # and readers faster than Python: curl into /dev/null, on the pooled upstream connection
+    for i in range(4):
+        out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+                              "--max-time", "60", "--speed-time", "20", "--speed-limit", "1",
+                              "http://127.0.0.1:%d/big" % e.port("inbound")],
+                             capture_output=True, text=True, timeout=90)
+        check_eq(out.stdout, "200 %d" % GiB, "curl download %d (%s)" % (i + 1, out.stderr.strip()))
 
 
 @timeout(120)
