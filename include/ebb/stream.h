@@ -192,7 +192,9 @@ static inline void ebb_xch_end(struct ebb_xch *e, const char *protocol)
 static inline void ebb_xch_reset(struct ebb_xch *e) { e->c->w->xops->reset(e); }
 
 /* How long an exchange waits on its client (a body it does not send, an answer it does not
- * read) without a byte, at most: min(limits.idle_timeout, this), then 408 or a reset. */
+ * read) without a byte, at most: min(limits.idle_timeout, this), then 408 or a reset.  A
+ * client that stops must not hold its connection and its upstream forever (SPEC §7; nginx's
+ * client_body_timeout and send_timeout are 60 s). */
 #define EBB_CLIENT_STALL_MS 60000
 
 /* --- TCP relays (tcp.c) and tunnels after 101 (h1.c) --- */

@@ -23,7 +23,7 @@ struct stat_line {
     const char *name;     /* Envoy's name: "cluster.<cluster>.upstream_rq_total" */
     const char *family;   /* the Prometheus metric name */
     const char *lkey;     /* the Prometheus label's name, NULL: none */
-    const char *lval;     /* ... its value, not escaped */
+    const char *lval;     /* ... its value (the object of the name), not escaped */
     char       *mem;
     int64_t     value;
     bool        gauge;
@@ -36,14 +36,13 @@ struct stat_list {
 };
 
 /* Adds a stat named "<scope>.<object>.<stat>" (object may be NULL), in the Prometheus
- * family "<fam><stat>" (fam may be NULL: the family is stat), label lkey="lval". */
+ * family "<fam><stat>", with the label lkey="<object>" unless lkey is NULL. */
 static void stat_add(struct stat_list *sl, bool gauge, int64_t value, const char *scope,
-                     const char *object, const char *stat, const char *fam, const char *lkey,
-                     const char *lval)
+                     const char *object, const char *stat, const char *fam, const char *lkey)
 {
-    size_t ls = strlen(scope), lo = object ? strlen(object) + 1 : 0, lt = strlen(stat);
-    size_t lf = fam ? strlen(fam) : 0, ll = lval ? strlen(lval) : 0;
-    char *m = malloc(ls + lo + 1 + lt + 1 + lf + lt + 1 + ll + 1);
+    size_t ls = strlen(scope), lo = object ? strlen(object) : 0, lt = strlen(stat);
+    size_t lf = strlen(fam);
+    char *m = malloc(ls + 1 + lo + 1 + lt + 1 + lf + lt + 1 + lo + 1);
 
     if (m && sl->n == sl->cap) {
         size_t cap = sl->cap ? sl->cap * 2 : 128;
@@ -65,17 +64,18 @@ static void stat_add(struct stat_list *sl, bool gauge, int64_t value, const char
     p = (char *)memcpy(p, scope, ls) + ls;
     if (object) {
         *p++ = '.';
-        p = (char *)memcpy(p, object, lo - 1) + lo - 1;
+        p = (char *)memcpy(p, object, lo) + lo;
     }
     *p++ = '.';
     p = (char *)memcpy(p, stat, lt) + lt;
     *p++ = '\0';
     s->family = p;
-    p = (char *)memcpy(p, fam ? fam : "", lf) + lf;
+    p = (char *)memcpy(p, fam, lf) + lf;
     p = (char *)memcpy(p, stat, lt) + lt;
     *p++ = '\0';
     s->lval = p;
-    memcpy(p, lval ? lval : "", ll + 1);
+    memcpy(p, object ? object : "", lo);
+    p[lo] = '\0';
 }
 
 static void stat_list_free(struct stat_list *sl)
@@ -168,16 +168,16 @@ static const struct stat_def http2_defs[] = {      /* http2.* */
 #undef SS
 
 /* Adds every stat of defs read from block: named "<scope>.<object>.<name>", in the
- * Prometheus family "<fam><name>" with label lkey="lval" (lkey may be NULL). */
+ * Prometheus family "<fam><name>" with the label lkey="<object>" (lkey may be NULL). */
 static void add_block(struct stat_list *sl, const struct stat_def *defs, size_t n,
                       const void *block, const char *scope, const char *object,
-                      const char *fam, const char *lkey, const char *lval)
+                      const char *fam, const char *lkey)
 {
     for (size_t i = 0; i < n; i++) {
         const void *p = (const char *)block + defs[i].off;
         int64_t v = defs[i].gauge ? ebb_stat_get(*(ebb_gauge *)p)
                                   : (int64_t)ebb_stat_get(*(ebb_counter *)p);
-        stat_add(sl, defs[i].gauge, v, scope, object, defs[i].name, fam, lkey, lval);
+        stat_add(sl, defs[i].gauge, v, scope, object, defs[i].name, fam, lkey);
     }
 }
 
@@ -188,22 +188,21 @@ static void add_server(struct ebb_server *srv, struct stat_list *sl)
     int state = ebb_server_state(srv);
 
     stat_add(sl, false, (int64_t)ebb_stat_get(srv->stats->server.drain_forced_close),
-             "server", NULL, "drain_forced_close", "ebb_server_", NULL, NULL);
+             "server", NULL, "drain_forced_close", "ebb_server_", NULL);
     stat_add(sl, false, (int64_t)ebb_stat_get(srv->stats->server.xch_failed_resource),
-             "server", NULL, "exchanges_failed_resource", "ebb_server_", NULL, NULL);
-    stat_add(sl, true, state, "server", NULL, "state", "envoy_server_", NULL, NULL);
-    stat_add(sl, true, state == EBB_STATE_LIVE, "server", NULL, "live", "envoy_server_", NULL,
-             NULL);
+             "server", NULL, "exchanges_failed_resource", "ebb_server_", NULL);
+    stat_add(sl, true, state, "server", NULL, "state", "envoy_server_", NULL);
+    stat_add(sl, true, state == EBB_STATE_LIVE, "server", NULL, "live", "envoy_server_", NULL);
     stat_add(sl, true, (int64_t)((ebb_now_ms() - srv->start_ms) / 1000), "server", NULL,
-             "uptime", "envoy_server_", NULL, NULL);
+             "uptime", "envoy_server_", NULL);
     stat_add(sl, true, atomic_load(&srv->active_cx), "server", NULL, "total_connections",
-             "envoy_server_", NULL, NULL);
+             "envoy_server_", NULL);
     stat_add(sl, true, (int64_t)srv->nworkers, "server", NULL, "concurrency", "envoy_server_",
-             NULL, NULL);
+             NULL);
     stat_add(sl, true, ctl ? (int64_t)ctl->phase : 0, "server", NULL, "drain_phase", "ebb_",
-             NULL, NULL);
+             NULL);
     stat_add(sl, false, (int64_t)ebb_access_log_dropped(), "access_log", NULL, "records_dropped",
-             "ebb_access_log_", NULL, NULL);
+             "ebb_access_log_", NULL);
 }
 
 static void collect_stats(struct ebb_server *srv, struct stat_list *sl)
@@ -217,21 +216,21 @@ static void collect_stats(struct ebb_server *srv, struct stat_list *sl)
         const struct ebb_listener_stats *st = &sum->listeners[i];
         listener_stat_name(lc, addr, sizeof(addr));
         add_block(sl, listener_defs, EBB_ARRAY_LEN(listener_defs), st, "listener", addr,
-                  "envoy_listener_", "envoy_listener_address", addr);
+                  "envoy_listener_", "envoy_listener_address");
         if (lc->protocol != EBB_PROTO_HTTP)
             add_block(sl, tcp_defs, EBB_ARRAY_LEN(tcp_defs), st, "tcp", lc->name, "envoy_tcp_",
-                      "envoy_tcp_prefix", lc->name);
+                      "envoy_tcp_prefix");
         else
             add_block(sl, http_defs, EBB_ARRAY_LEN(http_defs), st, "http", lc->name,
-                      "envoy_http_", "envoy_http_conn_manager_prefix", lc->name);
+                      "envoy_http_", "envoy_http_conn_manager_prefix");
     }
     for (size_t i = 0; i < cfg->nclusters; i++) {
         const char *name = cfg->clusters[i].name;
         add_block(sl, cluster_defs, EBB_ARRAY_LEN(cluster_defs), &sum->clusters[i], "cluster",
-                  name, "envoy_cluster_", "envoy_cluster_name", name);
+                  name, "envoy_cluster_", "envoy_cluster_name");
     }
     add_block(sl, http2_defs, EBB_ARRAY_LEN(http2_defs), &sum->server, "http2", NULL,
-              "envoy_http2_", NULL, NULL);
+              "envoy_http2_", NULL);
     add_server(srv, sl);
 }
 

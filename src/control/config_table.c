@@ -216,7 +216,7 @@ static const struct ebb_directive capture_d[] = {
              "(server-first protocols: MySQL, SMTP, ...)" },
     { "protocol_detection_timeout", EBB_D_DURATION, 0, XF(detect_timeout_ms), .dflt = "0s",
       .set_off = offsetof(struct ebb_capture_cfg, detect_timeout_set),
-      .unset_source = "mesh config or default",
+      .unset_source = "proxy config, mesh config or default",
       .doc = "a captured connection silent this long is relayed as TCP; 0 = wait forever; "
              "outranks `protocolDetectionTimeout` from every other source" },
     { "outbound_traffic_policy", EBB_D_ENUM, 0, XF(outbound_policy), .names = policy_names,

@@ -21,16 +21,22 @@ int ebb_upstream_want(struct ebb_upconn *u, uint32_t events)
     return EBB_EIO;
 }
 
-ssize_t ebb_upstream_read(struct ebb_upconn *u)
+/* Marks what a read's result says about the peer: EOF, or an error (reset).  Returns n. */
+static ssize_t upconn_mark(struct ebb_upconn *u, ssize_t n)
 {
-    ssize_t n = ebb_buf_recv_fd(&u->rbuf, u->io.fd);
-    if (n == EBB_ENOMEM)
-        ebb_stat_inc(u->w->stats->server.xch_failed_resource);
     if (n == 0)
         u->eof = true;
     else if (n < 0 && n != EBB_EAGAIN && n != EBB_ETOOBIG)
         u->eof = u->reset = true;
     return n;
+}
+
+ssize_t ebb_upstream_read(struct ebb_upconn *u)
+{
+    ssize_t n = ebb_buf_recv_fd(&u->rbuf, u->io.fd);
+    if (n == EBB_ENOMEM)
+        ebb_stat_inc(u->w->stats->server.xch_failed_resource);
+    return upconn_mark(u, n);
 }
 
 ssize_t ebb_upstream_recv(struct ebb_upconn *u, void *p, size_t n)
@@ -40,16 +46,9 @@ ssize_t ebb_upstream_recv(struct ebb_upconn *u, void *p, size_t n)
     do {
         r = recv(u->io.fd, p, n, 0);
     } while (r < 0 && errno == EINTR);
-    if (r > 0)
-        return r;
-    if (r == 0) {
-        u->eof = true;
-        return 0;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return EBB_EAGAIN;
-    u->eof = u->reset = true;
-    return EBB_EIO;
+    if (r < 0)
+        r = errno == EAGAIN || errno == EWOULDBLOCK ? EBB_EAGAIN : EBB_EIO;
+    return upconn_mark(u, r);
 }
 
 bool ebb_upstream_quiet(struct ebb_upconn *u)

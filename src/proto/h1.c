@@ -85,12 +85,6 @@ static void h1_tunnel_cb(void *owner, struct ebb_upconn *u, uint32_t events);
 static void h1_account_end(struct h1 *h);
 static void h1_release_upstream(struct h1 *h);
 
-/* An exchange that waits on the client (for request body bytes, or for it to
- * read the response) gives up after this long without a client socket event,
- * or idle_timeout if shorter: a client that stops mid-body or stops reading
- * must not hold the connection and its upstream forever (SPEC §7; nginx's
- * client_body_timeout and send_timeout are 60 s). */
-
 static const struct ebb_config *h1_cfg(const struct h1 *h) { return h->c->w->cfg; }
 static struct ebb_listener_stats *h1_st(const struct h1 *h) { return h->c->l->st; }
 

@@ -171,8 +171,8 @@ def test_response_head_larger_than_client_buffer(env):
 
 @timeout(30)
 def test_bytes_after_a_long_body_never_answer_the_next_request(env):
-    """An upstream that sends more than its content-length: a 2 MB body followed, in the same
-    write, by a whole second response ("SMUGGLED").  ebb reads a long identity body straight
+    """An upstream that sends more or less than its content-length.  More: a 2 MB body
+    followed, in the same write, by a whole second response ("SMUGGLED").  ebb reads a long identity body straight
     from the socket into the client's buffer and never past the content-length, so the extra
     bytes stay in the socket; the connection must then not go back to the pool, or the next
     request sent on it would get the extra bytes as its answer."""
@@ -180,14 +180,34 @@ def test_bytes_after_a_long_body_never_answer_the_next_request(env):
     junk = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
 
     def handler(s, head, rest):
-        if head.split(b" ")[1] == b"/long":
+        path = head.split(b" ")[1]
+        if path == b"/long":
             s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) +
                       body + junk)
+        elif path.startswith(b"/cut-"):
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) +
+                      body[:len(body) // 2])
+            if path == b"/cut-rst":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return None
         else:
             s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         return rest
     up = RawUpstream(handler)
     e = env.ebb(env.config(app_endpoint=up.addr, clusters={"app": {"endpoints": [up.addr]}}))
+    # cut short: the head promises 2 MB, 1 MB comes and then the upstream's FIN (or a reset).
+    # The body is read straight from the socket by then; the client must see a cut answer,
+    # never a complete-looking one (SPEC §2)
+    for how in ("fin", "rst"):
+        with Client(e.port("inbound"), timeout=10) as c:
+            c.sock.sendall(b"GET /cut-%s HTTP/1.1\r\nHost: app.local\r\n\r\n" % how.encode())
+            r = None
+            try:
+                r = c.response("GET")
+            except (Incomplete, OSError):
+                pass
+            check(r is None, "%s after half the body: the client got a whole %s answer"
+                  % (how, r and (r.status, len(r.body))))
     # pipelined: ebb takes the second request the moment the first answer is complete, from
     # the same loop turn, before an event on the pooled connection could say it holds bytes
     for i in range(5):
