@@ -55,6 +55,27 @@ static inline bool h1_is(unsigned char c, unsigned char cls)
 
 static inline bool h1_is_ows(char c) { return c == ' ' || c == '\t'; }
 
+/* The end of a run of field-value bytes from p: eight bytes at a time while a word holds no
+ * byte below 0x20 and no 0x7f (VCHAR, SP and obs-text only: the common case), then byte by
+ * byte from the word that holds something else (HTAB, or the CR that ends the value).  The two
+ * tests are the exact "some byte < n" and "some byte == 0" word tricks (n <= 0x80). */
+static const char *h1_skip_fval(const char *p, const char *end)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+
+    while (end - p >= 8) {
+        uint64_t w, del;
+        memcpy(&w, p, 8);
+        del = w ^ (ones * 0x7f);
+        if (((w - ones * 0x20) & ~w & highs) | ((del - ones) & ~del & highs))
+            break;
+        p += 8;
+    }
+    while (p < end && h1_is((unsigned char)*p, C_FVAL))
+        p++;
+    return p;
+}
+
 static inline int h1_lower(int c)
 {
     return (c >= 'A' && c <= 'Z') ? c + 32 : c;
@@ -374,8 +395,7 @@ static int h1_parse_fields(const char *p, const char *end, struct ebb_h1_msg *m)
         while (p < end && h1_is_ows(*p))
             p++;
         val = p;
-        while (p < end && h1_is((unsigned char)*p, C_FVAL))
-            p++;
+        p = h1_skip_fval(p, end);
         if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
             return EBB_H1_EBAD;     /* NUL, CTL, DEL, bare CR */
         vend = p;
@@ -408,21 +428,38 @@ static int h1_scan_fields(struct ebb_h1_msg *m, struct h1_fields *f)
         size_t nl = h->name.len, vl = h->value.len;
         int rc = 0;
 
-        if (h1_span_ieq(n, nl, "content-length")) {
-            rc = h1_list_each(v, vl, h1_cl_elem, &f->cl);
-        } else if (h1_span_ieq(n, nl, "transfer-encoding")) {
-            rc = h1_list_each(v, vl, h1_te_elem, &f->te);
-        } else if (h1_span_ieq(n, nl, "host")) {
-            f->nhost++;
-            f->host = h;
-        } else if (h1_span_ieq(n, nl, "connection")) {
-            rc = h1_list_each(v, vl, h1_conn_elem, &m->flags);
-        } else if (h1_span_ieq(n, nl, "upgrade")) {
-            f->has_upgrade |= vl > 0;
-        } else if (h1_span_ieq(n, nl, "expect")) {
-            f->expect_continue |= h1_span_ieq(v, vl, "100-continue");
-        } else if (h1_span_ieq(n, nl, "te")) {
-            rc = h1_list_each(v, vl, h1_tehdr_elem, &m->flags);
+        /* by length first: one compare at most per field */
+        switch (nl) {
+        case 14:
+            if (h1_span_ieq(n, nl, "content-length"))
+                rc = h1_list_each(v, vl, h1_cl_elem, &f->cl);
+            break;
+        case 17:
+            if (h1_span_ieq(n, nl, "transfer-encoding"))
+                rc = h1_list_each(v, vl, h1_te_elem, &f->te);
+            break;
+        case 4:
+            if (h1_span_ieq(n, nl, "host")) {
+                f->nhost++;
+                f->host = h;
+            }
+            break;
+        case 10:
+            if (h1_span_ieq(n, nl, "connection"))
+                rc = h1_list_each(v, vl, h1_conn_elem, &m->flags);
+            break;
+        case 7:
+            if (h1_span_ieq(n, nl, "upgrade"))
+                f->has_upgrade |= vl > 0;
+            break;
+        case 6:
+            if (h1_span_ieq(n, nl, "expect"))
+                f->expect_continue |= h1_span_ieq(v, vl, "100-continue");
+            break;
+        case 2:
+            if (h1_span_ieq(n, nl, "te"))
+                rc = h1_list_each(v, vl, h1_tehdr_elem, &m->flags);
+            break;
         }
         if (rc)
             return rc;

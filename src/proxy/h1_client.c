@@ -103,8 +103,7 @@ struct h1u {
     struct ebb_timer       kick;        /* zero-delay run */
     struct ebb_timer       wait;        /* shared mode: waited long enough for a connection */
     uint64_t               wait_mark;   /* cl->shared_returned when the wait (re)started */
-    char                  *head;        /* request head as sent (kept for one retry), owned */
-    size_t                 head_len;
+    size_t                 head_len;    /* head[]: the request head as sent (kept for one retry) */
     struct ebb_buf         tail;        /* request end: "0\r\n", trailers, "\r\n" (chunked) */
     char                   method[24];
     bool                   shared;      /* EBB_US_F_SHARED */
@@ -129,6 +128,7 @@ struct h1u {
     struct ebb_h1_body     rbody;
     struct ebb_buf         trl;         /* response trailers, raw field lines */
     struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
+    char                   head[];      /* in the same allocation */
 };
 
 static __thread struct ebb_h1_msg h1u_msg;   /* scratch for response heads (large) */
@@ -686,7 +686,6 @@ static struct ebb_upconn *h1u_take_conn(struct ebb_us *us)
 static void h1u_free(void *p)
 {
     struct h1u *s = p;
-    free(s->head);
     ebb_buf_free(&s->tail);
     ebb_buf_free(&s->trl);
     free(s);
@@ -717,33 +716,36 @@ static const struct ebb_us_ops h1u_ops = {
     .close = h1u_close,
 };
 
-/* Writes the request head and keeps it at its size (1024 streams waiting for
- * a connection must not hold a 4 KiB buffer each): a head that fits the stack
- * buffer costs one small allocation.  Returns 0 or an EBB_E* error. */
-static int h1u_keep_head(struct h1u *s, const struct ebb_fwd *f, size_t max)
+/* The stream's state with the request head written into it, at its size (1024 streams
+ * waiting for a connection must not hold a 4 KiB buffer each): one allocation.  The head
+ * is written into the stack buffer first (a larger one only when it does not fit). */
+static struct h1u *h1u_new(const struct ebb_fwd *f, size_t max)
 {
     char stack[2048];
     /* a buffer whose ceiling is its capacity never reallocates: too large is ETOOBIG */
     struct ebb_buf hb = { .data = stack, .cap = sizeof(stack), .max = sizeof(stack) };
-    int rc = ebb_fwd_write_h1(f, &hb, &s->chunked);
+    struct h1u *s = NULL;
+    bool chunked = false;
+    int rc = ebb_fwd_write_h1(f, &hb, &chunked);
     if (rc == EBB_ETOOBIG) {
         hb = (struct ebb_buf){ .max = max };
-        rc = ebb_fwd_write_h1(f, &hb, &s->chunked);
+        rc = ebb_fwd_write_h1(f, &hb, &chunked);
     }
-    if (rc == 0 && (s->head = malloc(ebb_buf_len(&hb))))
-        memcpy(s->head, ebb_buf_start(&hb), (s->head_len = ebb_buf_len(&hb)));
-    else if (rc == 0)
-        rc = EBB_ENOMEM;
+    /* malloc, not calloc: glibc's calloc skips its per-thread cache */
+    if (rc == 0 && (s = malloc(sizeof(*s) + ebb_buf_len(&hb)))) {
+        *s = (struct h1u){ .head_len = ebb_buf_len(&hb), .chunked = chunked };
+        memcpy(s->head, ebb_buf_start(&hb), s->head_len);
+    }
     if (hb.data != stack)
         ebb_buf_free(&hb);
-    return rc;
+    return s;
 }
 
 struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
                             const struct ebb_fwd *f, unsigned flags,
                             const struct ebb_us_cbs *cbs, void *owner)
 {
-    struct h1u *s = calloc(1, sizeof(*s));
+    struct h1u *s = h1u_new(f, w->cfg->limits.h1.max_head + 4096);
     if (!s)
         return NULL;
     s->base = (struct ebb_us){ &h1u_ops, cbs, owner };
@@ -752,10 +754,6 @@ struct ebb_us *ebb_h1u_open(struct ebb_cluster_rt *cl, struct ebb_wctx *w,
     ebb_timer_init(&s->kick, h1u_kick_cb, s);
     ebb_timer_init(&s->wait, h1u_wait_cb, s);
     ebb_list_init(&s->wlink);
-    if (h1u_keep_head(s, f, w->cfg->limits.h1.max_head + 4096) < 0) {
-        h1u_free(s);
-        return NULL;
-    }
     size_t ml = EBB_MIN(f->req->method.len, sizeof(s->method) - 1);
     memcpy(s->method, f->req->method.p, ml);
     s->has_body = f->req->body;

@@ -210,7 +210,8 @@ def test_hop_by_hop_and_forwarded_headers(env):
     check("127.0.0.1" in names.get("x-forwarded-for", ""), "x-forwarded-for: %r" % seen)
     check_eq(names.get("x-forwarded-proto"), "http", "x-forwarded-proto")
     rid = names.get("x-request-id", "")
-    check(len(rid) >= 8, "x-request-id generated: %r" % rid)
+    check(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", rid),
+          "x-request-id generated, a version-4 UUID: %r" % rid)
     r2 = http(e.port("inbound"), "GET", "/headers")
     rid2 = {k.lower(): v for k, v in r2.json()["headers"]}.get("x-request-id")
     check(rid2 and rid2 != rid, "x-request-id not unique: %r %r" % (rid, rid2))

@@ -499,6 +499,41 @@ static void test_pipelined_head(void)
     T_EQ_INT(rc, (int)strlen("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
 }
 
+/* Every byte value at every position of a 40-byte field value (the value is scanned
+ * eight bytes at a time where it can be): HTAB, SP, VCHAR and obs-text are taken, every
+ * other control byte and DEL are EBAD, and SP/HTAB at either end are not part of the value. */
+static void test_field_value_bytes(void)
+{
+    static struct ebb_h1_msg m;
+    char raw[128], val[40];
+    const char *pre = "GET / HTTP/1.1\r\nHost: a\r\nX-V: ";
+    size_t pl = strlen(pre);
+
+    for (size_t at = 0; at < sizeof(val); at++) {
+        for (int b = 0; b < 256; b++) {
+            memset(val, 'v', sizeof(val));
+            val[at] = (char)b;
+            memcpy(raw, pre, pl);
+            memcpy(raw + pl, val, sizeof(val));
+            memcpy(raw + pl + sizeof(val), "\r\n\r\n", 4);
+            size_t n = pl + sizeof(val) + 4;
+            bool ok = b == '\t' || (b >= 0x20 && b != 0x7f);
+            bool trimmed = (b == ' ' || b == '\t') && (at == 0 || at == sizeof(val) - 1);
+            int rc = ebb_h1_parse_request(raw, n, NULL, &m);
+
+            if (rc != (ok ? (int)n : EBAD)) {
+                T_EQ_INT(rc, ok ? (int)n : EBAD);
+                fprintf(stderr, "    byte 0x%02x at %zu\n", (unsigned)b, at);
+                return;
+            }
+            if (ok) {
+                T_EQ_INT(m.headers[1].value.len, trimmed ? sizeof(val) - 1 : sizeof(val));
+                T_CHECK(m.headers[1].value.p == raw + pl + (trimmed && at == 0));
+            }
+        }
+    }
+}
+
 /* Limits at their defaults, with a NULL limits pointer and a zeroed one. */
 static void test_default_limits(void)
 {
@@ -928,6 +963,7 @@ int main(void)
     T_RUN(test_error_status);
     T_RUN(test_later_minor_is_1_1);
     T_RUN(test_pipelined_head);
+    T_RUN(test_field_value_bytes);
     T_RUN(test_default_limits);
     T_RUN(test_find_and_hop_by_hop);
     T_RUN(test_body_table);
