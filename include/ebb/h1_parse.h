@@ -134,6 +134,16 @@ const struct ebb_h1_header *ebb_h1_find(const struct ebb_h1_msg *m, const char *
  * caller re-adds Upgrade/Connection when it tunnels. */
 bool ebb_h1_is_hop_by_hop(const struct ebb_h1_msg *m, const struct ebb_h1_span *name);
 
+/* False when ebb_h1_is_hop_by_hop(m, name) is false for certain, from the name's length
+ * alone (te 2, upgrade 7, connection and keep-alive 10, proxy-connection 16,
+ * transfer-encoding 17) and m's flags: the per-field check inline. */
+static inline bool ebb_h1_maybe_hop(const struct ebb_h1_msg *m, size_t len)
+{
+    return (len < 32 && ((1u << len) & ((1u << 2) | (1u << 7) | (1u << 10) | (1u << 16) |
+                                       (1u << 17)))) ||
+           (m && (m->flags & EBB_H1_F_CONN_OTHER));
+}
+
 /* Resumable body decoder. */
 enum ebb_h1_body_state {
     EBB_H1_BS_LENGTH = 0,   /* counting down remaining bytes */

@@ -55,22 +55,32 @@ static inline bool h1_is(unsigned char c, unsigned char cls)
 
 static inline bool h1_is_ows(char c) { return c == ' ' || c == '\t'; }
 
-/* The end of a run of field-value bytes from p: eight bytes at a time while a word holds no
- * byte below 0x20 and no 0x7f (VCHAR, SP and obs-text only: the common case), then byte by
- * byte from the word that holds something else (HTAB, or the CR that ends the value).  The two
- * tests are the exact "some byte < n" and "some byte == 0" word tricks (n <= 0x80). */
+/* The end of a run of field-value bytes from p (VCHAR, SP, HTAB, obs-text), eight bytes at
+ * a time: a word's mask flags its bytes below 0x20 and its 0x7f bytes (the "some byte < n"
+ * and "some byte == 0" word tricks, n <= 0x80); the lowest flag is exact (a false flag can
+ * only sit above a true one, where a borrow carried), so on a little-endian machine it
+ * points at the first byte that is not VCHAR, SP or obs-text.  An HTAB there is skipped;
+ * anything else ends the run (the CR of the line end, or a byte the caller rejects). */
 static const char *h1_skip_fval(const char *p, const char *end)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
 
     while (end - p >= 8) {
-        uint64_t w, del;
+        uint64_t w, del, mask;
         memcpy(&w, p, 8);
         del = w ^ (ones * 0x7f);
-        if (((w - ones * 0x20) & ~w & highs) | ((del - ones) & ~del & highs))
-            break;
-        p += 8;
+        mask = ((w - ones * 0x20) & ~w & highs) | ((del - ones) & ~del & highs);
+        if (!mask) {
+            p += 8;
+            continue;
+        }
+        p += __builtin_ctzll(mask) >> 3;
+        if (*p != '\t')
+            return p;
+        p++;
     }
+#endif
     while (p < end && h1_is((unsigned char)*p, C_FVAL))
         p++;
     return p;

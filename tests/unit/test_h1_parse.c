@@ -532,6 +532,32 @@ static void test_field_value_bytes(void)
             }
         }
     }
+    /* an HTAB inside the value, then another byte after it: the scan goes on past the tab */
+    static const unsigned char after[] = { '\t', 'x', 0x80, 0xff, 0x00, 0x0b, 0x1f, 0x7f };
+    for (size_t tab = 1; tab < sizeof(val) - 2; tab++) {
+        for (size_t at = tab + 1; at < sizeof(val) - 1; at++) {
+            for (size_t k = 0; k < sizeof(after); k++) {
+                memset(val, 'v', sizeof(val));
+                val[tab] = '\t';
+                val[at] = (char)after[k];
+                memcpy(raw, pre, pl);
+                memcpy(raw + pl, val, sizeof(val));
+                memcpy(raw + pl + sizeof(val), "\r\n\r\n", 4);
+                size_t n = pl + sizeof(val) + 4;
+                bool ok = k < 4;
+                int rc = ebb_h1_parse_request(raw, n, NULL, &m);
+
+                if (rc != (ok ? (int)n : EBAD)) {
+                    T_EQ_INT(rc, ok ? (int)n : EBAD);
+                    fprintf(stderr, "    tab at %zu, byte 0x%02x at %zu\n", tab,
+                            (unsigned)after[k], at);
+                    return;
+                }
+                if (ok)
+                    T_EQ_INT(m.headers[1].value.len, sizeof(val));
+            }
+        }
+    }
 }
 
 /* Limits at their defaults, with a NULL limits pointer and a zeroed one. */
