@@ -62,6 +62,8 @@ struct ebb_access {
 /* Opens the access log named in the config ("-", "off", a path) and starts
  * its writer thread.  Startup. */
 int ebb_access_log_open(const char *spec, char *err, size_t errlen);
+/* True when ebb_access_log writes lines (set at startup, before the workers run). */
+bool ebb_access_log_on(void);
 /* Adds one JSON line to the calling thread's buffer (no syscall); no-op when
  * off.  The buffer goes to the writer at 64 KiB, or by ebb_access_log_flush. */
 void ebb_access_log(const struct ebb_access *a);

@@ -88,6 +88,11 @@ static void *logger_main(void *arg)
     return NULL;
 }
 
+bool ebb_access_log_on(void)
+{
+    return access_fd >= 0;
+}
+
 int ebb_access_log_open(const char *spec, char *err, size_t errlen)
 {
     if (!spec || strcmp(spec, "-") == 0) {

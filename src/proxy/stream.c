@@ -114,7 +114,9 @@ static void xch_op_begin(struct ebb_xch *e, struct ebb_str method, struct ebb_st
 {
     struct ebb_listener_stats *st = e->c->l->st;
 
-    ebb_xrec_begin(&e->x, ebb_loop_now(e->c->w->loop), method, path, authority);
+    /* the record's strings are for the log line alone: with the log off, none are kept */
+    if (ebb_access_log_on())
+        ebb_xrec_begin(&e->x, ebb_loop_now(e->c->w->loop), method, path, authority);
     ebb_stat_inc(st->rq_total);
     ebb_stat_inc(st->rq_active);
 }
