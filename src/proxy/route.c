@@ -96,22 +96,41 @@ bool ebb_capture_loop(const struct ebb_conn *c, const struct ebb_config *cfg)
     return false;
 }
 
+/* The eight lower-case hex digits of v, most significant first, computed eight at a time:
+ * each nibble spread into a byte of its own, then '0' added, and 39 more to those above 9. */
+static void hex8(char *out, uint32_t v)
+{
+    uint64_t x = v;
+    x = (x | x << 16) & 0x0000ffff0000ffffull;
+    x = (x | x << 8) & 0x00ff00ff00ff00ffull;
+    x = (x | x << 4) & 0x0f0f0f0f0f0f0f0full;   /* byte i: nibble i */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_BIG_ENDIAN__
+    x = __builtin_bswap64(x);                    /* memory order: the top nibble first */
+#endif
+    uint64_t above9 = ((x + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
+    x += 0x3030303030303030ull + above9 * 39;
+    memcpy(out, &x, 8);
+}
+
 void ebb_request_id(uint32_t *rand_state, char out[37])
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char b[16];
-    for (int i = 0; i < 16; i += 4) {
-        uint32_t r = ebb_rand(rand_state);
-        memcpy(b + i, &r, 4);
-    }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    int o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 15];
-    }
-    out[o] = '\0';
+    char t[8];
+
+    /* 8-4-4-4-12 hex digits, version 4, variant 10xx (RFC 9562 §5.4) */
+    hex8(out, ebb_rand(rand_state));
+    out[8] = '-';
+    hex8(t, ebb_rand(rand_state));
+    memcpy(out + 9, t, 4);
+    out[13] = '-';
+    memcpy(out + 14, t + 4, 4);
+    out[14] = '4';
+    uint32_t r = ebb_rand(rand_state);
+    hex8(t, r);
+    out[18] = '-';
+    memcpy(out + 19, t, 4);
+    out[19] = "89ab"[r >> 30];
+    out[23] = '-';
+    memcpy(out + 24, t + 4, 4);
+    hex8(out + 28, ebb_rand(rand_state));
+    out[36] = '\0';
 }
