@@ -49,7 +49,7 @@ static size_t fz_big_len;
 
 static const char fz_yaml_default[] =
     "concurrency: 1\n"
-    "access_log: \"off\"\n"
+    "access_log: /dev/null\n"
     "listeners:\n"
     "  - { name: in, address: 127.0.0.1, port: 1, direction: inbound, protocol: http, cluster: app }\n"
     "clusters:\n"
@@ -57,7 +57,7 @@ static const char fz_yaml_default[] =
 
 static const char fz_yaml_small[] =
     "concurrency: 1\n"
-    "access_log: \"off\"\n"
+    "access_log: /dev/null\n"
     "listeners:\n"
     "  - { name: in, address: 127.0.0.1, port: 1, direction: inbound, protocol: http, cluster: app }\n"
     "clusters:\n"

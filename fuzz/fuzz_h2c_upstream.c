@@ -52,7 +52,7 @@ static const uint8_t fz_settings[9] = { 0, 0, 0, NGHTTP2_SETTINGS, 0, 0, 0, 0, 0
 
 static const char fz_yaml_default[] =
     "concurrency: 1\n"
-    "access_log: \"off\"\n"
+    "access_log: /dev/null\n"
     "listeners:\n"
     "  - { name: in, address: 127.0.0.1, port: 1, direction: inbound, protocol: http, cluster: app }\n"
     "clusters:\n"
@@ -60,7 +60,7 @@ static const char fz_yaml_default[] =
 
 static const char fz_yaml_small[] =
     "concurrency: 1\n"
-    "access_log: \"off\"\n"
+    "access_log: /dev/null\n"
     "listeners:\n"
     "  - { name: in, address: 127.0.0.1, port: 1, direction: inbound, protocol: http, cluster: app }\n"
     "clusters:\n"

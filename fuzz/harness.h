@@ -37,6 +37,7 @@
 #include "ebb/h2.h"
 #include "ebb/listener.h"
 #include "ebb/log.h"
+#include "ebb/proxy.h"
 #include "ebb/loop.h"
 #include "ebb/server.h"
 #include "ebb/stats.h"
@@ -124,6 +125,17 @@ static void fz_init(struct fz *z, const char *yaml)
     for (size_t i = 0; i < z->cfg->nclusters; i++)
         for (size_t j = 0; j < z->cfg->clusters[i].nendpoints; j++)
             z->cfg->clusters[i].endpoints[j].port = ntohs(a.sin_port);
+    /* The access log the config names, once per process (the first config's): the drivers
+     * name /dev/null, so every exchange's record is made and its line formatted, the JSON
+     * escaping of whatever bytes the input sent included. */
+    static bool log_open;
+    if (!log_open) {
+        rc = ebb_access_log_open(z->cfg->access_log, err, sizeof(err));
+        if (rc != 0)
+            fprintf(stderr, "fuzz harness access log: %s\n", err);
+        CHECK(rc == 0);
+        log_open = true;
+    }
     rc = ebb_server_init(&z->srv, z->cfg, err, sizeof(err));
     if (rc != 0)
         fprintf(stderr, "fuzz harness server: %s\n", err);
