@@ -127,21 +127,25 @@ int ebb_h1_parse_response(const char *buf, size_t len, const struct ebb_h1_limit
 /* Case-insensitive lookup of the first header named name; NULL if absent. */
 const struct ebb_h1_header *ebb_h1_find(const struct ebb_h1_msg *m, const char *name);
 
+/* ebb_h1_is_hop_by_hop's comparisons, for a name it could not rule out by length. */
+bool ebb_h1_hop_by_hop_compare(const struct ebb_h1_msg *m, const struct ebb_h1_span *name);
+
 /* True when a header named name must not be forwarded by a proxy (m may
  * be NULL: then only the fixed list is checked):
  * Connection, Keep-Alive, Proxy-Connection, TE, Transfer-Encoding, Upgrade
  * (RFC 9110 §7.6.1), or a field named by a Connection header of m.  The
- * caller re-adds Upgrade/Connection when it tunnels. */
-bool ebb_h1_is_hop_by_hop(const struct ebb_h1_msg *m, const struct ebb_h1_span *name);
-
-/* False when ebb_h1_is_hop_by_hop(m, name) is false for certain, from the name's length
- * alone (te 2, upgrade 7, connection and keep-alive 10, proxy-connection 16,
- * transfer-encoding 17) and m's flags: the per-field check inline. */
-static inline bool ebb_h1_maybe_hop(const struct ebb_h1_msg *m, size_t len)
+ * caller re-adds Upgrade/Connection when it tunnels.  Inline, for every field of every
+ * message: a name of none of the fixed list's lengths (2, 7, 10, 16, 17) is ruled out
+ * without a call unless m's Connection names other fields. */
+static inline bool ebb_h1_is_hop_by_hop(const struct ebb_h1_msg *m,
+                                        const struct ebb_h1_span *name)
 {
-    return (len < 32 && ((1u << len) & ((1u << 2) | (1u << 7) | (1u << 10) | (1u << 16) |
-                                       (1u << 17)))) ||
-           (m && (m->flags & EBB_H1_F_CONN_OTHER));
+    const uint32_t lens = (1u << 2) | (1u << 7) | (1u << 10) | (1u << 16) | (1u << 17);
+
+    if (!(name->len < 32 && ((1u << name->len) & lens)) &&
+        !(m && (m->flags & EBB_H1_F_CONN_OTHER)))
+        return false;
+    return ebb_h1_hop_by_hop_compare(m, name);
 }
 
 /* Resumable body decoder. */

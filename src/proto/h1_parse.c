@@ -438,38 +438,21 @@ static int h1_scan_fields(struct ebb_h1_msg *m, struct h1_fields *f)
         size_t nl = h->name.len, vl = h->value.len;
         int rc = 0;
 
-        /* by length first: one compare at most per field */
-        switch (nl) {
-        case 14:
-            if (h1_span_ieq(n, nl, "content-length"))
-                rc = h1_list_each(v, vl, h1_cl_elem, &f->cl);
-            break;
-        case 17:
-            if (h1_span_ieq(n, nl, "transfer-encoding"))
-                rc = h1_list_each(v, vl, h1_te_elem, &f->te);
-            break;
-        case 4:
-            if (h1_span_ieq(n, nl, "host")) {
-                f->nhost++;
-                f->host = h;
-            }
-            break;
-        case 10:
-            if (h1_span_ieq(n, nl, "connection"))
-                rc = h1_list_each(v, vl, h1_conn_elem, &m->flags);
-            break;
-        case 7:
-            if (h1_span_ieq(n, nl, "upgrade"))
-                f->has_upgrade |= vl > 0;
-            break;
-        case 6:
-            if (h1_span_ieq(n, nl, "expect"))
-                f->expect_continue |= h1_span_ieq(v, vl, "100-continue");
-            break;
-        case 2:
-            if (h1_span_ieq(n, nl, "te"))
-                rc = h1_list_each(v, vl, h1_tehdr_elem, &m->flags);
-            break;
+        if (h1_span_ieq(n, nl, "content-length")) {
+            rc = h1_list_each(v, vl, h1_cl_elem, &f->cl);
+        } else if (h1_span_ieq(n, nl, "transfer-encoding")) {
+            rc = h1_list_each(v, vl, h1_te_elem, &f->te);
+        } else if (h1_span_ieq(n, nl, "host")) {
+            f->nhost++;
+            f->host = h;
+        } else if (h1_span_ieq(n, nl, "connection")) {
+            rc = h1_list_each(v, vl, h1_conn_elem, &m->flags);
+        } else if (h1_span_ieq(n, nl, "upgrade")) {
+            f->has_upgrade |= vl > 0;
+        } else if (h1_span_ieq(n, nl, "expect")) {
+            f->expect_continue |= h1_span_ieq(v, vl, "100-continue");
+        } else if (h1_span_ieq(n, nl, "te")) {
+            rc = h1_list_each(v, vl, h1_tehdr_elem, &m->flags);
         }
         if (rc)
             return rc;
@@ -775,13 +758,12 @@ static int h1_named_elem(const char *p, size_t len, void *arg)
     return 1;
 }
 
-/* True for the RFC 9110 §7.6.1 fields and those named by m's Connection
- * fields; m may be NULL. */
-bool ebb_h1_is_hop_by_hop(const struct ebb_h1_msg *m, const struct ebb_h1_span *name)
+/* The RFC 9110 §7.6.1 fields and those named by m's Connection fields; m may be NULL. */
+bool ebb_h1_hop_by_hop_compare(const struct ebb_h1_msg *m, const struct ebb_h1_span *name)
 {
     struct h1_named st = { name, false };
 
-    /* by length first: this runs for every field of every message */
+    /* by length first: one compare at most for the fixed list */
     const char *p = name->p;
     size_t n = name->len;
     bool fixed = false;

@@ -58,7 +58,7 @@ size_t ebb_h1_fields(const struct ebb_h1_msg *m, struct ebb_hdr *out, bool keep_
     size_t n = 0;
     for (size_t i = 0; i < m->nheaders; i++) {
         const struct ebb_h1_header *hd = &m->headers[i];
-        if (ebb_h1_maybe_hop(m, hd->name.len) && ebb_h1_is_hop_by_hop(m, &hd->name))
+        if (ebb_h1_is_hop_by_hop(m, &hd->name))
             continue;
         if (!keep_length && hd->name.len == 14 &&
             strncasecmp(hd->name.p, "content-length", 14) == 0)
