@@ -68,7 +68,8 @@ struct ebb_conn {
     char                 peer_str[46];/* "ip" for logs and x-forwarded-for (INET6_ADDRSTRLEN) */
     struct ebb_buf       rbuf;        /* bytes read from the client, not yet used */
     struct ebb_buf       wbuf;        /* bytes waiting to be written to the client */
-    struct ebb_timer     close_timer; /* staged-close linger deadline */
+    struct ebb_timer     close_timer; /* the deadline of a close: the codec's (ebb_conn_codec_timer)
+                                         until a close starts, then the staged close's linger */
     uint64_t             accepted_ms; /* accept time */
     union ebb_sockaddr   orig_dst;    /* with EBB_CONN_F_REDIRECTED: the original destination */
     struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
@@ -95,6 +96,12 @@ void ebb_conn_close(struct ebb_conn *c, bool reset);
  * fails the connection is reset from a zero-delay timer (counted in
  * server.exchanges_failed_resource): the caller's handler finishes first. */
 void ebb_conn_want(struct ebb_conn *c, uint32_t events);
+/* Arms the connection's close timer for its codec: cb runs (t->data = data) after ms, unless
+ * the connection is closing by then.  For a close the codec decides on its own time (the
+ * drain's idle close): one timer less in every idle connection.  A close that starts takes
+ * the timer over; ebb_conn_codec_timer_stop before that (the codec's destroy). */
+void ebb_conn_codec_timer(struct ebb_conn *c, uint64_t ms, ebb_timer_cb cb, void *data);
+void ebb_conn_codec_timer_stop(struct ebb_conn *c);
 /* True once the connection is closed: callers stop processing. */
 static inline bool ebb_conn_dead(const struct ebb_conn *c)
 {

@@ -72,6 +72,21 @@ void ebb_conn_want(struct ebb_conn *c, uint32_t events)
     ebb_timer_start(c->l->loop, &c->close_timer, 0);
 }
 
+void ebb_conn_codec_timer(struct ebb_conn *c, uint64_t ms, ebb_timer_cb cb, void *data)
+{
+    if (c->flags & (EBB_CONN_F_FREED | EBB_CONN_F_CLOSING | EBB_CONN_F_IOFAIL))
+        return;   /* the close's own timer runs */
+    ebb_timer_stop(c->l->loop, &c->close_timer);
+    ebb_timer_init(&c->close_timer, cb, data);
+    ebb_timer_start(c->l->loop, &c->close_timer, ms);
+}
+
+void ebb_conn_codec_timer_stop(struct ebb_conn *c)
+{
+    if (!(c->flags & (EBB_CONN_F_FREED | EBB_CONN_F_CLOSING | EBB_CONN_F_IOFAIL)))
+        ebb_timer_stop(c->l->loop, &c->close_timer);
+}
+
 void ebb_conn_close(struct ebb_conn *c, bool reset)
 {
     struct ebb_loop *loop = c->l->loop;
@@ -163,6 +178,7 @@ void ebb_conn_close_staged(struct ebb_conn *c)
         ebb_conn_close(c, ebb_buf_len(&c->wbuf) > 0);
         return;
     }
+    ebb_timer_stop(loop, &c->close_timer);   /* the codec's, if it armed one */
     ebb_timer_init(&c->close_timer, linger_timeout, c);
     if (ebb_buf_len(&c->wbuf)) {
         /* a slow reader still gets its answer, within a send deadline */
