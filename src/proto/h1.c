@@ -40,46 +40,54 @@ enum h1_state {
 
 static const char *const h1_state_names[] = { "idle", "upstream", "reply", "tunnel" };
 
-/* Codec state of one downstream HTTP/1 connection.  Owned by the conn; it
- * holds a reference to at most one upstream connection. */
+/* The current exchange of a connection: allocated when a request (or a local answer)
+ * starts, freed when it ends, so an idle keep-alive connection holds only struct h1
+ * (issue 12: nginx and HAProxy split their connection state the same way). */
+struct h1x {
+    struct ebb_xch     e;             /* its record and upstream side (stream.h) */
+    struct ebb_timer   stall_timer;   /* exchange waiting on the client (body or reading) */
+    bool               accounted;     /* logged and counted (h1_account_end) */
+    bool               us_end;        /* the response ended upstream (bytes may still wait there) */
+    bool               req_done;      /* whole request body read from the client */
+    bool               head_req;      /* HEAD request */
+    bool               upgrade_req;   /* Upgrade requested */
+    bool               expect_continue;
+    bool               resp_started;  /* any response byte from upstream */
+    bool               resp_head_done;/* final response head forwarded */
+    bool               resp_done;
+    bool               resp_chunk_out;/* re-chunk towards the client */
+    int                minor;         /* client's HTTP/1.minor */
+    enum ebb_h1_framing req_framing;
+    struct ebb_buf     req_trl;       /* request trailers (raw), until the request's end */
+    struct ebb_buf    *resp_trl;      /* response trailers (lines), allocated when some come */
+    struct ebb_upconn *tun_u;         /* after a 101: the upstream connection of the tunnel */
+    struct ebb_h1_body req_body;
+    struct ebb_tunnel  tun;
+    struct ebb_deferred dfr;          /* its deferred free (ebb_loop_defer) */
+};
+
+/* Codec state of one downstream HTTP/1 connection.  Owned by the conn; its exchange
+ * holds a reference to at most one upstream connection.  The drain's idle close runs
+ * on the connection's close timer (ebb_conn_codec_timer). */
 struct h1 {
     struct ebb_conn   *c;
+    struct h1x        *x;             /* the current exchange; NULL exactly when H1_IDLE */
     enum h1_state      state;
     bool               dead;          /* destroyed; free pending */
-    bool               accounted;     /* current exchange logged and counted (h1_account_end) */
-    struct ebb_timer   timer;         /* idle / request-headers / upstream request timeout */
-    struct ebb_timer   drain_timer;   /* idle close during a drain */
-    struct ebb_timer   stall_timer;   /* exchange waiting on the client (body or reading) */
     bool               read_eof;      /* client closed its write side */
     bool               close_after;   /* close the connection when this exchange ends */
     bool               drain_close;   /* ... because of the drain */
     bool               headers_timer; /* timer is the request-headers timeout */
     bool               seen_request;  /* a request head arrived: no h2c preface any more */
-    /* the current exchange */
-    struct ebb_xch     e;             /* its record and upstream side (stream.h) */
-    bool               us_end;        /* ... whose response ended (bytes may still wait there) */
-    struct ebb_buf     req_trl;       /* request trailers (raw), until the request's end */
-    struct ebb_buf    *resp_trl;      /* response trailers (lines), allocated when some come
-                                         (a pointer: an idle connection keeps struct h1 small) */
-    struct ebb_upconn *tun_u;         /* after a 101: the upstream connection of the tunnel */
-    struct ebb_h1_body req_body;
-    enum ebb_h1_framing req_framing;
-    bool               req_done;      /* whole request body read from the client */
-    bool               head_req;      /* HEAD request */
-    bool               upgrade_req;   /* Upgrade requested */
-    bool               expect_continue;
-    int                minor;         /* client's HTTP/1.minor */
-    bool               resp_started;  /* any response byte from upstream */
-    bool               resp_head_done;/* final response head forwarded */
-    bool               resp_done;
-    bool               resp_chunk_out;/* re-chunk towards the client */
-    struct ebb_tunnel  tun;
-    struct ebb_deferred dfr;      /* its deferred free (ebb_loop_defer) */
+    struct ebb_timer   timer;         /* idle / request-headers / tunnel idle timeout */
+    struct ebb_deferred dfr;          /* its deferred free (ebb_loop_defer) */
 };
 
 static __thread struct ebb_h1_msg h1_msg;   /* scratch for parsing (large) */
 
 static void h1_run(struct h1 *h);
+static const struct ebb_us_cbs h1_us_cbs;
+static void h1_stall_timeout(struct ebb_loop *loop, struct ebb_timer *t);
 static void h1_arm_drain_close(struct h1 *h);
 static void h1_tunnel_cb(void *owner, struct ebb_upconn *u, uint32_t events);
 static void h1_account_end(struct h1 *h);
@@ -126,14 +134,14 @@ static void h1_timeout(struct ebb_loop *loop, struct ebb_timer *t)
         break;
     case H1_TUNNEL: {
         uint64_t idle_ms = h1_cfg(h)->limits.tcp_idle_timeout_ms;
-        uint64_t left = ebb_tunnel_idle_left(h->c, &h->tun, idle_ms);
+        uint64_t left = ebb_tunnel_idle_left(h->c, &h->x->tun, idle_ms);
         if (left) {
             ebb_timer_start(loop, t, left);
             return;
         }
         ebb_stat_inc(h1_st(h)->cx_idle_timeout);
-        h->e.x.req_bytes += h->tun.up_bytes;
-        h->e.x.resp_bytes += h->tun.down_bytes;
+        h->x->e.x.req_bytes += h->x->tun.up_bytes;
+        h->x->e.x.resp_bytes += h->x->tun.down_bytes;
         h1_account_end(h);
         h1_release_upstream(h);
         ebb_conn_close_staged(h->c);   /* idle: nothing in flight, a FIN both ways */
@@ -170,7 +178,7 @@ static void h1_stall_timeout(struct ebb_loop *loop, struct ebb_timer *t)
     struct ebb_conn *c = h->c;
 
     ebb_stat_inc(h1_st(h)->rq_timeout);
-    if (h->state == H1_UPSTREAM && !h->resp_head_done && ebb_buf_len(&c->wbuf) == 0) {
+    if (h->state == H1_UPSTREAM && !h->x->resp_head_done && ebb_buf_len(&c->wbuf) == 0) {
         ebb_debug("h1", "#%llu request body stalled", (unsigned long long)c->id);
         h->close_after = true;
         h1_reply(h, 408, EBB_RF_DC, "ebb: request body not received within %llu ms\n",
@@ -190,43 +198,71 @@ static void h1_stall_timeout(struct ebb_loop *loop, struct ebb_timer *t)
  * way an exchange ends (complete, aborted, tunnel closed, connection destroyed) goes here. */
 static void h1_account_end(struct h1 *h)
 {
-    if (h->state == H1_IDLE || h->accounted)
+    if (h->state == H1_IDLE || h->x->accounted)
         return;
-    h->accounted = true;
-    ebb_xch_end(&h->e, h->minor ? "HTTP/1.1" : "HTTP/1.0");
+    h->x->accounted = true;
+    ebb_xch_end(&h->x->e, h->x->minor ? "HTTP/1.1" : "HTTP/1.0");
 }
 
 static void h1_release_upstream(struct h1 *h)
 {
-    ebb_xch_release(&h->e);
-    if (h->tun_u) {
-        ebb_xch_upconn_release(h->tun_u, false);
-        h->tun_u = NULL;
+    if (!h->x)
+        return;
+    ebb_xch_release(&h->x->e);
+    if (h->x->tun_u) {
+        ebb_xch_upconn_release(h->x->tun_u, false);
+        h->x->tun_u = NULL;
     }
 }
 
 /* The response trailers kept for the final chunk, if any, and their storage. */
-static void h1_drop_resp_trl(struct h1 *h)
+static void h1_drop_resp_trl(struct h1x *x)
 {
-    if (h->resp_trl) {
-        ebb_buf_free(h->resp_trl);
-        free(h->resp_trl);
-        h->resp_trl = NULL;
+    if (x->resp_trl) {
+        ebb_buf_free(x->resp_trl);
+        free(x->resp_trl);
+        x->resp_trl = NULL;
     }
 }
 
+static void h1x_free(void *p)
+{
+    struct h1x *x = p;
+    ebb_buf_free(&x->req_trl);
+    h1_drop_resp_trl(x);
+    ebb_xrec_free(&x->e.x);   /* its upstream side went before */
+    free(x);
+}
+
+/* A request (or a local answer) starts: its exchange state.  Returns false when there is no
+ * memory for it: then the connection is closed (an answer would need the state too). */
+static bool h1_begin_exchange(struct h1 *h)
+{
+    struct ebb_conn *c = h->c;
+    struct h1x *x = malloc(sizeof(*x));
+    if (!x) {
+        ebb_stat_inc(c->w->stats->server.xch_failed_resource);
+        ebb_conn_close(c, true);
+        return false;
+    }
+    /* e and the timer are set by their init; the rest starts zeroed */
+    memset(&x->accounted, 0, offsetof(struct h1x, dfr) - offsetof(struct h1x, accounted));
+    ebb_xch_init(&x->e, c, &h1_us_cbs, h);
+    ebb_timer_init(&x->stall_timer, h1_stall_timeout, h);
+    h->x = x;
+    return true;
+}
+
+/* Back to idle: the exchange's state goes (after this loop pass, as callers up the stack
+ * may still hold it), and the connection keeps struct h1 alone. */
 static void h1_reset_exchange(struct h1 *h)
 {
+    struct h1x *x = h->x;
     h->state = H1_IDLE;
-    h->req_done = false;
-    h->head_req = h->upgrade_req = h->expect_continue = false;
-    h->resp_started = h->resp_head_done = h->resp_done = false;
-    h->resp_chunk_out = false;
-    ebb_xch_reset(&h->e);
-    h->accounted = false;
-    h->us_end = false;
-    ebb_buf_reset(&h->req_trl);
-    h1_drop_resp_trl(h);
+    h->x = NULL;
+    ebb_timer_stop(h->c->w->loop, &x->stall_timer);
+    ebb_xch_reset(&x->e);
+    ebb_loop_defer(h->c->w->loop, &x->dfr, h1x_free, x);
 }
 
 /* The response is complete (or abandoned): account, log, and either wait
@@ -236,18 +272,18 @@ static void h1_end_exchange(struct h1 *h)
     struct ebb_conn *c = h->c;
 
     if (h->drain_close)
-        h->e.x.rf |= EBB_RF_DR;
+        h->x->e.x.rf |= EBB_RF_DR;
     h1_account_end(h);
     if (c->flags & EBB_CONN_F_DRAINING)
         ebb_stat_inc(h1_st(h)->rq_completed_in_drain);
     h1_release_upstream(h);
     ebb_timer_stop(c->w->loop, &h->timer);
-    ebb_timer_stop(c->w->loop, &h->stall_timer);
+    ebb_timer_stop(c->w->loop, &h->x->stall_timer);
 
     /* a response whose head went out before the drain started could not say "close":
      * the connection stays open, the client's next request gets "connection: close", and
      * an idle connection is closed by the drain timer (SPEC §3.3.5) */
-    bool must_close = h->close_after || !h->req_done ||
+    bool must_close = h->close_after || !h->x->req_done ||
                       (h->read_eof && ebb_buf_len(&c->rbuf) == 0);
     if (must_close) {
         if (h->drain_close)
@@ -261,7 +297,6 @@ static void h1_end_exchange(struct h1 *h)
     if (ebb_buf_len(&c->rbuf) == 0)
         ebb_buf_release(&c->rbuf);
     ebb_buf_release(&c->wbuf);   /* the exchange ends when it is empty */
-    ebb_buf_release(&h->req_trl);
     h1_arm_idle(h);
     if (c->flags & EBB_CONN_F_DRAINING)
         h1_arm_drain_close(h);   /* idle from now: a next request may already be on its way */
@@ -271,7 +306,7 @@ static void h1_end_exchange(struct h1 *h)
  * gets an RST (never a silently truncated response). */
 static void h1_abort(struct h1 *h, unsigned rf, bool reset)
 {
-    h->e.x.rf |= rf;
+    h->x->e.x.rf |= rf;
     if (rf & EBB_RF_DC)
         ebb_stat_inc(h1_st(h)->rq_rx_reset);
     if (reset)
@@ -311,7 +346,9 @@ static void h1_reply(struct h1 *h, int status, unsigned rf, const char *fmt, ...
     char body[512];
     va_list ap;
 
-    if (h->resp_head_done) {
+    if (!h->x && !h1_begin_exchange(h))
+        return;   /* closed: no memory even for the answer's record */
+    if (h->x->resp_head_done) {
         h1_abort(h, rf, true);
         return;
     }
@@ -321,28 +358,28 @@ static void h1_reply(struct h1 *h, int status, unsigned rf, const char *fmt, ...
 
     if (h->state == H1_IDLE) {
         /* the request never became an exchange: account for it here */
-        h->e.x.start_ms = ebb_loop_now(c->w->loop);
+        h->x->e.x.start_ms = ebb_loop_now(c->w->loop);
         ebb_stat_inc(h1_st(h)->rq_total);
         ebb_stat_inc(h1_st(h)->rq_active);
     }
     h1_release_upstream(h);
-    h->e.x.rf |= rf;
-    if (!h->req_done)
+    h->x->e.x.rf |= rf;
+    if (!h->x->req_done)
         h->close_after = true;
     if (c->flags & EBB_CONN_F_DRAINING) {
         h->close_after = true;
         h->drain_close = true;
     }
-    ebb_xrec_status(&h->e.x, h1_st(h), status);
+    ebb_xrec_status(&h->x->e.x, h1_st(h), status);
     ebb_buf_reset(&c->wbuf);
     int rc = ebb_buf_appendf(&c->wbuf,
                     "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
                     "%s\r\n%.*s",
                     status, reason_phrase(status), n,
                     h->close_after ? "connection: close\r\n" : "", n, body);
-    h->e.x.resp_bytes = (uint64_t)n;
-    h->resp_head_done = true;
-    h->resp_done = true;
+    h->x->e.x.resp_bytes = (uint64_t)n;
+    h->x->resp_head_done = true;
+    h->x->resp_done = true;
     h->state = H1_REPLY;
     if (rc != 0) {
         /* no storage even for the answer: the client must not wait for one */
@@ -356,7 +393,7 @@ static void h1_reply(struct h1 *h, int status, unsigned rf, const char *fmt, ...
 static void h1_fail_resource(struct h1 *h)
 {
     ebb_stat_inc(h->c->w->stats->server.xch_failed_resource);
-    if (h->resp_head_done || ebb_buf_len(&h->c->wbuf)) {
+    if (h->x->resp_head_done || ebb_buf_len(&h->c->wbuf)) {
         h1_abort(h, 0, true);
         return;
     }
@@ -406,7 +443,7 @@ static void h1_req_of(const struct h1 *h, const struct ebb_h1_msg *m, struct ebb
         /* an HTTP/2 upstream may answer a chunked body's trailers with its own */
         .te_trailers = (m->flags & EBB_H1_F_HAS_TE_TRAILERS) || m->framing == EBB_H1_BODY_CHUNKED,
     };
-    if (h->upgrade_req) {
+    if (h->x->upgrade_req) {
         const struct ebb_h1_header *up = ebb_h1_find(m, "upgrade");
         if (up)
             r->upgrade = (struct ebb_str){ up->value.p, up->value.len };
@@ -429,12 +466,12 @@ static void h1_dispatch(struct h1 *h, const struct ebb_h1_msg *m)
     struct ebb_req req;
 
     h1_req_of(h, m, &req);
-    if (ebb_xch_start(&h->e, &req, 0, &a) < 0) {
+    if (ebb_xch_start(&h->x->e, &req, 0, &a) < 0) {
         h1_answer(h, &a);
         return;
     }
-    if (h->req_done)
-        ebb_xch_request_done(&h->e);
+    if (h->x->req_done)
+        ebb_xch_request_done(&h->x->e);
 }
 
 /* Parses a request head from rbuf and starts an exchange.  Returns true
@@ -494,20 +531,22 @@ static bool h1_start(struct h1 *h)
     }
 
     size_t head_len = (size_t)rc;
+    if (!h1_begin_exchange(h))
+        return true;   /* closed */
     h->state = H1_UPSTREAM;
-    ebb_xch_begin(&h->e, (struct ebb_str){ m->method.p, m->method.len },
+    ebb_xch_begin(&h->x->e, (struct ebb_str){ m->method.p, m->method.len },
                   (struct ebb_str){ m->path.p, m->path.len },
                   (struct ebb_str){ m->authority.p, m->authority.len });
-    h->minor = m->minor;
-    h->head_req = span_ieq(&m->method, "HEAD");
-    h->upgrade_req = (m->flags & EBB_H1_F_UPGRADE) != 0 && !h1_upgrade_h2c(m);
-    h->expect_continue = (m->flags & EBB_H1_F_EXPECT_CONTINUE) != 0;
+    h->x->minor = m->minor;
+    h->x->head_req = span_ieq(&m->method, "HEAD");
+    h->x->upgrade_req = (m->flags & EBB_H1_F_UPGRADE) != 0 && !h1_upgrade_h2c(m);
+    h->x->expect_continue = (m->flags & EBB_H1_F_EXPECT_CONTINUE) != 0;
     h->close_after = (m->flags & EBB_H1_F_CONN_CLOSE) != 0;
     if (c->flags & EBB_CONN_F_DRAINING)
         h->close_after = h->drain_close = true;
-    h->req_framing = m->framing;
-    ebb_h1_body_init(&h->req_body, m);
-    h->req_done = m->framing == EBB_H1_BODY_NONE ||
+    h->x->req_framing = m->framing;
+    ebb_h1_body_init(&h->x->req_body, m);
+    h->x->req_done = m->framing == EBB_H1_BODY_NONE ||
                   (m->framing == EBB_H1_BODY_LENGTH && m->content_length == 0);
     ebb_timer_stop(c->w->loop, &h->timer);
     h->headers_timer = false;
@@ -527,7 +566,7 @@ static int h1_req_body_step(struct h1 *h, size_t limit, size_t *consumed, const 
     struct ebb_conn *c = h->c;
     uint64_t maxb = h1_cfg(h)->limits.max_request_body;
     size_t len = EBB_MIN(ebb_buf_len(&c->rbuf), limit);
-    int rc = ebb_h1_body_parse(&h->req_body, ebb_buf_start(&c->rbuf), len, consumed, data, dlen);
+    int rc = ebb_h1_body_parse(&h->x->req_body, ebb_buf_start(&c->rbuf), len, consumed, data, dlen);
 
     if (rc == EBB_H1_EBAD) {
         ebb_stat_inc(h1_st(h)->cx_protocol_error);
@@ -536,8 +575,8 @@ static int h1_req_body_step(struct h1 *h, size_t limit, size_t *consumed, const 
         return H1_BODY_ANSWERED;
     }
     if (rc == EBB_H1_BODY_DATA && *dlen) {
-        h->e.x.req_bytes += *dlen;
-        if (maxb && h->e.x.req_bytes > maxb) {
+        h->x->e.x.req_bytes += *dlen;
+        if (maxb && h->x->e.x.req_bytes > maxb) {
             h1_reply(h, 413, 0, "ebb: request body larger than %llu bytes\n",
                      (unsigned long long)maxb);
             return H1_BODY_ANSWERED;
@@ -550,10 +589,10 @@ static int h1_req_body_step(struct h1 *h, size_t limit, size_t *consumed, const 
 static void h1_end_request(struct h1 *h)
 {
     struct ebb_hdr t[64];
-    ebb_us_end(h->e.us, t, ebb_trailers_parse(&h->req_trl, t, EBB_ARRAY_LEN(t)));
-    ebb_buf_reset(&h->req_trl);
-    h->req_done = true;
-    ebb_xch_request_done(&h->e);
+    ebb_us_end(h->x->e.us, t, ebb_trailers_parse(&h->x->req_trl, t, EBB_ARRAY_LEN(t)));
+    ebb_buf_reset(&h->x->req_trl);
+    h->x->req_done = true;
+    ebb_xch_request_done(&h->x->e);
 }
 
 /* Client -> upstream body bytes.  Returns true on progress. */
@@ -562,8 +601,8 @@ static bool h1_pump_request(struct h1 *h)
     struct ebb_conn *c = h->c;
     bool progress = false;
 
-    while (h->e.us && !h->req_done && (ebb_buf_len(&c->rbuf) || ebb_h1_body_done(&h->req_body))) {
-        size_t room = ebb_us_writable(h->e.us);
+    while (h->x->e.us && !h->x->req_done && (ebb_buf_len(&c->rbuf) || ebb_h1_body_done(&h->x->req_body))) {
+        size_t room = ebb_us_writable(h->x->e.us);
         if (room == 0)
             break;
         size_t consumed = 0, dlen = 0;
@@ -575,13 +614,13 @@ static bool h1_pump_request(struct h1 *h)
             /* dlen fits the room asked for: less taken means no storage upstream (an h2c
              * stream then expects its owner to keep the bytes, but the body decoder has
              * gone past them): the exchange fails rather than lose them silently */
-            if (ebb_us_write(h->e.us, data, dlen) < dlen) {
+            if (ebb_us_write(h->x->e.us, data, dlen) < dlen) {
                 h1_fail_resource(h);
                 return true;
             }
         } else if (rc == EBB_H1_BODY_TRAILER) {
-            h->req_trl.max = 64 * 1024;
-            if (ebb_buf_append(&h->req_trl, data, dlen) == EBB_ENOMEM) {
+            h->x->req_trl.max = 64 * 1024;
+            if (ebb_buf_append(&h->x->req_trl, data, dlen) == EBB_ENOMEM) {
                 h1_fail_resource(h);   /* (too large trailers are dropped, as before) */
                 return true;
             }
@@ -603,49 +642,49 @@ static bool h1_pump_response(struct h1 *h)
     bool progress = false;
     char tmp[16384];
 
-    if (!h->resp_head_done)
+    if (!h->x->resp_head_done)
         return false;
-    while (h->e.us && ebb_us_readable(h->e.us) && ebb_buf_room(&c->wbuf) > 64) {
+    while (h->x->e.us && ebb_us_readable(h->x->e.us) && ebb_buf_room(&c->wbuf) > 64) {
         size_t n;
-        if (h->resp_chunk_out) {
-            n = ebb_us_read(h->e.us, tmp, EBB_MIN(sizeof(tmp), ebb_buf_room(&c->wbuf) - 32));
+        if (h->x->resp_chunk_out) {
+            n = ebb_us_read(h->x->e.us, tmp, EBB_MIN(sizeof(tmp), ebb_buf_room(&c->wbuf) - 32));
             if (n && ebb_h1_put_body(&c->wbuf, true, tmp, n) != 0) {
                 h1_fail_resource(h);   /* the bytes read are lost: the response is cut */
                 return true;
             }
         } else {
             /* straight into the client's buffer */
-            size_t want = EBB_MIN(ebb_buf_room(&c->wbuf), ebb_us_readable(h->e.us));
+            size_t want = EBB_MIN(ebb_buf_room(&c->wbuf), ebb_us_readable(h->x->e.us));
             if (ebb_buf_reserve(&c->wbuf, want) < 0) {
                 h1_fail_resource(h);   /* want fits: only storage is missing */
                 return true;
             }
-            n = ebb_us_read(h->e.us, ebb_buf_end(&c->wbuf), want);
+            n = ebb_us_read(h->x->e.us, ebb_buf_end(&c->wbuf), want);
             c->wbuf.tail += n;
         }
         if (n == 0)
             break;   /* framing only, or the end: the upstream side reports it */
-        h->e.x.resp_bytes += n;
+        h->x->e.x.resp_bytes += n;
         progress = true;
     }
-    if (h->e.us && !h->us_end && ebb_us_done(h->e.us))
-        h->us_end = true;   /* our read took the end: no on_end comes */
+    if (h->x->e.us && !h->x->us_end && ebb_us_done(h->x->e.us))
+        h->x->us_end = true;   /* our read took the end: no on_end comes */
     size_t wmax = c->wbuf.max ? c->wbuf.max : EBB_BUF_DEFAULT_MAX;
-    size_t tl = h->resp_trl ? ebb_buf_len(h->resp_trl) : 0;
-    if (tl && (!h->resp_chunk_out || tl + 16 > wmax)) {
-        h1_drop_resp_trl(h);   /* no chunked framing, or can never fit: dropped */
+    size_t tl = h->x->resp_trl ? ebb_buf_len(h->x->resp_trl) : 0;
+    if (tl && (!h->x->resp_chunk_out || tl + 16 > wmax)) {
+        h1_drop_resp_trl(h->x);   /* no chunked framing, or can never fit: dropped */
         tl = 0;
     }
-    if (h->us_end && !h->resp_done && (!h->e.us || ebb_us_readable(h->e.us) == 0) &&
+    if (h->x->us_end && !h->x->resp_done && (!h->x->e.us || ebb_us_readable(h->x->e.us) == 0) &&
         ebb_buf_room(&c->wbuf) > tl + 16) {
-        if (h->resp_chunk_out &&
+        if (h->x->resp_chunk_out &&
             (ebb_buf_append(&c->wbuf, "0\r\n", 3) != 0 ||
-             (tl && ebb_buf_append(&c->wbuf, ebb_buf_start(h->resp_trl), tl) != 0) ||
+             (tl && ebb_buf_append(&c->wbuf, ebb_buf_start(h->x->resp_trl), tl) != 0) ||
              ebb_buf_append(&c->wbuf, "\r\n", 2) != 0)) {
             h1_fail_resource(h);   /* room checked above: only storage can be missing */
             return true;
         }
-        h->resp_done = true;
+        h->x->resp_done = true;
         progress = true;
     }
     return progress;
@@ -663,16 +702,16 @@ static int h1_write_resp_head(struct h1 *h, const struct ebb_resp *r)
     bool tunnel = r->status == 101;
     size_t before = ebb_buf_len(b);
     bool close_after = h->close_after, drain_close = h->drain_close;
-    bool chunk_out = h->resp_chunk_out;
+    bool chunk_out = h->x->resp_chunk_out;
     int rc = 0;
 
     if (c->flags & EBB_CONN_F_DRAINING)
         h->close_after = h->drain_close = true;
-    if (!h->req_done && !tunnel)
+    if (!h->x->req_done && !tunnel)
         h->close_after = true;   /* the rest of the body would have to be discarded */
     if (r->body && r->content_length < 0 && !tunnel) {
-        if (h->minor >= 1)
-            h->resp_chunk_out = true;
+        if (h->x->minor >= 1)
+            h->x->resp_chunk_out = true;
         else
             h->close_after = true;   /* HTTP/1.0 client: delimit by close */
     }
@@ -691,19 +730,19 @@ static int h1_write_resp_head(struct h1 *h, const struct ebb_resp *r)
         rc |= ebb_buf_appendf(b, "connection: upgrade\r\nupgrade: %.*s\r\n",
                               (int)r->upgrade.len, r->upgrade.p);
     } else {
-        bool bodyless = h->head_req || r->status == 204 || r->status == 304;
+        bool bodyless = h->x->head_req || r->status == 204 || r->status == 304;
         if (r->content_length >= 0) {
             rc |= ebb_buf_append_lit(b, "content-length: ");
             rc |= ebb_buf_append_u64(b, (uint64_t)r->content_length);
             rc |= ebb_buf_append_lit(b, "\r\n");
-        } else if (h->resp_chunk_out) {
+        } else if (h->x->resp_chunk_out) {
             rc |= ebb_buf_append_lit(b, "transfer-encoding: chunked\r\n");
         } else if (!r->body && !bodyless) {
             rc |= ebb_buf_append_lit(b, "content-length: 0\r\n");   /* HTTP/2 answer without DATA */
         }
         if (h->close_after)
             rc |= ebb_buf_append_lit(b, "connection: close\r\n");
-        else if (h->minor == 0)
+        else if (h->x->minor == 0)
             rc |= ebb_buf_append_lit(b, "connection: keep-alive\r\n");
     }
     rc |= ebb_buf_append(b, "\r\n", 2);
@@ -711,7 +750,7 @@ static int h1_write_resp_head(struct h1 *h, const struct ebb_resp *r)
         b->tail = b->head + before;   /* appends only ever add after the live bytes */
         h->close_after = close_after;
         h->drain_close = drain_close;
-        h->resp_chunk_out = chunk_out;
+        h->x->resp_chunk_out = chunk_out;
         return rc == EBB_ENOMEM ? EBB_ENOMEM : EBB_ETOOBIG;
     }
     return 0;
@@ -722,8 +761,8 @@ static int h1_write_resp_head(struct h1 *h, const struct ebb_resp *r)
 static void h1_us_interim(void *owner, const struct ebb_resp *r)
 {
     struct h1 *h = owner;
-    h->resp_started = true;
-    if (h->minor >= 1 &&   /* 100 Continue and other 1xx, as they are */
+    h->x->resp_started = true;
+    if (h->x->minor >= 1 &&   /* 100 Continue and other 1xx, as they are */
         ebb_buf_appendf(&h->c->wbuf, "HTTP/1.1 %d %.*s\r\n\r\n", r->status, (int)r->reason.len,
                         r->reason.p) == EBB_ENOMEM)
         h1_fail_resource(h);
@@ -733,18 +772,18 @@ static void h1_us_interim(void *owner, const struct ebb_resp *r)
 /* A 101: the exchange becomes a byte tunnel over the upstream's connection. */
 static void h1_us_upgrade(struct h1 *h)
 {
-    struct ebb_upconn *u = ebb_us_take_conn(h->e.us);
+    struct ebb_upconn *u = ebb_us_take_conn(h->x->e.us);
     h1_release_upstream(h);
-    h->tun_u = u;
+    h->x->tun_u = u;
     if (!u) {
         h1_abort(h, EBB_RF_UC, true);
         return;
     }
-    h->tun_u->cb = h1_tunnel_cb;
-    h->tun_u->owner = h;
+    h->x->tun_u->cb = h1_tunnel_cb;
+    h->x->tun_u->owner = h;
     h->state = H1_TUNNEL;
-    h->req_done = true;
-    ebb_tunnel_start(h->c, u, &h->tun);
+    h->x->req_done = true;
+    ebb_tunnel_start(h->c, u, &h->x->tun);
     if (h1_cfg(h)->limits.tcp_idle_timeout_ms)
         ebb_timer_start(h->c->w->loop, &h->timer, h1_cfg(h)->limits.tcp_idle_timeout_ms);
 }
@@ -755,7 +794,7 @@ static void h1_us_head(void *owner, const struct ebb_resp *r)
     struct ebb_resp rr = *r;
 
     ebb_timer_stop(h->c->w->loop, &h->timer);
-    h->resp_started = true;
+    h->x->resp_started = true;
     if (!rr.reason.len && rr.status >= 400)
         rr.reason = (struct ebb_str){ reason_phrase(rr.status), strlen(reason_phrase(rr.status)) };
     if (h1_write_resp_head(h, &rr) < 0) {
@@ -765,12 +804,12 @@ static void h1_us_head(void *owner, const struct ebb_resp *r)
         }
         h->close_after = true;
         h1_reply(h, 502, EBB_RF_UC, "ebb: response head from upstream cluster \"%s\" is larger "
-                 "than the client buffer\n", ebb_xch_cluster_name(&h->e));
+                 "than the client buffer\n", ebb_xch_cluster_name(&h->x->e));
         h1_run(h);
         return;
     }
-    ebb_xrec_status(&h->e.x, h1_st(h), rr.status);
-    h->resp_head_done = true;
+    ebb_xrec_status(&h->x->e.x, h1_st(h), rr.status);
+    h->x->resp_head_done = true;
     if (rr.status == 101)
         h1_us_upgrade(h);
     h1_run(h);
@@ -779,15 +818,15 @@ static void h1_us_head(void *owner, const struct ebb_resp *r)
 static void h1_us_trailers(void *owner, const struct ebb_hdr *t, size_t n)
 {
     struct h1 *h = owner;
-    if ((!h->resp_trl && !(h->resp_trl = calloc(1, sizeof(*h->resp_trl)))) ||
-        ebb_trailers_keep(h->resp_trl, t, n) != 0)
+    if ((!h->x->resp_trl && !(h->x->resp_trl = calloc(1, sizeof(*h->x->resp_trl)))) ||
+        ebb_trailers_keep(h->x->resp_trl, t, n) != 0)
         h1_fail_resource(h);   /* an end without them (grpc-status) would look complete */
 }
 
 static void h1_us_end(void *owner)
 {
     struct h1 *h = owner;
-    h->us_end = true;
+    h->x->us_end = true;
     h1_run(h);
 }
 
@@ -798,13 +837,13 @@ static void h1_us_error(void *owner, unsigned rf, bool head_seen, int status)
     struct h1 *h = owner;
     struct ebb_answer a;
 
-    if (head_seen || h->resp_head_done) {
+    if (head_seen || h->x->resp_head_done) {
         h1_abort(h, rf | EBB_RF_URX, true);
         return;
     }
     if (status == 502)
         h->close_after = true;
-    ebb_xch_failure(&h->e, rf, status, &a);
+    ebb_xch_failure(&h->x->e, rf, status, &a);
     h1_answer(h, &a);
     if (!h->dead)
         h1_run(h);
@@ -833,16 +872,18 @@ static void h1_set_interest(struct h1 *h)
     if (ebb_buf_len(&c->wbuf))
         dw |= EBB_WRITE;
     ebb_conn_want(c, dw);
+    if (!h->x)
+        return;   /* idle: h->timer alone */
 
     /* waiting on the client: a body it does not send, or a response it does not read */
     bool stalled = (h->state == H1_UPSTREAM || h->state == H1_REPLY) &&
                    (ebb_buf_len(&c->wbuf) > 0 ||
-                    (h->state == H1_UPSTREAM && !h->req_done && !h->read_eof &&
-                     ebb_buf_len(&c->rbuf) == 0 && !(h->expect_continue && !h->resp_started)));
+                    (h->state == H1_UPSTREAM && !h->x->req_done && !h->read_eof &&
+                     ebb_buf_len(&c->rbuf) == 0 && !(h->x->expect_continue && !h->x->resp_started)));
     if (!stalled)
-        ebb_timer_stop(c->w->loop, &h->stall_timer);
-    else if (!ebb_timer_active(&h->stall_timer))
-        ebb_timer_start(c->w->loop, &h->stall_timer,
+        ebb_timer_stop(c->w->loop, &h->x->stall_timer);
+    else if (!ebb_timer_active(&h->x->stall_timer))
+        ebb_timer_start(c->w->loop, &h->x->stall_timer,
                         EBB_MIN(h1_cfg(h)->limits.idle_timeout_ms, EBB_CLIENT_STALL_MS));
 }
 
@@ -882,12 +923,12 @@ static void h1_run(struct h1 *h)
                 progress = true;
             /* the request is in: a long response holds no empty request buffer (the
              * next request's bytes get one from the worker's cache) */
-            if (h->req_done && c->rbuf.data && ebb_buf_len(&c->rbuf) == 0)
+            if (h->x->req_done && c->rbuf.data && ebb_buf_len(&c->rbuf) == 0)
                 ebb_buf_release(&c->rbuf);
-            if (h->resp_done && ebb_buf_len(&c->wbuf) == 0) {
+            if (h->x->resp_done && ebb_buf_len(&c->wbuf) == 0) {
                 h1_end_exchange(h);
                 progress = true;
-            } else if (h->read_eof && ebb_buf_len(&c->rbuf) == 0 && !h->resp_done) {
+            } else if (h->read_eof && ebb_buf_len(&c->rbuf) == 0 && !h->x->resp_done) {
                 h1_abort(h, EBB_RF_DC, false);   /* the client went away mid-exchange */
                 return;
             }
@@ -906,11 +947,11 @@ static void h1_run(struct h1 *h)
             break;
 
         case H1_TUNNEL: {
-            ebb_timer_stop(c->w->loop, &h->stall_timer);   /* a tunnel may idle */
-            int rc = ebb_tunnel_run(c, h->tun_u, &h->tun);
+            ebb_timer_stop(c->w->loop, &h->x->stall_timer);   /* a tunnel may idle */
+            int rc = ebb_tunnel_run(c, h->x->tun_u, &h->x->tun);
             if (rc != 0) {
-                h->e.x.req_bytes += h->tun.up_bytes;
-                h->e.x.resp_bytes += h->tun.down_bytes;
+                h->x->e.x.req_bytes += h->x->tun.up_bytes;
+                h->x->e.x.resp_bytes += h->x->tun.down_bytes;
                 h1_account_end(h);
                 h1_release_upstream(h);
                 if (rc == 1)
@@ -951,7 +992,8 @@ static void h1_on_io(struct ebb_conn *c, uint32_t events)
 {
     struct h1 *h = c->codec;
 
-    ebb_timer_stop(c->w->loop, &h->stall_timer);   /* the client is alive: start over */
+    if (h->x)
+        ebb_timer_stop(c->w->loop, &h->x->stall_timer);   /* the client is alive: start over */
 
     if (events & (EBB_READ | EPOLLHUP | EPOLLERR)) {
         for (int i = 0; i < 4; i++) {
@@ -963,7 +1005,7 @@ static void h1_on_io(struct ebb_conn *c, uint32_t events)
             if (n == 0) {
                 h->read_eof = true;
                 if (h->state == H1_TUNNEL)
-                    h->tun.down_eof = true;
+                    h->x->tun.down_eof = true;
             } else if (n != EBB_EAGAIN && n != EBB_ETOOBIG) {
                 if (h->state == H1_IDLE) {
                     ebb_conn_close(c, false);
@@ -997,7 +1039,7 @@ static void h1_arm_drain_close(struct h1 *h)
     uint64_t delay = cfg->drain.idle_close_after_ms;
     if (cfg->drain.idle_close_spread_ms)
         delay += ebb_rand(&w->rand_state) % cfg->drain.idle_close_spread_ms;
-    ebb_timer_start(w->loop, &h->drain_timer, delay);
+    ebb_conn_codec_timer(h->c, delay, h1_drain_timeout, h);
 }
 
 static int h1_init(struct ebb_conn *c)
@@ -1006,10 +1048,7 @@ static int h1_init(struct ebb_conn *c)
     if (!h)
         return EBB_ENOMEM;
     h->c = c;
-    ebb_xch_init(&h->e, c, &h1_us_cbs, h);
     ebb_timer_init(&h->timer, h1_timeout, h);
-    ebb_timer_init(&h->drain_timer, h1_drain_timeout, h);
-    ebb_timer_init(&h->stall_timer, h1_stall_timeout, h);
     c->codec = h;
     if (c->l->draining) {
         c->flags |= EBB_CONN_F_DRAINING;
@@ -1035,24 +1074,24 @@ static void h1_drain(struct ebb_conn *c)
 static void h1_free(void *p)
 {
     struct h1 *h = p;
-    ebb_buf_free(&h->req_trl);
-    h1_drop_resp_trl(h);
-    ebb_xrec_free(&h->e.x);   /* its upstream side went at destroy */
+    if (h->x)
+        h1x_free(h->x);   /* cut mid-exchange: its upstream side went at destroy */
     free(h);
 }
 
 static void h1_destroy(struct ebb_conn *c)
 {
     struct h1 *h = c->codec;
-    if (h->state != H1_IDLE && !h->accounted) {
+    if (h->state != H1_IDLE && !h->x->accounted) {
         /* cut by a close we did not choose here: ebb's exit (DR) or anything else (DC) */
-        h->e.x.rf |= (c->flags & EBB_CONN_F_FORCED) ? EBB_RF_DR : EBB_RF_DC;
+        h->x->e.x.rf |= (c->flags & EBB_CONN_F_FORCED) ? EBB_RF_DR : EBB_RF_DC;
         h1_account_end(h);
     }
     h->dead = true;
     ebb_timer_stop(c->w->loop, &h->timer);
-    ebb_timer_stop(c->w->loop, &h->drain_timer);
-    ebb_timer_stop(c->w->loop, &h->stall_timer);
+    ebb_conn_codec_timer_stop(c);
+    if (h->x)
+        ebb_timer_stop(c->w->loop, &h->x->stall_timer);
     h1_release_upstream(h);
     ebb_debug("h1", "#%llu destroyed in state %s", (unsigned long long)c->id,
               h1_state_names[h->state]);
