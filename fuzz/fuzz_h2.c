@@ -11,7 +11,9 @@
  *
  * Input: byte 0 holds flags, byte 1 the slice size, the rest is the
  * client's bytes.
- *   bit 0     prepend the client connection preface
+ *   bit 0     prepend the client connection preface; without it the bytes are
+ *             what the h1 codec makes of them: HTTP/1.1 exchanges (each one's state
+ *             allocated at its request and freed at its end), or the h2c takeover
  *   bit 1     the small-limits server (2 streams, 512-byte heads, 8 fields,
  *             64-byte bodies, 4 KiB buffers) instead of the defaults
  *   bits 2-4  the upstream's answer (fz_answers below)

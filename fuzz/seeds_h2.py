@@ -68,6 +68,27 @@ def downstream():
     c = ContinuationFrame(1, data=blk[100:])
     c.flags = {"END_HEADERS"}
     write(d, "gen_continuation", 1, 7, ser(SettingsFrame(0), h, c))
+    # without the preface (bit 0 clear) the bytes are HTTP/1.1 for the h1 codec: each
+    # exchange's state is allocated at its request and freed at its end, so keep-alive
+    # sequences, local answers between exchanges and the drain's idle close are the seeds
+    get = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n"
+    h1 = {
+        "pipelined": get * 3,
+        "post_then_get": b"POST /p HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nhello" + get,
+        "chunked_trailers": b"POST /g HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n"
+                            b"5\r\nhello\r\n0\r\nx-t: 1\r\n\r\n" + get,
+        "expect_continue": b"PUT /e HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\n"
+                           b"content-length: 3\r\n\r\nabc" + get,
+        "bad_then_get": b"GET / HTTP/1.1\r\nho st: a\r\n\r\n" + get,
+        "http10_head": b"HEAD / HTTP/1.0\r\n\r\n" + get,
+        "upgrade": b"GET /ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n"
+                   b"\r\ntunnel bytes",
+        "close": b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n" + get,
+    }
+    for i, (name, body) in enumerate(sorted(h1.items())):
+        ans = 6 if name == "upgrade" else i % 6
+        write(d, "gen_h1_" + name, ans << 2, 0, body)
+        write(d, "gen_h1_%s_drain" % name, 2 | 0x20 | ans << 2, 11, body)
 
 
 def upstream():
