@@ -14,4 +14,8 @@ extern const struct ebb_codec_ops ebb_tcp_codec;   /* raw TCP relay, tcp.c */
 extern const struct ebb_codec_ops ebb_sniff_codec; /* a captured connection's first bytes pick
                                                       h1 or tcp (SPEC §9.2), sniff.c */
 
+/* Frees the HTTP/1 exchange states the calling thread keeps for reuse (h1.c): a worker
+ * thread calls it when its loop has ended. */
+void ebb_h1_cache_drain(void);
+
 #endif

@@ -55,6 +55,25 @@ void ebb_bug(const char *file, int line, const char *expr) __attribute__((noretu
 #define EBB_BUG_ON(cond) \
     do { if (EBB_UNLIKELY(cond)) ebb_bug(__FILE__, __LINE__, #cond); } while (0)
 
+/* Memory a per-thread cache keeps for its next user (the buffer cache, the HTTP/1 exchange
+ * cache) is poisoned under AddressSanitizer while it waits there: a use by its last owner is
+ * reported as a use after free would be.  No-ops in other builds. */
+#if defined(__SANITIZE_ADDRESS__)
+#define EBB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EBB_ASAN 1
+#endif
+#endif
+#ifdef EBB_ASAN
+#include <sanitizer/asan_interface.h>
+#define EBB_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define EBB_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define EBB_POISON(p, n)   ((void)(p), (void)(n))
+#define EBB_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 /* Allocation helpers.  ebb_xmalloc() exits with a message on failure and is
  * for startup paths only; the data path uses malloc() and handles NULL. */
 void *ebb_xmalloc(size_t n);

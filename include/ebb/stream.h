@@ -11,7 +11,7 @@
  * writes heads and bodies, and moves bytes through e->us (ustream.h).
  *
  * Ownership: an ebb_xch is embedded in the codec's per-request state (the
- * HTTP/1 connection, the HTTP/2 stream) and lives as long as it.  The
+ * HTTP/1 exchange, the HTTP/2 stream) and lives as long as it.  The
  * upstream side's callbacks reach the codec through the cbs given to
  * ebb_xch_init, after the exchange has seen them; the request timeout
  * arrives as on_error(EBB_RF_UT, 504).  Nothing here calls back
@@ -126,7 +126,6 @@ struct ebb_xch_ops {
     const char *(*cluster_name)(const struct ebb_xch *e);
     void (*release)(struct ebb_xch *e);
     void (*end)(struct ebb_xch *e, const char *protocol);
-    void (*reset)(struct ebb_xch *e);
     /* TCP relays and tunnels (upconn.h) */
     int  (*tcp_connect)(struct ebb_conn *c, ebb_upconn_cb cb, void *owner,
                         struct ebb_upconn **out);
@@ -187,9 +186,6 @@ static inline void ebb_xch_end(struct ebb_xch *e, const char *protocol)
 {
     e->c->w->xops->end(e, protocol);
 }
-
-/* Back to before ebb_xch_begin: the record's strings freed, upstream let go. */
-static inline void ebb_xch_reset(struct ebb_xch *e) { e->c->w->xops->reset(e); }
 
 /* How long an exchange waits on its client (a body it does not send, an answer it does not
  * read) without a byte, at most: min(limits.idle_timeout, this), then 408 or a reset.  A

@@ -199,6 +199,7 @@ static void *worker_main(void *arg)
     ebb_loop_run(w->ctx.loop);
     ebb_access_log_thread_done();   /* what this worker logged since the last second */
     ebb_buf_cache_drain();
+    ebb_h1_cache_drain();
     return NULL;
 }
 

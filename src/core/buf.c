@@ -34,9 +34,10 @@ static int buf_class(size_t cap)
 void ebb_buf_release(struct ebb_buf *b)
 {
     int k = b->data && ebb_buf_len(b) == 0 ? buf_class(b->cap) : -1;
-    if (k >= 0 && buf_cache.n[k] < BUF_CACHE_MAX)
+    if (k >= 0 && buf_cache.n[k] < BUF_CACHE_MAX) {
+        EBB_POISON(b->data, b->cap);
         buf_cache.p[k][buf_cache.n[k]++] = b->data;
-    else
+    } else
         free(b->data);
     b->data = NULL;
     b->cap = b->head = b->tail = 0;
@@ -45,8 +46,11 @@ void ebb_buf_release(struct ebb_buf *b)
 void ebb_buf_cache_drain(void)
 {
     for (int k = 0; k < BUF_CLASSES; k++)
-        while (buf_cache.n[k])
-            free(buf_cache.p[k][--buf_cache.n[k]]);
+        while (buf_cache.n[k]) {
+            char *p = buf_cache.p[k][--buf_cache.n[k]];
+            EBB_UNPOISON(p, (size_t)4096 << k);
+            free(p);
+        }
 }
 
 int ebb_buf_reserve(struct ebb_buf *b, size_t n)
@@ -70,9 +74,13 @@ int ebb_buf_reserve(struct ebb_buf *b, size_t n)
     if (cap > buf_max(b))
         cap = buf_max(b);
     int k = b->data ? -1 : buf_class(cap);
-    char *p = k >= 0 && buf_cache.n[k] ? buf_cache.p[k][--buf_cache.n[k]] : malloc(cap);
-    if (!p)
+    char *p;
+    if (k >= 0 && buf_cache.n[k]) {
+        p = buf_cache.p[k][--buf_cache.n[k]];
+        EBB_UNPOISON(p, cap);
+    } else if (!(p = malloc(cap))) {
         return EBB_ENOMEM;
+    }
     if (len)
         memcpy(p, b->data + b->head, len);
     free(b->data);

@@ -212,13 +212,6 @@ static void xch_op_end(struct ebb_xch *e, const char *protocol)
     ebb_stat_dec(e->c->l->st->rq_active);
 }
 
-static void xch_op_reset(struct ebb_xch *e)
-{
-    xch_op_release(e);
-    ebb_xrec_free(&e->x);
-    e->head_seen = false;
-}
-
 /* --- TCP relays and tunnels --- */
 
 static bool xch_op_capture_loop(struct ebb_conn *c)
@@ -266,7 +259,6 @@ const struct ebb_xch_ops ebb_xch_ops = {
     .cluster_name = xch_op_cluster_name,
     .release = xch_op_release,
     .end = xch_op_end,
-    .reset = xch_op_reset,
     .tcp_connect = xch_op_tcp_connect,
     .upconn_release = ebb_upstream_release,
     .capture_loop = xch_op_capture_loop,
