@@ -42,7 +42,8 @@ static const char *const h1_state_names[] = { "idle", "upstream", "reply", "tunn
 
 /* The current exchange of a connection: allocated when a request (or a local answer)
  * starts, freed when it ends, so an idle keep-alive connection holds only struct h1
- * (issue 12: nginx and HAProxy split their connection state the same way). */
+ * (issue 12: nginx and HAProxy split their connection state the same way).  e and
+ * stall_timer come first: h1_begin_exchange inits them and zeroes the rest up to dfr. */
 struct h1x {
     struct ebb_xch     e;             /* its record and upstream side (stream.h) */
     struct ebb_timer   stall_timer;   /* exchange waiting on the client (body or reading) */
