@@ -256,6 +256,8 @@ void ebb_us_release(struct ebb_us **us, struct ebb_xrec *x)
 void ebb_xrec_log(const struct ebb_xrec *x, const struct ebb_conn *c, const char *protocol,
                   const char *up_addr)
 {
+    if (!ebb_access_log_on())
+        return;   /* no line to build (about 50 instructions per exchange) */
     struct ebb_access a = {
         .listener = c->l->cfg->name,
         .method = x->method,
