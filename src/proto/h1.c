@@ -40,8 +40,8 @@ enum h1_state {
 
 static const char *const h1_state_names[] = { "idle", "upstream", "reply", "tunnel" };
 
-/* The current exchange of a connection: allocated when a request (or a local answer)
- * starts, freed when it ends, so an idle keep-alive connection holds only struct h1
+/* The current exchange of a connection: taken when a request (or a local answer) starts,
+ * given back when it ends (h1x_free), so an idle keep-alive connection holds only struct h1
  * (issue 12: nginx and HAProxy split their connection state the same way).  e and
  * stall_timer come first: h1_begin_exchange inits them and zeroes the rest up to dfr. */
 struct h1x {
