@@ -1254,3 +1254,25 @@ def test_h2_connection_accepted_during_drain_gets_goaway(env):
         f = h.read_frame(5)
     check_eq(h.eof, "fin", "connection end after its last stream")
     h.close()
+
+
+def test_h2_takeover_during_drain_outlives_the_idle_close(env):
+    """A connection accepted while draining gets the h1 codec's idle close armed (1 s here);
+    its first bytes are the HTTP/2 preface, so h1 hands it to the h2 codec.  That idle close
+    must go with the h1 codec: fired later it would close the connection under the h2 codec
+    (or, with h1's state freed, read freed memory) and cut a stream still in flight."""
+    e = d.start(env, drain={"idle_close_after": "1s", "idle_close_spread": "0s"})
+    st, _ = d.post(e, "/drain", port=e.status_port)   # a drain without an exit
+    check_eq(st, 200, "POST :15020/drain")
+    d.drain_started(e)
+    h = d.H2Conn(e.port("inbound"), auto_ack_ping=True)
+    h.request(1, "/delay?ms=2500")   # in flight well past the idle close
+    h.read_until(_is("DataFrame", end_stream=1), 15, "end of stream 1 (2.5 s)")
+    hs = [f for f in h.frames if type(f).__name__ == "HeadersFrame" and f.stream_id == 1]
+    check(hs and (":status", "200") in hs[0].headers, "stream 1 head: %s"
+          % (hs[0].headers if hs else None))
+    f = h.read_frame(5)
+    while f is not None:
+        f = h.read_frame(5)
+    check_eq(h.eof, "fin", "connection end after its last stream")
+    h.close()
