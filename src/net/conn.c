@@ -57,6 +57,17 @@ static void conn_io_failed(struct ebb_loop *loop, struct ebb_timer *t)
     ebb_conn_close(c, true);   /* the exchange in flight is cut: an RST says so */
 }
 
+/* The close timer, set to run cb(data) after ms, whatever it was running before. */
+static void close_timer_set(struct ebb_conn *c, ebb_timer_cb cb, void *data, uint64_t ms)
+{
+    ebb_timer_stop(c->l->loop, &c->close_timer);
+    ebb_timer_init(&c->close_timer, cb, data);
+    ebb_timer_start(c->l->loop, &c->close_timer, ms);
+}
+
+/* A close (or its start) owns the close timer from here: the codec's is gone. */
+#define CONN_F_CLOSE_TIMER_TAKEN (EBB_CONN_F_FREED | EBB_CONN_F_CLOSING | EBB_CONN_F_IOFAIL)
+
 void ebb_conn_want(struct ebb_conn *c, uint32_t events)
 {
     if (c->flags & (EBB_CONN_F_FREED | EBB_CONN_F_IOFAIL))
@@ -67,23 +78,18 @@ void ebb_conn_want(struct ebb_conn *c, uint32_t events)
      * codec is in the middle of its own handler, so the close comes from a zero-delay timer */
     c->flags |= EBB_CONN_F_IOFAIL;
     ebb_stat_inc(c->w->stats->server.xch_failed_resource);
-    ebb_timer_stop(c->l->loop, &c->close_timer);
-    ebb_timer_init(&c->close_timer, conn_io_failed, c);
-    ebb_timer_start(c->l->loop, &c->close_timer, 0);
+    close_timer_set(c, conn_io_failed, c, 0);
 }
 
 void ebb_conn_codec_timer(struct ebb_conn *c, uint64_t ms, ebb_timer_cb cb, void *data)
 {
-    if (c->flags & (EBB_CONN_F_FREED | EBB_CONN_F_CLOSING | EBB_CONN_F_IOFAIL))
-        return;   /* the close's own timer runs */
-    ebb_timer_stop(c->l->loop, &c->close_timer);
-    ebb_timer_init(&c->close_timer, cb, data);
-    ebb_timer_start(c->l->loop, &c->close_timer, ms);
+    if (!(c->flags & CONN_F_CLOSE_TIMER_TAKEN))
+        close_timer_set(c, cb, data, ms);
 }
 
 void ebb_conn_codec_timer_stop(struct ebb_conn *c)
 {
-    if (!(c->flags & (EBB_CONN_F_FREED | EBB_CONN_F_CLOSING | EBB_CONN_F_IOFAIL)))
+    if (!(c->flags & CONN_F_CLOSE_TIMER_TAKEN))
         ebb_timer_stop(c->l->loop, &c->close_timer);
 }
 
