@@ -38,7 +38,8 @@ const char *ebb_drain_phase_name(enum ebb_drain_phase p);
 /* Control-thread state.  Owned by main; the server points at it. */
 struct ebb_control {
     struct ebb_server   *srv;           /* the workers and stats (not owned) */
-    struct ebb_loop     *loop;          /* the control thread's loop (owned; admin serves on it) */
+    struct ebb_loop     *loop;          /* the control thread's loop (admin serves on it): owned,
+                                           or the one worker's with srv->one_thread */
     struct ebb_io        sigio;         /* signalfd */
     struct ebb_async     zero;          /* workers: active connections reached 0 */
     enum ebb_drain_phase phase;         /* where the drain is */

@@ -74,6 +74,19 @@ void ebb_bug(const char *file, int line, const char *expr) __attribute__((noretu
 #define EBB_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
+/* EBB_TSAN: 1 in a ThreadSanitizer build (gcc defines __SANITIZE_THREAD__, clang has
+ * __has_feature), else 0. */
+#if defined(__SANITIZE_THREAD__)
+#define EBB_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EBB_TSAN 1
+#endif
+#endif
+#ifndef EBB_TSAN
+#define EBB_TSAN 0
+#endif
+
 /* Allocation helpers.  ebb_xmalloc() exits with a message on failure and is
  * for startup paths only; the data path uses malloc() and handles NULL. */
 void *ebb_xmalloc(size_t n);

@@ -48,6 +48,8 @@ struct ebb_server {
     _Atomic uint64_t     next_conn_id; /* last connection id handed out */
     uint64_t             start_ms;
     bool                 ready;        /* every listener bound */
+    bool                 one_thread;   /* one worker, run on the control thread's own (no
+                                          second thread: ebb_server_init) */
     int                  argc;
     char               **argv;
     struct ebb_control  *ctl;          /* control-thread state (admin, drain), not owned */
@@ -59,11 +61,13 @@ int ebb_server_init(struct ebb_server *srv, struct ebb_config *cfg, char *err, s
 /* The workers' stats summed into srv->stats, which it returns.  Control
  * thread only (the snapshot is overwritten by the next call). */
 struct ebb_stats *ebb_server_stats(struct ebb_server *srv);
-/* Starts the worker threads.  0 or EBB_EIO. */
+/* Starts the worker threads (with one_thread: arms the worker, whose loop then runs in
+ * ebb_control_run).  0 or EBB_EIO. */
 int ebb_server_start(struct ebb_server *srv);
 /* Posts cmds (EBB_CMD_*, worker.h) to every worker. */
 void ebb_server_post(struct ebb_server *srv, unsigned cmds);
-/* Joins worker threads (after EBB_CMD_EXIT). */
+/* Joins worker threads (after EBB_CMD_EXIT); with one_thread, runs the worker's loop until
+ * the command has been applied. */
 void ebb_server_join_threads(struct ebb_server *srv);
 /* Frees the runtime (after ebb_server_join_threads), also a partial one. */
 void ebb_server_free(struct ebb_server *srv);

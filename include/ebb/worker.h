@@ -34,7 +34,7 @@ struct ebb_server;
 
 struct ebb_worker {
     int                   id;         /* 0..nworkers-1, in the thread name */
-    pthread_t             thread;
+    pthread_t             thread;     /* unset with srv->one_thread */
     struct ebb_wctx       ctx;        /* what its listeners, connections and pools see (wctx.h) */
     struct ebb_server    *srv;        /* owner */
     struct ebb_async      wake;       /* commands from the control thread */
@@ -51,12 +51,13 @@ struct ebb_worker {
  * the part that was done. */
 int ebb_worker_init(struct ebb_worker *w, struct ebb_server *srv, int id, char *err,
                     size_t errlen);
-/* Arms the command wakeup and the listeners, then starts the thread.
- * 0 or EBB_EIO. */
+/* Arms the command wakeup and the listeners, then starts the thread (not with
+ * srv->one_thread: ebb_worker_join() runs the loop then).  0 or EBB_EIO. */
 int ebb_worker_start(struct ebb_worker *w);
 /* Posts cmds (EBB_CMD_*) to w; thread-safe. */
 void ebb_worker_post(struct ebb_worker *w, unsigned cmds);
-/* Waits for the thread to end (after EBB_CMD_EXIT). */
+/* Waits for the thread to end (after EBB_CMD_EXIT); with srv->one_thread, runs the
+ * loop on the caller's thread until that command stops it. */
 void ebb_worker_join(struct ebb_worker *w);
 /* Frees what ebb_worker_init() set up, also a partial or zeroed worker
  * (after ebb_worker_join() when the thread ran). */

@@ -355,7 +355,7 @@ int ebb_control_init(struct ebb_control *ctl, struct ebb_server *srv, char *err,
     ctl->srv = srv;
     srv->ctl = ctl;
     ctl->sigio.fd = ctl->zero.io.fd = -1;
-    ctl->loop = ebb_loop_new();
+    ctl->loop = srv->one_thread ? srv->workers[0].ctx.loop : ebb_loop_new();
     if (!ctl->loop) {
         snprintf(err, errlen, "cannot create control loop: %s", strerror(errno));
         return EBB_EIO;
@@ -405,7 +405,8 @@ void ebb_control_free(struct ebb_control *ctl)
         close(ctl->sigio.fd);
         ctl->sigio.fd = -1;
     }
-    ebb_loop_free(ctl->loop);
+    if (!ctl->srv->one_thread)
+        ebb_loop_free(ctl->loop);   /* else the worker's: ebb_server_free() frees it */
     ctl->loop = NULL;
 }
 

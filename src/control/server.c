@@ -86,6 +86,12 @@ int ebb_server_init(struct ebb_server *srv, struct ebb_config *cfg, char *err, s
         nw = n > 0 ? (size_t)n : 1;
     }
     srv->nworkers = nw;
+    /* One worker needs no thread of its own: the control loop's few events (signals, admin,
+     * drain timers) join its loop.  A second thread would cost every recv, send and
+     * epoll_wait a file reference (the fd table is shared) and every libc socket call its
+     * cancellation bookkeeping (docs/design.md, "Threads").  ThreadSanitizer builds keep the
+     * thread so what the threads share stays checked. */
+    srv->one_thread = nw == 1 && !EBB_TSAN;
     srv->workers = ebb_xcalloc(nw, sizeof(*srv->workers));
     for (size_t i = 0; i < nw; i++) {
         int rc = ebb_worker_init(&srv->workers[i], srv, (int)i, err, errlen);

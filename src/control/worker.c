@@ -190,16 +190,22 @@ static void worker_wake(struct ebb_loop *loop, void *data)
         worker_exit(w);
 }
 
+/* Runs w's loop until EBB_CMD_EXIT stops it, then gives back what its thread holds. */
+static void worker_run(struct ebb_worker *w)
+{
+    ebb_loop_run(w->ctx.loop);
+    ebb_access_log_thread_done();   /* what this worker logged since the last second */
+    ebb_buf_cache_drain();
+    ebb_h1_cache_drain();
+}
+
 static void *worker_main(void *arg)
 {
     struct ebb_worker *w = arg;
     char name[16];
     snprintf(name, sizeof(name), "ebb-worker-%d", w->id);
     pthread_setname_np(pthread_self(), name);
-    ebb_loop_run(w->ctx.loop);
-    ebb_access_log_thread_done();   /* what this worker logged since the last second */
-    ebb_buf_cache_drain();
-    ebb_h1_cache_drain();
+    worker_run(w);
     return NULL;
 }
 
@@ -220,6 +226,8 @@ int ebb_worker_start(struct ebb_worker *w)
     for (size_t j = 0; j < w->nlisteners; j++)
         if (ebb_listener_start(&w->listeners[j]) < 0)
             return EBB_EIO;
+    if (w->srv->one_thread)
+        return 0;   /* the control thread runs the loop (ebb_control_run, ebb_worker_join) */
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
         return EBB_EIO;
     return 0;
@@ -233,7 +241,10 @@ void ebb_worker_post(struct ebb_worker *w, unsigned cmds)
 
 void ebb_worker_join(struct ebb_worker *w)
 {
-    pthread_join(w->thread, NULL);
+    if (w->srv->one_thread)
+        worker_run(w);   /* the exit command is posted: this turn applies it and stops */
+    else
+        pthread_join(w->thread, NULL);
 }
 
 void ebb_worker_free(struct ebb_worker *w)
