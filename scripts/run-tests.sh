@@ -8,7 +8,10 @@
 #   e2e   /usr/bin/python3 tests/e2e/run.py --ebb OUT/ebb (E2E_TIMEOUT, default 3600 s: the suite
 #         takes about 5 min on an idle machine, 25 min with every core busy); skipped
 #         with a note while tests/e2e/run.py does not exist; E2E_PATTERN, when set, is passed
-#         as -k (`make TSAN=1 test` sets it to the tests whose ebb runs several threads)
+#         as -k (`make TSAN=1 test` sets it to the tests whose ebb runs several threads);
+#         for OUT=build/san, EBB_TEST_CONCURRENCY=1 unless set: the harness's default
+#         configuration then has one worker, which runs on the control thread, where the
+#         plain suite's has two worker threads (tests/e2e/lib.py), so CI runs both
 # Default: both. The counts of every binary are summed; a crash, timeout, non-zero exit with no
 # failure counted, or a missing summary line counts as one failure of that binary. Each binary
 # gets one line here; the output of a failing one is shown indented (and kept in OUT/test-logs/).
@@ -105,6 +108,7 @@ if [ "$MODE" != unit ]; then
         echo "note: tests/e2e/run.py does not exist yet; end-to-end suite skipped"
     else
         log=$LOGS/e2e.log
+        if [ "$OUT" = build/san ]; then export EBB_TEST_CONCURRENCY=${EBB_TEST_CONCURRENCY:-1}; fi
         sel=()
         if [ -n "${E2E_PATTERN:-}" ]; then sel=(-k "$E2E_PATTERN"); fi
         echo "e2e: /usr/bin/python3 tests/e2e/run.py --ebb $OUT/ebb ${sel[*]} (timeout ${E2E_TIMEOUT}s)"

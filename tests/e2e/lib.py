@@ -30,6 +30,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 PATTERN = bytes(range(256)) * 4096          # the backend's body pattern: byte i = i % 256
+# workers in Env.config()'s default configuration: 2 (threads), or what EBB_TEST_CONCURRENCY
+# says; scripts/run-tests.sh sets 1 for the ASan suite, so CI runs the tests both ways (one
+# worker runs on the control thread: docs/design.md, "Threads")
+TEST_CONCURRENCY = int(os.environ.get("EBB_TEST_CONCURRENCY", "2"))
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -654,7 +658,7 @@ class Env:
         for name, kv in (clusters or {}).items():
             cl.setdefault(name, {"name": name}).update(kv)
         cfg = {
-            "concurrency": 2,
+            "concurrency": TEST_CONCURRENCY,
             "admin": {"address": "127.0.0.1", "port": free_port()},
             "status": {"address": "127.0.0.1", "port": free_port()},
             "readiness": {"address": "127.0.0.1", "port": free_port()},

@@ -487,7 +487,9 @@ def test_run_config_dump_matches_validate(env):
     mesh = SEED_MESH
     ann = 'a="1"\n' + d.annotations_line(json.dumps({"drainDuration": "33s",
                                                       "proxyMetadata": {"X": "ann"}}))
-    ev = {"PROXY_CONFIG": json.dumps({"concurrency": 1, "holdApplicationUntilProxyStarts": "true",
+    workers = lib.TEST_CONCURRENCY   # the harness's ebb.yaml (2, or 1 in the ASan suite)
+    ev = {"PROXY_CONFIG": json.dumps({"concurrency": workers + 1,
+                                      "holdApplicationUntilProxyStarts": "true",
                                       "proxyMetadata": {"X": "pc", "Y": "pc"}}),
           "MINIMUM_DRAIN_DURATION": "1500ms"}
     e = d.start(env, mesh=mesh, annotations=ann, env_vars=ev)
@@ -497,8 +499,8 @@ def test_run_config_dump_matches_validate(env):
     check_source(dump, "terminationDrainDuration", "20s", "mesh config")
     check_source(dump, "drainDuration", "33s", "annotation")
     check_source(dump, "holdApplicationUntilProxyStarts", True, "PROXY_CONFIG")
-    # ebb.yaml's top-level concurrency (the harness sets 2) overrides every ProxyConfig source
-    check_source(dump, "concurrency", 2, "file")
+    # ebb.yaml's top-level concurrency overrides every ProxyConfig source
+    check_source(dump, "concurrency", workers, "file")
     check_knob(dump, "EXIT_ON_ZERO_ACTIVE_CONNECTIONS", "mesh config", "true")
     check_knob(dump, "MINIMUM_DRAIN_DURATION", "env")
     check_eq(dump["proxy_config"]["proxyMetadata"],
@@ -507,7 +509,7 @@ def test_run_config_dump_matches_validate(env):
               dump["drain"]["drain_duration"]),
              ("exit_on_zero_active_connections", "1.5s", "33s"), "effective drain knobs (Go format)")
     check_eq(dump.get("drain_state", {}).get("state"), "LIVE", "drain_state")
-    check_eq(dump.get("concurrency"), 2, "effective concurrency")
+    check_eq(dump.get("concurrency"), workers, "effective concurrency")
     # validate with the same inputs prints the same config (minus the live drain state)
     js, _ = ok(env, e.argv[2:],                    # -c, --log-level, --mesh-config, ...
                env_vars=ev, cwd=env.tmpdir)
