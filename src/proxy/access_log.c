@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -64,10 +65,26 @@ static void write_all(const char *p, size_t n)
     }
 }
 
+/* The logger needs one file of the process's: it takes a table of its own and closes the
+ * rest of its copy.  Threads that share an fd table make the kernel take and drop a reference
+ * to the file in every recv, send and epoll_wait (fdget); without the logger in it, a
+ * one-worker ebb's table has one user again, the thread that runs the loop (docs/design.md,
+ * "Threads").  If unshare is refused (a seccomp profile may), the table stays shared:
+ * slower, not wrong. */
+static void logger_own_fds(void)
+{
+    if (unshare(CLONE_FILES) < 0)
+        return;
+    if (access_fd > 0)
+        close_range(0, (unsigned)access_fd - 1, 0);
+    close_range((unsigned)access_fd + 1, ~0u, 0);
+}
+
 static void *logger_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "ebb-access-log");
+    logger_own_fds();
     pthread_mutex_lock(&q_lock);
     for (;;) {
         while (!q_head && !q_closing)
