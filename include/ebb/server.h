@@ -48,8 +48,8 @@ struct ebb_server {
     _Atomic uint64_t     next_conn_id; /* last connection id handed out */
     uint64_t             start_ms;
     bool                 ready;        /* every listener bound */
-    bool                 one_thread;   /* one worker, run on the control thread's own (no
-                                          second thread: ebb_server_init) */
+    bool                 one_thread;   /* one worker, whose loop the control thread runs as
+                                          its own: no second thread (ebb_server_init) */
     int                  argc;
     char               **argv;
     struct ebb_control  *ctl;          /* control-thread state (admin, drain), not owned */

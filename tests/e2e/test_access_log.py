@@ -1,6 +1,7 @@
 """The access log is JSON lines that any JSON parser accepts, whatever bytes a client sends."""
 
 import json
+import os
 
 from lib import Client, check, check_eq, http, wait_for
 
@@ -49,3 +50,51 @@ def test_access_log_batched_every_record_written_by_exit(env):
     got = [r.get("x_request_id") for r in e.access_log()
            if str(r.get("x_request_id", "")).startswith("batch-")]
     check_eq(sorted(got), ids, "every record once, after the exit")
+
+
+def _threads(pid):
+    """{tid: thread name} of process pid."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            out[tid] = f.read().strip()
+    return out
+
+
+def _tsan(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return "libtsan" in f.read()
+
+
+def test_one_worker_runs_on_the_main_thread_and_the_writer_keeps_only_the_log(env):
+    # docs/design.md, "Threads": with concurrency 1 the control loop is the worker's (no
+    # ebb-worker thread; a ThreadSanitizer build keeps it), and the access-log writer has an fd
+    # table of its own holding the log file only
+    e = env.start(extra={"concurrency": 1})
+    check_eq(http(e.port("inbound"), "GET", "/hello").status, 200, "a request through ebb")
+    # threads name themselves when they start, which may come after ebb reports ready
+    want = ["ebb-access-log"] + (["ebb-worker-0"] if _tsan(e.pid) else [])
+    names = wait_for(lambda: (lambda n: n if sorted(v for v in n.values() if v != "ebb") == want
+                              else None)(_threads(e.pid)),
+                     what="threads %s besides the main one (have %s)" % (want, _threads(e.pid)))
+    if not _tsan(e.pid):   # its runtime adds a thread of its own
+        check_eq(len(names), len(want) + 1, "threads (%s)" % names)
+    writer = [tid for tid, n in names.items() if n == "ebb-access-log"]
+    fd_dir = "/proc/%d/task/%s/fd" % (e.pid, writer[0])
+    targets = sorted(os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir))
+    check_eq(targets, [os.path.realpath(e.cfg["access_log"])], "the writer's fds")
+    main_fds = os.listdir("/proc/%d/fd" % e.pid)
+    check(len(main_fds) > 5, "the loop's table keeps its sockets: %d fds" % len(main_fds))
+    e.wait_access(lambda recs: any(r.get("path") == "/hello" for r in recs), timeout=10,
+                  what="the request's record, written by the writer")
+
+
+def test_two_workers_are_two_threads(env):
+    e = env.start(extra={"concurrency": 2})
+    check_eq(http(e.port("inbound"), "GET", "/hello").status, 200, "a request through ebb")
+    # a worker names its thread when it starts, which may come after ebb reports ready
+    want = ["ebb-worker-0", "ebb-worker-1"]
+    wait_for(lambda: sorted(n for n in _threads(e.pid).values() if n.startswith("ebb-worker"))
+             == want, what="threads named %s (have %s)" % (want, _threads(e.pid)))
+    if not _tsan(e.pid):
+        check_eq(len(_threads(e.pid)), 4, "threads: main, 2 workers, the access-log writer")
