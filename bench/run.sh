@@ -28,6 +28,8 @@
 #   BENCH_CAPTURE=1 (captured vs direct inbound traffic in a pod of network namespaces:
 #   bench/capture.sh, its own BENCH_CAPTURE_* knobs; BENCH_CAPTURE=0 skips it and the report
 #   keeps the section an earlier run wrote)
+#   BENCH_KEEP=1 keeps the run's directory; `bench/paired.py DIR/results.tsv [...]` then prints
+#   the medians of per-round ratios (ebb/HAProxy, access log on/off), pooled over runs
 # Bounded: a fixed number of wrk runs, each under `timeout`; every wait polls with a deadline.
 set -euo pipefail
 
