@@ -1175,6 +1175,21 @@ def _is(cls_name, **kw):
     return pred
 
 
+def _check_head_200(h, sid):
+    """Stream sid's response head (among the frames h has read) says 200."""
+    hs = [f for f in h.frames if type(f).__name__ == "HeadersFrame" and f.stream_id == sid]
+    check(hs and (":status", "200") in hs[0].headers, "stream %d response head: %s"
+          % (sid, hs[0].headers if hs else None))
+
+
+def _check_ends_with_fin(h):
+    """Reads what is left; the connection must end with a FIN (after its last stream)."""
+    while h.read_frame(5) is not None:
+        pass
+    check_eq(h.eof, "fin", "connection end after its last stream (frames: %s)" % h.describe())
+    h.close()
+
+
 @timeout(40)
 def test_h2_two_phase_goaway(env):
     e = d.start(env, env_vars=pc_env(terminationDrainDuration="8s", min_drain="8s"))
@@ -1202,14 +1217,8 @@ def test_h2_two_phase_goaway(env):
         if not any(_is("DataFrame", end_stream=sid)(f) for f in h.frames):
             h.read_until(_is("DataFrame", end_stream=sid), 10, "end of stream %d" % sid)
     for sid in (1, 3):
-        hs = [f for f in h.frames if type(f).__name__ == "HeadersFrame" and f.stream_id == sid]
-        check(hs and (":status", "200") in hs[0].headers, "stream %d response head: %s"
-              % (sid, hs[0].headers if hs else None))
-    f = h.read_frame(5)
-    while f is not None:
-        f = h.read_frame(5)
-    check_eq(h.eof, "fin", "connection end after its last stream (frames: %s)" % h.describe())
-    h.close()
+        _check_head_200(h, sid)
+    _check_ends_with_fin(h)
     check(e.stat("http2.goaway_sent") >= 2, "http2.goaway_sent")
 
 
@@ -1246,14 +1255,8 @@ def test_h2_connection_accepted_during_drain_gets_goaway(env):
     g2 = h.read_until(_is("GoAwayFrame"), 5, "the final GOAWAY")
     check_eq((g2.last_stream_id, g2.error_code), (1, 0), "final GOAWAY")
     h.read_until(_is("DataFrame", end_stream=1), 10, "end of stream 1")
-    hs = [f for f in h.frames if type(f).__name__ == "HeadersFrame" and f.stream_id == 1]
-    check(hs and (":status", "200") in hs[0].headers, "stream 1 head: %s"
-          % (hs[0].headers if hs else None))
-    f = h.read_frame(5)
-    while f is not None:
-        f = h.read_frame(5)
-    check_eq(h.eof, "fin", "connection end after its last stream")
-    h.close()
+    _check_head_200(h, 1)
+    _check_ends_with_fin(h)
 
 
 def test_h2_takeover_during_drain_outlives_the_idle_close(env):
@@ -1268,11 +1271,5 @@ def test_h2_takeover_during_drain_outlives_the_idle_close(env):
     h = d.H2Conn(e.port("inbound"), auto_ack_ping=True)
     h.request(1, "/delay?ms=2500")   # in flight well past the idle close
     h.read_until(_is("DataFrame", end_stream=1), 15, "end of stream 1 (2.5 s)")
-    hs = [f for f in h.frames if type(f).__name__ == "HeadersFrame" and f.stream_id == 1]
-    check(hs and (":status", "200") in hs[0].headers, "stream 1 head: %s"
-          % (hs[0].headers if hs else None))
-    f = h.read_frame(5)
-    while f is not None:
-        f = h.read_frame(5)
-    check_eq(h.eof, "fin", "connection end after its last stream")
-    h.close()
+    _check_head_200(h, 1)
+    _check_ends_with_fin(h)
